@@ -1,0 +1,50 @@
+# Two commands a user needs: `make run` and `make test`. Both create .venv and install the
+# pinned dependencies (pyproject.toml + the lock in .ci/constraints.txt) on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KEDRO_ENV ?= base
+
+# No network besides the package registries: never phone home.
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export MPLBACKEND := Agg
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install run test viz mlflow-ui benchmarks lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "icb_kedro needs Python 3.11, got " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+# The main job: the IC2Bert chain (ingestion -> harmonization -> folds -> tokenization ->
+# pretraining -> fine-tuning) plus baselines and the cross-model evaluation.
+run: $(STAMP)
+	$(BIN)/kedro run --env $(KEDRO_ENV)
+	@$(BIN)/python -m icb_kedro.where
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+viz: $(STAMP)
+	$(BIN)/kedro viz run --no-browser
+
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+benchmarks: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b; done
+
+# Regenerate the lock after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^icb.kedro' > .ci/constraints.txt
+
+clean:
+	rm -rf $(VENV) build .viz

@@ -1,0 +1,214 @@
+"""Parse raw cohort files into typed tables; every failure names file, column and row.
+
+Raw files arrive through Kedro ``PartitionedDataset``s read with ``header=None, dtype=str``
+so that nothing is coerced or renamed behind our back (pandas would silently rename a
+duplicated sample column ``Pt1`` to ``Pt1.1``): the header is row 0 and is checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from icb_kedro.io.validation import (
+    LOG2_TPM_CEILING,
+    LOG2_TPM_FLOOR,
+    SCALE_TOLERANCE,
+    CLINICAL_SCHEMA,
+    InputDataError,
+    expression_schema,
+    find_non_numeric,
+    raise_schema_errors,
+)
+
+MISSING_POLICIES = ("error", "impute_gene_median", "impute_floor")
+
+
+def materialize(partitions: Mapping[str, Any]) -> dict[str, Any]:
+    """Call the lazy loaders of a PartitionedDataset (values that are already data pass)."""
+    return {key: (value() if callable(value) else value) for key, value in sorted(partitions.items())}
+
+
+def load_partition(loader: Callable[[], pd.DataFrame] | pd.DataFrame, source: str) -> pd.DataFrame:
+    """Run one partition loader, turning any read failure into an error naming the file."""
+    if not callable(loader):
+        return loader
+    try:
+        return loader()
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise InputDataError(f"{source}: cannot read file ({type(exc).__name__}: {exc})") from exc
+
+
+def _header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.DataFrame]:
+    if raw.shape[0] < 2:
+        raise InputDataError(f"{source}: file has a header but no data rows")
+    header = [str(h).strip() if pd.notna(h) else "" for h in raw.iloc[0].tolist()]
+    body = raw.iloc[1:].reset_index(drop=True)
+    body.columns = header
+    return header, body
+
+
+def _duplicates(values: list[str]) -> dict[str, list[int]]:
+    seen: dict[str, list[int]] = {}
+    for pos, value in enumerate(values):
+        seen.setdefault(value, []).append(pos)
+    return {v: p for v, p in seen.items() if len(p) > 1}
+
+
+def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "error") -> tuple[pd.DataFrame, dict]:
+    """Gene-major TSV (``gene`` + one column per sample, log2(TPM+0.001)) -> sample-major floats.
+
+    Returns the table (index ``sample_id``, one float64 column per gene) and a report of
+    missing values and how the policy handled them (counted, never silently dropped).
+    """
+    if missing_policy not in MISSING_POLICIES:
+        raise ValueError(f"missing-value policy must be one of {MISSING_POLICIES}, got {missing_policy!r}")
+    header, body = _header_and_body(raw, source)
+    if not header or header[0] != "gene":
+        raise InputDataError(f"{source}: first column must be 'gene' (gene-major layout), found {header[:1]}")
+    samples = header[1:]
+    if any(s == "" for s in samples):
+        raise InputDataError(f"{source}: empty sample id in header at column(s) {[i + 1 for i, s in enumerate(samples) if s == '']}")
+    dup_samples = _duplicates(samples)
+    if dup_samples:
+        where = {s: [p + 2 for p in pos] for s, pos in dup_samples.items()}
+        raise InputDataError(f"{source}: duplicate sample id(s) in header (column numbers): {where}")
+    genes = body["gene"].fillna("").astype(str).str.strip()
+    if (genes == "").any():
+        lines = (np.flatnonzero(genes == "") + 2).tolist()
+        raise InputDataError(f"{source}: column 'gene' is empty on line(s) {lines[:10]}")
+    dup_genes = _duplicates(genes.tolist())
+    if dup_genes:
+        where = {g: [p + 2 for p in pos] for g, pos in list(dup_genes.items())[:10]}
+        raise InputDataError(f"{source}: duplicate gene id(s) (file line numbers): {where}")
+    values = body.drop(columns="gene")
+    values.index = genes
+    bad = find_non_numeric(values)
+    if len(bad):
+        bad = bad.rename(columns={"column": "index", "index": "column"})  # rows are genes here
+        raise InputDataError(
+            f"{source}: {len(bad)} non-numeric value(s)\n"
+            + "\n".join(
+                f"  column (sample) {r['index']!r}, row (gene) {r['column']!r}: {r['failure_case']!r}"
+                for r in bad.head(10).to_dict(orient="records")
+            )
+        )
+    numbers = values.apply(pd.to_numeric, errors="coerce").astype("float64")
+    table = numbers.T
+    table.index.name = "sample_id"
+    table.columns.name = None
+    try:
+        expression_schema(LOG2_TPM_FLOOR - SCALE_TOLERANCE, LOG2_TPM_CEILING + SCALE_TOLERANCE).validate(
+            table, lazy=True
+        )
+    except pa.errors.SchemaErrors as err:
+        raise_schema_errors(err, f"{source} (values must be log2(TPM+0.001) in [{LOG2_TPM_FLOOR:.3f}, {LOG2_TPM_CEILING:.2f}])", "sample")
+    table, report = apply_missing_policy(table, missing_policy, source)
+    return table, report
+
+
+def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple[pd.DataFrame, dict]:
+    """Handle missing expression values explicitly and report how many there were."""
+    missing = table.isna()
+    n_missing = int(missing.to_numpy().sum())
+    report = {"n_missing_values": n_missing, "missing_policy": policy, "genes_with_missing": int(missing.any().sum())}
+    if n_missing == 0:
+        return table, report
+    if policy == "error":
+        stacked = missing.stack()
+        cells = stacked[stacked].index.tolist()[:10]
+        raise InputDataError(
+            f"{source}: {n_missing} missing value(s), e.g. (sample, gene) {cells}. Set "
+            "ingestion.missing_values.policy to 'impute_gene_median' or 'impute_floor' to accept them."
+        )
+    if policy == "impute_gene_median":
+        medians = table.median(axis=0, skipna=True)
+        all_missing = medians.index[medians.isna()].tolist()
+        if all_missing:
+            raise InputDataError(f"{source}: gene(s) missing in every sample, cannot impute: {all_missing[:10]}")
+        return table.fillna(medians), report
+    return table.fillna(LOG2_TPM_FLOOR), report  # impute_floor: "not detected"
+
+
+def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Clinical TSV -> typed table; unknown response/RECIST codes and duplicates are errors."""
+    header, body = _header_and_body(raw, source)
+    if "sample_id" not in header:
+        raise InputDataError(f"{source}: no 'sample_id' column (columns: {header})")
+    dup = _duplicates(header)
+    if dup:
+        raise InputDataError(f"{source}: duplicate column name(s) {sorted(dup)}")
+    body = body.apply(lambda s: s.str.strip() if s.dtype == object else s).replace({"": np.nan})
+    body["sample_id"] = body["sample_id"].astype(str)
+    dup_ids = _duplicates(body["sample_id"].tolist())
+    if dup_ids:
+        where = {s: [p + 2 for p in pos] for s, pos in dup_ids.items()}
+        raise InputDataError(f"{source}: duplicate sample_id(s) (file line numbers): {where}")
+    if "response" not in body.columns:
+        body["response"] = np.nan
+    body.index = pd.RangeIndex(2, len(body) + 2, name="line")  # file line numbers in messages
+    try:
+        typed = CLINICAL_SCHEMA.validate(body, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        raise_schema_errors(err, source, "line")
+    for col in ("age", "TMB_perMb"):
+        if col in typed.columns:
+            typed[col] = pd.to_numeric(typed[col], errors="coerce")
+    return typed.reset_index(drop=True)
+
+
+def check_samples_match(expression: pd.DataFrame, clinical: pd.DataFrame, expression_source: str, clinical_source: str) -> None:
+    """Every clinical sample has expression and the reverse; the cohort has labelled samples."""
+    in_expr = set(expression.index)
+    in_clin = set(clinical["sample_id"])
+    only_clin = sorted(in_clin - in_expr)
+    only_expr = sorted(in_expr - in_clin)
+    if only_clin:
+        raise InputDataError(f"{clinical_source}: sample_id(s) with no column in {expression_source}: {only_clin[:10]}")
+    if only_expr:
+        raise InputDataError(f"{expression_source}: sample column(s) with no row in {clinical_source}: {only_expr[:10]}")
+
+
+def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "response") -> pd.DataFrame:
+    """AMU sample-major matrix (160 constituent-ratio columns + label) -> typed table.
+
+    Values are constituent ratios: each sample's 160 TPM values rescaled to sum to 1. They
+    are relative abundances, NOT TPM and not logged; models log them (see models/amu).
+    """
+    header, body = _header_and_body(raw, source)
+    if label_column not in header:
+        raise InputDataError(f"{source}: no {label_column!r} column")
+    dup = _duplicates(header)
+    if dup:
+        raise InputDataError(f"{source}: duplicate gene column(s) {sorted(dup)}")
+    body.index = pd.RangeIndex(2, len(body) + 2, name="line")
+    bad = find_non_numeric(body)
+    if len(bad):
+        raise InputDataError(
+            f"{source}: non-numeric value(s)\n"
+            + "\n".join(f"  column {r['column']!r}, line {r['index']}: {r['failure_case']!r}" for r in bad.head(10).to_dict(orient="records"))
+        )
+    numbers = body.apply(pd.to_numeric, errors="coerce")
+    labels = numbers.pop(label_column)
+    bad_label = labels[~labels.isin([0, 1])]
+    if len(bad_label):
+        raise InputDataError(f"{source}: column {label_column!r} must be 0/1, lines {bad_label.index.tolist()[:10]} hold {bad_label.tolist()[:10]}")
+    if numbers.isna().to_numpy().any():
+        stacked = numbers.isna().stack()
+        raise InputDataError(f"{source}: missing value(s) at (line, gene) {stacked[stacked].index.tolist()[:10]}")
+    out_of_range = (numbers < 0) | (numbers > 1)
+    if out_of_range.to_numpy().any():
+        stacked = out_of_range.stack()
+        raise InputDataError(f"{source}: constituent ratios must lie in [0, 1]; (line, gene) {stacked[stacked].index.tolist()[:10]}")
+    sums = numbers.sum(axis=1)
+    off = sums[(sums - 1).abs() > 5e-3]
+    if len(off):
+        raise InputDataError(f"{source}: rows must sum to 1 (constituent ratios); lines {off.index.tolist()[:10]} sum to {off.round(4).tolist()[:10]}")
+    table = numbers.astype("float64").reset_index(drop=True)
+    table.insert(0, "label", labels.astype("Int8").to_numpy())
+    table.insert(0, "sample_key", [f"amu_{i:03d}" for i in range(len(table))])
+    return table

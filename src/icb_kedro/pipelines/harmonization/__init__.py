@@ -1,0 +1,5 @@
+"""harmonization: one expression scale, labels, gene panels, cohort effects."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

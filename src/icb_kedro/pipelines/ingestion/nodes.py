@@ -1,0 +1,99 @@
+"""Nodes of the ingestion pipeline: read, validate and type every cohort found on disk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from icb_kedro.io.readers import (
+    check_samples_match,
+    load_partition,
+    parse_amu_matrix,
+    parse_clinical,
+    parse_expression,
+)
+from icb_kedro.io.validation import InputDataError
+from icb_kedro.paths import CLINICAL_SUFFIX, EXPRESSION_SUFFIX
+
+logger = logging.getLogger(__name__)
+
+
+def select_cohorts(found_expression: list[str], found_clinical: list[str], wanted: list[str] | None, folder: str) -> list[str]:
+    """Cohorts to ingest: every complete file pair found, or the configured subset."""
+    expr, clin = set(found_expression), set(found_clinical)
+    if expr - clin:
+        missing = [f"{folder}/{c}{CLINICAL_SUFFIX}" for c in sorted(expr - clin)]
+        raise InputDataError(f"missing clinical file(s) for expression file(s): {missing}")
+    if clin - expr:
+        missing = [f"{folder}/{c}{EXPRESSION_SUFFIX}" for c in sorted(clin - expr)]
+        raise InputDataError(f"missing expression file(s) for clinical file(s): {missing}")
+    if not expr:
+        raise InputDataError(f"no '*{EXPRESSION_SUFFIX}' cohort files found in {folder}")
+    if wanted:
+        unknown = sorted(set(wanted) - expr)
+        if unknown:
+            raise InputDataError(f"ingestion.cohorts names cohort(s) with no files in {folder}: {unknown}")
+        return sorted(wanted)
+    return sorted(expr)
+
+
+def ingest_cohorts(
+    raw_expression: Mapping[str, Callable[[], pd.DataFrame]],
+    raw_clinical: Mapping[str, Callable[[], pd.DataFrame]],
+    params: dict[str, Any],
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
+    """Validate every cohort pair and return typed expression/clinical partitions + a report.
+
+    Expression comes out sample-major (``sample_id`` + one float64 column per gene, still
+    log2(TPM+0.001) as on disk; harmonization changes the scale).
+    """
+    folder = str(Path(params["data_dir"]) / "cohorts")
+    cohorts = select_cohorts(list(raw_expression), list(raw_clinical), params.get("cohorts"), folder)
+    policy = params.get("missing_values", {}).get("policy", "error")
+    expression_out, clinical_out, report_rows = {}, {}, []
+    for cohort in cohorts:
+        expr_src = f"{folder}/{cohort}{EXPRESSION_SUFFIX}"
+        clin_src = f"{folder}/{cohort}{CLINICAL_SUFFIX}"
+        expression, missing_report = parse_expression(load_partition(raw_expression[cohort], expr_src), expr_src, policy)
+        clinical = parse_clinical(load_partition(raw_clinical[cohort], clin_src), clin_src)
+        check_samples_match(expression, clinical, expr_src, clin_src)
+        clinical = clinical.set_index("sample_id").loc[expression.index].reset_index()
+        labelled = clinical["response"].notna() | clinical.get("recist", pd.Series(dtype=object)).isin(
+            list(params.get("recist_labels", {}))
+        )
+        if not labelled.any():
+            raise InputDataError(f"{clin_src}: cohort {cohort!r} has no labelled sample (column 'response' is empty everywhere)")
+        expression_out[cohort] = expression.reset_index()
+        clinical_out[cohort] = clinical
+        report_rows.append(
+            {
+                "cohort": cohort,
+                "expression_file": expr_src,
+                "clinical_file": clin_src,
+                "n_samples": len(expression),
+                "n_genes": expression.shape[1],
+                **missing_report,
+            }
+        )
+        logger.info("ingested %s: %d samples x %d genes", cohort, len(expression), expression.shape[1])
+    return expression_out, clinical_out, pd.DataFrame(report_rows)
+
+
+def ingest_amu_matrix(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """The AMU study matrix (constituent ratios, 0/1 label) with synthetic sample keys."""
+    return parse_amu_matrix(raw, str(Path(params["data_dir"]) / params["amu_file"]))
+
+
+def ingest_gene_list(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """A one-gene-per-line panel file (the IC2Bert 983-gene prior) -> ``gene`` column."""
+    source = str(Path(params["data_dir"]) / params["ic2bert_prior_file"])
+    genes = raw.iloc[:, 0].astype(str).str.strip()
+    genes = genes[genes != ""]
+    dup = genes[genes.duplicated()].tolist()
+    if dup:
+        raise InputDataError(f"{source}: duplicate gene(s) {dup[:10]}")
+    return pd.DataFrame({"gene": genes.to_numpy()})
