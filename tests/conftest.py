@@ -1,0 +1,106 @@
+"""Shared fixtures: the real shared data and an isolated copy of the Kedro project.
+
+Integration tests run real pipelines in the ``light`` config environment (fewer trials and
+epochs; same data, same assertions) inside a throw-away copy of the project (its own
+``data/``, ``mlflow.db``), so a test run never touches a user's results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def shared_data_path() -> Path:
+    path = Path(os.environ.get("ICB_DATA_DIR") or PROJECT_ROOT / ".." / "shared" / "data").resolve()
+    if not (path / "cohorts").is_dir():
+        raise RuntimeError(f"the shared data directory {path} has no cohorts/ (set ICB_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    return shared_data_path()
+
+
+def make_project_copy(target: Path) -> Path:
+    """A minimal Kedro project at ``target`` using this checkout's conf/ (package installed)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"), dirs_exist_ok=True)
+    (target / "conf" / "local").mkdir(exist_ok=True)
+    (target / "src").mkdir(exist_ok=True)  # bootstrap_project wants source_dir to exist
+    for layer in ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting"):
+        (target / "data" / layer).mkdir(parents=True, exist_ok=True)
+    return target
+
+
+class KedroProject:
+    """Run pipelines of an isolated project copy and read its outputs."""
+
+    def __init__(self, path: Path, env: str = "light") -> None:
+        self.path = path
+        self.env = env
+
+    def run(self, pipelines: list[str] | None = None, **run_kwargs) -> dict:
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        old_cwd = Path.cwd()
+        old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        os.chdir(self.path)  # mlflow's default artifact root (./mlruns) is cwd-relative
+        os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        try:
+            bootstrap_project(self.path)
+            with KedroSession.create(project_path=self.path, env=self.env) as session:
+                return session.run(pipeline_names=pipelines, **run_kwargs)
+        finally:
+            import mlflow
+
+            while mlflow.active_run() is not None:  # kedro-mlflow leaves its finished run on the stack
+                mlflow.end_run()
+            os.chdir(old_cwd)
+            if old_uri is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = old_uri
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.path / 'mlflow.db'}"
+
+    def read(self, relative: str):
+        import pandas as pd
+
+        return pd.read_parquet(self.path / relative)
+
+
+@pytest.fixture(scope="session")
+def light_project(tmp_path_factory, shared_data_dir) -> Iterator[KedroProject]:
+    """An isolated project copy (light env) with ICB_DATA_DIR pointing at the shared data."""
+    old = os.environ.get("ICB_DATA_DIR")
+    os.environ["ICB_DATA_DIR"] = str(shared_data_dir)
+    try:
+        yield KedroProject(make_project_copy(tmp_path_factory.mktemp("icb_project")))
+    finally:
+        if old is None:
+            os.environ.pop("ICB_DATA_DIR", None)
+        else:
+            os.environ["ICB_DATA_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def foundation_project(light_project: KedroProject) -> KedroProject:
+    """The light project after ingestion + harmonization + folds ran on the real data."""
+    light_project.run(["ingestion", "harmonization", "folds"])
+    return light_project

@@ -1,0 +1,107 @@
+"""Harmonization nodes on hand-made frames: exact scale change, labels, panels, corrections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icb_kedro.pipelines.harmonization.nodes import (
+    build_gene_panels,
+    build_harmonized_expression,
+    combat_correct,
+    log2_tpm_plus_one,
+    response_labels,
+    standardize_per_cohort,
+)
+from icb_kedro.schema import gene_columns
+
+RECIST = {"CR": 1, "PR": 1, "PD": 0}
+
+
+def test_log2_scale_change_is_exact():
+    tpm = np.array([0.0, 0.5, 1.0, 99.0, 1e5])
+    on_disk = np.log2(tpm + 0.001)
+    np.testing.assert_allclose(log2_tpm_plus_one(on_disk), np.log2(tpm + 1.0), rtol=0, atol=1e-9)
+    assert log2_tpm_plus_one(np.array([np.log2(0.001)]))[0] == 0.0  # the floor is "not detected"
+
+
+def test_response_labels_prefer_response_then_recist_sd_unlabelled():
+    clinical = pd.DataFrame(
+        {"response": ["R", "NR", None, None, None, "R"], "recist": ["PR", "PD", "CR", "PD", "SD", "SD"]}
+    )
+    labels = response_labels(clinical, RECIST)
+    assert labels.tolist()[:4] == [1, 0, 1, 0]
+    assert pd.isna(labels.iloc[4])  # SD without a response call stays unlabelled
+    assert labels.iloc[5] == 1  # the curated response wins over RECIST
+
+
+def cohort_frames():
+    rng = np.random.default_rng(0)
+    expr = {
+        "A": pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "G1": rng.normal(2, 1, 3), "G2": rng.normal(1, 1, 3), "G3": [1.0, 2, 3]}),
+        "B": pd.DataFrame({"sample_id": ["s1", "s2"], "G1": rng.normal(5, 1, 2), "G2": rng.normal(4, 1, 2)}),
+    }
+    clin = {
+        "A": pd.DataFrame({"sample_id": ["s3", "s1", "s2"], "response": ["R", "NR", None], "recist": [None, None, "SD"]}),
+        "B": pd.DataFrame({"sample_id": ["s1", "s2"], "response": ["NR", "R"], "recist": [None, None]}),
+    }
+    return expr, clin
+
+
+def test_harmonized_table_keys_labels_and_common_panel():
+    expr, clin = cohort_frames()
+    table, clinical = build_harmonized_expression(expr, clin, {"recist_labels": RECIST})
+    assert gene_columns(table) == ["G1", "G2"]  # G3 is not measured in B
+    assert table["sample_key"].tolist() == ["A:s1", "A:s2", "A:s3", "B:s1", "B:s2"]  # unique across cohorts
+    assert table["label"].tolist()[:2] == [0, None] or pd.isna(table["label"].iloc[1])
+    assert table.loc[table.sample_key == "A:s3", "label"].item() == 1  # clinical rows aligned by id, not order
+    np.testing.assert_allclose(table.loc[0, "G1"], log2_tpm_plus_one(expr["A"].loc[0, "G1"]))
+    assert clinical["sample_key"].tolist() == table["sample_key"].tolist()
+
+
+def test_gene_panels_keep_panel_order_and_report_missing_genes():
+    expr, _ = cohort_frames()
+    prior = pd.DataFrame({"gene": ["G2", "G3", "G9", "G1"]})
+    amu = pd.DataFrame({"sample_key": ["amu_000"], "label": [1], "G3": [0.5], "G1": [0.5]})
+    panels, coverage = build_gene_panels(expr, prior, amu)
+    assert panels[panels.panel == "ic2bert_prior"].gene.tolist() == ["G2", "G1"]
+    assert panels[panels.panel == "amu160"].gene.tolist() == ["G1"]
+    row = coverage[(coverage.panel == "ic2bert_prior") & (coverage.cohort == "B")].iloc[0]
+    assert row.missing_genes == "G3,G9" and row.n_present == 2 and row.n_in_all_cohorts == 2
+
+
+def labelled_table(seed=1):
+    rng = np.random.default_rng(seed)
+    n = 40
+    cohort = np.repeat(["A", "B"], n // 2)
+    shift = np.where(cohort == "A", 0.0, 3.0)
+    table = pd.DataFrame({"cohort": cohort, "sample_id": [f"s{i}" for i in range(n)], "label": pd.array(rng.integers(0, 2, n), dtype="Int8")})
+    table["sample_key"] = table.cohort + ":" + table.sample_id
+    for g in range(6):
+        table[f"G{g}"] = rng.normal(shift * (g + 1) / 3, 1 + (cohort == "B"), n)
+    table["CONST"] = 1.0
+    return table
+
+
+def test_standardize_per_cohort_is_label_free_and_zero_mean():
+    table = labelled_table()
+    z = standardize_per_cohort(table)
+    means = z.groupby("cohort")[gene_columns(z)].mean().abs().to_numpy()
+    assert means.max() < 1e-12
+    assert (z["CONST"] == 0).all()
+    flipped = table.assign(label=pd.array(1 - table["label"].astype(int), dtype="Int8"))
+    pd.testing.assert_frame_equal(standardize_per_cohort(flipped).drop(columns="label"), z.drop(columns="label"))
+
+
+def test_combat_removes_cohort_shift_and_ignores_labels():
+    table = labelled_table()
+    corrected = combat_correct(table, {"enabled": True})
+    genes = [g for g in gene_columns(table) if g != "CONST"]
+    before = table.groupby("cohort")[genes].mean().diff().abs().iloc[1].mean()
+    after = corrected.groupby("cohort")[genes].mean().diff().abs().iloc[1].mean()
+    assert after < 0.1 * before
+    assert (corrected["CONST"] == 1.0).all()  # constant genes are left as they are
+    flipped = table.assign(label=pd.array(1 - table["label"].astype(int), dtype="Int8"))
+    np.testing.assert_allclose(combat_correct(flipped, {"enabled": True})[genes], corrected[genes])
+    assert combat_correct(table, {"enabled": False}).equals(table)
