@@ -1,0 +1,18 @@
+"""Which genes drive the predictions, and do they matter for survival.
+
+Library functions on plain arrays, frames and callables (no Kedro, no MLflow), used by
+``icb_kedro.pipelines.interpretation``:
+
+- :mod:`.shap_analysis`: SHAP values (Tree / Kernel explainers) on a fold's test rows,
+  gene rankings, top-k intersections across models, beeswarm and bar plots.
+- :mod:`.importance`: IC2Bert attention importance from softmax attention probabilities,
+  permutation importance (drop in AUROC), their 0.4/0.6 combination, top-k frequencies.
+- :mod:`.embeddings`: AMU gene embeddings: distances, clustering, t-SNE, neighbours vs
+  co-expression vs signature co-membership.
+- :mod:`.enrichment`: over-representation of top genes in the shipped signature sets.
+- :mod:`.survival`: per-gene Cox models stratified by cohort, forest plots, KM curves.
+- :mod:`.optional_dataset`: the Kedro dataset that reads another pipeline's output or
+  ``None`` when that pipeline was not run (so the report can say "not run").
+
+Heavy model frameworks (paddle, jax) are never imported here: models enter as callables.
+"""

@@ -1,0 +1,181 @@
+"""Run AMU over scored folds: one seeded fit per fold, in parallel worker processes.
+
+The pipeline nodes turn fold tables into :class:`FoldData` (arrays + keys), call
+:func:`run_folds`, and get back one predictions frame (``schema.PREDICTION_COLUMNS``) and
+the fitted networks as plain dicts. Each fold's numbers depend only on its own data and
+seed, so ``n_jobs`` changes the wall time, never the results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from icb_kedro.evaluation.metrics import fit_threshold
+from icb_kedro.schema import PREDICTION_COLUMNS, SAMPLE_KEY
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "amu"
+LEAKY_PROTOCOL = "amu_holdout_leaky"
+COPY_SUFFIX = "#copy"  # sample key of a duplicated responder in the paper's leaky protocol
+COLLAPSE_SPREAD = 1e-4  # a fold whose training-row probabilities span less than this is flagged
+
+
+@dataclass(frozen=True)
+class FoldData:
+    """One fold ready to fit: training rows, test rows and their sample keys."""
+
+    protocol: str
+    cohort: str  # the scored cohort ("AMU" for the study setting)
+    trial: int
+    seed: int
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_keys: list[str]
+    smote: bool = True  # False for the leaky protocol: its duplication *is* the balancing
+
+    @property
+    def fold_id(self) -> str:
+        return f"{self.protocol}|{self.cohort}|{self.trial}"
+
+
+def fold_data(
+    protocol: str,
+    cohort: str,
+    trial: int,
+    seed: int,
+    features: pd.DataFrame,
+    labels: pd.Series,
+    train_keys: Sequence[str],
+    test_keys: Sequence[str],
+    smote: bool = True,
+) -> FoldData:
+    """Slice a (sample_key-indexed) feature table and label series into one fold."""
+    wanted = list(train_keys) + list(test_keys)
+    missing = [k for k in wanted if k not in features.index]
+    if missing:
+        raise ValueError(f"{protocol} fold {cohort}/{trial}: {len(missing)} samples have no features, e.g. {missing[:5]}")
+    y = labels.reindex(wanted)
+    if y.isna().any():
+        raise ValueError(f"{protocol} fold {cohort}/{trial}: unlabelled samples {y[y.isna()].index[:5].tolist()}")
+    y = y.astype(int).to_numpy()
+    n_train = len(train_keys)
+    return FoldData(
+        protocol=protocol,
+        cohort=cohort,
+        trial=int(trial),
+        seed=int(seed),
+        X_train=features.loc[list(train_keys)].to_numpy(dtype=np.float64),
+        y_train=y[:n_train],
+        X_test=features.loc[list(test_keys)].to_numpy(dtype=np.float64),
+        y_test=y[n_train:],
+        test_keys=list(test_keys),
+        smote=smote,
+    )
+
+
+def leaky_oversampled_split(labels: pd.Series, seed: int, test_size: float = 0.2) -> tuple[list[str], list[str]]:
+    """The paper's protocol (spec 1.6, flaw 3.1), kept only to measure its leakage.
+
+    Every responder is duplicated once *before* splitting (207 -> 280 rows, 134 NR / 146 R,
+    as ``logfourupsample.csv``), then the 280 rows are split 80/20 (stratified, ``seed``).
+    A copy's key is ``<sample_key>#copy``; a test row whose twin is in training is an
+    exact copy of a training row.
+    """
+    responders = labels.index[labels.astype(int) == 1].tolist()
+    keys = labels.index.tolist() + [k + COPY_SUFFIX for k in responders]
+    y = labels.astype(int).tolist() + [1] * len(responders)
+    train, test = train_test_split(keys, test_size=test_size, stratify=y, random_state=int(seed), shuffle=True)
+    return sorted(train), sorted(test)
+
+
+def original_key(key: str) -> str:
+    """``amu_001#copy`` -> ``amu_001``."""
+    return key[: -len(COPY_SUFFIX)] if key.endswith(COPY_SUFFIX) else key
+
+
+def copies_in_test(train_keys: Sequence[str], test_keys: Sequence[str]) -> int:
+    """Test rows whose patient also has a row in training (exact duplicates: leakage)."""
+    train_patients = {original_key(k) for k in train_keys}
+    return sum(original_key(k) in train_patients for k in test_keys)
+
+
+def run_fold(
+    fold: FoldData,
+    features: list[str],
+    model_config: dict[str, Any],
+    train_config: dict[str, Any],
+    threshold_method: str = "youden",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Fit on the fold's training rows, score its test rows; threshold fitted on training rows."""
+    from .train import TrainConfig, fit_predict  # Paddle loads here, in the worker
+
+    config = TrainConfig.from_dict({**train_config, "seed": fold.seed, "smote": train_config.get("smote", True) and fold.smote})
+    fitted, p_train, p_test = fit_predict(
+        fold.X_train, fold.y_train, fold.X_test, model_config=model_config, train_config=config, features=features
+    )
+    threshold = fit_threshold(fold.y_train, p_train, method=threshold_method)
+    if np.ptp(p_train) < COLLAPSE_SPREAD:
+        # Seen with too high a learning rate: the post-LN encoder's output stops depending
+        # on the input and every sample gets the class prior (AUROC exactly 0.5).
+        logger.warning(
+            "amu %s: P(responder) spans only %.1e over the training rows: the network ignores its input (collapsed)",
+            fold.fold_id, np.ptp(p_train),
+        )
+    predictions = pd.DataFrame(
+        {
+            "model": MODEL_NAME,
+            "protocol": fold.protocol,
+            "cohort": fold.cohort,
+            "trial": fold.trial,
+            SAMPLE_KEY: fold.test_keys,
+            "y_true": fold.y_test.astype(np.int8),
+            "y_prob": p_test,
+            "n_train": len(fold.y_train),
+            "threshold": float(threshold),
+        }
+    )[list(PREDICTION_COLUMNS)]
+    logger.info(
+        "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f",
+        fold.fold_id, fitted.n_train, fitted.n_synthetic, len(fold.test_keys), config.epochs,
+        fitted.fit_seconds, fitted.loss_history[-1],
+    )
+    return predictions, {"fold": fold.fold_id, **asdict(fitted)}
+
+
+def run_folds(
+    folds: Sequence[FoldData],
+    features: list[str],
+    model_config: dict[str, Any],
+    train_config: dict[str, Any],
+    threshold_method: str = "youden",
+    n_jobs: int = 1,
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """All folds (largest first, over ``n_jobs`` processes); predictions + weights by fold id."""
+    if not folds:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS)), {}
+    ids = [f.fold_id for f in folds]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"run_folds: duplicated fold ids {sorted({i for i in ids if ids.count(i) > 1})}")
+    ordered = sorted(folds, key=lambda f: -len(f.y_train))  # long fits first: better packing
+    if n_jobs == 1 or len(ordered) == 1:
+        results = [run_fold(f, features, model_config, train_config, threshold_method) for f in ordered]
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(run_fold)(f, features, model_config, train_config, threshold_method) for f in ordered
+        )
+    predictions = pd.concat([p for p, _ in results], ignore_index=True)
+    predictions = predictions.sort_values(["protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    weights = {w["fold"]: w for _, w in sorted(results, key=lambda r: r[1]["fold"])}
+    return predictions, weights

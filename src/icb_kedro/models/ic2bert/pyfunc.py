@@ -1,0 +1,145 @@
+"""IC2Bert as an MLflow pyfunc model, and a kedro-mlflow "flavor" module that logs it.
+
+``IC2BertPyfunc`` bundles the model config, weights (numpy), the frozen tokenizer and the
+gene panel, so a registered model scores a new cohort's expression with no project data:
+
+    model = mlflow.pyfunc.load_model("models:/icb_ic2bert_fold_Kidney_ICB_Miao2018/1")
+    scores = model.predict(expression)   # one row per sample, one column per gene
+
+Input: one row per sample of ONE cohort, one column per gene (HGNC symbols), values
+log2(TPM + 1). Extra columns are ignored; missing panel genes are refused with the list.
+When the model was trained on per-cohort z-scores (``input_transform = cohort_zscore``,
+the default ``expression_standardized`` input), the rows passed in are z-scored gene-wise
+together, exactly as ``harmonization.standardize_per_cohort`` does for the training cohorts
+(ddof 0, constant genes -> 0); so pass a whole cohort, not single samples.
+
+This module is also usable as the ``flavor`` of ``kedro_mlflow.io.models.MlflowModelTrackingDataset``
+(it provides ``log_model``/``load_model``): kedro-mlflow's plain ``mlflow.pyfunc`` flavor
+cannot attach a data-dependent input signature (the gene list), this one does.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+
+logger = logging.getLogger(__name__)
+
+INPUT_TRANSFORMS = ("cohort_zscore", "none")
+OUTPUT_COLUMN = "y_prob"
+
+
+def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
+    """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0)."""
+    sd = values.std(ddof=0).replace(0.0, np.nan)
+    return ((values - values.mean()) / sd).fillna(0.0)
+
+
+def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
+    """The panel columns of ``frame`` as float64, refusing missing genes or bad values."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"IC2Bert expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
+    missing = [g for g in genes if g not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise ValueError(
+            f"input lacks {len(missing)} of the model's {len(genes)} genes ({shown}); IC2Bert needs every "
+            "panel gene as a column (HGNC symbol, log2(TPM+1)); it does not impute genes"
+        )
+    if len(frame) == 0:
+        raise ValueError("input has no rows")
+    values = frame.loc[:, list(genes)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    if not np.isfinite(values.to_numpy()).all():
+        bad = values.columns[~np.isfinite(values.to_numpy()).all(axis=0)].tolist()
+        raise ValueError(f"input has missing or non-numeric values in genes {bad[:20]}")
+    return values
+
+
+class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
+    """Registered IC2Bert: tokenizer + weights + gene panel; predicts P(responder)."""
+
+    def __init__(self, bundle: dict[str, Any]) -> None:
+        self.bundle = ModelBundle.from_dict(bundle).to_dict()  # validated, plain numpy
+        self._model: ModelBundle | None = None
+
+    @property
+    def model(self) -> ModelBundle:
+        if self._model is None:
+            self._model = ModelBundle.from_dict(self.bundle)
+        return self._model
+
+    @property
+    def genes(self) -> tuple[str, ...]:
+        return self.model.genes
+
+    def load_context(self, context: Any) -> None:
+        self._model = ModelBundle.from_dict(self.bundle)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from icb_kedro.models.ic2bert.predict import score_frame
+
+        values = check_input(model_input, self.genes)
+        transform = self.model.metadata.get("input_transform", "none")
+        if transform not in INPUT_TRANSFORMS:
+            raise ValueError(f"unknown input_transform {transform!r} in the model metadata")
+        if transform == "cohort_zscore":
+            values = cohort_zscore(values)
+        return pd.DataFrame({OUTPUT_COLUMN: score_frame(self.model, values)}, index=model_input.index)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"bundle": self.bundle}  # never pickle jitted functions
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.bundle = state["bundle"]
+        self._model = None
+
+
+def signature_for(genes: tuple[str, ...]):
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema([ColSpec("double", g) for g in genes])
+    outputs = Schema([ColSpec("double", OUTPUT_COLUMN)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned runtime requirements of the pyfunc (skips MLflow's slow inference subprocess)."""
+    pins = []
+    for package in ("jax", "jaxlib", "dm-haiku", "numpy", "pandas", "scikit-learn", "mlflow"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def log_model(model: IC2BertPyfunc | dict[str, Any], name: str, **kwargs: Any):
+    """kedro-mlflow flavor hook: log the pyfunc with its gene-panel input signature.
+
+    ``model`` is an ``IC2BertPyfunc`` or a model bundle dict. Extra ``kwargs`` (e.g.
+    ``registered_model_name``) go to ``mlflow.pyfunc.log_model``.
+    """
+    python_model = model if isinstance(model, IC2BertPyfunc) else IC2BertPyfunc(model)
+    kwargs.setdefault("signature", signature_for(python_model.genes))
+    kwargs.setdefault("pip_requirements", pip_requirements())
+    with warnings.catch_warnings():
+        # The signature is given explicitly (gene panel), so MLflow's advice to add an input
+        # example or predict() type hints for signature inference does not apply.
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+        warnings.filterwarnings("ignore", message=".*Passing a Python object as `python_model`.*")
+        return mlflow.pyfunc.log_model(name=name, python_model=python_model, **kwargs)
+
+
+def load_model(model_uri: str, **kwargs: Any):
+    """kedro-mlflow flavor hook: the logged model as a generic MLflow pyfunc."""
+    return mlflow.pyfunc.load_model(model_uri, **kwargs)

@@ -1,0 +1,532 @@
+"""Nodes of the baselines pipeline: classical models and published signatures on the shared folds.
+
+Thin wrappers: models live in ``icb_kedro.models.baselines`` (estimators, signatures), folds
+and metrics in ``icb_kedro.evaluation``. Every model and every signature is scored on the
+same test rows of the same folds (``iter_protocol_folds`` / ``iter_amu_holdout_folds``) and
+written as one ``schema.PREDICTION_COLUMNS`` table, from which all summaries derive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from icb_kedro.evaluation.metrics import fit_threshold
+from icb_kedro.evaluation.protocols import AMU_PROTOCOL, FoldSpec, iter_amu_holdout_folds, iter_protocol_folds
+from icb_kedro.evaluation.summary import (
+    cohort_summary,
+    fold_metrics,
+    overall_summary,
+    paired_comparisons,
+    summary_markdown,
+    validate_predictions,
+)
+from icb_kedro.models.amu.features import log_constituent_ratios  # numpy only, no Paddle
+from icb_kedro.models.baselines.estimators import (
+    FoldFit,
+    ModelSpec,
+    SearchResult,
+    fit_predict_fold,
+    model_spec_from_params,
+    params_to_json,
+    search_hyperparameters,
+)
+from icb_kedro.models.baselines.signatures import (
+    MODEL_PREFIX,
+    fit_score_scale,
+    parse_signature_files,
+    score_signatures,
+    scores_to_probability,
+    signature_coverage,
+)
+from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, gene_columns
+
+logger = logging.getLogger(__name__)
+
+# With transfer_search: source, these protocols of a held-out cohort share one search on its
+# source rows: loco trains on exactly those rows, transfer on them plus the target's 80%.
+SHARED_SEARCH_PROTOCOLS: tuple[str, ...] = ("transfer", "loco")
+TRANSFER_SEARCH_SCOPES: tuple[str, ...] = ("fold", "source")
+SEARCH_LOG_COLUMNS: tuple[str, ...] = (
+    "model",
+    "protocol",
+    "cohort",
+    "trial",
+    "seed",
+    "n_train",
+    "n_test",
+    "search_rows",
+    "n_inner_splits",
+    "inner_auroc",
+    "best_params",
+    "threshold",
+    "threshold_source",
+    "seconds",
+)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def select_panel_features(expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str) -> pd.DataFrame:
+    """``sample_key``, ``cohort``, ``label`` + the genes of ``panel`` (in ``gene_panels`` order)."""
+    genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
+    if not genes:
+        raise ValueError(f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}")
+    missing = [g for g in genes if g not in expression.columns]
+    if missing:
+        raise ValueError(f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}")
+    if expression[SAMPLE_KEY].duplicated().any():
+        raise ValueError("expression table has duplicated sample_key values")
+    return expression[[SAMPLE_KEY, COHORT, LABEL, *genes]].reset_index(drop=True)
+
+
+def amu_log_features(amu_matrix: pd.DataFrame, pseudo_count: float) -> pd.DataFrame:
+    """The AMU matrix with its 160 constituent ratios replaced by ln(ratio + pseudo_count).
+
+    The AMU pipeline's own encoding (``icb_kedro.models.amu.features``; spec item 3: the
+    original -ln(ratio) with zeros set to 0 inverted the scale), so AMU and its competitors
+    see identical features. Stateless: applying it before splitting leaks nothing.
+    """
+    genes = [c for c in amu_matrix.columns if c not in (SAMPLE_KEY, LABEL, COHORT)]
+    logged = log_constituent_ratios(amu_matrix[genes].to_numpy(), pseudo_count)
+    table = pd.DataFrame(logged, columns=genes, index=amu_matrix.index)
+    return pd.concat([amu_matrix[[SAMPLE_KEY, LABEL]], table], axis=1).assign(**{COHORT: "AMU"})
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _labelled_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Features (index = sample_key) and labels (Int8 with <NA>) of a wide table."""
+    indexed = table.set_index(SAMPLE_KEY)
+    genes = [c for c in gene_columns(table) if c != SAMPLE_KEY]
+    return indexed[genes], indexed[LABEL]
+
+
+def _fold_arrays(features: pd.DataFrame, labels: pd.Series, fold: FoldSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    for role, keys in (("training", fold.train_keys), ("test", fold.test_keys)):
+        absent = [k for k in keys if k not in features.index]
+        if absent:
+            raise ValueError(f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {len(absent)} {role} samples have no features, e.g. {absent[:3]}")
+        unlabelled = labels.loc[keys].isna()
+        if unlabelled.any():
+            raise ValueError(
+                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {role} samples without a label: {unlabelled[unlabelled].index[:3].tolist()}"
+            )
+    return (
+        features.loc[fold.train_keys].to_numpy(float),
+        labels.loc[fold.train_keys].to_numpy(int),
+        features.loc[fold.test_keys].to_numpy(float),
+        labels.loc[fold.test_keys].to_numpy(int),
+    )
+
+
+def _fit_fold_task(
+    spec: ModelSpec, arrays: tuple, seed: int, settings: Mapping[str, Any], smote: bool, fixed_params: dict[str, Any] | None
+) -> FoldFit:
+    """One fold in a worker process; the fitted estimator stays there (only results travel back)."""
+    x_train, y_train, x_test = arrays
+    fit = fit_predict_fold(
+        spec,
+        x_train,
+        y_train,
+        x_test,
+        seed=seed,
+        inner_splits=int(settings["inner_cv_splits"]),
+        n_jobs=1,
+        threshold_method=settings["threshold_method"],
+        threshold_source=settings["threshold_source"],
+        smote=smote,
+        n_features=settings.get("n_features"),
+        fixed_params=fixed_params,
+    )
+    return fit._replace(estimator=None)
+
+
+def _search_task(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, seed: int, settings: Mapping[str, Any]) -> SearchResult:
+    return search_hyperparameters(
+        spec, x_train, y_train, seed=seed, inner_splits=int(settings["inner_cv_splits"]), n_features=settings.get("n_features")
+    )
+
+
+def _parallel(tasks: list, n_jobs: int, description: str) -> list:
+    """Run joblib tasks in ``n_jobs`` processes, in order, with a progress bar."""
+    runner = Parallel(n_jobs=int(n_jobs), return_as="generator")
+    return list(tqdm(runner(tasks), total=len(tasks), desc=description, unit="fold", leave=False))
+
+
+def search_on_source_rows(
+    spec: ModelSpec, table: pd.DataFrame, loco_folds: list[FoldSpec], settings: Mapping[str, Any]
+) -> dict[str, SearchResult]:
+    """Hyper-parameters per held-out cohort, searched on its source rows (= its loco training rows).
+
+    The source rows are training rows of every transfer fold of that cohort (transfer trains
+    on source + the target's 80% split), so reusing the result there leaks nothing and
+    replaces 10 searches by one.
+    """
+    if spec.search == "none":
+        return {}
+    features, labels = _labelled_matrix(table)
+    arrays = [_fold_arrays(features, labels, fold) for fold in loco_folds]
+    seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in loco_folds]
+    tasks = [delayed(_search_task)(spec, a[0], a[1], seed, settings) for a, seed in zip(arrays, seeds)]
+    results = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name} source search")
+    return {fold.held_out: result for fold, result in zip(loco_folds, results)}
+
+
+def run_model_folds(
+    spec: ModelSpec,
+    table: pd.DataFrame,
+    folds: Iterable[FoldSpec],
+    settings: Mapping[str, Any],
+    smote: bool = False,
+    shared_search: Mapping[str, SearchResult] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit and score ``spec`` on every fold; return (predictions, search log).
+
+    Folds run in ``settings["n_jobs"]`` processes (joblib); each fold is seeded by its own
+    seed, so results do not depend on the number of processes or their order.
+    ``shared_search`` (held-out cohort -> result of :func:`search_on_source_rows`) gives the
+    hyper-parameters of that cohort's transfer and loco folds instead of a per-fold search.
+    """
+    shared_search = shared_search or {}
+    features, labels = _labelled_matrix(table)
+    folds = list(folds)
+    arrays = [_fold_arrays(features, labels, fold) for fold in folds]  # validates every fold first
+    seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in folds]
+    shared = [shared_search.get(f.held_out) if f.protocol in SHARED_SEARCH_PROTOCOLS else None for f in folds]
+    tasks = [
+        delayed(_fit_fold_task)(spec, a[:3], seed, settings, smote, None if s is None else s.best_params)
+        for a, seed, s in zip(arrays, seeds, shared)
+    ]
+    fits = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name}")
+    predictions, log = [], []
+    for fold, (_, _, _, y_test), seed, fit, search in zip(folds, arrays, seeds, fits, shared):
+        predictions.append(
+            pd.DataFrame(
+                {
+                    "model": spec.name,
+                    "protocol": fold.protocol,
+                    "cohort": fold.held_out,
+                    "trial": fold.trial,
+                    SAMPLE_KEY: fold.test_keys,
+                    "y_true": y_test,
+                    "y_prob": fit.y_prob,
+                    "n_train": len(fold.train_keys),
+                    "threshold": fit.threshold,
+                }
+            )
+        )
+        if search is not None:  # report the shared search, not the skipped one
+            fit = fit._replace(inner_auroc=search.inner_auroc, n_inner_splits=search.n_inner_splits)
+        log.append(
+            {
+                "model": spec.name,
+                "protocol": fold.protocol,
+                "cohort": fold.held_out,
+                "trial": fold.trial,
+                "seed": seed,
+                "n_train": len(fold.train_keys),
+                "n_test": len(fold.test_keys),
+                "search_rows": "fold" if search is None or fold.protocol == "loco" else "source",
+                "n_inner_splits": fit.n_inner_splits,
+                "inner_auroc": fit.inner_auroc,
+                "best_params": params_to_json(fit.best_params),
+                "threshold": fit.threshold,
+                "threshold_source": fit.threshold_source,
+                "seconds": fit.seconds,
+            }
+        )
+    return _predictions_frame(predictions), pd.DataFrame(log, columns=list(SEARCH_LOG_COLUMNS))
+
+
+def _predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("y_prob", "threshold") else "object") for c in PREDICTION_COLUMNS})
+    table = pd.concat(parts, ignore_index=True)
+    return table.astype({"trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"})[
+        list(PREDICTION_COLUMNS)
+    ]
+
+
+def lodocv_folds_of(lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]) -> list[FoldSpec]:
+    """The LODOCV folds to score: ``params.n_trials`` trials, held-out cohorts in ``params.held_out`` (null = all)."""
+    wanted = params.get("held_out")
+    if wanted:
+        unknown = sorted(set(wanted) - set(lodocv_folds["held_out"]))
+        if unknown:
+            raise ValueError(f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}")
+        lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(wanted)]
+    return list(iter_protocol_folds(lodocv_folds, protocols, params.get("n_trials")))
+
+
+def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "inner_cv_splits": params["inner_cv"]["n_splits"],
+        "n_jobs": params.get("n_jobs", 1),
+        "threshold_method": params["threshold"]["method"],
+        "threshold_source": params["threshold"]["source"],
+        "seed_offset": params.get("seed_offset", 0),
+        "n_features": params.get("n_features"),
+    }
+
+
+def fit_predict_model(
+    model_name: str,
+    features: pd.DataFrame,
+    lodocv_folds: pd.DataFrame,
+    amu_matrix: pd.DataFrame,
+    amu_holdout_folds: pd.DataFrame,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One baseline model on every configured protocol: (predictions, search log).
+
+    LODOCV protocols use ``features`` (the per-cohort standardized panel); ``amu_holdout``
+    uses log constituent ratios of the AMU matrix with SMOTE inside the training rows
+    (``params.amu_holdout.smote``). ``params.transfer_search``: ``fold`` = every fold
+    searches on its own training rows; ``source`` = one search per held-out cohort on its
+    source rows, shared by its loco fold and its transfer folds (see
+    :func:`search_on_source_rows`). A disabled model returns empty tables.
+    """
+    model_params = params["models"].get(model_name)
+    if model_params is None:
+        raise ValueError(f"baselines.models has no entry {model_name!r}; it has {sorted(params['models'])}")
+    if not model_params.get("enabled", True):
+        logger.info("baselines: model %s is disabled", model_name)
+        return _predictions_frame([]), pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
+    spec = model_spec_from_params(model_name, model_params)
+    wanted = [p for p in params["protocols"] if spec.protocols is None or p in spec.protocols]
+    settings = _settings(params)
+    parts = []
+    lodocv = [p for p in wanted if p != AMU_PROTOCOL]
+    if lodocv:
+        scope = params.get("transfer_search", "fold")
+        if scope not in TRANSFER_SEARCH_SCOPES:
+            raise ValueError(f"baselines.transfer_search must be one of {TRANSFER_SEARCH_SCOPES}, got {scope!r}")
+        shared = {}
+        if scope == "source" and "transfer" in lodocv:
+            shared = search_on_source_rows(spec, features, lodocv_folds_of(lodocv_folds, ["loco"], params), settings)
+        folds = lodocv_folds_of(lodocv_folds, lodocv, params)
+        parts.append(run_model_folds(spec, features, folds, settings, shared_search=shared))
+    if AMU_PROTOCOL in wanted:
+        amu = params["amu_holdout"]
+        table = amu_log_features(amu_matrix, float(amu["pseudo_count"]))
+        folds = iter_amu_holdout_folds(amu_holdout_folds, amu.get("n_trials"))
+        parts.append(run_model_folds(spec, table, folds, settings, smote=bool(amu["smote"])))
+    predictions = _predictions_frame([p for p, _ in parts if len(p)])
+    log = pd.concat([log for _, log in parts], ignore_index=True) if parts else pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
+    return predictions, log
+
+
+# ----------------------------------------------------------------------------- signatures
+
+
+def parse_signatures(signature_files: Mapping[str, Callable[[], str] | str]) -> pd.DataFrame:
+    """The signature folder (a PartitionedDataset of text files) -> one long signature table."""
+    return parse_signature_files(signature_files)
+
+
+def check_signature_coverage(signatures: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """``signature_coverage``: which signatures are scored on the panel, which fail and why."""
+    genes = gene_panels.loc[gene_panels["panel"] == params["panel"], "gene"].tolist()
+    if not genes:
+        raise ValueError(f"signature panel {params['panel']!r} is empty or unknown")
+    coverage = signature_coverage(signatures, genes, float(params["min_coverage"]), params.get("include_below_coverage"))
+    failed = coverage[coverage["status"] == "failed"]
+    logger.info("signatures: %d scored, %d failed the coverage rule", len(coverage) - len(failed), len(failed))
+    return coverage
+
+
+def compute_signature_scores(
+    harmonized_expression: pd.DataFrame,
+    expression_standardized: pd.DataFrame,
+    gene_panels: pd.DataFrame,
+    signatures: pd.DataFrame,
+    coverage: pd.DataFrame,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """Every sample's score for every scored signature: ``sample_key, cohort, label, sig_<NAME>...``.
+
+    Scores are per sample (ssGSEA ranks genes within a sample; weighted means use the
+    label-free within-cohort z-scores), so they are computed once and reused by every fold.
+    """
+    raw = select_panel_features(harmonized_expression, gene_panels, params["panel"]).set_index(SAMPLE_KEY)
+    z = select_panel_features(expression_standardized, gene_panels, params["panel"]).set_index(SAMPLE_KEY)
+    if not raw.index.equals(z.index):
+        z = z.reindex(raw.index)
+        if z.isna().all(axis=1).any():
+            raise ValueError("harmonized_expression and expression_standardized hold different samples")
+    genes = [c for c in raw.columns if c not in (COHORT, LABEL)]
+    scores = score_signatures(
+        raw[genes],
+        z[genes],
+        raw[COHORT],
+        signatures,
+        coverage,
+        min_subset_coverage=float(params["min_coverage"]),
+        ssgsea_weight=float(params["ssgsea_weight"]),
+    )
+    return pd.concat([raw[[COHORT, LABEL]], scores], axis=1).reset_index()
+
+
+def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Signature "predictions" on every LODOCV fold's test rows (same rows as the models).
+
+    Per fold, the score's location/scale (label-free) and the decision threshold are fitted
+    on the fold's training rows; ``y_prob`` = sigmoid of the standardized score (a monotone
+    map: AUROC/AUPRC are the signature's own; Brier is not meaningful, see signatures.py).
+    """
+    lodocv = [p for p in params["protocols"] if p != AMU_PROTOCOL]
+    names = [c for c in signature_scores.columns if c.startswith(MODEL_PREFIX)]
+    if not lodocv or not names:
+        return _predictions_frame([])
+    scores = signature_scores.set_index(SAMPLE_KEY)
+    labels = scores[LABEL]
+    method = params["threshold"]["method"]
+    parts = []
+    for fold in tqdm(lodocv_folds_of(lodocv_folds, lodocv, params), desc="baselines signatures", unit="fold", leave=False):
+        _, y_train, _, y_test = _fold_arrays(scores[names], labels, fold)
+        for name in names:
+            train_scores = scores.loc[fold.train_keys, name].to_numpy(float)
+            location, scale = fit_score_scale(train_scores)
+            p_train = scores_to_probability(train_scores, location, scale)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "model": name,
+                        "protocol": fold.protocol,
+                        "cohort": fold.held_out,
+                        "trial": fold.trial,
+                        SAMPLE_KEY: fold.test_keys,
+                        "y_true": y_test,
+                        "y_prob": scores_to_probability(scores.loc[fold.test_keys, name].to_numpy(float), location, scale),
+                        "n_train": len(fold.train_keys),
+                        "threshold": fit_threshold(y_train, p_train, method),
+                    }
+                )
+            )
+    return _predictions_frame(parts)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def combine_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
+    """All models' and signatures' predictions in one checked table (sorted)."""
+    parts = [t for t in tables if len(t)]
+    if not parts:
+        raise ValueError("no baseline produced predictions: every model is disabled and no signature was scored")
+    combined = validate_predictions(pd.concat(parts, ignore_index=True))
+    return combined.sort_values(["model", "protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+
+
+def combine_search_logs(*logs: pd.DataFrame) -> pd.DataFrame:
+    """The models' search logs in one table (chosen hyper-parameters and timings per fold)."""
+    parts = [log for log in logs if len(log)]
+    if not parts:
+        return pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
+    return pd.concat(parts, ignore_index=True)[list(SEARCH_LOG_COLUMNS)]
+
+
+def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The tidy results table (one row per model x protocol x cohort x trial)."""
+    return fold_metrics(predictions)
+
+
+def summarize_cohorts(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per (model, protocol, cohort): mean/sd over trials and a patient-bootstrap 95% CI."""
+    return cohort_summary(predictions, n_boot=int(params["n_boot"]), seed=int(params["seed"]))
+
+
+def summarize_overall(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per (model, protocol): unweighted mean over cohorts with a CI."""
+    return overall_summary(predictions, n_boot=int(params["n_boot"]), seed=int(params["seed"]))
+
+
+def compare_models(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Paired AUROC comparisons (DeLong + paired bootstrap per cohort, combined across cohorts)."""
+    return paired_comparisons(
+        predictions, reference_model=params.get("reference_model"), n_boot=int(params["n_boot"]), seed=int(params["seed"])
+    )
+
+
+def _settings_line(params: Mapping[str, Any]) -> str:
+    features = "all genes" if params.get("n_features") is None else f"the {params['n_features']} genes with the largest ANOVA F"
+    return (
+        f"Models: panel `{params['panel']}` of the per-cohort standardized expression, {features} "
+        f"(selected on each fold's training rows), hyper-parameters by {params['inner_cv']['n_splits']}-fold "
+        f"inner CV on training rows (transfer: `{params.get('transfer_search', 'fold')}` rows), decision "
+        f"threshold `{params['threshold']['method']}` on `{params['threshold']['source']}` training "
+        f"probabilities; AMU matrix: ln(ratio + {params['amu_holdout']['pseudo_count']:g})"
+        f"{', SMOTE inside training rows' if params['amu_holdout'].get('smote') else ''}."
+    )
+
+
+def write_summary_markdown(
+    overall: pd.DataFrame,
+    cohort_table: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    coverage: pd.DataFrame,
+    search_log: pd.DataFrame,
+    params: dict[str, Any],
+) -> str:
+    """The baselines report: settings, signature coverage, then the shared evaluation section."""
+    lines = ["# Baselines: classical models and published signatures", "", _settings_line(params), ""]
+    scored = coverage[coverage["status"].str.startswith("scored")]
+    failed = coverage[coverage["status"] == "failed"]
+    lines.append(
+        f"Signatures: {len(scored)} of {len(coverage)} scored ({', '.join(scored['signature'])}); "
+        f"{len(failed)} failed the coverage rule (> {params['signatures']['min_coverage']:.0%} of genes in the panel) "
+        "or cannot be computed:"
+    )
+    lines.append("")
+    lines += [f"- {row.signature}: {row.reason}" for row in failed.itertuples(index=False)]
+    below = coverage[coverage["status"] == "scored_below_coverage"]
+    lines += [f"- {row.signature} (scored below coverage): {row.reason}" for row in below.itertuples(index=False)]
+    lines += [
+        "",
+        "Signature models (`sig_*`) are fixed scores (resistance signatures sign-flipped); their "
+        "`y_prob` is a logistic map of the score standardized on the fold's training rows, so their "
+        "AUROC/AUPRC are the signature's own but their Brier score is not meaningful.",
+        "",
+    ]
+    if len(search_log):
+        seconds = search_log.groupby("model")["seconds"].sum().sort_values(ascending=False)
+        lines.append(
+            "Fit time per model (search + refit + out-of-fold threshold, summed over folds): "
+            + ", ".join(f"{m} {s:.0f} s" for m, s in seconds.items())
+        )
+        lines.append("")
+    lines.append(summary_markdown(overall, cohort_table, comparisons))
+    return "\n".join(lines)
+
+
+def _placeholder_figure(message: str) -> Figure:
+    figure = Figure(figsize=(6, 2))
+    figure.text(0.5, 0.5, message, ha="center", va="center")
+    return figure
+
+
+def plot_protocol_figures(cohort_table: pd.DataFrame, predictions: pd.DataFrame, protocol: str) -> tuple[Figure, Figure]:
+    """Per-cohort AUROC with CIs and pooled ROC/PR curves of one protocol (a note if it was not run)."""
+    from icb_kedro.reporting.plots import plot_cohort_auroc, plot_roc_pr_curves
+
+    if not (predictions["protocol"] == protocol).any():
+        note = _placeholder_figure(f"protocol '{protocol}' was not run in this configuration")
+        return note, _placeholder_figure(f"protocol '{protocol}' was not run in this configuration")
+    return plot_cohort_auroc(cohort_table, protocol), plot_roc_pr_curves(predictions, protocol)
+
+
+def plot_overall(overall: pd.DataFrame) -> Figure:
+    """Unweighted mean AUROC over cohorts per model and protocol."""
+    from icb_kedro.reporting.plots import plot_overall_auroc
+
+    return plot_overall_auroc(overall)

@@ -1,0 +1,151 @@
+"""baselines pipeline: one node per model family (kedro-viz shows each; ``--nodes`` re-runs one),
+the signature branch (parse -> coverage -> scores -> per-fold predictions), then the shared
+evaluation (fold metrics -> MLflow child runs via the project hook, summaries, comparisons,
+report, plots).
+
+Reads ``expression_standardized`` + ``gene_panels`` + ``lodocv_folds`` (LODOCV protocols) and
+``amu_matrix`` + ``amu_holdout_folds`` (the AMU study setting); never re-splits.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from kedro.pipeline import Node, Pipeline
+
+from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
+
+from .nodes import (
+    check_signature_coverage,
+    combine_predictions,
+    combine_search_logs,
+    compare_models,
+    compute_fold_metrics,
+    compute_signature_scores,
+    fit_predict_model,
+    parse_signatures,
+    plot_overall,
+    plot_protocol_figures,
+    predict_signatures,
+    select_panel_features,
+    summarize_cohorts,
+    summarize_overall,
+    write_summary_markdown,
+)
+
+PLOTTED_PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within", "amu_holdout")
+
+
+def _model_node(model: str) -> Node:
+    fit = partial(fit_predict_model, model)
+    fit.__name__ = fit_predict_model.__name__  # readable in kedro-viz and logs
+    return Node(
+        fit,
+        inputs={
+            "features": "baselines_features",
+            "lodocv_folds": "lodocv_folds",
+            "amu_matrix": "amu_matrix",
+            "amu_holdout_folds": "amu_holdout_folds",
+            "params": "params:baselines",
+        },
+        outputs=[f"baselines_predictions_{model}", f"baselines_search_log_{model}"],
+        name=f"baselines_fit_{model}",
+    )
+
+
+def _plot_node(protocol: str) -> Node:
+    plot = partial(plot_protocol_figures, protocol=protocol)
+    plot.__name__ = plot_protocol_figures.__name__
+    return Node(
+        plot,
+        inputs={"cohort_table": "baselines_cohort_summary", "predictions": "predictions_baselines"},
+        outputs=[f"baselines_cohort_auroc_{protocol}_plot", f"baselines_roc_pr_{protocol}_plot"],
+        name=f"baselines_plot_{protocol}",
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    models = [_model_node(m) for m in MODEL_FAMILIES]
+    signatures = [
+        Node(parse_signatures, "baselines_signature_files", "baselines_signatures", name="baselines_parse_signatures"),
+        Node(
+            check_signature_coverage,
+            ["baselines_signatures", "gene_panels", "params:baselines.signatures"],
+            "signature_coverage",
+            name="baselines_signature_coverage",
+        ),
+        Node(
+            compute_signature_scores,
+            [
+                "harmonized_expression",
+                "expression_standardized",
+                "gene_panels",
+                "baselines_signatures",
+                "signature_coverage",
+                "params:baselines.signatures",
+            ],
+            "baselines_signature_scores",
+            name="baselines_score_signatures",
+        ),
+        Node(
+            predict_signatures,
+            ["baselines_signature_scores", "lodocv_folds", "params:baselines"],
+            "baselines_predictions_signatures",
+            name="baselines_predict_signatures",
+        ),
+    ]
+    evaluation = [
+        Node(
+            combine_predictions,
+            [*(f"baselines_predictions_{m}" for m in MODEL_FAMILIES), "baselines_predictions_signatures"],
+            "predictions_baselines",
+            name="baselines_combine_predictions",
+        ),
+        Node(
+            combine_search_logs,
+            [f"baselines_search_log_{m}" for m in MODEL_FAMILIES],
+            "baselines_search_log",
+            name="baselines_combine_search_logs",
+        ),
+        Node(compute_fold_metrics, "predictions_baselines", "fold_metrics_baselines", name="baselines_fold_metrics"),
+        Node(
+            summarize_cohorts,
+            ["predictions_baselines", "params:baselines.evaluation"],
+            "baselines_cohort_summary",
+            name="baselines_cohort_summary",
+        ),
+        Node(
+            summarize_overall,
+            ["predictions_baselines", "params:baselines.evaluation"],
+            "baselines_overall_summary",
+            name="baselines_overall_summary",
+        ),
+        Node(
+            compare_models,
+            ["predictions_baselines", "params:baselines.evaluation"],
+            "baselines_comparisons",
+            name="baselines_paired_comparisons",
+        ),
+        Node(
+            write_summary_markdown,
+            [
+                "baselines_overall_summary",
+                "baselines_cohort_summary",
+                "baselines_comparisons",
+                "signature_coverage",
+                "baselines_search_log",
+                "params:baselines",
+            ],
+            "baselines_summary_md",
+            name="baselines_summary_markdown",
+        ),
+        Node(plot_overall, "baselines_overall_summary", "baselines_overall_auroc_plot", name="baselines_plot_overall"),
+        *(_plot_node(p) for p in PLOTTED_PROTOCOLS),
+    ]
+    features = Node(
+        select_panel_features,
+        {"expression": "expression_standardized", "gene_panels": "gene_panels", "panel": "params:baselines.panel"},
+        "baselines_features",
+        name="baselines_select_panel_features",
+    )
+    return Pipeline([features, *models, *signatures, *evaluation])

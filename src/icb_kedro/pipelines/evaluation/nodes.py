@@ -1,0 +1,56 @@
+"""Nodes of the cross-model evaluation pipeline (all statistics live in icb_kedro.evaluation)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from icb_kedro.evaluation import summary
+from icb_kedro.schema import PREDICTION_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+
+def gather_predictions(*model_predictions: pd.DataFrame) -> pd.DataFrame:
+    """Stack every model pipeline's predictions (same folds, same columns) into one table."""
+    frames = [summary.validate_predictions(p)[list(PREDICTION_COLUMNS)] for p in model_predictions]
+    table = pd.concat(frames, ignore_index=True)
+    duplicated = table.duplicated(["model", "protocol", "cohort", "trial", "sample_key"])
+    if duplicated.any():
+        clash = table.loc[duplicated, "model"].unique().tolist()
+        raise ValueError(f"model name(s) {clash} appear in more than one model pipeline's predictions")
+    return table
+
+
+def build_results_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The one tidy results table: one row per scored fold (model, protocol, cohort, trial)."""
+    return summary.fold_metrics(predictions)
+
+
+def summarize_results(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """Per-cohort and overall summaries with bootstrap CIs, paired comparisons, markdown."""
+    n_boot, seed = int(params["n_boot"]), int(params["seed"])
+    cohorts = summary.cohort_summary(predictions, n_boot=n_boot, seed=seed)
+    overall = summary.overall_summary(predictions, n_boot=n_boot, seed=seed)
+    available = set(predictions["model"])
+    comparisons = [
+        summary.paired_comparisons(predictions, reference_model=ref, n_boot=n_boot, seed=seed)
+        for ref in params["reference_models"]
+        if ref in available
+    ]
+    comparisons = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    text = summary.summary_markdown(overall, cohorts, comparisons)
+    return cohorts, overall, comparisons, text
+
+
+def plot_results(predictions: pd.DataFrame, cohort_table: pd.DataFrame, overall: pd.DataFrame) -> dict[str, Any]:
+    """Overall AUROC, per-cohort AUROC with CIs and ROC/PR curves, one figure per protocol."""
+    from icb_kedro.reporting import plots
+
+    figures = {"overall_auroc.png": plots.plot_overall_auroc(overall)}
+    for protocol in sorted(predictions["protocol"].unique()):
+        figures[f"cohort_auroc_{protocol}.png"] = plots.plot_cohort_auroc(cohort_table, protocol)
+        figures[f"roc_pr_{protocol}.png"] = plots.plot_roc_pr_curves(predictions, protocol)
+    return figures

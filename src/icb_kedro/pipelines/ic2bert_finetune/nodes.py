@@ -1,0 +1,465 @@
+"""Nodes of the ic2bert_finetune pipeline (JAX is imported lazily inside node bodies).
+
+Protocols written to ``predictions_ic2bert`` (columns ``schema.PREDICTION_COLUMNS``), all on
+the folds of ``lodocv_folds`` read through ``icb_kedro.evaluation.protocols``:
+
+* ``transfer`` / model ``ic2bert`` - the paper's LODOCV: h's pretrained model (other cohorts,
+  label-free) fine-tuned on h's ``target_train`` rows, scored on ``target_test``. The
+  evaluation layer's transfer fold trains on ``source + target_train``; IC2Bert uses the
+  source samples label-free (pretraining) and only h's rows for supervised fine-tuning, as
+  the paper does. ``n_train`` = number of target rows fine-tuned on.
+* ``loco`` / model ``ic2bert`` - zero-shot: a classification head trained on the other
+  cohorts' labels only (spec item 13: the original applies an untrained head), on frozen
+  pretrained features by default (``zero_shot.trainable: head``) or fine-tuning everything
+  (``all``); scored on every labelled sample of h.
+* ``loco`` / model ``ic2bert_ensemble`` - our reading of the paper's ensemble: the results
+  text's "models fine-tuned on each pretraining dataset", i.e. one model per source cohort
+  (fine-tuned from h's pretrained weights on that cohort's labels), probabilities averaged.
+  It uses no label of h, hence ``loco``. (The methods-text reading, per-trial models of h,
+  cannot be scored on h's test rows without leakage: each trial's test rows are another
+  trial's training rows.)
+* ``within`` / model ``ic2bert`` - the same architecture and tokens trained from random
+  initialisation (no pretraining) on ``target_train`` only: what pretraining adds.
+
+Every fine-tuning picks its epoch on an inner validation split of its training rows (spec
+item 8); test rows are tokenized and labelled only after that, scored once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icb_kedro.evaluation.metrics import binary_metrics, fit_threshold
+from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
+from icb_kedro.paths import namespace_for
+from icb_kedro.pipelines.tokenization.nodes import token_matrix
+from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY
+
+logger = logging.getLogger(__name__)
+
+MODEL = "ic2bert"
+ENSEMBLE_MODEL = "ic2bert_ensemble"
+HISTORY_COLUMNS = ("held_out", "protocol", "trial", "member", "epoch", "train_loss", "val_loss", "val_auroc", "best_epoch", "selection")
+SAMPLE_SIZE_COLUMNS = ("cohort", "n_train", "repeat", "trial", SAMPLE_KEY, "y_true", "y_prob")
+REGISTRY_COLUMNS = ("held_out", "namespace", "model_name", "trial", "inner_val_score", "selection", "best_epoch")
+
+
+# --------------------------------------------------------------------------- helpers
+def _bundle(pretrained: dict[str, Any], held_out: str):
+    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+
+    bundle = ModelBundle.from_dict(pretrained)
+    if bundle.metadata.get("held_out") != held_out:
+        raise ValueError(f"pretrained model of {bundle.metadata.get('held_out')!r} given to the fold of {held_out!r}")
+    return bundle
+
+
+def _labels(tokens: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    labels = tokens.set_index(SAMPLE_KEY).loc[list(keys), LABEL]
+    if labels.isna().any():
+        raise ValueError(f"unlabelled samples in a supervised set: {labels[labels.isna()].index[:3].tolist()}")
+    return labels.astype(int).to_numpy()
+
+
+def _cohort_of(tokens: pd.DataFrame) -> pd.Series:
+    return tokens.set_index(SAMPLE_KEY)[COHORT]
+
+
+def _cohort_size(tokens: pd.DataFrame, held_out: str) -> int:
+    size = int((tokens[COHORT] == held_out).sum())
+    if size == 0:
+        raise ValueError(f"no samples of held-out cohort {held_out!r} in the token table")
+    return size
+
+
+def _folds_of(folds: pd.DataFrame, held_out: str) -> pd.DataFrame:
+    rows = folds[folds["held_out"] == held_out]
+    if rows.empty:
+        raise ValueError(f"the fold table has no rows for held-out cohort {held_out!r}")
+    return rows
+
+
+def _specs(folds: pd.DataFrame, protocol: str, held_out: str, n_trials: int | None) -> list[FoldSpec]:
+    return list(iter_protocol_folds(_folds_of(folds, held_out), [protocol], n_trials))
+
+
+def _prediction_table(model: str, protocol: str, held_out: str, trial: int, keys, y_true, y_prob, n_train: int, threshold: float) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "model": model,
+            "protocol": protocol,
+            "cohort": held_out,
+            "trial": int(trial),
+            SAMPLE_KEY: list(keys),
+            "y_true": np.asarray(y_true, int),
+            "y_prob": np.asarray(y_prob, float),
+            "n_train": int(n_train),
+            "threshold": float(threshold),
+        }
+    )
+    return table[list(PREDICTION_COLUMNS)]
+
+
+def _empty_predictions() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(PREDICTION_COLUMNS, ("str", "str", "str", "int64", "str", "int64", "float64", "int64", "float64"), strict=True)})
+
+
+def _history(result, held_out: str, protocol: str, trial: int, member: str = "") -> pd.DataFrame:
+    table = result.history.copy()
+    for column in ("val_loss", "val_auroc"):
+        if column not in table:
+            table[column] = np.nan
+    table = table.assign(held_out=held_out, protocol=protocol, trial=int(trial), member=member, best_epoch=result.best_epoch, selection=result.selection)
+    return table[list(HISTORY_COLUMNS)]
+
+
+def _tier_settings(params: dict[str, Any], n_samples: int):
+    from icb_kedro.models.ic2bert import train
+
+    return train.size_tier(n_samples), train.tier_config(n_samples, params["tiers"], params.get("common"))
+
+
+def _fit_full(bundle, init_params, keys, tokens, params, seed: int, tier_n: int):
+    """Fine-tune all parameters on ``keys``; returns (result, threshold fitted on those rows)."""
+    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert.predict import predict_proba
+
+    tier, config = _tier_settings(params, tier_n)
+    x, y = token_matrix(tokens, keys), _labels(tokens, keys)
+    result = train.finetune(bundle.config, init_params, x, y, config, seed, tier)
+    p_train = predict_proba(bundle.config, result.params, x, config.eval_batch_size)
+    threshold = fit_threshold(y, p_train, params.get("threshold_method", "youden"))
+    return result, threshold
+
+
+def _score(bundle, model_params, keys, tokens, batch_size: int) -> np.ndarray:
+    from icb_kedro.models.ic2bert.predict import predict_proba
+
+    return predict_proba(bundle.config, model_params, token_matrix(tokens, keys), batch_size)
+
+
+# --------------------------------------------------------------------------- transfer
+def input_transform(tokenization: dict[str, Any] | None) -> str:
+    """How the registered model must preprocess a new cohort to match its training input."""
+    source = (tokenization or {}).get("input", "expression_standardized")
+    return "cohort_zscore" if source == "expression_standardized" else "none"
+
+
+def finetune_transfer(
+    tokens: pd.DataFrame,
+    folds: pd.DataFrame,
+    pretrained: dict[str, Any],
+    params: dict[str, Any],
+    held_out: str,
+    tokenization: dict[str, Any] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The paper's transfer protocol for one held-out cohort, every trial.
+
+    Returns predictions (``transfer``), fine-tuning histories, and the model bundle of the
+    trial with the best inner-validation score (the one registered for this cohort; the
+    choice never looks at test rows). ``tokenization`` (its ``input``) tells the bundle how
+    new data must be scaled (``input_transform``).
+    """
+    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+
+    bundle = _bundle(pretrained, held_out)
+    cohort = _cohort_of(tokens)
+    tables, histories, best = [], [], None
+    for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
+        train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
+        result, threshold = _fit_full(bundle, bundle.params, train_keys, tokens, params, spec.seed, _cohort_size(tokens, held_out))
+        # Test rows enter only now, after the epoch was chosen on the inner validation split.
+        y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
+        tables.append(_prediction_table(MODEL, "transfer", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(train_keys), threshold))
+        histories.append(_history(result, held_out, "transfer", spec.trial))
+        score = result.score if np.isfinite(result.score) else -np.inf
+        if best is None or score > best[0]:
+            best = (score, spec.trial, result, threshold)
+        logger.info("IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)", held_out, spec.trial, result.best_epoch, result.selection, result.score)
+    if best is None:
+        raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
+    score, trial, result, threshold = best
+    chosen = ModelBundle(
+        bundle.config,
+        result.params,
+        bundle.tokenizer,
+        {
+            **bundle.metadata,
+            "stage": "fine-tuned",
+            "protocol": "transfer",
+            "trial": int(trial),
+            "inner_val_score": float(result.score),
+            "selection": result.selection,
+            "finetune_best_epoch": int(result.best_epoch),
+            "threshold": float(threshold),
+            "input_transform": input_transform(tokenization),
+        },
+    )
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
+
+
+# --------------------------------------------------------------------------- within
+def finetune_within(
+    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``within``: the same model trained from random initialisation on target_train only.
+
+    Only the architecture, tokenizer and token table of the fold are reused (both label-free
+    and fitted without h); the pretrained weights are not.
+    """
+    from icb_kedro.models.ic2bert import train
+
+    within = params.get("within") or {}
+    if not within.get("enabled", True):
+        return _empty_predictions(), pd.DataFrame(columns=list(HISTORY_COLUMNS))
+    bundle = _bundle(pretrained, held_out)
+    tables, histories = [], []
+    for spec in _specs(folds, "within", held_out, within.get("n_trials", params.get("n_trials"))):
+        init = train.init_params(bundle.config, spec.seed)
+        result, threshold = _fit_full(bundle, init, spec.train_keys, tokens, params, spec.seed, _cohort_size(tokens, held_out))
+        y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
+        tables.append(_prediction_table(MODEL, "within", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(spec.train_keys), threshold))
+        histories.append(_history(result, held_out, "within", spec.trial))
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- zero-shot / ensemble
+def _train_source_model(bundle, features, tokens, keys, params, section: dict[str, Any], seed: int):
+    """A model trained on source labels only: head on frozen features, or everything.
+
+    Returns (params, threshold on its training rows, result).
+    """
+    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert.predict import head_proba
+
+    trainable = section.get("trainable", "head")
+    y = _labels(tokens, keys)
+    if trainable == "head":
+        config = train.finetune_config({**(params.get("common") or {}), **(section.get("head") or {})})
+        x = np.stack([features[k] for k in keys])
+        result = train.train_head(bundle.config, bundle.params, x, y, config, seed, train.size_tier(len(keys)))
+        p_train = head_proba(result.params, x)
+    elif trainable == "all":
+        result, _ = _fit_full(bundle, bundle.params, keys, tokens, params, seed, len(keys))
+        p_train = _score(bundle, result.params, keys, tokens, int(params.get("eval_batch_size", 64)))
+    else:
+        raise ValueError(f"trainable must be 'head' or 'all', got {trainable!r}")
+    return result.params, fit_threshold(y, p_train, params.get("threshold_method", "youden")), result
+
+
+def _predict_with(bundle, model_params, features, tokens, keys, section, params) -> np.ndarray:
+    from icb_kedro.models.ic2bert.predict import head_proba
+
+    if section.get("trainable", "head") == "head":
+        return head_proba(model_params, np.stack([features[k] for k in keys]))
+    return _score(bundle, model_params, keys, tokens, int(params.get("eval_batch_size", 64)))
+
+
+def zero_shot_and_ensemble(
+    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``loco`` predictions of the zero-shot head (model ``ic2bert``) and the per-source ensemble."""
+    from icb_kedro.models.ic2bert.predict import pooled_features
+
+    bundle = _bundle(pretrained, held_out)
+    zero_shot, ensemble = params.get("zero_shot") or {}, params.get("ensemble") or {}
+    specs = _specs(folds, "loco", held_out, None)
+    spec = specs[0]
+    keys = sorted(set(spec.train_keys) | set(spec.test_keys))
+    pooled = pooled_features(bundle.config, bundle.params, token_matrix(tokens, keys), int(params.get("eval_batch_size", 64)))
+    features = dict(zip(keys, pooled, strict=True))  # frozen pretrained features (label-free)
+    seed = int(params.get("seed", 0))
+    tables, histories = [], []
+    y_test = _labels(tokens, spec.test_keys)
+    if zero_shot.get("enabled", True):
+        model_params, threshold, result = _train_source_model(bundle, features, tokens, spec.train_keys, params, zero_shot, seed)
+        y_prob = _predict_with(bundle, model_params, features, tokens, spec.test_keys, zero_shot, params)
+        tables.append(_prediction_table(MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), threshold))
+        histories.append(_history(result, held_out, "loco", spec.trial, "zero_shot"))
+    if ensemble.get("enabled", True):
+        cohort = _cohort_of(tokens)
+        members, probs, train_probs = [], [], []
+        for source in sorted({cohort[k] for k in spec.train_keys}):
+            member_keys = [k for k in spec.train_keys if cohort[k] == source]
+            y = _labels(tokens, member_keys)
+            if len(member_keys) < int(ensemble.get("min_samples", 10)) or len(np.unique(y)) < 2:
+                logger.info("Ensemble of %s: skipping source %s (%d labelled, classes %s)", held_out, source, len(member_keys), np.unique(y))
+                continue
+            model_params, _, result = _train_source_model(bundle, features, tokens, member_keys, params, ensemble, seed)
+            probs.append(_predict_with(bundle, model_params, features, tokens, spec.test_keys, ensemble, params))
+            train_probs.append(_predict_with(bundle, model_params, features, tokens, spec.train_keys, ensemble, params))
+            histories.append(_history(result, held_out, "loco", spec.trial, f"ensemble:{source}"))
+            members.append(source)
+        if not members:
+            raise ValueError(f"ensemble of {held_out!r}: no source cohort has both classes and enough samples")
+        # The threshold of the averaged model is fitted on its training rows (all sources).
+        threshold = fit_threshold(_labels(tokens, spec.train_keys), np.mean(train_probs, axis=0), params.get("threshold_method", "youden"))
+        tables.append(_prediction_table(ENSEMBLE_MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, np.mean(probs, axis=0), len(spec.train_keys), threshold))
+        logger.info("Ensemble of %s: %d members %s", held_out, len(members), members)
+    predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=list(HISTORY_COLUMNS))
+    return predictions, history
+
+
+# --------------------------------------------------------------------------- sample size
+def sample_size_analysis(
+    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+) -> pd.DataFrame:
+    """Test predictions after fine-tuning on balanced subsets of n_train target rows.
+
+    For the configured cohorts only (others return an empty table): from the transfer fold of
+    ``sample_size.trial``, draw ``n/2`` responders and ``n/2`` non-responders of target_train
+    (``repeats`` draws per n, n up to the largest balanced size) and score target_test;
+    n_train = 0 is the zero-shot head (other cohorts' labels only).
+    """
+    section = params.get("sample_size") or {}
+    columns = {c: pd.Series(dtype=t) for c, t in zip(SAMPLE_SIZE_COLUMNS, ("str", "int64", "int64", "int64", "str", "int64", "float64"), strict=True)}
+    if held_out not in (section.get("cohorts") or []):
+        return pd.DataFrame(columns)
+    from icb_kedro.models.ic2bert.predict import pooled_features
+
+    bundle = _bundle(pretrained, held_out)
+    trial = int(section.get("trial", 0))
+    spec = next((s for s in _specs(folds, "transfer", held_out, None) if s.trial == trial), None)
+    if spec is None:
+        raise ValueError(f"sample_size.trial {trial} is not a trial of {held_out!r}")
+    cohort = _cohort_of(tokens)
+    target = np.asarray([k for k in spec.train_keys if cohort[k] == held_out])
+    y_target = _labels(tokens, list(target))
+    y_test = _labels(tokens, spec.test_keys)
+    largest = 2 * int(min((y_target == 1).sum(), (y_target == 0).sum()))
+    sizes = sorted({int(n) for n in section.get("n_train", [2, 4, 8]) if 0 < int(n) <= largest and int(n) % 2 == 0})
+    seed = int(params.get("seed", 0))
+    rows = []
+
+    def add(n: int, repeat: int, y_prob: np.ndarray) -> None:
+        rows.append(pd.DataFrame({"cohort": held_out, "n_train": n, "repeat": repeat, "trial": trial, SAMPLE_KEY: spec.test_keys, "y_true": y_test, "y_prob": y_prob}))
+
+    loco = _specs(folds, "loco", held_out, None)[0]
+    source_keys = loco.train_keys
+    keys = sorted(set(source_keys) | set(spec.test_keys))
+    features = dict(zip(keys, pooled_features(bundle.config, bundle.params, token_matrix(tokens, keys)), strict=True))
+    zero = params.get("zero_shot") or {}
+    head_params, _, _ = _train_source_model(bundle, features, tokens, source_keys, params, zero, seed)
+    add(0, 0, _predict_with(bundle, head_params, features, tokens, spec.test_keys, zero, params))
+    for n in sizes:
+        for repeat in range(int(section.get("repeats", 3))):
+            rng = np.random.default_rng([seed, n, repeat])
+            chosen = [*rng.choice(target[y_target == 1], n // 2, replace=False), *rng.choice(target[y_target == 0], n // 2, replace=False)]
+            result, _ = _fit_full(bundle, bundle.params, sorted(chosen), tokens, params, seed + 1000 * n + repeat, _cohort_size(tokens, held_out))
+            add(n, repeat, _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64))))
+    return pd.concat(rows, ignore_index=True)[list(SAMPLE_SIZE_COLUMNS)]
+
+
+# --------------------------------------------------------------------------- registry
+def model_name(params: dict[str, Any], held_out: str) -> str:
+    template = (params.get("registry") or {}).get("model_name_template", "icb_ic2bert_{namespace}")
+    return template.format(namespace=namespace_for(held_out), held_out=held_out)
+
+
+def register_best_model(best_model: dict[str, Any], params: dict[str, Any], held_out: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Hand the chosen bundle to the registry dataset, plus a one-row record of it.
+
+    The record is what downstream nodes (``predict``) depend on, so they run after the
+    model is logged (Kedro saves all outputs of a node before running its dependents).
+    """
+    metadata = best_model["metadata"]
+    if metadata.get("held_out") != held_out:
+        raise ValueError(f"model of {metadata.get('held_out')!r} registered for {held_out!r}")
+    record = pd.DataFrame(
+        [
+            {
+                "held_out": held_out,
+                "namespace": namespace_for(held_out),
+                "model_name": model_name(params, held_out),
+                "trial": int(metadata["trial"]),
+                "inner_val_score": float(metadata["inner_val_score"]),
+                "selection": metadata["selection"],
+                "best_epoch": int(metadata["finetune_best_epoch"]),
+            }
+        ]
+    )
+    return best_model, record[list(REGISTRY_COLUMNS)]
+
+
+# --------------------------------------------------------------------------- cross-fold
+def combine_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
+    """All folds' predictions, validated by the evaluation layer (``predictions_ic2bert``)."""
+    from icb_kedro.evaluation.summary import validate_predictions
+
+    non_empty = [t for t in tables if len(t)]
+    if not non_empty:
+        raise ValueError("IC2Bert produced no predictions (every protocol disabled?)")
+    return validate_predictions(pd.concat(non_empty, ignore_index=True))
+
+
+def combine_tables(*tables: pd.DataFrame) -> pd.DataFrame:
+    non_empty = [t for t in tables if len(t)]
+    return pd.concat(non_empty, ignore_index=True) if non_empty else tables[0].iloc[0:0]
+
+
+def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, protocol, cohort, trial): becomes one nested MLflow run (project hook)."""
+    from icb_kedro.evaluation.summary import fold_metrics
+
+    return fold_metrics(predictions)
+
+
+def summarize_cohorts(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    from icb_kedro.evaluation.summary import cohort_summary
+
+    evaluation = params.get("evaluation") or {}
+    return cohort_summary(predictions, n_boot=int(evaluation.get("n_boot", 1000)), seed=int(evaluation.get("seed", 0)))
+
+
+def summarize_sample_size(sample_size: pd.DataFrame) -> pd.DataFrame:
+    """Test AUROC per (cohort, n_train, repeat)."""
+    rows = []
+    for (cohort, n_train, repeat), group in sample_size.groupby(["cohort", "n_train", "repeat"], sort=True):
+        metrics = binary_metrics(group["y_true"].to_numpy(), group["y_prob"].to_numpy())
+        rows.append({"cohort": cohort, "n_train": int(n_train), "repeat": int(repeat), "n_test": len(group), "auroc": metrics["auroc"]})
+    return pd.DataFrame(rows, columns=["cohort", "n_train", "repeat", "n_test", "auroc"])
+
+
+def plot_auroc(fold_metrics: pd.DataFrame):
+    """Test AUROC per held-out cohort and protocol (mean +/- sd over trials)."""
+    import matplotlib.pyplot as plt
+
+    from icb_kedro.evaluation.summary import short_cohort_names
+
+    table = fold_metrics.assign(arm=fold_metrics["model"] + " / " + fold_metrics["protocol"])
+    stats = table.groupby(["cohort", "arm"])["auroc"].agg(["mean", "std"]).reset_index()
+    cohorts = sorted(stats["cohort"].unique())
+    arms = sorted(stats["arm"].unique())
+    names = short_cohort_names(cohorts)
+    figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(cohorts)), 4))
+    width = 0.8 / max(len(arms), 1)
+    for i, arm in enumerate(arms):
+        rows = stats[stats["arm"] == arm].set_index("cohort").reindex(cohorts)
+        axis.bar(np.arange(len(cohorts)) + i * width, rows["mean"], width, yerr=rows["std"].fillna(0), label=arm, capsize=2)
+    axis.axhline(0.5, color="grey", lw=0.8, ls="--")
+    axis.set_xticks(np.arange(len(cohorts)) + width * (len(arms) - 1) / 2, [names[c] for c in cohorts], rotation=30, ha="right")
+    axis.set(ylabel="test AUROC", ylim=(0, 1), title="IC2Bert by held-out cohort")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def plot_sample_size(summary: pd.DataFrame):
+    """Test AUROC against the number of balanced fine-tuning samples (0 = zero-shot)."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for cohort, rows in summary.groupby("cohort"):
+        stats = rows.groupby("n_train")["auroc"].agg(["mean", "std"]).reset_index()
+        axis.errorbar(stats["n_train"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=cohort)
+    axis.axhline(0.5, color="grey", lw=0.8, ls="--")
+    axis.set(xlabel="balanced fine-tuning samples (0 = zero-shot head)", ylabel="test AUROC", ylim=(0, 1), title="IC2Bert sample-size analysis")
+    if len(summary):
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure

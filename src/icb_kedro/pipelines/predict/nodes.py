@@ -1,0 +1,94 @@
+"""Nodes of the predict pipeline: read an expression file, score it with a registered model.
+
+The model is an MLflow pyfunc registered by ``ic2bert_finetune`` (``IC2BertPyfunc``: the
+tokenizer, weights and gene panel travel inside it). It refuses inputs that lack any of its
+genes, naming them. Loading a model is a read, so it happens here; nothing is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icb_kedro.paths import project_root
+
+logger = logging.getLogger(__name__)
+
+LAYOUTS = ("gene_major", "sample_major")
+SCALES = ("log2_tpm_milli", "log2_tpm1")
+
+
+def _resolve(path: str) -> Path:
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() else project_root() / resolved
+
+
+def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
+    """One row per sample (index = sample id), one column per gene, values log2(TPM+1).
+
+    ``input_layout``: ``gene_major`` (rows = genes in a ``gene`` column, columns = samples,
+    like the shared cohort files) or ``sample_major`` (rows = samples, first column = id).
+    ``input_scale``: ``log2_tpm_milli`` (log2(TPM+0.001), the shared files) or ``log2_tpm1``.
+    Formats: .tsv/.tsv.gz/.txt (tab), .csv(.gz), .parquet.
+    """
+    path = _resolve(str(params["input_path"]))
+    if not path.is_file():
+        raise ValueError(f"predict.input_path {path} does not exist")
+    layout, scale = params.get("input_layout", "gene_major"), params.get("input_scale", "log2_tpm_milli")
+    if layout not in LAYOUTS or scale not in SCALES:
+        raise ValueError(f"predict.input_layout must be one of {LAYOUTS} and input_scale one of {SCALES}")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep="," if ".csv" in name else "\t")
+    if layout == "gene_major":
+        if "gene" not in table.columns:
+            raise ValueError(f"{path}: a gene-major file needs a 'gene' column; found {list(table.columns[:5])}")
+        if table["gene"].duplicated().any():
+            raise ValueError(f"{path}: duplicated genes {table.loc[table['gene'].duplicated(), 'gene'].tolist()[:5]}")
+        table = table.set_index("gene").T
+    else:
+        table = table.set_index(table.columns[0])
+    table.index = table.index.astype(str).rename("sample_id")
+    values = table.apply(pd.to_numeric, errors="coerce")
+    if scale == "log2_tpm_milli":
+        from icb_kedro.pipelines.harmonization.nodes import log2_tpm_plus_one  # the training conversion
+
+        values = log2_tpm_plus_one(values)
+    logger.info("Read %d samples x %d genes from %s", *values.shape, path)
+    return values.astype(np.float64)
+
+
+def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> str:
+    """``params.model_uri``, else the registered model of ``params.held_out`` (version/alias)."""
+    if params.get("model_uri"):
+        return str(params["model_uri"])
+    held_out = params.get("held_out")
+    rows = registered_models[registered_models["held_out"] == held_out]
+    if rows.empty:
+        raise ValueError(
+            f"predict.held_out {held_out!r} has no registered IC2Bert model; registered: "
+            f"{registered_models['held_out'].tolist()} (or set predict.model_uri)"
+        )
+    name = rows["model_name"].iloc[0]
+    if params.get("model_alias"):
+        return f"models:/{name}@{params['model_alias']}"
+    return f"models:/{name}/{params.get('model_version') or 'latest'}"
+
+
+def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """P(responder) per sample: ``sample_id, y_prob, model_uri``."""
+    import mlflow
+
+    uri = model_uri_for(params, registered_models)
+    logger.info("Scoring %d samples with %s", len(expression), uri)
+    model = mlflow.pyfunc.load_model(uri)
+    scores = model.predict(expression)
+    return pd.DataFrame({"sample_id": expression.index.astype(str), "y_prob": np.asarray(scores["y_prob"], float), "model_uri": uri})
+
+

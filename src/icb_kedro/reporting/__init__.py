@@ -1,0 +1,1 @@
+"""Reporting: evaluation figures (:mod:`~icb_kedro.reporting.plots`) and the HTML report."""

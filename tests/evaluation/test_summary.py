@@ -1,0 +1,159 @@
+"""Results tables have the documented columns and agree with the per-fold metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icb_kedro.evaluation.metrics import binary_metrics
+from icb_kedro.evaluation.summary import (
+    ALL_COHORTS,
+    COHORT_SUMMARY_COLUMNS,
+    COMPARISON_COLUMNS,
+    OVERALL_SUMMARY_COLUMNS,
+    cohort_summary,
+    fold_metrics,
+    overall_summary,
+    paired_comparisons,
+    summary_markdown,
+    validate_predictions,
+)
+from icb_kedro.schema import FOLD_METRIC_COLUMNS, METRICS
+
+N_BOOT = 200
+
+
+def test_fold_metrics_one_row_per_fold_equal_to_binary_metrics(predictions):
+    table = fold_metrics(predictions)
+    assert tuple(table.columns) == FOLD_METRIC_COLUMNS
+    n_folds = predictions.groupby(["model", "protocol", "cohort", "trial"]).ngroups
+    assert len(table) == n_folds == 3 * (3 * 3 + 3 + 3 * 3)  # models x (transfer + loco + within folds)
+    row = table[(table["model"] == "good") & (table["protocol"] == "transfer") & (table["cohort"] == "CohortA") & (table["trial"] == 2)]
+    fold = predictions[
+        (predictions["model"] == "good") & (predictions["protocol"] == "transfer") & (predictions["cohort"] == "CohortA") & (predictions["trial"] == 2)
+    ]
+    expected = binary_metrics(fold["y_true"], fold["y_prob"], 0.5)
+    assert row[list(METRICS)].iloc[0].to_dict() == pytest.approx(expected)
+    assert row[["n_test", "n_test_pos", "n_train"]].iloc[0].tolist() == [len(fold), fold["y_true"].sum(), fold["n_train"].iloc[0]]
+
+
+def test_fold_metrics_uses_the_fold_threshold(predictions):
+    shifted = predictions.assign(threshold=0.99)
+    assert (fold_metrics(shifted)["recall"] <= fold_metrics(predictions)["recall"]).all()
+    assert fold_metrics(shifted)["auroc"].equals(fold_metrics(predictions)["auroc"])
+
+
+def test_cohort_summary_columns_means_and_ci(predictions):
+    table = cohort_summary(predictions, n_boot=N_BOOT, seed=1)
+    assert tuple(table.columns) == COHORT_SUMMARY_COLUMNS
+    assert len(table) == 3 * 3 * 3
+    folds = fold_metrics(predictions)
+    key = (folds["model"] == "weak") & (folds["protocol"] == "within") & (folds["cohort"] == "CohortC")
+    row = table[(table["model"] == "weak") & (table["protocol"] == "within") & (table["cohort"] == "CohortC")].iloc[0]
+    assert row["n_trials"] == 3
+    assert row["auroc_mean"] == pytest.approx(folds.loc[key, "auroc"].mean())
+    assert row["auroc_sd"] == pytest.approx(folds.loc[key, "auroc"].std(ddof=1))
+    assert row["brier_mean"] == pytest.approx(folds.loc[key, "brier"].mean())
+    loco = table[table["protocol"] == "loco"]
+    assert (loco["n_trials"] == 1).all() and loco["auroc_sd"].isna().all()
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    assert ((table["ci_low"] <= table["auroc_mean"] + 1e-9) & (table["auroc_mean"] <= table["ci_high"] + 1e-9)).mean() > 0.9
+    # Deterministic given the seed; a cohort's resamples do not depend on the other models present.
+    pd.testing.assert_frame_equal(table, cohort_summary(predictions, n_boot=N_BOOT, seed=1))
+    alone = cohort_summary(predictions[predictions["model"] == "weak"], n_boot=N_BOOT, seed=1).reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, table[table["model"] == "weak"].reset_index(drop=True))
+
+
+def test_overall_summary_is_unweighted_mean_over_cohorts(predictions):
+    overall = overall_summary(predictions, n_boot=N_BOOT, seed=1)
+    cohorts = cohort_summary(predictions, n_boot=N_BOOT, seed=1)
+    assert tuple(overall.columns) == OVERALL_SUMMARY_COLUMNS
+    assert len(overall) == 3 * 3
+    row = overall[(overall["model"] == "good") & (overall["protocol"] == "transfer")].iloc[0]
+    per_cohort = cohorts[(cohorts["model"] == "good") & (cohorts["protocol"] == "transfer")]
+    assert row["n_cohorts"] == 3
+    assert row["auroc_mean"] == pytest.approx(per_cohort["auroc_mean"].mean())
+    assert row["f1_mean"] == pytest.approx(per_cohort["f1_mean"].mean())
+    assert row["ci_low"] < row["auroc_mean"] < row["ci_high"]
+    # Pooling three cohorts narrows the interval compared with the cohorts' own.
+    assert row["ci_high"] - row["ci_low"] < (per_cohort["ci_high"] - per_cohort["ci_low"]).mean()
+
+
+def test_paired_comparisons_columns_rows_and_significance(predictions):
+    table = paired_comparisons(predictions, reference_model="random", n_boot=N_BOOT, seed=2)
+    assert tuple(table.columns) == COMPARISON_COLUMNS
+    assert set(table["model_b"]) == {"random"} and set(table["model_a"]) == {"good", "weak"}
+    per_pair = table.groupby(["protocol", "model_a"])["cohort"].apply(list)
+    assert all(cohorts == ["CohortA", "CohortB", "CohortC", ALL_COHORTS] for cohorts in per_pair)
+    combined = table[(table["cohort"] == ALL_COHORTS) & (table["model_a"] == "good")]
+    assert (combined["diff"] > 0).all() and combined["significant"].all()  # strong signal vs noise
+    assert combined["q"].notna().all() and (combined["q"] >= combined["p"]).all()
+    cohort_rows = table[table["cohort"] != ALL_COHORTS]
+    np.testing.assert_allclose(cohort_rows["diff"], cohort_rows["auroc_a"] - cohort_rows["auroc_b"], atol=1e-12)
+    all_pairs = paired_comparisons(predictions, n_boot=N_BOOT, seed=2)
+    assert set(zip(all_pairs["model_a"], all_pairs["model_b"])) == {("good", "random"), ("good", "weak"), ("random", "weak")}
+
+
+def test_identical_models_have_p_one_and_only_paired_samples_count(predictions):
+    twin = predictions[predictions["model"] == "good"].assign(model="twin")
+    both = pd.concat([predictions[predictions["model"] == "good"], twin])
+    table = paired_comparisons(both, n_boot=N_BOOT)
+    assert (table["diff"] == 0).all() and (table.loc[table["cohort"] != ALL_COHORTS, "p"] == 1).all()
+    assert not table["significant"].any()
+    # Drop half of one cohort's transfer rows from the twin: only the samples both scored are compared.
+    transfer_a = twin[(twin["protocol"] == "transfer") & (twin["cohort"] == "CohortA")]
+    dropped = transfer_a[transfer_a["sample_key"].str.endswith(("0", "2", "4"))]
+    partial = pd.concat([predictions[predictions["model"] == "good"], twin.drop(dropped.index)])
+    row = paired_comparisons(partial, n_boot=N_BOOT)
+    row = row[(row["protocol"] == "transfer") & (row["cohort"] == "CohortA")].iloc[0]
+    full_patients = transfer_a["sample_key"].nunique()
+    assert row["n_samples"] == transfer_a.drop(dropped.index)["sample_key"].nunique() < full_patients
+
+
+def test_cohorts_without_a_delong_test_are_reported_but_not_combined(make_folds, make_predictions):
+    folds = make_folds({"Big": (9, 12, 0), "Tiny": (3, 6, 0)})  # Tiny's test splits hold one responder
+    table = paired_comparisons(make_predictions(folds, {"a": 1.0, "b": 0.0}), n_boot=N_BOOT)
+    transfer = table[table["protocol"] == "transfer"].set_index("cohort")
+    assert np.isfinite(transfer.loc["Tiny", "diff"]) and np.isfinite(transfer.loc["Tiny", "ci_low"])
+    assert np.isnan(transfer.loc["Tiny", "p"]) and not transfer.loc["Tiny", "significant"]
+    assert transfer.loc[ALL_COHORTS, "n_cohorts"] == 1
+    assert transfer.loc[ALL_COHORTS, "diff"] == pytest.approx(transfer.loc["Big", "diff"])
+    loco = table[table["protocol"] == "loco"].set_index("cohort")
+    assert loco.loc[ALL_COHORTS, "n_cohorts"] == 2  # all 3 responders are scored together in loco
+
+
+def test_validation_errors(predictions):
+    with pytest.raises(ValueError, match="lack columns"):
+        fold_metrics(predictions.drop(columns="threshold"))
+    with pytest.raises(ValueError, match="twice"):
+        fold_metrics(pd.concat([predictions, predictions.head(1)]))
+    with pytest.raises(ValueError, match="probability"):
+        fold_metrics(predictions.assign(y_prob=predictions["y_prob"] * 3))
+    with pytest.raises(ValueError, match="unknown protocols"):
+        fold_metrics(predictions.assign(protocol="lodo"))
+    varying = predictions.copy()
+    varying.loc[varying.index[0], "n_train"] += 1
+    with pytest.raises(ValueError, match="n_train must be constant"):
+        fold_metrics(varying)
+    disagree = predictions.copy()
+    first = disagree.index[disagree["model"] == "weak"][0]
+    disagree.loc[first, "y_true"] = 1 - disagree.loc[first, "y_true"]
+    with pytest.raises(ValueError, match="disagree"):
+        paired_comparisons(disagree, n_boot=10)
+    with pytest.raises(ValueError, match="reference model"):
+        paired_comparisons(predictions, reference_model="absent", n_boot=10)
+    assert validate_predictions(predictions)["y_true"].dtype == np.int8
+
+
+def test_summary_markdown_reports_tables_significance_and_caveat(predictions):
+    overall = overall_summary(predictions, n_boot=N_BOOT)
+    cohorts = cohort_summary(predictions, n_boot=N_BOOT)
+    comparisons = paired_comparisons(predictions, reference_model="random", n_boot=N_BOOT)
+    text = summary_markdown(overall, cohorts, comparisons)
+    for needle in ("### Protocol `transfer`", "### Protocol `loco`", "| model |", "CohortA", "good vs random", "0.042", "0.90"):
+        assert needle in text, needle
+    assert text.index("### Protocol `transfer`") < text.index("### Protocol `loco`") < text.index("### Protocol `within`")
+    quiet = summary_markdown(overall, cohorts, comparisons.assign(significant=False))
+    assert "No paired AUROC difference is significant" in quiet
+    assert "No paired comparisons were run" in summary_markdown(overall, cohorts, pd.DataFrame())

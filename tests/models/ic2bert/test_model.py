@@ -1,0 +1,109 @@
+"""Shapes, parameter counts and attention probabilities of the Haiku model."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from icb_kedro.models.ic2bert.config import IC2BertConfig
+from icb_kedro.models.ic2bert.model import build_model, count_parameters, hash_dropout
+from icb_kedro.models.ic2bert.train import init_params
+
+
+def _abstract_count(config: IC2BertConfig) -> int:
+    """Parameter count without running the init (shape evaluation only)."""
+    model = build_model(config)
+    shapes = jax.eval_shape(lambda key, tokens: model.init(key, tokens, True), jax.random.PRNGKey(0), jnp.zeros((1, config.n_genes), jnp.int32))
+    return count_parameters(shapes)
+
+
+@pytest.mark.parametrize(
+    ("n_genes", "n_bins", "expected"),
+    [
+        # The original has 602,438 at 983 genes / 4 bins; its expression table has only
+        # n_bins rows, ours n_bins + 1 (a learned [MASK] row, spec item 10): + 128.
+        (983, 4, 602_438 + 128),
+        (983, 8, 603_466 + 128),  # original 603,466 at 8 bins (its MLM head already has n_bins + 1 outputs)
+        (376, 4, 563_718),  # the ic2bert_prior panel of the shared cohorts (376 genes)
+    ],
+)
+def test_parameter_count_matches_the_spec(n_genes: int, n_bins: int, expected: int) -> None:
+    for scan in (True, False):
+        assert _abstract_count(IC2BertConfig(n_genes=n_genes, n_bins=n_bins, scan_layers=scan)) == expected
+
+
+def test_parameter_breakdown_at_paper_size() -> None:
+    model = build_model(IC2BertConfig(n_genes=983))
+    params = jax.eval_shape(lambda key, tokens: model.init(key, tokens, True), jax.random.PRNGKey(0), jnp.zeros((1, 983), jnp.int32))
+    size = {module: sum(int(np.prod(v.shape)) for v in leaves.values()) for module, leaves in params.items()}
+    assert size["ic2bert/embedding/expression_embedding"] == 5 * 128  # 4 bins + [MASK]
+    assert size["ic2bert/embedding/gene_embedding"] == 62_912
+    assert size["ic2bert/embedding/gene_projection"] == 8_320
+    assert sum(v for k, v in size.items() if k.startswith("ic2bert/blocks/")) == 4 * 132_480
+    assert size["ic2bert/mlm_head"] == 645 and size["ic2bert/classification_head"] == 129
+
+
+def _jitted_apply(config):
+    """model.apply, jitted (eager Haiku apply is slow); is_training / return_attention static."""
+    return jax.jit(build_model(config).apply, static_argnums=(3, 4))
+
+
+def test_output_shapes_and_real_attention_probabilities(tiny_config, token_data) -> None:
+    tokens = jnp.asarray(token_data[0][:3])
+    apply = _jitted_apply(tiny_config)
+    params = init_params(tiny_config, 0)
+    out = apply(params, None, tokens, False, True)
+    assert out.mlm_logits.shape == (3, 12, tiny_config.vocab_size)
+    assert out.cls_logit.shape == (3,) and out.pooled.shape == (3, tiny_config.d_model)
+    assert len(out.attention) == tiny_config.n_layers
+    for probs in out.attention:
+        assert probs.shape == (3, tiny_config.n_heads, 12, 12)
+        np.testing.assert_allclose(np.asarray(probs).sum(-1), 1.0, atol=1e-5)
+        assert float(probs.min()) >= 0.0
+    # The fused attention path computes the same function as the explicit one.
+    fused = apply(params, None, tokens, False, False).mlm_logits
+    np.testing.assert_allclose(np.asarray(fused), np.asarray(out.mlm_logits), atol=1e-4)
+
+
+def test_mask_token_has_its_own_embedding(tiny_config) -> None:
+    params = init_params(tiny_config, 0)
+    table = np.asarray(params["ic2bert/embedding/expression_embedding"]["embeddings"])
+    assert table.shape[0] == tiny_config.n_bins + 1
+    assert not np.allclose(table[tiny_config.mask_id], table[tiny_config.n_bins - 1])
+
+
+def test_dropout_only_in_training_and_seeded(tiny_config, token_data) -> None:
+    tokens = jnp.asarray(token_data[0][:4])
+    apply = _jitted_apply(tiny_config)
+    params = init_params(tiny_config, 0)
+    eval_a = apply(params, None, tokens, False, False).cls_logit
+    eval_b = apply(params, jax.random.PRNGKey(5), tokens, False, False).cls_logit
+    np.testing.assert_array_equal(np.asarray(eval_a), np.asarray(eval_b))
+    train_a = apply(params, jax.random.PRNGKey(1), tokens, True, False).cls_logit
+    train_b = apply(params, jax.random.PRNGKey(1), tokens, True, False).cls_logit
+    train_c = apply(params, jax.random.PRNGKey(2), tokens, True, False).cls_logit
+    np.testing.assert_array_equal(np.asarray(train_a), np.asarray(train_b))
+    assert not np.allclose(np.asarray(train_a), np.asarray(train_c))
+
+
+def test_hash_dropout_rate_and_scaling() -> None:
+    x = jnp.ones((64, 256, 128))
+    dropout = jax.jit(hash_dropout, static_argnums=1)
+    kept = dropout(jax.random.PRNGKey(0), 0.1, x)
+    keep_rate = float((kept > 0).mean())
+    assert abs(keep_rate - 0.9) < 0.002
+    np.testing.assert_allclose(float(kept.max()), 1 / 0.9, rtol=1e-6)
+    other = dropout(jax.random.PRNGKey(1), 0.1, x)
+    agreement = float(((kept > 0) == (other > 0)).mean())
+    assert abs(agreement - (0.9**2 + 0.1**2)) < 0.003  # independent masks for different keys
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        IC2BertConfig(n_genes=10, d_model=10, n_heads=4)
+    with pytest.raises(ValueError, match="n_bins"):
+        IC2BertConfig(n_genes=10, n_bins=1)
+    with pytest.raises(ValueError, match="tokens must be"):
+        build_model(IC2BertConfig(n_genes=10, d_model=8, n_heads=2)).init(jax.random.PRNGKey(0), jnp.zeros((1, 9), jnp.int32), False)

@@ -1,0 +1,60 @@
+"""MLflow registry round-trip of the IC2Bert pyfunc and its refusal of incomplete inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+from icb_kedro.models.ic2bert.predict import score_frame
+from icb_kedro.models.ic2bert.pyfunc import IC2BertPyfunc, cohort_zscore, log_model
+from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
+from icb_kedro.models.ic2bert.train import init_params
+
+
+@pytest.fixture
+def bundle(tiny_config) -> tuple[ModelBundle, pd.DataFrame]:
+    rng = np.random.default_rng(1)
+    genes = [f"G{i}" for i in range(tiny_config.n_genes)]
+    cohort = pd.DataFrame(rng.normal(5, 2, size=(25, len(genes))), columns=genes, index=[f"s{i}" for i in range(25)])
+    training = pd.DataFrame(rng.normal(size=(40, len(genes))), columns=genes)  # bins come from other rows
+    bins = fit_quantile_bins(training, genes, tiny_config.n_bins)
+    metadata = {"held_out": "X", "input_transform": "cohort_zscore"}
+    return ModelBundle(tiny_config, init_params(tiny_config, 7), bins, metadata), cohort
+
+
+def test_registry_round_trip(tmp_path, monkeypatch, bundle) -> None:
+    import mlflow
+
+    model_bundle, cohort = bundle
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with mlflow.start_run():
+            info = log_model(model_bundle.to_dict(), name="ic2bert", registered_model_name="icb_ic2bert_test")
+        assert info.signature.inputs.input_names() == list(model_bundle.genes)
+        loaded = mlflow.pyfunc.load_model("models:/icb_ic2bert_test/1")
+        scored = loaded.predict(cohort.assign(extra_column=1.0))  # extra columns are ignored
+        expected = score_frame(model_bundle, cohort_zscore(cohort))
+        np.testing.assert_allclose(scored["y_prob"].to_numpy(), expected, rtol=1e-6)
+        assert list(scored.index) == list(cohort.index)
+        latest = mlflow.pyfunc.load_model("models:/icb_ic2bert_test/latest")
+        np.testing.assert_allclose(latest.predict(cohort)["y_prob"].to_numpy(), expected, rtol=1e-6)
+        with pytest.raises(Exception, match="G3"):  # MLflow's schema check names the missing gene
+            loaded.predict(cohort.drop(columns=["G3"]))
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_pyfunc_refuses_inputs_lacking_genes(bundle) -> None:
+    model_bundle, cohort = bundle
+    model = IC2BertPyfunc(model_bundle.to_dict())
+    with pytest.raises(ValueError, match=r"lacks 2 of the model's 12 genes \(G0, G5\)"):
+        model.predict(None, cohort.drop(columns=["G0", "G5"]))
+    with pytest.raises(ValueError, match="non-numeric"):
+        model.predict(None, cohort.assign(G1="high"))
+    out = model.predict(None, cohort)
+    assert out.columns.tolist() == ["y_prob"] and out["y_prob"].between(0, 1).all()

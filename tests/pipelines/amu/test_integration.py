@@ -1,0 +1,51 @@
+"""The amu pipeline on the real shared data, light config (1 trial, 1 epoch, 1 encoder layer)."""
+
+from __future__ import annotations
+
+import pytest
+
+from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def amu_run(foundation_project):
+    foundation_project.run(["amu"])
+    return foundation_project
+
+
+def test_light_run_on_real_data(amu_run) -> None:
+    predictions = amu_run.read("data/07_model_output/predictions_amu.parquet")
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
+    assert set(predictions["protocol"]) == {"amu_holdout", "amu_holdout_leaky", "transfer", "loco", "within"}
+    assert predictions["cohort"].nunique() == 8  # AMU + the seven cohorts
+    study = predictions[predictions["protocol"] == "amu_holdout"]
+    assert len(study) == 42 and (study["n_train"] == 165).all()  # 207 patients, stratified 80/20
+    leaky = predictions[predictions["protocol"] == "amu_holdout_leaky"]
+    assert len(leaky) == 56 and (leaky["n_train"] == 224).all()  # 280 rows after duplicating responders
+    metrics = amu_run.read("data/07_model_output/fold_metrics_amu.parquet")
+    assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
+    assert len(metrics) == 2 + 7 * 3  # light: 1 trial per protocol
+    embeddings = amu_run.read("data/07_model_output/amu_gene_embeddings.parquet")
+    assert embeddings.shape == (78, 21)  # the amu160 panel present in all seven cohorts
+
+
+def test_light_run_registers_a_loadable_model(amu_run) -> None:
+    import mlflow
+    import pandas as pd
+
+    client = mlflow.MlflowClient(tracking_uri=amu_run.tracking_uri, registry_uri=amu_run.tracking_uri)
+    versions = client.search_model_versions("name = 'icb_amu'")
+    assert versions, "the final AMU model was not registered as icb_amu"
+    latest = max(versions, key=lambda v: int(v.version))
+    mlflow.set_tracking_uri(amu_run.tracking_uri)
+    mlflow.set_registry_uri(amu_run.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/icb_amu/{latest.version}")
+    expression = amu_run.read("data/03_primary/harmonized_expression.parquet").head(5)
+    scores = model.predict(expression)
+    assert isinstance(scores, pd.DataFrame) and scores["y_prob"].between(0, 1).all()
+    assert scores["sample_key"].tolist() == expression["sample_key"].tolist()
+    experiment = client.get_run(latest.run_id).info.experiment_id
+    children = client.search_runs([experiment], "tags.model = 'amu' and tags.dataset = 'fold_metrics_amu'")
+    assert len(children) == 2 + 7 * 3  # one nested MLflow run per fold (project hook)

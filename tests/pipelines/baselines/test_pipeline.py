@@ -1,0 +1,120 @@
+"""The baselines pipeline end to end on synthetic inputs (DataCatalog + SequentialRunner),
+and on the real shared cohorts in the light config (integration)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from matplotlib.figure import Figure
+
+from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
+from icb_kedro.pipelines.baselines import create_pipeline
+from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
+
+
+class KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so the test can read intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+def test_pipeline_reads_the_foundation_datasets_and_writes_the_shared_results():
+    pipeline = create_pipeline()
+    assert pipeline.inputs() == {
+        "expression_standardized",
+        "harmonized_expression",
+        "gene_panels",
+        "lodocv_folds",
+        "amu_matrix",
+        "amu_holdout_folds",
+        "baselines_signature_files",
+        "params:baselines",
+        "params:baselines.panel",
+        "params:baselines.signatures",
+        "params:baselines.evaluation",
+    }
+    expected = {"predictions_baselines", "fold_metrics_baselines", "signature_coverage", "baselines_summary_md"}
+    assert expected <= pipeline.all_outputs()
+    assert {f"baselines_fit_{m}" for m in MODEL_FAMILIES} <= {n.name for n in pipeline.nodes}
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(synthetic_inputs) -> DataCatalog:
+    from .conftest import TINY_PARAMS  # noqa: PLC0415
+
+    pipeline = create_pipeline()
+    catalog = DataCatalog({name: MemoryDataset(value) for name, value in synthetic_inputs.items()})
+    for name in pipeline.all_outputs():
+        catalog[name] = KeptDataset()
+    catalog["params:baselines"] = TINY_PARAMS
+    for key in ("panel", "signatures", "evaluation"):
+        catalog[f"params:baselines.{key}"] = TINY_PARAMS[key]
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+def test_pipeline_runs_every_model_signature_and_protocol(pipeline_run):
+    predictions = pipeline_run["predictions_baselines"].load()
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
+    assert set(predictions["model"]) == {"logreg", "svm", "rf", "xgboost", "sig_UP", "sig_DOWN", "sig_WM", "sig_COX_IS"}
+    assert set(predictions["protocol"]) == {"transfer", "loco", "within", "amu_holdout"}
+    signatures = predictions[predictions["model"].str.startswith("sig_")]
+    assert "amu_holdout" not in set(signatures["protocol"])  # the AMU matrix has no signature genes
+
+    metrics = pipeline_run["fold_metrics_baselines"].load()
+    assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
+    # 3 cohorts x (transfer 1 + loco 1 + within 1) for 7 LODOCV models; AMU: 2 trials x 4 models
+    assert len(metrics) == 9 * 7 + 2 * 4
+
+    overall = pipeline_run["baselines_overall_summary"].load()
+    assert set(zip(overall["model"], overall["protocol"])) == set(zip(predictions["model"], predictions["protocol"]))
+    assert overall[["ci_low", "ci_high"]].notna().all().all()
+    comparisons = pipeline_run["baselines_comparisons"].load()
+    assert {"ALL"} <= set(comparisons["cohort"])
+    coverage = pipeline_run["signature_coverage"].load()
+    assert coverage.set_index("signature").loc["SPARSE", "status"] == "failed"
+    log = pipeline_run["baselines_search_log"].load()
+    assert set(log["model"]) == {"logreg", "svm", "rf", "xgboost"}
+    assert "SPARSE" in pipeline_run["baselines_summary_md"].load()
+    for protocol in ("transfer", "loco", "within", "amu_holdout"):
+        assert isinstance(pipeline_run[f"baselines_cohort_auroc_{protocol}_plot"].load(), Figure)
+        assert isinstance(pipeline_run[f"baselines_roc_pr_{protocol}_plot"].load(), Figure)
+    assert isinstance(pipeline_run["baselines_overall_auroc_plot"].load(), Figure)
+
+
+@pytest.mark.integration
+def test_baselines_on_the_real_cohorts_in_the_light_config(foundation_project):
+    """Light config on the real data: 1 trial, tiny grids, every family + every signature."""
+    foundation_project.run(["baselines"])
+    predictions = foundation_project.read("data/07_model_output/predictions_baselines.parquet")
+    models = set(predictions["model"])
+    assert {"logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn"} <= models
+    signatures = {m for m in models if m.startswith("sig_")}
+    assert {"sig_CD8_Jiang", "sig_COX_IS", "sig_IPRES", "sig_IMPRES", "sig_TIS"} <= signatures and len(signatures) == 14
+    assert set(predictions["protocol"]) == {"transfer", "loco", "within", "amu_holdout"}
+    assert set(predictions.loc[predictions["model"] == "cnn", "protocol"]) == {"amu_holdout"}
+
+    # Every model and signature scored the same test rows of every LODOCV fold.
+    lodocv = predictions[predictions["protocol"] != "amu_holdout"]
+    rows_per_model = lodocv.groupby("model").apply(lambda t: frozenset(zip(t.protocol, t.cohort, t.trial, t.sample_key)))
+    assert rows_per_model.drop("cnn", errors="ignore").nunique() == 1
+
+    coverage = pd.read_csv(foundation_project.path / "data/08_reporting/baselines/signature_coverage.csv").set_index("signature")
+    assert (coverage["status"] == "scored").sum() == 13 and coverage.loc["IMPRES", "status"] == "scored_below_coverage"
+    assert coverage.loc["IPS", "status"] == "failed" and "10,000 genes" in coverage.loc["IPS", "reason"]
+    assert coverage.loc["TLS", "status"] == "failed"  # 7/9 = 78%
+
+    metrics = foundation_project.read("data/07_model_output/fold_metrics_baselines.parquet")
+    assert metrics["n_test"].gt(0).all() and metrics["auroc"].between(0, 1).all()
+    for name in ("overall_auroc.png", "cohort_auroc_transfer.png", "roc_pr_loco.png", "summary.md"):
+        assert (foundation_project.path / "data/08_reporting/baselines" / name).stat().st_size > 1000
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=foundation_project.tracking_uri)
+    experiment = client.get_experiment_by_name("icb_kedro")
+    children = client.search_runs([experiment.experiment_id], filter_string="tags.dataset = 'fold_metrics_baselines'")
+    assert len(children) == len(metrics)
