@@ -28,6 +28,43 @@ def shared_data_path() -> Path:
     return path
 
 
+REAL_PROJECT_FIXTURES = {"light_project", "foundation_project"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (--dist loadgroup), every test that uses the shared real-data
+    project runs in one worker, in file order, so the project is built and run once."""
+    for item in items:
+        if REAL_PROJECT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("real_data_project"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_mlflow_globals() -> Iterator[None]:
+    """MLflow keeps the tracking/registry URI and the active experiment in module globals
+    and kedro-mlflow exports ``MLFLOW_EXPERIMENT_ID``: a test that points them at its own
+    temporary store must not redirect the next test."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        os.environ.pop(key)
+    os.environ.update(saved)
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
+    fluent._active_experiment_id = None
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     return shared_data_path()
@@ -57,7 +94,7 @@ class KedroProject:
         from kedro.framework.startup import bootstrap_project
 
         old_cwd = Path.cwd()
-        old_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        old_env = dict(os.environ)  # kedro-mlflow exports MLFLOW_EXPERIMENT_ID, Kedro PYTHONPATH
         os.chdir(self.path)  # mlflow's default artifact root (./mlruns) is cwd-relative
         os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
         try:
@@ -69,11 +106,14 @@ class KedroProject:
 
             while mlflow.active_run() is not None:  # kedro-mlflow leaves its finished run on the stack
                 mlflow.end_run()
+            from mlflow.tracking import fluent
+
+            fluent._active_experiment_id = None
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
             os.chdir(old_cwd)
-            if old_uri is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = old_uri
+            os.environ.clear()
+            os.environ.update(old_env)
 
     @property
     def tracking_uri(self) -> str:

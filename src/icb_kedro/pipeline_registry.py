@@ -16,15 +16,16 @@ from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.interpretation import create_pipeline as interpretation_pipeline
 
-#: Registered pipelines that are not part of the default study run.
-NOT_IN_DEFAULT = ("interpretation", "predict")
+#: Registered pipelines not summed into the study as registered: ``predict`` never runs by
+#: default; ``interpretation`` is added below, wired to the models' real outputs.
+NOT_SUMMED = ("interpretation", "predict")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
     # Summing dedups nodes shared by several registered pipelines (same node objects
     # or equal names), giving one DAG for `kedro run`.
-    study = sum((p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT), Pipeline([]))
+    study = sum((p for name, p in pipelines.items() if name not in NOT_SUMMED), Pipeline([]))
     # Interpretation reads other pipelines' outputs through optional mirrors (so it also
     # runs alone on whatever is on disk); inside the study run the mirrors are renamed to
     # the real datasets, which orders it after the models in one DAG.

@@ -24,6 +24,12 @@ def _mlflow_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
+def _mlflow_registry_uri() -> str:
+    """``$MLFLOW_REGISTRY_URI`` or the tracking store: set explicitly, so a registry URI left
+    in MLflow's process globals (notebooks, tests) never redirects registrations."""
+    return os.environ.get("MLFLOW_REGISTRY_URI") or _mlflow_tracking_uri()
+
+
 HOOKS = (LodocvFoldRunsHook(),)
 
 CONFIG_LOADER_ARGS = {
@@ -33,6 +39,7 @@ CONFIG_LOADER_ARGS = {
         # ${icb_data_dir:} -> $ICB_DATA_DIR or ../shared/data (see icb_kedro.paths)
         "icb_data_dir": lambda: data_dir(),
         "icb_mlflow_uri": lambda: _mlflow_tracking_uri(),
+        "icb_mlflow_registry_uri": lambda: _mlflow_registry_uri(),
     },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],

@@ -70,7 +70,9 @@ def test_two_workers_reproduce_the_sequential_grid_even_when_a_worker_dies(
     report = run_grid(settings, engine="dask", client=dask_client, cell_fn=killer, retries=0, progress=False)
 
     assert report.ok, report.summary()
-    assert sorted(report.ran) == sorted(sequential.ran)
+    # The killed worker may hold the finished prepare cell's result: Dask then recomputes that
+    # task, and the cell, already done on disk, reports "skipped" (no repeated work).
+    assert sorted(set(report.ran) | ({"prepare"} & set(report.skipped))) == sorted(sequential.ran), report.summary()
     pids = payloads.attempts(tmp_path, victim)
     assert len(pids) == 2 and pids[0] != pids[1]  # killed mid-grid, re-run by a fresh worker process
 

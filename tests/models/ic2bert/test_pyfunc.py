@@ -58,3 +58,10 @@ def test_pyfunc_refuses_inputs_lacking_genes(bundle) -> None:
         model.predict(None, cohort.assign(G1="high"))
     out = model.predict(None, cohort)
     assert out.columns.tolist() == ["y_prob"] and out["y_prob"].between(0, 1).all()
+
+
+def test_per_cohort_standardized_model_refuses_a_handful_of_samples(bundle) -> None:
+    model_bundle, cohort = bundle
+    model = IC2BertPyfunc(model_bundle.to_dict())
+    with pytest.raises(ValueError, match=r"pass a whole cohort \(>= 10 samples\), got 3 row"):
+        model.predict(None, cohort.head(3))

@@ -167,14 +167,25 @@ def run_folds(
     if len(set(ids)) != len(ids):
         raise ValueError(f"run_folds: duplicated fold ids {sorted({i for i in ids if ids.count(i) > 1})}")
     ordered = sorted(folds, key=lambda f: -len(f.y_train))  # long fits first: better packing
+    from tqdm.auto import tqdm
+
+    progress = tqdm(total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False)
     if n_jobs == 1 or len(ordered) == 1:
-        results = [run_fold(f, features, model_config, train_config, threshold_method) for f in ordered]
+        results = []
+        for fold in ordered:
+            results.append(run_fold(fold, features, model_config, train_config, threshold_method))
+            progress.update()
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=n_jobs, backend="loky")(
+        # return_as="generator": results arrive in order as folds finish, driving the bar.
+        results = []
+        for result in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
             delayed(run_fold)(f, features, model_config, train_config, threshold_method) for f in ordered
-        )
+        ):
+            results.append(result)
+            progress.update()
+    progress.close()
     predictions = pd.concat([p for p, _ in results], ignore_index=True)
     predictions = predictions.sort_values(["protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
     weights = {w["fold"]: w for _, w in sorted(results, key=lambda r: r[1]["fold"])}

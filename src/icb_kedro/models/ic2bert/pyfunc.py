@@ -37,8 +37,22 @@ INPUT_TRANSFORMS = ("cohort_zscore", "none")
 OUTPUT_COLUMN = "y_prob"
 
 
+#: Fewest rows a ``cohort_zscore`` model accepts: its inputs are standardized over the rows
+#: given (one cohort, as in training), so a handful of samples gives meaningless z-scores.
+MIN_COHORT_ROWS = 10
+
+
 def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
-    """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0)."""
+    """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0).
+
+    Label-free but transductive (the scores of a sample depend on the cohort it comes with),
+    exactly like the per-cohort standardization the model was trained on; see the README.
+    """
+    if len(values) < MIN_COHORT_ROWS:
+        raise ValueError(
+            f"this model standardizes its input per cohort: pass a whole cohort (>= {MIN_COHORT_ROWS} "
+            f"samples), got {len(values)} row(s)"
+        )
     sd = values.std(ddof=0).replace(0.0, np.nan)
     return ((values - values.mean()) / sd).fillna(0.0)
 

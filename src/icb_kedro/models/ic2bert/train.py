@@ -415,7 +415,13 @@ def pretrain(
             logger.info("Resuming pretraining at epoch %d of %d from %s", start_epoch, config.epochs, checkpointer.directory)
 
     step = int(state.step)
-    for epoch in range(start_epoch, config.epochs + 1):
+    from tqdm.auto import tqdm
+
+    epochs = tqdm(
+        range(start_epoch, config.epochs + 1), initial=start_epoch - 1, total=config.epochs,
+        desc="IC2Bert pretraining", unit="epoch", leave=False,
+    )
+    for epoch in epochs:
         started = time.perf_counter()
         rng = np.random.default_rng([seed, epoch])
         losses, accs, weights = [], [], []

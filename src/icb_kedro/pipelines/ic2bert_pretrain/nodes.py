@@ -58,6 +58,9 @@ def pretrain_fold(
     Returns the model bundle (config, best-epoch params, frozen tokenizer), the per-epoch
     history (one row per epoch) and the same history as MLflow metric histories.
     """
+    import jax
+    import numpy as np
+
     from icb_kedro.models.ic2bert import train
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle, PretrainCheckpointer, fingerprint
 
@@ -86,7 +89,10 @@ def pretrain_fold(
     result = train.pretrain(model_config, train_tokens, val_tokens, config, seed, checkpointer, run_id)
     if checkpointer is not None:
         checkpointer.close()
-    history = result.history.assign(held_out=held_out, best_epoch=result.best_epoch)
+    # n_bins and the parameter count travel with the history: MLM accuracy vs n_bins (the
+    # paper's Table) is read off histories of runs (or grid cells) with different n_bins.
+    n_params = int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(result.params)))
+    history = result.history.assign(held_out=held_out, best_epoch=result.best_epoch, n_bins=model_config.n_bins, n_params=n_params)
     bundle = ModelBundle(
         model_config,
         result.params,
@@ -97,6 +103,7 @@ def pretrain_fold(
             "best_epoch": result.best_epoch,
             "best_val_mlm_accuracy": float(history.loc[history["epoch"] == result.best_epoch, "val_accuracy"].iloc[0]),
             "n_pretrain_samples": len(train_keys),
+            "n_params": n_params,
             "seed": seed,
         },
     )
