@@ -20,7 +20,7 @@ def test_pipeline_structure_one_namespace_per_cohort() -> None:
     assert {"predictions_amu", "fold_metrics_amu", "amu_gene_embeddings", "amu_registered_model"} <= pipeline.all_outputs()
     assert pipeline.inputs() == {
         "amu_matrix", "amu_holdout_folds", "harmonized_expression", "expression_standardized",
-        "gene_panels", "lodocv_folds", "params:amu",
+        "gene_panels", "params:amu", *(f"lodocv_folds_fold_{c}" for c in COHORTS),
     }
 
 
@@ -35,6 +35,9 @@ class KeptDataset(MemoryDataset):
 def pipeline_run(synthetic_inputs) -> DataCatalog:
     pipeline = create_pipeline(cohorts=COHORTS)
     catalog = DataCatalog({name: MemoryDataset(value) for name, value in synthetic_inputs.items()})
+    folds = synthetic_inputs["lodocv_folds"]
+    for cohort in COHORTS:
+        catalog[f"lodocv_folds_fold_{cohort}"] = MemoryDataset(folds[folds["held_out"] == cohort])
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()
     catalog["params:amu"] = tiny_params()

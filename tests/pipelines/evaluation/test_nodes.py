@@ -35,6 +35,21 @@ def test_gather_stacks_models_and_refuses_a_name_used_by_two_pipelines(predictio
         gather_predictions(_predictions("strong", 3.0, 0), _predictions("strong", 1.0, 2))
 
 
+def test_gather_leaves_out_pipelines_not_run_but_needs_one() -> None:
+    table = gather_predictions(None, _predictions("strong", 3.0, 0), None)
+    assert set(table["model"]) == {"strong"}
+    with pytest.raises(ValueError, match="no model predictions on disk"):
+        gather_predictions(None, None, None)
+
+
+def test_standalone_evaluation_reads_optional_mirrors_and_the_study_reads_the_real_tables() -> None:
+    from icb_kedro.pipelines.evaluation import create_pipeline
+
+    assert create_pipeline().inputs() >= {f"evaluation_input_predictions_{m}" for m in ("baselines", "ic2bert", "amu")}
+    wired = create_pipeline(upstream_outputs={"predictions_amu"})
+    assert "predictions_amu" in wired.inputs() and "evaluation_input_predictions_baselines" in wired.inputs()
+
+
 def test_results_table_has_one_row_per_scored_fold(predictions) -> None:
     table = build_results_table(predictions)
     assert list(table.columns) == list(FOLD_METRIC_COLUMNS)
@@ -71,12 +86,19 @@ def test_default_run_orders_evaluation_and_interpretation_after_every_model() ->
     from icb_kedro.pipeline_registry import register_pipelines
 
     pipelines = register_pipelines()
-    default = pipelines["__default__"]
-    names = {n.name for n in default.nodes}
+    study, default = pipelines["study"], pipelines["__default__"]
     for model in ("baselines", "amu", "ic2bert_finetune"):
-        assert {n.name for n in pipelines[model].nodes} <= names
-    assert not {n.name for n in pipelines["predict"].nodes} & names
-    # No dangling mirror: interpretation reads the models' real outputs inside the study run.
-    assert "predictions_ic2bert" in default.all_inputs() and "predictions_amu" in default.all_inputs()
-    order = [n.name for n in default.nodes]  # topologically sorted
-    assert order.index("gather_predictions") > max(order.index(n.name) for n in pipelines["amu"].nodes if "predictions_amu" in n.outputs)
+        assert {n.name for n in pipelines[model].nodes} <= {n.name for n in study.nodes}
+    for model in ("baselines", "ic2bert_finetune"):  # the main job; AMU runs by name (budget)
+        assert {n.name for n in pipelines[model].nodes} <= {n.name for n in default.nodes}
+    assert not {n.name for n in pipelines["amu"].nodes if n.namespace is None} & {n.name for n in default.nodes}
+    assert not {n.name for n in pipelines["predict"].nodes} & {n.name for n in study.nodes}
+    # Inside a run the reports read the models' real outputs (ordered after them); what the
+    # run does not produce is read from disk through the optional mirrors.
+    assert {"predictions_ic2bert", "predictions_baselines"} <= default.all_inputs()
+    assert "evaluation_input_predictions_amu" in default.inputs()
+    assert "predictions_amu" in study.all_inputs() and "evaluation_input_predictions_amu" not in study.inputs()
+    order = [n.name for n in study.nodes]  # topologically sorted
+    producer = next(n.name for n in study.nodes if "predictions_amu" in n.outputs)
+    assert order.index("gather_predictions") > order.index(producer)
+    assert order.index("interpretation_report") > order.index("gather_predictions")

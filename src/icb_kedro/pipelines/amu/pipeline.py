@@ -61,7 +61,9 @@ def _cohort_node(cohort: str) -> Node:
             "harmonized_expression": "harmonized_expression",
             "expression_standardized": "expression_standardized",
             "gene_panels": "gene_panels",
-            "lodocv_folds": "lodocv_folds",
+            # The fold table of this cohort (not the combined one): keeps fold_<cohort> a
+            # valid kedro-viz namespace that no outside node interrupts.
+            "lodocv_folds": f"lodocv_folds_{ns}",
             "params": "params:amu",
         },
         outputs=[f"amu_predictions_{ns}", f"amu_weights_{ns}"],

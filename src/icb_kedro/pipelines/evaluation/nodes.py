@@ -13,9 +13,21 @@ from icb_kedro.schema import PREDICTION_COLUMNS
 logger = logging.getLogger(__name__)
 
 
-def gather_predictions(*model_predictions: pd.DataFrame) -> pd.DataFrame:
-    """Stack every model pipeline's predictions (same folds, same columns) into one table."""
-    frames = [summary.validate_predictions(p)[list(PREDICTION_COLUMNS)] for p in model_predictions]
+def gather_predictions(*model_predictions: pd.DataFrame | None) -> pd.DataFrame:
+    """Stack every model pipeline's predictions (same folds, same columns) into one table.
+
+    ``None`` = that model pipeline has not been run (an optional input): it is left out and
+    logged; at least one table is needed.
+    """
+    present = [p for p in model_predictions if p is not None]
+    if not present:
+        raise ValueError(
+            "no model predictions on disk (data/07_model_output/predictions_<model>.parquet): run "
+            "a model pipeline first, e.g. `kedro run --pipelines baselines`"
+        )
+    if len(present) < len(model_predictions):
+        logger.info("evaluation: %d of %d model pipelines have predictions on disk", len(present), len(model_predictions))
+    frames = [summary.validate_predictions(p)[list(PREDICTION_COLUMNS)] for p in present]
     table = pd.concat(frames, ignore_index=True)
     duplicated = table.duplicated(["model", "protocol", "cohort", "trial", "sample_key"])
     if duplicated.any():

@@ -20,7 +20,7 @@ import pandas as pd
 
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import enrichment, shap_analysis, survival
-from icb_kedro.schema import LABEL, SAMPLE_KEY
+from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +99,12 @@ def gene_set_dict(gene_sets: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def _baseline_features(expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
-    if not genes:
-        raise ValueError(f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}")
-    missing = [g for g in genes if g not in expression.columns]
-    if missing:
-        raise ValueError(f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}")
-    indexed = expression.set_index(SAMPLE_KEY)
+    # The same panel selection (and checks) as the baselines pipeline the models came from.
+    from icb_kedro.pipelines.baselines.nodes import select_panel_features
+
+    selected = select_panel_features(expression, gene_panels, panel)
+    genes = [c for c in selected.columns if c not in (SAMPLE_KEY, COHORT, LABEL)]
+    indexed = selected.set_index(SAMPLE_KEY)
     return indexed[genes], indexed[LABEL], genes
 
 
