@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	$(BIN)/python -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# The main job, `kedro run` (__default__): the whole study on conf/base: the IC2Bert chain
-# (ingestion -> harmonization -> folds -> tokenization -> pretraining -> fine-tuning), AMU,
-# the baselines, the cross-model evaluation and the interpretation report.
+# The main job, `kedro run` (__default__) on conf/base: the IC2Bert chain (ingestion ->
+# harmonization -> folds -> tokenization -> pretraining -> fine-tuning), the baselines, the
+# cross-model evaluation and the interpretation report. AMU runs by name (see README).
 run: $(STAMP)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
 	@$(BIN)/python -m icb_kedro.where
