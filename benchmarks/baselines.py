@@ -142,7 +142,7 @@ def main() -> None:
             # The benchmark: every protocol on all 10 trials (conf/base runs the 2 that
             # IC2Bert fine-tunes); --trials 2 times what `make run` does.
             trials = None if args.trials == "all" else int(args.trials)
-            run_pipelines(project, args.env, ["baselines"], {"baselines.n_trials": trials})
+            run_pipelines(project, args.env, ["baselines"], {"baselines": {"n_trials": trials}})
             wall = time.perf_counter() - started
             from joblib.externals.loky import get_reusable_executor
 
