@@ -59,9 +59,14 @@ def test_scores_with_a_saved_pyfunc_and_refuses_missing_genes(tmp_path) -> None:
     bundle = ModelBundle(config, init_params(config, 0), fit_quantile_bins(training, GENES, 4), {"held_out": "X", "input_transform": "cohort_zscore"})
     model_path = tmp_path / "model"
     mlflow.pyfunc.save_model(model_path, python_model=IC2BertPyfunc(bundle.to_dict()), signature=signature_for(bundle.genes))
-    expression = pd.DataFrame(rng.normal(size=(6, 3)), columns=GENES, index=[f"s{i}" for i in range(6)])
+    # A whole (small) cohort: the model z-scores its input rows per gene, as in training.
+    expression = pd.DataFrame(rng.normal(size=(12, 3)), columns=GENES, index=[f"s{i}" for i in range(12)])
     scores = score_expression(expression, pd.DataFrame(columns=["held_out", "model_name"]), {"model_uri": str(model_path)})
     assert list(scores.columns) == ["sample_id", "y_prob", "model_uri"] and scores["y_prob"].between(0, 1).all()
+    assert list(scores["sample_id"]) == list(expression.index)
+    # A handful of samples gives meaningless per-cohort z-scores: refused, with the reason.
+    with pytest.raises(Exception, match="pass a whole cohort"):
+        score_expression(expression.iloc[:6], pd.DataFrame(), {"model_uri": str(model_path)})
     with pytest.raises(Exception, match="GC"):
         score_expression(expression.drop(columns=["GC"]), pd.DataFrame(), {"model_uri": str(model_path)})
 
