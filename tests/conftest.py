@@ -35,8 +35,13 @@ def pytest_collection_modifyitems(config, items) -> None:
     """Under pytest-xdist (--dist loadgroup), every test that uses the shared real-data
     project runs in one worker, in file order, so the project is built and run once."""
     for item in items:
-        if REAL_PROJECT_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if REAL_PROJECT_FIXTURES & fixtures:
             item.add_marker(pytest.mark.xdist_group("real_data_project"))
+        elif "dask_client" in fixtures:
+            # One LocalCluster (2 worker processes) at a time on a 2-core machine, not one per
+            # xdist worker: the session-scoped client is then also built only once.
+            item.add_marker(pytest.mark.xdist_group("grid_dask"))
 
 
 @pytest.fixture(autouse=True)

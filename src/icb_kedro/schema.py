@@ -92,3 +92,15 @@ PANEL_AMU = "amu160"  # the AMU 160 genes restricted to the common panel
 def gene_columns(frame) -> list[str]:
     """Gene columns of a wide expression table (every column that is not metadata)."""
     return [c for c in frame.columns if c not in META_COLUMNS]
+
+
+def require_genes(columns, genes, model: str) -> None:
+    """Refuse an input that lacks any of a model's genes, naming them (nothing is imputed)."""
+    present = set(columns)
+    missing = [g for g in genes if g not in present]
+    if missing:
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise ValueError(
+            f"input lacks {len(missing)} of the model's {len(genes)} genes ({shown}); {model} needs every "
+            "panel gene as a column (HGNC symbol, log2(TPM+1)); it does not impute genes"
+        )

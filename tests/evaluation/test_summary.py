@@ -93,6 +93,14 @@ def test_paired_comparisons_columns_rows_and_significance(predictions):
     np.testing.assert_allclose(cohort_rows["diff"], cohort_rows["auroc_a"] - cohort_rows["auroc_b"], atol=1e-12)
     all_pairs = paired_comparisons(predictions, n_boot=N_BOOT, seed=2)
     assert set(zip(all_pairs["model_a"], all_pairs["model_b"])) == {("good", "random"), ("good", "weak"), ("random", "weak")}
+    # Several references: every unordered pair once (no mirrored duplicate with the sign
+    # flipped), and one BH family per protocol over all of them.
+    two_refs = paired_comparisons(predictions, reference_model=["random", "weak"], n_boot=N_BOOT, seed=2)
+    assert set(zip(two_refs["model_a"], two_refs["model_b"])) == {("good", "random"), ("weak", "random"), ("good", "weak")}
+    from icb_kedro.evaluation.statistics import bh_adjust
+
+    for _, family in two_refs[two_refs["cohort"] == ALL_COHORTS].groupby("protocol"):
+        np.testing.assert_allclose(family["q"], bh_adjust(family["p"].to_numpy()))
 
 
 def test_identical_models_have_p_one_and_only_paired_samples_count(predictions):

@@ -145,9 +145,10 @@ def test_light_grid_config_only_shrinks_trials_and_bins():
 
     base = config_loader(PROJECT_ROOT / "conf", "base")["parameters"]["grid"]
     light = config_loader(PROJECT_ROOT / "conf", "light")["parameters"]["grid"]
-    shrunk = {"trials", "n_bins"}
+    shrunk = {"name", "trials", "n_bins"}
     assert {k: v for k, v in base.items() if k not in shrunk} == {k: v for k, v in light.items() if k not in shrunk}
     assert light["trials"] == 1 and len(light["n_bins"]) == 1
+    assert light["name"] != base["name"]  # same workdir: different folders, or they would clobber
 
 
 def test_configured_grid_builds_for_the_real_cohorts():

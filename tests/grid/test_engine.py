@@ -172,3 +172,36 @@ def test_only_the_parameters_a_stage_reads_invalidate_its_cells(tmp_path, make_s
     changed = sorted(c for c in ic2bert if finetune[c] != original[c])
     assert changed == sorted(c for c in ic2bert if ".finetune." in c or ".zero_shot." in c)
     assert finetune["prepare"] == original["prepare"]
+
+
+def test_a_cell_claimed_by_a_live_process_is_refused_and_a_dead_claim_taken_over(make_settings, fake_project, payloads):
+    import socket
+
+    settings = toy_settings(make_settings, fake_project, "toy_claims")
+    _, layout, _ = plan_grid(settings)
+    claims = Path(layout.root) / "cells" / ".claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    busy, stale = f"toy.pretrain.{HUGO}", f"toy.pretrain.{RIAZ}"
+    (claims / f"{busy}.json").write_text(json.dumps({"host": "elsewhere", "pid": 1, "slurm_job_id": "42"}))
+    dead_pid = 2**22 + 12345  # above pid_max on Linux: never a live process
+    (claims / f"{stale}.json").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid}))
+    report = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, retries=0, progress=False, log_mlflow=False)
+    assert list(report.failed) == [busy] and "already running" in report.failed[busy] and "SLURM job 42" in report.failed[busy]
+    assert stale in report.ran and not (claims / f"{stale}.json").exists()  # taken over, then released
+    (claims / f"{busy}.json").unlink()
+    healed = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, progress=False, log_mlflow=False)
+    assert healed.ok and busy in healed.ran
+
+
+def test_a_rerun_pretraining_cell_keeps_its_resumable_checkpoints(make_settings, fake_project, payloads):
+    settings = toy_settings(make_settings, fake_project, "toy_resume")
+    report = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, progress=False, log_mlflow=False)
+    cell = report.root / "cells" / f"toy.pretrain.{HUGO}"
+    checkpoint = cell / "data" / "06_models" / "ic2bert" / "fold_x" / "pretrain" / "run1" / "3" / "state"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text("epoch 3")
+    (cell / "DONE.json").unlink()  # as if the cell had been killed at epoch 3
+    again = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, progress=False, log_mlflow=False)
+    assert f"toy.pretrain.{HUGO}" in again.ran and (cell / "DONE.json").is_file()
+    assert checkpoint.read_text() == "epoch 3"  # the folder was rebuilt, the checkpoints kept
+    assert not (report.root / "cells" / ".resume").joinpath(f"toy.pretrain.{HUGO}").exists()

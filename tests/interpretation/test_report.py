@@ -52,10 +52,18 @@ def test_report_embeds_every_figure_and_checks_them(tmp_path):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "ok.png").write_bytes(figure_png(_figure("ok")))
     (tmp_path / "figures" / "empty.png").write_bytes(b"")
-    page = '<img src="figures/ok.png"><img src="figures/empty.png"><img src="figures/missing.png"><img src="data:image/png;base64,AAAA">'
+    import matplotlib.pyplot as plt
+
+    blank = plt.figure(figsize=(2, 2))  # a figure that drew nothing: one white canvas
+    (tmp_path / "figures" / "blank.png").write_bytes(figure_png(blank))
+    page = (
+        '<img src="figures/ok.png"><img src="figures/empty.png"><img src="figures/missing.png">'
+        '<img src="data:image/png;base64,AAAA"><img src="figures/blank.png">'
+    )
     checks = check_report_images(page, tmp_path)
-    assert [c.ok for c in checks] == [True, False, False, False]
-    with pytest.raises(ValueError, match="3 of 4 report images are broken"):
+    assert [c.ok for c in checks] == [True, False, False, False, False]
+    assert "blank" in checks[-1].detail
+    with pytest.raises(ValueError, match="4 of 5 report images are broken"):
         assert_report_images(page, tmp_path)
 
 

@@ -22,6 +22,7 @@ comparisons) and do not change when models are added or removed.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
@@ -226,12 +227,22 @@ def overall_summary(
     return pd.DataFrame(rows, columns=list(OVERALL_SUMMARY_COLUMNS)).astype({"n_cohorts": "int64"})
 
 
-def _model_pairs(models: list[str], reference_model: str | None) -> list[tuple[str, str]]:
+def _model_pairs(models: list[str], reference_model: str | Sequence[str] | None) -> list[tuple[str, str]]:
+    """(model_a, model_b) pairs: all pairs, or every model against each reference, each
+    unordered pair once (a pair of two references is kept the first way it comes)."""
     if reference_model is None:
         return list(combinations(models, 2))
-    if reference_model not in models:
-        raise ValueError(f"reference model {reference_model!r} has no predictions; models are {models}")
-    return [(model, reference_model) for model in models if model != reference_model]
+    references = [reference_model] if isinstance(reference_model, str) else list(reference_model)
+    unknown = [r for r in references if r not in models]
+    if unknown:
+        raise ValueError(f"reference model(s) {unknown} have no predictions; models are {models}")
+    pairs, seen = [], set()
+    for reference in references:
+        for model in models:
+            if model != reference and frozenset((model, reference)) not in seen:
+                seen.add(frozenset((model, reference)))
+                pairs.append((model, reference))
+    return pairs
 
 
 def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, resample) -> dict:
@@ -257,7 +268,7 @@ def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, re
 
 def paired_comparisons(
     predictions: pd.DataFrame,
-    reference_model: str | None = None,
+    reference_model: str | Sequence[str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
@@ -267,8 +278,9 @@ def paired_comparisons(
     """Paired AUROC comparisons of models, per cohort and combined (``cohort == "ALL"``).
 
     Pairs: every model against ``reference_model`` (``model_a`` = the model, ``model_b`` =
-    the reference) or, if None, all pairs (``model_a`` < ``model_b``). Only samples scored
-    by both models in the same (protocol, cohort, trial) are paired.
+    the reference; a list = against each reference, every unordered pair once) or, if None,
+    all pairs (``model_a`` < ``model_b``). Only samples scored by both models in the same
+    (protocol, cohort, trial) are paired.
 
     Per cohort: ``auroc_a``/``auroc_b`` = mean over trials on the paired samples; ``diff`` =
     their difference; ``se``, ``z``, ``p`` from the DeLong test of the mean-over-trials
@@ -469,6 +481,15 @@ def summary_markdown(overall: pd.DataFrame, cohort_table: pd.DataFrame, comparis
                     f"(95% CI {_fmt(row.ci_low)} to {_fmt(row.ci_high)}; {row.n_cohorts} cohorts), "
                     f"p = {_fmt_p(row.p)}, q = {_fmt_p(row.q)}"
                 )
+        per_cohort = comparisons[(comparisons["protocol"] == protocol) & (comparisons["cohort"] != ALL_COHORTS)]
+        usable = np.isfinite(per_cohort["se"].astype(float)) & (per_cohort["se"].astype(float) > 0)
+        left_out = sorted(set(per_cohort["cohort"]) - set(per_cohort.loc[usable, "cohort"]))
+        if left_out:  # never silently: a cohort without a DeLong SE cannot enter the combination
+            lines += [
+                "",
+                f"Left out of every combined test (no DeLong SE: a test split with one class, e.g. a single "
+                f"responder, or identical rankings): {', '.join(left_out)}.",
+            ]
         cohort_level = comparisons[
             (comparisons["protocol"] == protocol) & (comparisons["cohort"] != ALL_COHORTS) & comparisons["significant"]
         ]

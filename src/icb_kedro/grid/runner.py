@@ -309,41 +309,143 @@ def run_cell(cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str]) ->
             if not is_done(layout, dep, fingerprints[dep]):
                 raise CellError(f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching {DONE_FILE})")
 
-        cell_dir = layout.cell_dir(cell.cell_id)
-        shutil.rmtree(cell_dir, ignore_errors=True)
-        _make_skeleton(cell_dir, layout)
-        linked: dict[str, Path] = {}
-        if cell.link_from:
-            source = Path(cell.link_from) / "data"
-            if not source.is_dir():
-                raise CellError(f"cell {cell.cell_id!r}: grid.prepare.link_from has no data/ folder: {source}")
-            linked.update(_link_tree(source, cell_dir / "data", exclude=Path(layout.root).parent))
-        for dep in cell.depends_on:
-            linked.update(_link_tree(layout.cell_dir(dep) / "data", cell_dir / "data"))
+        with _claim_cell(layout, cell.cell_id):
+            return _run_claimed_cell(cell, layout, expected)
 
-        started = time.perf_counter()
-        environ = {**layout.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cell_dir / 'mlflow.db'}"}
-        with _cell_environment(cell_dir, environ):
-            _slice_inputs(cell, layout, cell_dir, linked)
-            before = _stat_targets(linked.values())
-            results = _run_session(cell, layout, cell_dir) if cell.pipelines else {}
-        wall_s = time.perf_counter() - started
-        _check_targets_untouched(cell, before)
 
-        rows = _write_results(cell, cell_dir, results)
-        marker = {
-            "cell_id": cell.cell_id,
-            "fingerprint": expected,
-            "wall_s": round(wall_s, 3),
-            "finished_at": datetime.now(UTC).isoformat(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "results": {kind: f"results/{kind}.parquet" for kind in rows},
-            "rows": rows,
-        }
-        _atomic_write_text(layout.done_path(cell.cell_id), json.dumps(marker, indent=1))
-        logger.info("grid cell %s done in %.1f s (%s)", cell.cell_id, wall_s, rows)
-        return CellOutcome(cell.cell_id, "done", wall_s, rows, marker["host"])
+def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutcome:
+    """The body of ``run_cell``, once this process holds the cell's claim."""
+    done = read_done(layout, cell.cell_id)  # another process may have finished it meanwhile
+    if done and done.get("fingerprint") == expected:
+        return CellOutcome(cell.cell_id, "skipped", float(done.get("wall_s", 0.0)), dict(done.get("rows", {})), done.get("host", ""))
+    cell_dir = layout.cell_dir(cell.cell_id)
+    kept = _set_aside_checkpoints(layout, cell.cell_id)
+    shutil.rmtree(cell_dir, ignore_errors=True)
+    _make_skeleton(cell_dir, layout)
+    _restore_checkpoints(kept, cell_dir)
+    linked: dict[str, Path] = {}
+    if cell.link_from:
+        source = Path(cell.link_from) / "data"
+        if not source.is_dir():
+            raise CellError(f"cell {cell.cell_id!r}: grid.prepare.link_from has no data/ folder: {source}")
+        linked.update(_link_tree(source, cell_dir / "data", exclude=Path(layout.root).parent))
+    for dep in cell.depends_on:
+        linked.update(_link_tree(layout.cell_dir(dep) / "data", cell_dir / "data"))
+
+    started = time.perf_counter()
+    environ = {**layout.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cell_dir / 'mlflow.db'}"}
+    with _cell_environment(cell_dir, environ):
+        _slice_inputs(cell, layout, cell_dir, linked)
+        before = _stat_targets(linked.values())
+        results = _run_session(cell, layout, cell_dir) if cell.pipelines else {}
+    wall_s = time.perf_counter() - started
+    _check_targets_untouched(cell, before)
+
+    rows = _write_results(cell, cell_dir, results)
+    marker = {
+        "cell_id": cell.cell_id,
+        "fingerprint": expected,
+        "wall_s": round(wall_s, 3),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "results": {kind: f"results/{kind}.parquet" for kind in rows},
+        "rows": rows,
+    }
+    _atomic_write_text(layout.done_path(cell.cell_id), json.dumps(marker, indent=1))
+    logger.info("grid cell %s done in %.1f s (%s)", cell.cell_id, wall_s, rows)
+    return CellOutcome(cell.cell_id, "done", wall_s, rows, marker["host"])
+
+
+#: Resumable pretraining checkpoints inside a cell (``ic2bert_pretrain.checkpoint_dir`` =
+#: data/06_models/ic2bert, one ``<namespace>/pretrain/<run fingerprint>/`` per run).
+CHECKPOINT_GLOB = "data/06_models/ic2bert/*/pretrain"
+
+
+def _claim_path(layout: GridLayout, cell_id: str) -> Path:
+    return Path(layout.root) / "cells" / ".claims" / f"{cell_id}.json"
+
+
+@contextmanager
+def _claim_cell(layout: GridLayout, cell_id: str) -> Iterator[None]:
+    """Exclusive claim on a cell across processes and hosts (an ``O_EXCL`` file).
+
+    Two runs of one cell (a resubmitted SLURM array while the first still runs, two ``grid
+    run`` invocations, a Dask task duplicated after a worker time-out) would otherwise share
+    one folder, the second deleting the first's files mid-run. A claim left by a process
+    that died on this host is taken over; one held on another host is refused, naming the
+    file to delete if that job is known to be gone.
+    """
+    path = _claim_path(layout, cell_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+    for _ in range(2):
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text() or "{}")
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
+                logger.warning("grid cell %s: taking over the claim of dead process %s", cell_id, holder.get("pid"))
+                path.unlink(missing_ok=True)
+                continue
+            raise CellError(
+                f"cell {cell_id!r} is already running (claimed by host {holder.get('host')!r}, pid "
+                f"{holder.get('pid')}, SLURM job {holder.get('slurm_job_id') or '-'}); if that job is gone, delete {path}"
+            ) from None
+        with os.fdopen(handle, "w") as claim:
+            json.dump(me, claim)
+        break
+    else:  # pragma: no cover - the dead holder's file reappeared twice
+        raise CellError(f"cell {cell_id!r}: could not claim {path}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _set_aside_checkpoints(layout: GridLayout, cell_id: str) -> tuple[Path, list[Path]]:
+    """Move a re-run cell's pretraining checkpoints out of the folder about to be rebuilt.
+
+    A killed or pre-empted pretraining cell then resumes from its last epoch instead of
+    epoch 0; the checkpoints are keyed by run fingerprint, so a changed run never resumes
+    from them (``ic2bert_pretrain.nodes.pretrain_fold``).
+    """
+    cell_dir = layout.cell_dir(cell_id)
+    keep_root = Path(layout.root) / "cells" / ".resume" / cell_id
+    if keep_root.is_dir():  # set aside by an attempt that died before restoring them
+        return keep_root, [p.relative_to(keep_root) for p in sorted(keep_root.glob(CHECKPOINT_GLOB))]
+    kept = []
+    for folder in sorted(cell_dir.glob(CHECKPOINT_GLOB)) if cell_dir.is_dir() else []:
+        if folder.is_dir() and not folder.is_symlink():
+            relative = folder.relative_to(cell_dir)
+            (keep_root / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), keep_root / relative)
+            kept.append(relative)
+    return keep_root, kept
+
+
+def _restore_checkpoints(aside: tuple[Path, list[Path]], cell_dir: Path) -> None:
+    keep_root, kept = aside
+    for relative in kept:
+        (cell_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(keep_root / relative), cell_dir / relative)
+        logger.info("grid cell %s: kept its pretraining checkpoints (%s) to resume from", cell_dir.name, relative)
+    shutil.rmtree(keep_root, ignore_errors=True)
 
 
 def _make_skeleton(cell_dir: Path, layout: GridLayout) -> None:

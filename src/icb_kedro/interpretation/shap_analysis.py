@@ -62,7 +62,7 @@ def kernel_shap_values(
     explain: np.ndarray | pd.DataFrame,
     *,
     n_background: int = 20,
-    nsamples: int = 200,
+    nsamples: int | str = 200,
     l1_reg: str | float | bool = "num_features(20)",
     seed: int = 0,
 ) -> np.ndarray:
@@ -70,14 +70,17 @@ def kernel_shap_values(
 
     ``background`` must be TRAINING rows of the fold; it is summarised by ``shap.kmeans``
     into ``n_background`` weighted centroids (fewer if it has fewer rows). Each row's SHAP
-    values sum to ``predict_fn(row) - E_background[predict_fn]``.
+    values sum to ``predict_fn(row) - E_background[predict_fn]``. ``nsamples="auto"`` is
+    shap's own budget, 2p + 2048 coalitions (p = number of features).
     """
     import shap
 
     train = _as_matrix(background, "background")
     rows = _as_matrix(explain, "explain", train.shape[1])
-    if n_background < 1 or nsamples < 1:
-        raise ValueError(f"n_background and nsamples must be >= 1, got {n_background} and {nsamples}")
+    if nsamples == "auto":
+        nsamples = 2 * train.shape[1] + 2048
+    if n_background < 1 or int(nsamples) < 1:
+        raise ValueError(f"n_background and nsamples must be >= 1 (or nsamples 'auto'), got {n_background} and {nsamples}")
 
     def probability(x: np.ndarray) -> np.ndarray:
         out = np.asarray(predict_fn(np.asarray(x, dtype=float)), dtype=float).reshape(-1)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle, fingerprint
-from icb_kedro.models.ic2bert.predict import attention_importance, predict_proba, score_frame
+from icb_kedro.models.ic2bert.predict import predict_proba, received_attention, score_frame
 from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
 from icb_kedro.models.ic2bert.train import init_params
 
@@ -47,9 +47,10 @@ def test_attention_importance_is_a_distribution_over_genes(tiny_config) -> None:
     bundle, expression = _bundle(tiny_config)
     from icb_kedro.models.ic2bert.tokenizer import tokenize
 
-    scores = attention_importance(tiny_config, bundle.params, tokenize(bundle.tokenizer, expression))
-    assert scores.shape == (tiny_config.n_genes,)
-    assert scores.min() >= 0 and scores.sum() == pytest.approx(1.0)
+    received = received_attention(tiny_config, bundle.params, tokenize(bundle.tokenizer, expression))
+    assert received.shape == (30, tiny_config.n_genes)  # raw: one row per sample
+    # Every row is a mean of softmax rows: non-negative and summing to 1 over the genes.
+    assert received.min() >= 0 and np.allclose(received.sum(axis=1), 1.0, atol=1e-5)
     probs = predict_proba(tiny_config, bundle.params, tokenize(bundle.tokenizer, expression), batch_size=7)  # padding path
     assert probs.shape == (30,) and ((probs > 0) & (probs < 1)).all()
 

@@ -65,6 +65,8 @@ def test_summaries_rank_the_informative_model_and_call_the_difference_significan
     assert best["model"] == "strong" and best["ci_low"] > 0.8
     pooled = comparisons[(comparisons["model_a"] == "strong") | (comparisons["model_b"] == "strong")]
     assert pooled["significant"].any() and "strong" in text and "chance" in text
+    pairs = comparisons[comparisons["cohort"] == "ALL"].apply(lambda r: frozenset((r.model_a, r.model_b)), axis=1)
+    assert not pairs.duplicated().any()  # each unordered pair once, whatever the references
     again = summarize_results(predictions, params)
     pd.testing.assert_frame_equal(again[1], overall)  # same seed -> same numbers
 

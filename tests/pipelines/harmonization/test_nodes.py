@@ -92,6 +92,15 @@ def test_standardize_per_cohort_is_label_free_and_zero_mean():
     assert (z["CONST"] == 0).all()
     flipped = table.assign(label=pd.array(1 - table["label"].astype(int), dtype="Int8"))
     pd.testing.assert_frame_equal(standardize_per_cohort(flipped).drop(columns="label"), z.drop(columns="label"))
+    sds = z.groupby("cohort")[[g for g in gene_columns(z) if g != "CONST"]].std(ddof=0).to_numpy()
+    np.testing.assert_allclose(sds, 1.0)
+
+
+def test_standardize_per_cohort_refuses_missing_values_instead_of_filling_them():
+    table = labelled_table()
+    table.loc[5, "G2"] = np.nan
+    with pytest.raises(ValueError, match=r"1 missing values \(first: cohort '\w+', row 5, gene 'G2'\)"):
+        standardize_per_cohort(table)
 
 
 def test_combat_removes_cohort_shift_and_ignores_labels():

@@ -67,7 +67,7 @@ def test_scores_with_a_saved_pyfunc_and_refuses_missing_genes(tmp_path) -> None:
     # A handful of samples gives meaningless per-cohort z-scores: refused, with the reason.
     with pytest.raises(Exception, match="pass a whole cohort"):
         score_expression(expression.iloc[:6], pd.DataFrame(), {"model_uri": str(model_path)})
-    with pytest.raises(Exception, match="GC"):
+    with pytest.raises(ValueError, match=r"input lacks 1 of the model's 3 genes \(GC\)"):
         score_expression(expression.drop(columns=["GC"]), pd.DataFrame(), {"model_uri": str(model_path)})
 
 

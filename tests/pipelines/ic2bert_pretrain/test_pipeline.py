@@ -89,21 +89,45 @@ def test_pretraining_refuses_a_pool_holding_the_held_out_cohort(synthetic_data, 
         pretrain_fold(tokens, split, tokenizer, pretrain_params, "CohortB")
 
 
-def test_pretraining_resumes_from_its_checkpoint_directory(synthetic_data, tokenization_params, pretrain_params, tmp_path) -> None:
+def _tokenized_fold(synthetic_data, tokenization_params, held_out: str):
+    """(tokens, pretraining split, tokenizer) of one held-out cohort, as tokenization makes them."""
     from icb_kedro.pipelines.tokenization.nodes import fit_tokenizer, select_model_input, split_pretraining_pool, tokenize_samples
 
     expression, folds, panels = synthetic_data
     model_input = select_model_input(expression, expression, panels, tokenization_params)
-    split = split_pretraining_pool(folds["CohortB"], tokenization_params, "CohortB")
+    split = split_pretraining_pool(folds[held_out], tokenization_params, held_out)
     tokenizer = fit_tokenizer(model_input, split, tokenization_params)
-    tokens = tokenize_samples(model_input, tokenizer)
+    return tokenize_samples(model_input, tokenizer), split, tokenizer
+
+
+def test_pretraining_resumes_from_its_checkpoint_directory(synthetic_data, tokenization_params, pretrain_params, tmp_path) -> None:
+    tokens, split, tokenizer = _tokenized_fold(synthetic_data, tokenization_params, "CohortB")
     pretrain_params["checkpoint_dir"] = str(tmp_path)
     first, history, _ = pretrain_fold(tokens, split, tokenizer, pretrain_params, "CohortB")
     directory = checkpoint_directory(pretrain_params, "CohortB")
-    assert directory == tmp_path / "fold_CohortB" / "pretrain" and (directory / "2").is_dir()
+    assert directory == tmp_path / "fold_CohortB" / "pretrain"
+    (run_folder,) = directory.iterdir()  # one folder per run fingerprint
+    assert (run_folder / "2").is_dir()
     # A second run finds the finished checkpoint and trains no further epoch.
     second, history_again, _ = pretrain_fold(tokens, split, tokenizer, pretrain_params, "CohortB")
     pd.testing.assert_frame_equal(history.drop(columns="seconds"), history_again.drop(columns="seconds"))
     for module, leaves in first["params"].items():
         for name, value in leaves.items():
             np.testing.assert_array_equal(second["params"][module][name], value)
+
+
+def test_a_run_with_other_settings_does_not_collide_with_old_checkpoints(synthetic_data, tokenization_params, pretrain_params, tmp_path) -> None:
+    """Regression: a second run (another seed / epoch count) in the same checkpoint folder
+    used to hit orbax's StepAlreadyExistsError at epoch 1, and then to hide its own checkpoints
+    behind the older, higher epochs."""
+    import copy
+
+    tokens, split, tokenizer = _tokenized_fold(synthetic_data, tokenization_params, "CohortB")
+    pretrain_params["checkpoint_dir"] = str(tmp_path)
+    pretrain_fold(tokens, split, tokenizer, pretrain_params, "CohortB")  # epochs 1, 2 saved
+    other = copy.deepcopy(pretrain_params)
+    other["seed"] = int(other.get("seed", 0)) + 1
+    other["training"] = {**other.get("training", {}), "epochs": 1}
+    _, history, _ = pretrain_fold(tokens, split, tokenizer, other, "CohortB")
+    assert list(history["epoch"]) == [1]
+    assert len(list(checkpoint_directory(other, "CohortB").iterdir())) == 2  # both runs kept, apart

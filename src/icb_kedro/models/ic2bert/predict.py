@@ -73,12 +73,14 @@ def pooled_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray
     return _batched(forward, params, tokens, batch_size)[1].astype(np.float32)
 
 
-def attention_importance(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Attention score per gene, I_att(i) = |w_i| / sum_j |w_j| (spec 2.6), where w_i is the
-    real softmax attention gene i receives, averaged over layers, heads, queries and samples."""
+def received_attention(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """[n_samples, n_genes]: the real softmax attention each gene receives, averaged over
+    layers, heads and query positions (spec 2.6). Raw, not normalised: every row is a mean of
+    softmax rows, so ``interpretation.importance.attention_importance_from_received`` can
+    check that (non-negative, sums to 1) before it computes I_att(i) = |w_i| / sum_j |w_j|.
+    """
     _, attention = _inference_functions(config)
-    received = _batched(attention, params, tokens, batch_size)[0].mean(axis=0)
-    return np.abs(received) / np.abs(received).sum()
+    return _batched(attention, params, tokens, batch_size)[0]
 
 
 def score_frame(bundle: ModelBundle, expression: pd.DataFrame, batch_size: int = 64) -> np.ndarray:

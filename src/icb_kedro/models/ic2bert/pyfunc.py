@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+from icb_kedro.schema import require_genes
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +62,7 @@ def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
     """The panel columns of ``frame`` as float64, refusing missing genes or bad values."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"IC2Bert expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
-    missing = [g for g in genes if g not in frame.columns]
-    if missing:
-        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
-        raise ValueError(
-            f"input lacks {len(missing)} of the model's {len(genes)} genes ({shown}); IC2Bert needs every "
-            "panel gene as a column (HGNC symbol, log2(TPM+1)); it does not impute genes"
-        )
+    require_genes(frame.columns, genes, "IC2Bert")
     if len(frame) == 0:
         raise ValueError("input has no rows")
     values = frame.loc[:, list(genes)].apply(pd.to_numeric, errors="coerce").astype(np.float64)

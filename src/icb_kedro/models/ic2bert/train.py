@@ -591,7 +591,10 @@ def _supervised_loop(
     selection = "last_epoch"
     if has_val:
         selection = "inner_val_auroc" if len(np.unique(labels[val_idx])) == 2 else "inner_val_loss"
-    total_steps = config.max_epochs * steps_per_epoch(len(fit_idx), config.batch_size)
+    # Without an inner validation split there is no early stopping: min_epochs are run, and
+    # the warm-up + cosine schedule spans those, not max_epochs.
+    max_epochs = config.max_epochs if has_val else max(config.min_epochs, 1)
+    total_steps = max_epochs * steps_per_epoch(len(fit_idx), config.batch_size)
     schedule = learning_rate_schedule(config.optimizer, total_steps)
     # An explicit copy: the update donates its state, and jnp.asarray may alias the caller's
     # numpy arrays (e.g. the pretrained bundle) on CPU.
@@ -599,7 +602,6 @@ def _supervised_loop(
     state = TrainingState(params, optimizer.init(params), jax.random.PRNGKey(seed), jnp.zeros((), jnp.int32))
     best = {"score": (-np.inf, -np.inf), "params": host_copy(init), "epoch": 0}
     history, since_best, step = [], 0, 0
-    max_epochs = config.max_epochs if has_val else max(config.min_epochs, 1)
     for epoch in range(1, max_epochs + 1):
         rng = np.random.default_rng([seed, epoch])
         losses = []

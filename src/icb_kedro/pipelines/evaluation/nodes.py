@@ -47,12 +47,14 @@ def summarize_results(predictions: pd.DataFrame, params: dict[str, Any]) -> tupl
     cohorts = summary.cohort_summary(predictions, n_boot=n_boot, seed=seed)
     overall = summary.overall_summary(predictions, n_boot=n_boot, seed=seed)
     available = set(predictions["model"])
-    comparisons = [
-        summary.paired_comparisons(predictions, reference_model=ref, n_boot=n_boot, seed=seed)
-        for ref in params["reference_models"]
-        if ref in available
-    ]
-    comparisons = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
+    references = [ref for ref in params["reference_models"] if ref in available]
+    # One call: each unordered pair once, and one Benjamini-Hochberg family per protocol over
+    # every test made (not one family per reference model).
+    comparisons = (
+        summary.paired_comparisons(predictions, reference_model=references, n_boot=n_boot, seed=seed)
+        if references
+        else pd.DataFrame()
+    )
     text = summary.summary_markdown(overall, cohorts, comparisons)
     return cohorts, overall, comparisons, text
 

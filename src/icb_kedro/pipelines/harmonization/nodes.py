@@ -128,11 +128,20 @@ def standardize_per_cohort(harmonized_expression: pd.DataFrame) -> pd.DataFrame:
     genes map to 0.
     """
     genes = gene_columns(harmonized_expression)
+    values = harmonized_expression[genes]
+    if values.isna().to_numpy().any():  # ingestion's missing-value policy runs before this
+        rows, cols = np.nonzero(values.isna().to_numpy())
+        first = harmonized_expression.iloc[rows[0]]
+        raise ValueError(
+            f"harmonized_expression has {len(rows)} missing values (first: cohort {first[COHORT]!r}, "
+            f"row {int(rows[0])}, gene {genes[cols[0]]!r}); set ingestion.missing_values.policy"
+        )
     out = harmonized_expression.copy()
     grouped = out.groupby(COHORT, sort=False)[genes]
     mean = grouped.transform("mean")
-    sd = grouped.transform(lambda s: s.std(ddof=0)).replace(0.0, np.nan)
-    out[genes] = ((out[genes] - mean) / sd).fillna(0.0)
+    sd = grouped.transform(lambda s: s.std(ddof=0))
+    # Only constant genes (sd 0) map to 0; nothing else is filled.
+    out[genes] = ((values - mean) / sd.where(sd > 0.0, np.inf)).where(sd > 0.0, 0.0)
     return out
 
 

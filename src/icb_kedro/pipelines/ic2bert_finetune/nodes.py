@@ -70,9 +70,17 @@ def _cohort_of(tokens: pd.DataFrame) -> pd.Series:
 
 
 def _cohort_size(tokens: pd.DataFrame, held_out: str) -> int:
-    size = int((tokens[COHORT] == held_out).sum())
-    if size == 0:
+    """Labelled samples of the held-out cohort: what sets its size tier (small < 50 ...).
+
+    The original's cohort files held labelled patients only (``ICB_Response``), so its tier
+    thresholds count labelled samples; unlabelled ones (here kept for pretraining) do not count.
+    """
+    rows = tokens[COHORT] == held_out
+    if not rows.any():
         raise ValueError(f"no samples of held-out cohort {held_out!r} in the token table")
+    size = int((rows & tokens[LABEL].notna()).sum())
+    if size == 0:
+        raise ValueError(f"held-out cohort {held_out!r} has no labelled samples to fine-tune on")
     return size
 
 
@@ -124,16 +132,32 @@ def _tier_settings(params: dict[str, Any], n_samples: int):
 
 
 def _fit_full(bundle, init_params, keys, tokens, params, seed: int, tier_n: int):
-    """Fine-tune all parameters on ``keys``; returns (result, threshold fitted on those rows)."""
+    """Fine-tune all parameters on ``keys``; returns (result, threshold fitted on those rows).
+
+    The threshold comes from the inner-validation rows (training rows the chosen epoch did
+    not fit on) when they hold both classes; otherwise from every training row, where the
+    network's near-memorised probabilities make it optimistic.
+    """
     from icb_kedro.models.ic2bert import train
     from icb_kedro.models.ic2bert.predict import predict_proba
 
     tier, config = _tier_settings(params, tier_n)
     x, y = token_matrix(tokens, keys), _labels(tokens, keys)
     result = train.finetune(bundle.config, init_params, x, y, config, seed, tier)
-    p_train = predict_proba(bundle.config, result.params, x, config.eval_batch_size)
-    threshold = fit_threshold(y, p_train, params.get("threshold_method", "youden"))
+    _, val_idx = train.inner_validation_split(y, config.inner_val_fraction, seed)  # the split finetune used
+    rows = val_idx if len(val_idx) and len(np.unique(y[val_idx])) == 2 else np.arange(len(y))
+    p_rows = predict_proba(bundle.config, result.params, x[rows], config.eval_batch_size)
+    threshold = fit_threshold(y[rows], p_rows, params.get("threshold_method", "youden"))
     return result, threshold
+
+
+def _inner_val_loss(result) -> float:
+    """Inner-validation BCE of the chosen epoch (inf without a validation split): one scale
+    on which trials selected by inner AUROC and by inner loss compare fairly."""
+    history = result.history
+    if "val_loss" not in history or history["val_loss"].isna().all():
+        return float("inf")
+    return float(history.loc[history["epoch"] == result.best_epoch, "val_loss"].iloc[0])
 
 
 def _score(bundle, model_params, keys, tokens, batch_size: int) -> np.ndarray:
@@ -176,7 +200,7 @@ def finetune_transfer(
         y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
         tables.append(_prediction_table(MODEL, "transfer", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(train_keys), threshold))
         histories.append(_history(result, held_out, "transfer", spec.trial))
-        score = result.score if np.isfinite(result.score) else -np.inf
+        score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
         if best is None or score > best[0]:
             best = (score, spec.trial, result, threshold)
         logger.info("IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)", held_out, spec.trial, result.best_epoch, result.selection, result.score)
@@ -193,6 +217,7 @@ def finetune_transfer(
             "protocol": "transfer",
             "trial": int(trial),
             "inner_val_score": float(result.score),
+            "inner_val_loss": float(-score),
             "selection": result.selection,
             "finetune_best_epoch": int(result.best_epoch),
             "threshold": float(threshold),

@@ -36,7 +36,11 @@ def model_config_from(params: dict[str, Any], tokenizer: pd.DataFrame):
 
 
 def checkpoint_directory(params: dict[str, Any], held_out: str) -> Path | None:
-    """``<checkpoint_dir>/<namespace>/pretrain`` (relative paths from the project root), or None."""
+    """``<checkpoint_dir>/<namespace>/pretrain`` (relative paths from the project root), or None.
+
+    Each run keeps its checkpoints in a sub-folder named by its fingerprint (see
+    ``pretrain_fold``), so runs of other settings in the same folder never collide.
+    """
     root = params.get("checkpoint_dir")
     if not root:
         return None
@@ -79,9 +83,14 @@ def pretrain_fold(
     seed = int(params.get("seed", 0))
     train_tokens, val_tokens = token_matrix(tokens, train_keys), token_matrix(tokens, val_keys)
 
-    directory = checkpoint_directory(params, held_out)
-    checkpointer = PretrainCheckpointer(directory) if directory is not None and params.get("resume", True) else None
     run_id = fingerprint(model_config.to_dict(), repr(config), seed, train_tokens, val_tokens, bins.edges)
+    directory = checkpoint_directory(params, held_out)
+    # One folder per run fingerprint: orbax numbers checkpoints by epoch, so a run with other
+    # settings (n_bins, seed, epochs, data) sharing the folder would collide with the old
+    # epochs (StepAlreadyExistsError) or hide its own checkpoints behind higher ones.
+    checkpointer = (
+        PretrainCheckpointer(directory / run_id) if directory is not None and params.get("resume", True) else None
+    )
     logger.info(
         "Pretraining IC2Bert for held-out %s: %d train / %d validation samples, %d genes, %d bins, %d epochs",
         held_out, len(train_keys), len(val_keys), model_config.n_genes, model_config.n_bins, config.epochs,

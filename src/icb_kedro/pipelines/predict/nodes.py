@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.paths import project_root
+from icb_kedro.schema import require_genes
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, 
     uri = model_uri_for(params, registered_models)
     logger.info("Scoring %d samples with %s", len(expression), uri)
     model = mlflow.pyfunc.load_model(uri)
+    schema = model.metadata.get_input_schema()
+    if schema is not None:
+        # Check the genes here, not in MLflow's schema enforcement: its error lists every
+        # extra column of the file (~1,400 genes for a cohort file) next to the missing ones.
+        genes = schema.input_names()
+        require_genes(expression.columns, genes, uri)
+        expression = expression.loc[:, genes]
     scores = model.predict(expression)
     return pd.DataFrame({"sample_id": expression.index.astype(str), "y_prob": np.asarray(scores["y_prob"], float), "model_uri": uri})
 
