@@ -54,8 +54,9 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _report(workdir: Path, timings: dict) -> None:
-    """Print the comparison and the projection from the saved timings and cell markers."""
+def _report(workdir: Path, timings: dict) -> bool:
+    """Print the comparison and the projection from the saved timings and cell markers;
+    True when both runs gave the same fold metrics."""
     import pandas as pd
 
     seq_root, dist_root = workdir / "bench_sequential", workdir / "bench_dask"
@@ -95,6 +96,7 @@ def _report(workdir: Path, timings: dict) -> None:
     print(f"  floor = critical path prepare -> inputs -> pretrain -> fine-tune: {critical / 60:.1f} min")
     print(f"  (here, {workers} workers on {timings['cpus']} shared cores reached {seq_s / dist_s / workers:.0%} parallel efficiency:"
           " each light cell already uses every core through XLA, so extra workers only add contention)")
+    return identical
 
 
 def main() -> None:
@@ -135,9 +137,11 @@ def main() -> None:
             sys.exit(report.summary())
     timings["load"] = os.getloadavg()[0]
     (workdir / "bench_timings.json").write_text(json.dumps(timings, indent=1))
-    _report(workdir, timings)
+    identical = _report(workdir, timings)
     if tmp is not None:
         tmp.cleanup()
+    if not identical:  # same seeds must give the same AUROCs, whatever the engine
+        sys.exit("the distributed run's fold metrics differ from the sequential run's")
 
 
 if __name__ == "__main__":

@@ -205,3 +205,15 @@ def test_a_rerun_pretraining_cell_keeps_its_resumable_checkpoints(make_settings,
     assert f"toy.pretrain.{HUGO}" in again.ran and (cell / "DONE.json").is_file()
     assert checkpoint.read_text() == "epoch 3"  # the folder was rebuilt, the checkpoints kept
     assert not (report.root / "cells" / ".resume").joinpath(f"toy.pretrain.{HUGO}").exists()
+
+
+def test_a_selected_run_keeps_the_whole_manifest_and_merges_every_finished_cell(make_settings, fake_project, payloads):
+    settings = toy_settings(make_settings, fake_project, "toy_select")
+    everything = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, progress=False, log_mlflow=False)
+    manifest = json.loads((everything.root / "grid.json").read_text())
+    subset = run_grid(settings, engine="sequential", cell_fn=payloads.link_only, select=[f"toy.finetune.{HUGO}.*"], progress=False, log_mlflow=False)
+    assert subset.ran == []  # all done already
+    assert json.loads((everything.root / "grid.json").read_text()) == manifest  # not shrunk to the selection
+    grid, _, _ = plan_grid(settings, [f"toy.finetune.{HUGO}.t0"])
+    assert {c.cell_id for c in grid.cells} == {"prepare", f"toy.pretrain.{HUGO}", f"toy.finetune.{HUGO}.t0"}
+    assert json.loads((everything.root / "grid.json").read_text()) == manifest

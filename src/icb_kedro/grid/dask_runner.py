@@ -85,12 +85,17 @@ class GridReport:
 
 
 def plan_grid(settings: GridSettings, select: Iterable[str] | None = None) -> tuple[Grid, GridLayout, dict[str, str]]:
-    """Cells + layout + fingerprints; writes ``grid.json`` (also the SLURM manifest)."""
-    grid = select_cells(build_grid(settings.grid, settings.cohorts, settings.trials), select)
+    """Selected cells + layout + fingerprints (of every cell); writes ``grid.json``.
+
+    ``grid.json`` (also the SLURM manifest) always lists the WHOLE grid, whatever ``select``
+    says: a ``run --cells``/``status --cells`` must not shrink the manifest under queued
+    SLURM tasks that look their cell up in it.
+    """
+    full = build_grid(settings.grid, settings.cohorts, settings.trials)
     layout = make_layout(settings)
-    fingerprints = cell_fingerprints(grid, layout, parameter_fingerprints(grid, layout))
-    write_manifest(grid, layout, fingerprints)
-    return grid, layout, fingerprints
+    fingerprints = cell_fingerprints(full, layout, parameter_fingerprints(full, layout))
+    write_manifest(full, layout, fingerprints)
+    return select_cells(full, select), layout, fingerprints
 
 
 def grid_status(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str]) -> pd.DataFrame:
@@ -305,12 +310,15 @@ def run_grid(
             else:
                 report.failed[cell.cell_id] = errors[cell.cell_id]
 
-    report.results = merge_results(grid, layout, fps)
+    # Merged and logged over the whole grid, not the selection: a `run --cells` subset must
+    # not overwrite results/*.parquet with its part only.
+    whole = build_grid(settings.grid, settings.cohorts, settings.trials) if select else grid
+    report.results = merge_results(whole, layout, fps)
     use_mlflow = bool((settings.grid.get("mlflow") or {}).get("enabled", True)) if log_mlflow is None else log_mlflow
     if use_mlflow and any(len(t) for t in report.results.values()):
         from icb_kedro.grid.tracking import log_grid
 
-        report.mlflow_run_id = log_grid(grid, layout, fps, report, settings.tracking_uri, settings.experiment_name)
+        report.mlflow_run_id = log_grid(whole, layout, fps, report, settings.tracking_uri, settings.experiment_name)
     report.wall_s = time.perf_counter() - started
     logger.info(report.summary())
     return report

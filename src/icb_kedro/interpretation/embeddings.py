@@ -14,11 +14,19 @@ Here, reproducibly and with a null model:
 
 The embedding comes from a model trained on training rows only; co-expression and
 signature co-membership are label-free descriptions of the genes, so nothing leaks.
+
+Drift from the initialisation: a short training barely moves the table from its random
+(Xavier) start, and then every statistic above describes the seed, not what was learned.
+:func:`initial_embedding` rebuilds the exact table the network started from (same seed,
+same config), :func:`embedding_drift` gives ||E - E0||_F / ||E0||_F, and
+:func:`with_initial_comparison` stacks the same neighbour statistics of the trained and the
+initial embedding into one summary (column ``embedding`` = ``trained`` / ``initial``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -181,6 +189,79 @@ def compare_neighbours(
             }
         )
     return kept.reset_index(drop=True), pd.DataFrame(rows)
+
+
+def initial_embedding(fitted: Any) -> pd.DataFrame:
+    """The gene-identity table an AMU network started from, before any training step.
+
+    ``fitted`` is a :class:`~icb_kedro.models.amu.train.FittedNetwork` (or its dict, as
+    persisted by the amu pipeline). Rebuilt by seeding Paddle with the fit's seed and
+    building the same architecture and config (:func:`~icb_kedro.models.amu.train.initial_network`),
+    so it is exact for the Paddle version that trained the network. Indexed by gene, like
+    the trained table.
+    """
+    from icb_kedro.models.amu.train import FittedNetwork, initial_network
+
+    if isinstance(fitted, Mapping):
+        fields = set(FittedNetwork.__dataclass_fields__)
+        fitted = FittedNetwork(**{k: v for k, v in fitted.items() if k in fields})
+    if fitted.architecture != "amu":
+        raise ValueError(f"gene embeddings exist for the 'amu' architecture only, not {fitted.architecture!r}")
+    table = initial_network(fitted).gene_embeddings()
+    if table.shape[0] != len(fitted.features):
+        raise ValueError(f"initial embedding has {table.shape[0]} rows for {len(fitted.features)} genes")
+    return pd.DataFrame(table.astype(np.float64), index=list(fitted.features))
+
+
+def embedding_drift(trained: pd.DataFrame, initial: pd.DataFrame) -> float:
+    """Relative change from the initialisation, ||E - E0||_F / ||E0||_F (0 = never moved)."""
+    if trained.shape != initial.shape or not trained.index.equals(initial.index):
+        raise ValueError(
+            f"trained and initial embeddings differ in shape or genes: {trained.shape} vs {initial.shape}"
+        )
+    start = initial.to_numpy(dtype=float)
+    norm = np.linalg.norm(start)
+    if not norm > 0:
+        raise ValueError("the initial embedding is all zeros: relative drift is undefined")
+    return float(np.linalg.norm(trained.to_numpy(dtype=float) - start) / norm)
+
+
+def shared_neighbour_fraction(pairs: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Fraction of the unique (unordered) neighbour pairs of ``pairs`` that are also
+    neighbour pairs in ``reference`` (1 = the same neighbour graph)."""
+    mine = {tuple(sorted(p)) for p in zip(pairs["gene"], pairs["neighbour"])}
+    theirs = {tuple(sorted(p)) for p in zip(reference["gene"], reference["neighbour"])}
+    return float(len(mine & theirs) / len(mine)) if mine else float("nan")
+
+
+def with_initial_comparison(
+    trained_summary: pd.DataFrame,
+    initial_summary: pd.DataFrame | None = None,
+    drift: float | None = None,
+    shared_pairs: float | None = None,
+) -> pd.DataFrame:
+    """One summary for both embeddings: :func:`compare_neighbours`'s rows of the trained
+    embedding, then the same statistics of the initial one (same permutations).
+
+    Adds ``embedding`` (first column: ``trained`` / ``initial``), ``relative_drift``
+    (||E - E0||_F / ||E0||_F of that row's embedding: the drift for ``trained``, 0 for
+    ``initial``) and ``neighbour_pairs_shared`` (fraction of that embedding's neighbour
+    pairs that are also neighbours at initialisation). Without an initial summary (the
+    initialisation cannot be rebuilt, e.g. an exported table) only the trained rows
+    remain, with NaN drift.
+    """
+    nan = float("nan")
+    trained = trained_summary.assign(
+        relative_drift=nan if drift is None else float(drift),
+        neighbour_pairs_shared=nan if shared_pairs is None else float(shared_pairs),
+    )
+    trained.insert(0, "embedding", "trained")
+    parts = [trained]
+    if initial_summary is not None:
+        initial = initial_summary.assign(relative_drift=0.0, neighbour_pairs_shared=1.0)
+        initial.insert(0, "embedding", "initial")
+        parts.append(initial)
+    return pd.concat(parts, ignore_index=True)
 
 
 def plot_tsne(coordinates: pd.DataFrame, clusters: pd.DataFrame | None = None, title: str = "") -> Figure:

@@ -216,17 +216,20 @@ def rasterise(sections: Sequence[Section], dpi: int = 110) -> list[Section]:
     return [convert(section) for section in sections]
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
+def _png_size(data: bytes) -> tuple[int, int, bool]:
+    """(width, height, blank): blank = every pixel the same colour (an empty canvas)."""
     from PIL import Image as PILImage
 
     with PILImage.open(io.BytesIO(data)) as picture:
         picture.verify()
     with PILImage.open(io.BytesIO(data)) as picture:
-        return picture.size
+        extrema = picture.convert("RGB").getextrema()
+        return (*picture.size, all(low == high for low, high in extrema))
 
 
 def check_report_images(report_html: str, base_dir: str | Path | None = None) -> list[ImageCheck]:
-    """Check every ``<img src>`` of a report: decodable, a real PNG/image, non-empty, > 1x1 px.
+    """Check every ``<img src>`` of a report: decodable, a real PNG/image, non-empty, > 1x1 px,
+    and not blank (a canvas of one colour: a figure that drew nothing).
 
     Data URIs are decoded; other sources are paths relative to ``base_dir`` (the report's
     folder) and must exist as non-empty image files.
@@ -248,9 +251,11 @@ def check_report_images(report_html: str, base_dir: str | Path | None = None) ->
                 data = path.read_bytes()
             if not data:
                 raise ValueError("image is empty")
-            width, height = _png_size(data)
+            width, height, blank = _png_size(data)
             if width < 2 or height < 2:
                 raise ValueError(f"image is only {width}x{height} pixels")
+            if blank:
+                raise ValueError(f"image is blank ({width}x{height} pixels of one colour)")
             checks.append(ImageCheck(src[:60], True, f"{width}x{height} px, {len(data)} bytes"))
         except Exception as error:  # any decoding problem is a failed check, reported with its cause
             checks.append(ImageCheck(src[:60], False, str(error)))
@@ -470,6 +475,43 @@ def _section_ic2bert_importance(inputs: StudyInputs) -> Section:
     return section
 
 
+def _embedding_drift_text(summary: pd.DataFrame | None, alpha: float = 0.05) -> str | None:
+    """One sentence: how far training moved the embedding from its initialisation, and
+    whether the neighbour statistics reach another verdict than the untrained table's."""
+    if not _present(summary) or "embedding" not in summary.columns:
+        return None
+    trained = summary[summary["embedding"] == "trained"].set_index("statistic")
+    initial = summary[summary["embedding"] == "initial"].set_index("statistic")
+    if trained.empty:
+        return None
+    if initial.empty or not np.isfinite(trained["relative_drift"]).any():
+        return (
+            "**Drift from initialisation**: not measured (the analysed embedding is an exported table without its "
+            "training seed), so the statistics below cannot be told apart from those of a random initialisation."
+        )
+    drift = float(trained["relative_drift"].iloc[0])
+    shared = float(trained["neighbour_pairs_shared"].iloc[0])
+    names = [name for name in trained.index if name in initial.index]
+    compared = "; ".join(
+        f"{name.replace('_', ' ')} {trained.loc[name, 'observed']:.3f} (p = {trained.loc[name, 'p_value']:.3g}) vs "
+        f"{initial.loc[name, 'observed']:.3f} (p = {initial.loc[name, 'p_value']:.3g})"
+        for name in names
+    )
+    changed = [name.replace("_", " ") for name in names if (trained.loc[name, "p_value"] < alpha) != (initial.loc[name, "p_value"] < alpha)]
+    significant = [name for name in names if trained.loc[name, "p_value"] < alpha]
+    if changed:
+        verdict = f"another verdict at p < {alpha:g} than the untrained table for {', '.join(changed)}"
+    elif significant:
+        verdict = f"the same verdicts at p < {alpha:g} as the untrained table, so the associations found cannot be credited to training"
+    else:
+        verdict = f"the same verdicts at p < {alpha:g} as the untrained table (no association in either)"
+    return (
+        f"**Drift from initialisation**: training moved the embedding by ‖E − E₀‖ / ‖E₀‖ = {drift:.3g} from the table the "
+        f"network was initialised with (same seed, rebuilt exactly), {100 * shared:.0f}% of its nearest-neighbour pairs are "
+        f"already neighbours there, and the statistics of the trained vs the initial embedding ({compared}) give {verdict}."
+    )
+
+
 def _section_embeddings(inputs: StudyInputs) -> Section:
     from icb_kedro.interpretation import embeddings
 
@@ -485,7 +527,10 @@ def _section_embeddings(inputs: StudyInputs) -> Section:
     if _present(inputs.embedding_cosine):
         cosine = inputs.embedding_cosine.pivot(index="gene", columns="other", values="cosine_similarity")
         section.add(_safe_figure("amu_embedding_similarity", lambda: embeddings.plot_similarity_heatmap(cosine, inputs.embedding_map[["gene", "leaf_order"]]), "Cosine similarity of gene vectors in clustering order."))
-    section.add(table_block(inputs.embedding_summary, "Embedding neighbours vs co-expression and signature co-membership"))
+    drift = _embedding_drift_text(inputs.embedding_summary)
+    if drift:
+        section.add(Text(drift))
+    section.add(table_block(inputs.embedding_summary, "Embedding neighbours vs co-expression and signature co-membership (trained and initial embedding)"))
     if _present(inputs.embedding_pairs):
         pairs = inputs.embedding_pairs[inputs.embedding_pairs["rank"] == 1].sort_values("cosine_similarity", ascending=False)
         section.add(Table(pairs, "Nearest-neighbour gene pairs (most similar first)", max_rows=25))

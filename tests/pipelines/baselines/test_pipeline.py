@@ -36,9 +36,18 @@ def test_pipeline_reads_the_foundation_datasets_and_writes_the_shared_results():
         "params:baselines.signatures",
         "params:baselines.evaluation",
     }
-    expected = {"predictions_baselines", "fold_metrics_baselines", "signature_coverage", "baselines_summary_md"}
+    expected = {
+        "predictions_baselines",
+        "fold_metrics_baselines",
+        "signature_coverage",
+        "baselines_amu_signature_coverage",
+        "baselines_summary_md",
+    }
     assert expected <= pipeline.all_outputs()
     assert {f"baselines_fit_{m}" for m in MODEL_FAMILIES} <= {n.name for n in pipeline.nodes}
+    # Signatures on the AMU matrix (amu_holdout) flow into the combined predictions.
+    combine = next(n for n in pipeline.nodes if n.name == "baselines_combine_predictions")
+    assert {"baselines_predictions_signatures", "baselines_predictions_amu_signatures"} <= set(combine.inputs)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,9 @@ def test_pipeline_runs_every_model_signature_and_protocol(pipeline_run):
     assert set(predictions["protocol"]) == {"transfer", "loco", "within", "amu_holdout"}
     signatures = predictions[predictions["model"].str.startswith("sig_")]
     assert "amu_holdout" not in set(signatures["protocol"])  # the AMU matrix has no signature genes
+    amu_coverage = pipeline_run["baselines_amu_signature_coverage"].load()
+    assert set(amu_coverage["signature"]) == {"UP", "DOWN", "WM", "COX_IS", "SPARSE"} and (amu_coverage["status"] == "failed").all()
+    assert pipeline_run["baselines_predictions_amu_signatures"].load().empty  # empty, without error
 
     metrics = pipeline_run["fold_metrics_baselines"].load()
     assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
@@ -78,7 +90,8 @@ def test_pipeline_runs_every_model_signature_and_protocol(pipeline_run):
     assert coverage.set_index("signature").loc["SPARSE", "status"] == "failed"
     log = pipeline_run["baselines_search_log"].load()
     assert set(log["model"]) == {"logreg", "svm", "rf", "xgboost"}
-    assert "SPARSE" in pipeline_run["baselines_summary_md"].load()
+    summary = pipeline_run["baselines_summary_md"].load()
+    assert "SPARSE" in summary and "Signatures on the AMU matrix" in summary and "0 of 5 scored (none)" in summary
     for protocol in ("transfer", "loco", "within", "amu_holdout"):
         assert isinstance(pipeline_run[f"baselines_cohort_auroc_{protocol}_plot"].load(), Figure)
         assert isinstance(pipeline_run[f"baselines_roc_pr_{protocol}_plot"].load(), Figure)
@@ -93,9 +106,15 @@ def test_baselines_on_the_real_cohorts_in_the_light_config(foundation_project):
     models = set(predictions["model"])
     assert {"logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn"} <= models
     signatures = {m for m in models if m.startswith("sig_")}
-    assert {"sig_CD8_Jiang", "sig_COX_IS", "sig_IPRES", "sig_IMPRES", "sig_TIS"} <= signatures and len(signatures) == 14
+    # 14 on the cohort panel + Blood_Response, the only one passing coverage on the AMU matrix (14/15 genes).
+    assert {"sig_CD8_Jiang", "sig_COX_IS", "sig_IPRES", "sig_IMPRES", "sig_TIS"} <= signatures and len(signatures) == 15
     assert set(predictions["protocol"]) == {"transfer", "loco", "within", "amu_holdout"}
     assert set(predictions.loc[predictions["model"] == "cnn", "protocol"]) == {"amu_holdout"}
+    amu = predictions[predictions["protocol"] == "amu_holdout"]
+    assert {m for m in set(amu["model"]) if m.startswith("sig_")} == {"sig_Blood_Response"}
+    assert set(predictions.loc[predictions["model"] == "sig_Blood_Response", "protocol"]) == {"amu_holdout"}
+    amu_rows = amu.groupby("model").apply(lambda t: frozenset(zip(t.trial, t.sample_key)))
+    assert amu_rows.nunique() == 1  # the signature scored the models' amu_holdout test rows
 
     # Every model and signature scored the same test rows of every LODOCV fold.
     lodocv = predictions[predictions["protocol"] != "amu_holdout"]
@@ -106,6 +125,8 @@ def test_baselines_on_the_real_cohorts_in_the_light_config(foundation_project):
     assert (coverage["status"] == "scored").sum() == 13 and coverage.loc["IMPRES", "status"] == "scored_below_coverage"
     assert coverage.loc["IPS", "status"] == "failed" and "10,000 genes" in coverage.loc["IPS", "reason"]
     assert coverage.loc["TLS", "status"] == "failed"  # 7/9 = 78%
+    amu_coverage = pd.read_csv(foundation_project.path / "data/08_reporting/baselines/amu_signature_coverage.csv").set_index("signature")
+    assert amu_coverage.index[amu_coverage["status"] == "scored"].tolist() == ["Blood_Response"]
 
     metrics = foundation_project.read("data/07_model_output/fold_metrics_baselines.parquet")
     assert metrics["n_test"].gt(0).all() and metrics["auroc"].between(0, 1).all()

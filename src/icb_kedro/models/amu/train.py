@@ -258,6 +258,29 @@ def fit_network(
     )
 
 
+def initial_network(fitted: FittedNetwork) -> nn.Layer:
+    """The network of ``fitted`` as :func:`fit_network` initialised it, before its first step.
+
+    ``fit_network`` seeds Paddle's global generator with ``train_config["seed"]`` on the CPU
+    (:func:`configure_paddle`) and draws nothing from it (standardisation and SMOTE are
+    numpy/scikit-learn) before :func:`build_network`, so seeding the same way and building
+    the same architecture and config repeats every initial weight exactly. The caller's
+    Paddle device and CPU generator state are restored afterwards, so this changes no later
+    random draw. In eval mode; only for inspection (e.g. embedding drift), never for training.
+    """
+    device = paddle.get_device()
+    paddle.set_device("cpu")
+    state = paddle.get_rng_state("cpu")
+    try:
+        paddle.seed(int(fitted.train_config["seed"]))
+        network = build_network(fitted.architecture, fitted.model_config)
+    finally:
+        paddle.set_rng_state(state, "cpu")
+        paddle.set_device(device)
+    network.eval()
+    return network
+
+
 def load_network(fitted: FittedNetwork) -> nn.Layer:
     """Rebuild the Paddle network of a fitted model, in eval mode."""
     keep_freed_memory()

@@ -320,7 +320,8 @@ def fit_predict_model(
         amu = params["amu_holdout"]
         table = amu_log_features(amu_matrix, float(amu["pseudo_count"]))
         folds = iter_amu_holdout_folds(amu_holdout_folds, amu.get("n_trials"))
-        parts.append(run_model_folds(spec, table, folds, settings, smote=bool(amu["smote"])))
+        amu_settings = {**settings, "n_features": amu.get("n_features")}  # all 160 genes by default
+        parts.append(run_model_folds(spec, table, folds, amu_settings, smote=bool(amu["smote"])))
     predictions = _predictions_frame([p for p, _ in parts if len(p)])
     log = pd.concat([log for _, log in parts], ignore_index=True) if parts else pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
     return predictions, log
@@ -377,22 +378,21 @@ def compute_signature_scores(
     return pd.concat([raw[[COHORT, LABEL]], scores], axis=1).reset_index()
 
 
-def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Signature "predictions" on every LODOCV fold's test rows (same rows as the models).
+def _signature_fold_predictions(
+    signature_scores: pd.DataFrame, folds: Iterable[FoldSpec], method: str, description: str
+) -> pd.DataFrame:
+    """Every ``sig_*`` column of ``signature_scores`` scored on every fold's test rows.
 
-    Per fold, the score's location/scale (label-free) and the decision threshold are fitted
-    on the fold's training rows; ``y_prob`` = sigmoid of the standardized score (a monotone
-    map: AUROC/AUPRC are the signature's own; Brier is not meaningful, see signatures.py).
+    Per fold, the score's location/scale (label-free) and the decision threshold
+    (``method``) are fitted on the fold's training rows only.
     """
-    lodocv = [p for p in params["protocols"] if p != AMU_PROTOCOL]
     names = [c for c in signature_scores.columns if c.startswith(MODEL_PREFIX)]
-    if not lodocv or not names:
+    if not names:
         return _predictions_frame([])
     scores = signature_scores.set_index(SAMPLE_KEY)
     labels = scores[LABEL]
-    method = params["threshold"]["method"]
     parts = []
-    for fold in tqdm(lodocv_folds_of(lodocv_folds, lodocv, params), desc="baselines signatures", unit="fold", leave=False):
+    for fold in tqdm(list(folds), desc=description, unit="fold", leave=False):
         _, y_train, _, y_test = _fold_arrays(scores[names], labels, fold)
         for name in names:
             train_scores = scores.loc[fold.train_keys, name].to_numpy(float)
@@ -414,6 +414,108 @@ def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFram
                 )
             )
     return _predictions_frame(parts)
+
+
+def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Signature "predictions" on every LODOCV fold's test rows (same rows as the models).
+
+    Per fold, the score's location/scale (label-free) and the decision threshold are fitted
+    on the fold's training rows; ``y_prob`` = sigmoid of the standardized score (a monotone
+    map: AUROC/AUPRC are the signature's own; Brier is not meaningful, see signatures.py).
+    """
+    lodocv = [p for p in params["protocols"] if p != AMU_PROTOCOL]
+    if not lodocv or not any(c.startswith(MODEL_PREFIX) for c in signature_scores.columns):
+        return _predictions_frame([])
+    folds = lodocv_folds_of(lodocv_folds, lodocv, params)
+    return _signature_fold_predictions(signature_scores, folds, params["threshold"]["method"], "baselines signatures")
+
+
+# ----------------------------------------------------------------------------- signatures on the AMU matrix
+# Signatures need no training, so they are scored in every protocol on the same test rows,
+# the AMU study setting included (issue 3): its 160 genes, as ln(constituent ratio + pseudo_count).
+
+# Methods that cannot be computed on log constituent ratios (all negative): COX_IS divides
+# mean log expression of two gene groups, which needs non-negative log2(TPM+1).
+_AMU_UNSCORABLE_METHODS: dict[str, str] = {
+    "cox_is": "COX_IS divides mean log2(TPM+1) of two gene groups; the AMU matrix holds constituent ratios "
+    "(their logs are negative), so the ratio is undefined",
+}
+
+
+def _amu_genes(amu_matrix: pd.DataFrame) -> list[str]:
+    """Gene columns of the ingested AMU matrix (every column but ``sample_key``/``label``)."""
+    return [c for c in amu_matrix.columns if c not in (SAMPLE_KEY, LABEL, COHORT)]
+
+
+def check_amu_signature_coverage(signatures: pd.DataFrame, amu_matrix: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """``baselines_amu_signature_coverage``: the coverage table against the AMU matrix's genes.
+
+    Same rule as :func:`check_signature_coverage` (> ``min_coverage`` of a signature's genes
+    among the AMU matrix's columns); ``include_below_coverage`` is NOT applied, as it is a
+    choice made for the cohort panel (IMPRES has 8 complete pairs there, 3 here). Methods
+    that log ratios cannot feed (COX_IS) fail with the reason.
+    """
+    genes = _amu_genes(amu_matrix)
+    if not genes:
+        raise ValueError(f"amu_matrix has no gene columns; it has {list(amu_matrix.columns)}")
+    coverage = signature_coverage(signatures, genes, float(params["min_coverage"]))
+    for method, reason in _AMU_UNSCORABLE_METHODS.items():
+        rows = (coverage["method"] == method) & coverage["status"].str.startswith("scored")
+        coverage.loc[rows, "reason"] = coverage.loc[rows, "reason"] + "; but " + reason
+        coverage.loc[rows, "status"] = "failed"
+    scored = coverage.loc[coverage["status"].str.startswith("scored"), "signature"].tolist()
+    logger.info(
+        "signatures on the AMU matrix (%d genes): %d scored %s, %d failed", len(genes), len(scored), scored, len(coverage) - len(scored)
+    )
+    return coverage
+
+
+def score_amu_signatures(
+    amu_matrix: pd.DataFrame, signatures: pd.DataFrame, amu_coverage: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Every AMU sample's score for every signature scored on the AMU matrix.
+
+    Same layout as :func:`compute_signature_scores` (``sample_key, cohort, label, sig_<NAME>...``,
+    cohort ``"AMU"``). Inputs of :func:`score_signatures`: the "log expression" is
+    ln(ratio + ``params.amu_holdout.pseudo_count``), the models' AMU encoding (per sample,
+    ranks are those of the TPM values: a constituent ratio is a sample's TPM over its sum);
+    the z-scores are those log ratios standardized per gene over all AMU samples (label-free;
+    the AMU matrix is one cohort, as the cohorts are standardized within themselves).
+    ssGSEA ranks the z-scores within each sample, as on the cohorts.
+    """
+    table = amu_log_features(amu_matrix, float(params["amu_holdout"]["pseudo_count"])).set_index(SAMPLE_KEY)
+    if table.index.duplicated().any():
+        raise ValueError("amu_matrix has duplicated sample_key values")
+    genes = _amu_genes(amu_matrix)
+    logged = table[genes]
+    sd = logged.std(ddof=0)
+    z = (logged - logged.mean()) / sd.where(sd > 0.0, np.inf)  # per gene (column); constant genes -> 0
+    settings = params["signatures"]
+    scores = score_signatures(
+        logged,
+        z,
+        table[COHORT],
+        signatures,
+        amu_coverage,
+        min_subset_coverage=float(settings["min_coverage"]),
+        ssgsea_weight=float(settings["ssgsea_weight"]),
+    )
+    return pd.concat([table[[COHORT, LABEL]], scores], axis=1).reset_index()
+
+
+def predict_amu_signatures(
+    amu_signature_scores: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Signature "predictions" on every ``amu_holdout`` fold's test rows (the models' rows).
+
+    As on the LODOCV folds: location/scale and threshold fitted on the fold's training rows;
+    protocol ``amu_holdout``, cohort ``"AMU"``. Empty when ``amu_holdout`` is not a
+    configured protocol or no signature passed the coverage rule on the AMU matrix.
+    """
+    if AMU_PROTOCOL not in params["protocols"] or not any(c.startswith(MODEL_PREFIX) for c in amu_signature_scores.columns):
+        return _predictions_frame([])
+    folds = iter_amu_holdout_folds(amu_holdout_folds, params["amu_holdout"].get("n_trials"))
+    return _signature_fold_predictions(amu_signature_scores, folds, params["threshold"]["method"], "baselines signatures (AMU)")
 
 
 # ----------------------------------------------------------------------------- results
@@ -465,7 +567,8 @@ def _settings_line(params: Mapping[str, Any]) -> str:
         f"(selected on each fold's training rows), hyper-parameters by {params['inner_cv']['n_splits']}-fold "
         f"inner CV on training rows (transfer: `{params.get('transfer_search', 'fold')}` rows), decision "
         f"threshold `{params['threshold']['method']}` on `{params['threshold']['source']}` training "
-        f"probabilities; AMU matrix: ln(ratio + {params['amu_holdout']['pseudo_count']:g})"
+        f"probabilities; AMU matrix: ln(ratio + {params['amu_holdout']['pseudo_count']:g}), "
+        f"{'all genes' if params['amu_holdout'].get('n_features') is None else str(params['amu_holdout']['n_features']) + ' genes'}"
         f"{', SMOTE inside training rows' if params['amu_holdout'].get('smote') else ''}."
     )
 
@@ -477,8 +580,10 @@ def write_summary_markdown(
     coverage: pd.DataFrame,
     search_log: pd.DataFrame,
     params: dict[str, Any],
+    amu_coverage: pd.DataFrame | None = None,
 ) -> str:
-    """The baselines report: settings, signature coverage, then the shared evaluation section."""
+    """The baselines report: settings, signature coverage (cohort panel and AMU matrix), then
+    the shared evaluation section."""
     lines = ["# Baselines: classical models and published signatures", "", _settings_line(params), ""]
     scored = coverage[coverage["status"].str.startswith("scored")]
     failed = coverage[coverage["status"] == "failed"]
@@ -491,6 +596,23 @@ def write_summary_markdown(
     lines += [f"- {row.signature}: {row.reason}" for row in failed.itertuples(index=False)]
     below = coverage[coverage["status"] == "scored_below_coverage"]
     lines += [f"- {row.signature} (scored below coverage): {row.reason}" for row in below.itertuples(index=False)]
+    if amu_coverage is not None and AMU_PROTOCOL in params["protocols"]:
+        amu_scored = amu_coverage[amu_coverage["status"].str.startswith("scored")]
+        lines += [
+            "",
+            f"Signatures on the AMU matrix (`amu_holdout`, its genes as ln(ratio + "
+            f"{params['amu_holdout']['pseudo_count']:g}), z-scored over its samples): {len(amu_scored)} of "
+            f"{len(amu_coverage)} scored ({', '.join(amu_scored['signature']) or 'none'}), by the same coverage rule; "
+            "the others fail it (table `baselines_amu_signature_coverage`).",
+        ]
+        # Also list signatures that pass coverage but cannot be computed on constituent ratios.
+        unscorable = amu_coverage[
+            amu_coverage["method"].isin(list(_AMU_UNSCORABLE_METHODS))
+            & (amu_coverage["status"] == "failed")
+            & (amu_coverage["coverage"] > float(params["signatures"]["min_coverage"]))
+        ]
+        listed = pd.concat([amu_scored, unscorable])
+        lines += [f"- {row.signature} (AMU matrix): {row.reason}" for row in listed.itertuples(index=False)]
     lines += [
         "",
         "Signature models (`sig_*`) are fixed scores (resistance signatures sign-flipped); their "

@@ -1,5 +1,6 @@
 """baselines pipeline: one node per model family (kedro-viz shows each; ``--nodes`` re-runs one),
-the signature branch (parse -> coverage -> scores -> per-fold predictions), then the shared
+the signature branch (parse -> coverage -> scores -> per-fold predictions, once on the cohort
+panel for the LODOCV protocols and once on the AMU matrix for ``amu_holdout``), then the shared
 evaluation (fold metrics -> MLflow child runs via the project hook, summaries, comparisons,
 report, plots).
 
@@ -16,6 +17,7 @@ from kedro.pipeline import Node, Pipeline
 from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
 
 from .nodes import (
+    check_amu_signature_coverage,
     check_signature_coverage,
     combine_predictions,
     combine_search_logs,
@@ -26,7 +28,9 @@ from .nodes import (
     parse_signatures,
     plot_overall,
     plot_protocol_figures,
+    predict_amu_signatures,
     predict_signatures,
+    score_amu_signatures,
     select_panel_features,
     summarize_cohorts,
     summarize_overall,
@@ -93,11 +97,34 @@ def create_pipeline(**kwargs) -> Pipeline:
             "baselines_predictions_signatures",
             name="baselines_predict_signatures",
         ),
+        # The same signatures on the AMU matrix (amu_holdout): no training, same test rows.
+        Node(
+            check_amu_signature_coverage,
+            ["baselines_signatures", "amu_matrix", "params:baselines.signatures"],
+            "baselines_amu_signature_coverage",
+            name="baselines_amu_signature_coverage",
+        ),
+        Node(
+            score_amu_signatures,
+            ["amu_matrix", "baselines_signatures", "baselines_amu_signature_coverage", "params:baselines"],
+            "baselines_amu_signature_scores",
+            name="baselines_score_amu_signatures",
+        ),
+        Node(
+            predict_amu_signatures,
+            ["baselines_amu_signature_scores", "amu_holdout_folds", "params:baselines"],
+            "baselines_predictions_amu_signatures",
+            name="baselines_predict_amu_signatures",
+        ),
     ]
     evaluation = [
         Node(
             combine_predictions,
-            [*(f"baselines_predictions_{m}" for m in MODEL_FAMILIES), "baselines_predictions_signatures"],
+            [
+                *(f"baselines_predictions_{m}" for m in MODEL_FAMILIES),
+                "baselines_predictions_signatures",
+                "baselines_predictions_amu_signatures",
+            ],
             "predictions_baselines",
             name="baselines_combine_predictions",
         ),
@@ -135,6 +162,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "signature_coverage",
                 "baselines_search_log",
                 "params:baselines",
+                "baselines_amu_signature_coverage",
             ],
             "baselines_summary_md",
             name="baselines_summary_markdown",
