@@ -297,14 +297,15 @@ def run_cell(cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str]) ->
     """Run ``cell`` unless it is already done with the same fingerprint; write results + DONE.json.
 
     ``fingerprints`` holds at least the cell's and its dependencies' fingerprints. Safe to
-    call again after a crash: the cell folder is rebuilt from scratch, and the done-marker is
-    written last.
+    call again after a crash: the cell folder is rebuilt from scratch (its pretraining
+    checkpoints kept, to resume from), and the done-marker is written last. One process at
+    a time runs a cell (``_claim_cell``).
     """
     with _CELL_LOCK:
         expected = fingerprints[cell.cell_id]
-        done = read_done(layout, cell.cell_id)
-        if done and done.get("fingerprint") == expected:
-            return CellOutcome(cell.cell_id, "skipped", float(done.get("wall_s", 0.0)), dict(done.get("rows", {})), done.get("host", ""))
+        skipped = _skipped_if_done(layout, cell.cell_id, expected)
+        if skipped is not None:
+            return skipped
         for dep in cell.depends_on:
             if not is_done(layout, dep, fingerprints[dep]):
                 raise CellError(f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching {DONE_FILE})")
@@ -313,11 +314,19 @@ def run_cell(cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str]) ->
             return _run_claimed_cell(cell, layout, expected)
 
 
+def _skipped_if_done(layout: GridLayout, cell_id: str, expected: str) -> CellOutcome | None:
+    """The "skipped" outcome of a cell already done with this fingerprint, else None."""
+    done = read_done(layout, cell_id)
+    if done and done.get("fingerprint") == expected:
+        return CellOutcome(cell_id, "skipped", float(done.get("wall_s", 0.0)), dict(done.get("rows", {})), done.get("host", ""))
+    return None
+
+
 def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutcome:
     """The body of ``run_cell``, once this process holds the cell's claim."""
-    done = read_done(layout, cell.cell_id)  # another process may have finished it meanwhile
-    if done and done.get("fingerprint") == expected:
-        return CellOutcome(cell.cell_id, "skipped", float(done.get("wall_s", 0.0)), dict(done.get("rows", {})), done.get("host", ""))
+    skipped = _skipped_if_done(layout, cell.cell_id, expected)  # another process may have finished it meanwhile
+    if skipped is not None:
+        return skipped
     cell_dir = layout.cell_dir(cell.cell_id)
     kept = _set_aside_checkpoints(layout, cell.cell_id)
     shutil.rmtree(cell_dir, ignore_errors=True)
