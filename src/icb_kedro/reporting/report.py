@@ -568,7 +568,9 @@ def _section_survival(inputs: StudyInputs) -> Section:
         "within cohort (HR per SD), OS and PFS separately (PFS is recorded for four cohorts), BH over genes per endpoint. "
         "Kaplan-Meier curves compare predicted responders and non-responders of each model (the `loco` protocol when "
         "available: every patient scored once by a model that never saw its cohort); log-rank p pooled over cohorts and a "
-        "cohort-stratified Cox HR."
+        "cohort-stratified Cox HR. **Caveat:** the genes tested are the models' top SHAP genes, chosen by their link to "
+        "response on these same patients, and response correlates with survival; so the q-values are optimistic, a screen "
+        "to follow up in independent cohorts rather than a confirmation."
     ))
     if _present(inputs.cox):
         fitted = inputs.cox[inputs.cox["hr"].notna()]
