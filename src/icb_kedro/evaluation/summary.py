@@ -490,9 +490,7 @@ def summary_markdown(overall: pd.DataFrame, cohort_table: pd.DataFrame, comparis
                 f"Left out of every combined test (no DeLong SE: a test split with one class, e.g. a single "
                 f"responder, or identical rankings): {', '.join(left_out)}.",
             ]
-        cohort_level = comparisons[
-            (comparisons["protocol"] == protocol) & (comparisons["cohort"] != ALL_COHORTS) & comparisons["significant"]
-        ]
+        cohort_level = per_cohort[per_cohort["significant"]]
         if len(cohort_level):
             count = "1 per-cohort difference has" if len(cohort_level) == 1 else f"{len(cohort_level)} per-cohort differences have"
             lines += ["", f"Within single cohorts, {count} q < 0.05 (see the comparisons table)."]

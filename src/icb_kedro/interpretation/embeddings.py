@@ -203,8 +203,7 @@ def initial_embedding(fitted: Any) -> pd.DataFrame:
     from icb_kedro.models.amu.train import FittedNetwork, initial_network
 
     if isinstance(fitted, Mapping):
-        fields = set(FittedNetwork.__dataclass_fields__)
-        fitted = FittedNetwork(**{k: v for k, v in fitted.items() if k in fields})
+        fitted = FittedNetwork.from_mapping(fitted)
     if fitted.architecture != "amu":
         raise ValueError(f"gene embeddings exist for the 'amu' architecture only, not {fitted.architecture!r}")
     table = initial_network(fitted).gene_embeddings()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -94,6 +94,12 @@ class FittedNetwork:
     n_train: int = 0  # real training rows
     n_synthetic: int = 0  # SMOTE rows added inside fit
     fit_seconds: float = 0.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> FittedNetwork:
+        """From the plain dict the amu pipeline persists (extra keys, e.g. ``fold``, ignored)."""
+        fields = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in fields})
 
     def gene_embeddings(self) -> np.ndarray:
         """The learned gene-identity table [G, D] (AMU only)."""

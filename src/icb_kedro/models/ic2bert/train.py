@@ -463,6 +463,7 @@ class FinetuneResult(NamedTuple):
     best_epoch: int
     selection: str  # "inner_val_auroc", "inner_val_loss" or "last_epoch"
     score: float  # best inner-validation AUROC (or minus the loss); NaN without a validation split
+    val_idx: np.ndarray  # rows of the training inputs held out as the inner validation split (may be empty)
 
 
 def loss_weights(labels: np.ndarray, config: FinetuneConfig, tier: str) -> tuple[float, float, float]:
@@ -634,7 +635,7 @@ def _supervised_loop(
     if not has_val:
         best = {"params": host_copy(state.params), "epoch": max_epochs, "score": (np.nan, np.nan)}
     score = best["score"][0] if selection == "inner_val_auroc" else best["score"][1]
-    return FinetuneResult(best["params"], pd.DataFrame(history), int(best["epoch"]), selection, float(score))
+    return FinetuneResult(best["params"], pd.DataFrame(history), int(best["epoch"]), selection, float(score), val_idx)
 
 
 def finetune(

@@ -144,7 +144,7 @@ def _fit_full(bundle, init_params, keys, tokens, params, seed: int, tier_n: int)
     tier, config = _tier_settings(params, tier_n)
     x, y = token_matrix(tokens, keys), _labels(tokens, keys)
     result = train.finetune(bundle.config, init_params, x, y, config, seed, tier)
-    _, val_idx = train.inner_validation_split(y, config.inner_val_fraction, seed)  # the split finetune used
+    val_idx = result.val_idx  # the inner split this fit chose its epoch on
     rows = val_idx if len(val_idx) and len(np.unique(y[val_idx])) == 2 else np.arange(len(y))
     p_rows = predict_proba(bundle.config, result.params, x[rows], config.eval_batch_size)
     threshold = fit_threshold(y[rows], p_rows, params.get("threshold_method", "youden"))

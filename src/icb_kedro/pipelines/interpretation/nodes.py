@@ -145,8 +145,8 @@ def _tree_shap_through_pipeline(pipeline: Any, x_rows: np.ndarray, classifier_st
     steps = pipeline.named_steps
     x = steps["scale"].transform(x_rows) if "scale" in steps else np.asarray(x_rows, dtype=float)
     kept = np.arange(x.shape[1])
-    if "select" in steps:
-        support = steps["select"].get_support()
+    support = _selected_gene_mask(pipeline)
+    if support is not None:
         x, kept = x[:, support], np.flatnonzero(support)
     values = np.zeros((len(x_rows), np.asarray(x_rows).shape[1]))
     values[:, kept] = shap_analysis.tree_shap_values(steps[classifier_step], x)
@@ -429,8 +429,7 @@ def _amu_fitted(weights: Mapping[str, Any] | None, fold_id: str) -> Any | None:
         return None
     from icb_kedro.models.amu.train import FittedNetwork
 
-    fields = set(FittedNetwork.__dataclass_fields__)
-    return FittedNetwork(**{k: v for k, v in weights[fold_id].items() if k in fields})
+    return FittedNetwork.from_mapping(weights[fold_id])
 
 
 def _amu_kernel_shap(fitted: Any, x_train: np.ndarray, x_rows: np.ndarray, shap_params: dict[str, Any], seed: int) -> np.ndarray:
