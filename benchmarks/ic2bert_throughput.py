@@ -79,7 +79,8 @@ def pretrain_step_flops(config: IC2BertConfig, batch: int) -> float:
     update, _, init, _ = train._mlm_functions(flat, train.MaskingConfig(), 0)
     tokens = jnp.zeros((batch, config.n_genes), jnp.int32)
     state = jax.eval_shape(lambda: init(0, tokens))
-    return xla_flops(update.lower(state, tokens, jnp.ones(batch, jnp.float32), train.StepHyper(1e-4, 0.01, 1.0)))
+    gene_ids = jnp.arange(config.n_genes, dtype=jnp.int32)
+    return xla_flops(update.lower(state, tokens, jnp.ones(batch, jnp.float32), train.StepHyper(1e-4, 0.01, 1.0), gene_ids))
 
 
 def finetune_step_flops(config: IC2BertConfig, batch: int) -> float:
@@ -100,14 +101,15 @@ def pretrain_step(config: IC2BertConfig, batch: int, repeats: int, micro_batch: 
     weights = jnp.ones(batch, jnp.float32)
     hyper = train.StepHyper(1e-4, 0.01, 1.0)
     state = init(0, tokens)
+    gene_ids = jnp.arange(config.n_genes, dtype=jnp.int32)
     started = time.perf_counter()
-    compiled = update.lower(state, tokens, weights, hyper).compile()
+    compiled = update.lower(state, tokens, weights, hyper, gene_ids).compile()
     compile_seconds = time.perf_counter() - started
     flops = pretrain_step_flops(config, batch)
     holder = {"state": state}
 
     def step() -> None:
-        holder["state"], metrics = compiled(holder["state"], tokens, weights, hyper)
+        holder["state"], metrics = compiled(holder["state"], tokens, weights, hyper, gene_ids)
         metrics["loss"].block_until_ready()
 
     step()  # warm-up

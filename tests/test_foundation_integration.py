@@ -20,22 +20,37 @@ pytestmark = pytest.mark.integration
 
 def test_real_cohorts_are_ingested_and_harmonized(foundation_project):
     table = foundation_project.read("data/03_primary/harmonized_expression.parquet")
-    assert table.shape == (439, 4 + 1719)
-    assert table["cohort"].nunique() == 7
+    panels = foundation_project.read("data/03_primary/gene_panels.parquet")
+    # 13 cohorts, 627 samples (data README): 193 R / 319 NR / 115 unlabelled.
+    assert panels.panel.value_counts().to_dict() == {"common": 1719, "ic2bert_prior": 937, "amu160": 159}
+    assert table.shape == (627, 4 + panels.gene.nunique())
+    assert table["cohort"].nunique() == 13
     counts = table["label"].value_counts(dropna=False)
-    assert (counts[1], counts[0], table["label"].isna().sum()) == (117, 216, 106)
+    assert (counts[1], counts[0], table["label"].isna().sum()) == (193, 319, 115)
     assert table["sample_key"].is_unique
     assert table[gene_columns(table)].min().min() >= 0.0  # log2(TPM+1) of non-negative TPM
-
-    panels = foundation_project.read("data/03_primary/gene_panels.parquet")
-    assert panels.panel.value_counts().to_dict() == {"common": 1719, "ic2bert_prior": 376, "amu160": 78}
+    # A gene a cohort does not measure is NaN for the whole cohort, never a made-up number:
+    # Mariathasan2018 (a 1,768-gene panel) has 381 of the 983 IC2Bert prior genes, 376 of
+    # the 937 kept; every other cohort measures all 937.
+    ic2bert = panels.loc[panels.panel == "ic2bert_prior", "gene"].tolist()
+    measured = table[ic2bert].notna().groupby(table["cohort"]).all()
+    assert measured.sum(axis=1).to_dict()["Bladder_Atezolizumab_Mariathasan2018"] == 376
+    assert (measured.drop(index="Bladder_Atezolizumab_Mariathasan2018").sum(axis=1) == 937).all()
+    assert table[ic2bert].notna().groupby(table["cohort"]).any().eq(measured).all().all()  # never partial
+    coverage = foundation_project.read("data/03_primary/panel_coverage.parquet").set_index(["panel", "cohort"])
+    assert coverage.loc[("amu160", "Bladder_Atezolizumab_Mariathasan2018"), "n_present"] == 78
 
     amu = foundation_project.read("data/02_intermediate/amu_matrix.parquet")
     assert amu.shape == (207, 2 + 160) and int(amu["label"].sum()) == 73
 
     summary = pd.read_csv(foundation_project.path / "data/08_reporting/cohort_summary.csv")
     assert summary.set_index("cohort").loc["Melanoma_PD1_Hugo2016", ["n_R", "n_NR", "n_unlabelled"]].tolist() == [14, 13, 0]
+    # Both label rules are counted; Liu2019 holds both study arms (one dataset).
+    liu = summary.set_index("cohort").loc["Melanoma_PD1_Liu2019"]
+    assert (liu["n_R"], liu["n_NR"], liu["n_R_recist"], liu["n_NR_recist"]) == (50, 61, 46, 70)
+    assert "ipilimumab-naive" in liu["arms"] and liu["ic2bert_prior_genes_used"] == 937
     assert (foundation_project.path / "data/08_reporting/harmonization_pca.png").stat().st_size > 10_000
+    assert (foundation_project.path / "data/08_reporting/panel_coverage.png").stat().st_size > 10_000
 
     z = foundation_project.read("data/03_primary/expression_standardized.parquet")
     assert z.groupby("cohort")[gene_columns(z)[:50]].mean().abs().max().max() < 1e-9
@@ -49,7 +64,7 @@ def test_real_folds_keep_test_rows_out_of_training_and_pretraining(foundation_pr
         test = set(fold.sample_key[fold.role == "target_test"])
         assert not test & set(fold.sample_key[fold.role.isin(["target_train", "source", *PRETRAIN_ROLES])])
         assert (fold.cohort[fold.role.isin(PRETRAIN_ROLES)] != held_out).all()
-        assert len(fold) == 439
+        assert len(fold) == 627
 
 
 def test_mlflow_parent_run_holds_the_harmonization_summary(foundation_project):
@@ -59,7 +74,7 @@ def test_mlflow_parent_run_holds_the_harmonization_summary(foundation_project):
     experiment = client.get_experiment_by_name("icb_kedro")
     runs = client.search_runs([experiment.experiment_id])
     run = next(r for r in runs if "harmonization.n_samples" in r.data.metrics)
-    assert run.data.metrics["harmonization.n_samples"] == 439
+    assert run.data.metrics["harmonization.n_samples"] == 627
     assert run.data.metrics["harmonization.n_common_genes"] == 1719
     assert run.data.params["folds.lodocv.n_trials"] == "2"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "harmonization")}
@@ -111,7 +126,7 @@ def test_a_users_new_cohort_is_picked_up_without_code_change(tmp_path, shared_da
     catalog = DataCatalog.from_config({k: v for k, v in loader["catalog"].items() if k.startswith("raw_cohort")})
     params = loader["parameters"]["ingestion"]
     expression, clinical, report = ingest_cohorts(catalog.load("raw_cohort_expression"), catalog.load("raw_cohort_clinical"), params)
-    assert len(expression) == 8 and "My_New_Cohort" in expression
+    assert len(expression) == 14 and "My_New_Cohort" in expression
     assert report.set_index("cohort").loc["My_New_Cohort", "expression_file"].startswith(str(data))
 
 

@@ -149,7 +149,9 @@ def test_cohort_without_labelled_samples_is_refused():
 def test_ingest_cohorts_reports_and_types():
     params = {"data_dir": "/data", "missing_values": {"policy": "impute_gene_median"}, "recist_labels": {"PD": 0}}
     expr, clin, report = ingest_cohorts({"Toy": lambda: raw_expression(GOOD_ROWS)}, {"Toy": lambda: raw_clinical()}, params)
-    assert list(expr["Toy"].columns) == ["sample_id", "CD8A", "GZMA"]
+    # Gene-major partitions (the file's own layout: fast parquet for 20,000-gene cohorts).
+    assert list(expr["Toy"].columns) == ["gene", "S1", "S2", "S3"]
+    assert expr["Toy"]["gene"].tolist() == ["CD8A", "GZMA"]
     assert clin["Toy"]["sample_id"].tolist() == ["S1", "S2", "S3"]
     assert report.loc[0, "expression_file"] == "/data/cohorts/Toy.expression.tsv.gz"
     assert report.loc[0, "n_samples"] == 3

@@ -20,7 +20,6 @@ from icb_kedro.io.validation import (
     SCALE_TOLERANCE,
     CLINICAL_SCHEMA,
     InputDataError,
-    expression_schema,
     find_non_numeric,
     raise_schema_errors,
 )
@@ -85,28 +84,40 @@ def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "erro
     if dup_genes:
         where = {g: [p + 2 for p in pos] for g, pos in list(dup_genes.items())[:10]}
         raise InputDataError(f"{source}: duplicate gene id(s) (file line numbers): {where}")
-    values = body.drop(columns="gene")
-    values.index = genes
-    bad = find_non_numeric(values)
-    if len(bad):
-        bad = bad.rename(columns={"column": "index", "index": "column"})  # rows are genes here
-        raise InputDataError(
-            f"{source}: {len(bad)} non-numeric value(s)\n"
-            + "\n".join(
-                f"  column (sample) {r['index']!r}, row (gene) {r['column']!r}: {r['failure_case']!r}"
-                for r in bad.head(10).to_dict(orient="records")
+    # Vectorised over the whole matrix (a full transcriptome is ~20,000 genes x 100+ samples:
+    # column-by-column pandas/pandera checks took ~12 s per cohort, this takes well under 1 s).
+    text = body.drop(columns="gene").to_numpy(dtype=object)
+    numbers = pd.to_numeric(pd.Series(text.ravel()), errors="coerce").to_numpy(np.float64).reshape(text.shape)
+    present = pd.notna(text)
+    suspect = np.isnan(numbers) & present
+    if suspect.any():
+        rows, cols = np.nonzero(suspect)
+        blank = np.array([str(text[r, c]).strip() == "" for r, c in zip(rows, cols, strict=True)])
+        rows, cols = rows[~blank], cols[~blank]
+        if len(rows):
+            raise InputDataError(
+                f"{source}: {len(rows)} non-numeric value(s)\n"
+                + "\n".join(
+                    f"  column (sample) {samples[c]!r}, row (gene) {genes.iloc[r]!r}: {text[r, c]!r}"
+                    for r, c in list(zip(rows, cols, strict=True))[:10]
+                )
             )
+    low, high = LOG2_TPM_FLOOR - SCALE_TOLERANCE, LOG2_TPM_CEILING + SCALE_TOLERANCE
+    out_of_range = ~np.isnan(numbers) & ((numbers < low) | (numbers > high))
+    if out_of_range.any():
+        rows, cols = np.nonzero(out_of_range.T)  # sample-major, as the table below
+        lines = [
+            f"  column {genes.iloc[c]!r}, sample {samples[r]!r}: value {numbers[c, r]!r} fails in_range({low}, {high})"
+            for r, c in list(zip(rows, cols, strict=True))[:10]
+        ]
+        if len(rows) > 10:
+            lines.append(f"  ... and {len(rows) - 10} more")
+        raise InputDataError(
+            f"{source} (values must be log2(TPM+0.001) in [{LOG2_TPM_FLOOR:.3f}, {LOG2_TPM_CEILING:.2f}]): "
+            f"{len(rows)} invalid value(s)\n" + "\n".join(lines)
         )
-    numbers = values.apply(pd.to_numeric, errors="coerce").astype("float64")
-    table = numbers.T
-    table.index.name = "sample_id"
+    table = pd.DataFrame(np.ascontiguousarray(numbers.T), index=pd.Index(samples, name="sample_id"), columns=genes.tolist())
     table.columns.name = None
-    try:
-        expression_schema(LOG2_TPM_FLOOR - SCALE_TOLERANCE, LOG2_TPM_CEILING + SCALE_TOLERANCE).validate(
-            table, lazy=True
-        )
-    except pa.errors.SchemaErrors as err:
-        raise_schema_errors(err, f"{source} (values must be log2(TPM+0.001) in [{LOG2_TPM_FLOOR:.3f}, {LOG2_TPM_CEILING:.2f}])", "sample")
     table, report = apply_missing_policy(table, missing_policy, source)
     return table, report
 

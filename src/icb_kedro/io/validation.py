@@ -45,23 +45,6 @@ def raise_schema_errors(err: pa.errors.SchemaErrors, source: str, row_name: str)
     raise InputDataError(f"{source}: {len(failures)} invalid value(s)\n{_describe(failures, row_name)}") from err
 
 
-def expression_schema(min_value: float, max_value: float) -> pa.DataFrameSchema:
-    """Sample-major expression: every column is a gene, every value a finite number in range."""
-    return pa.DataFrameSchema(
-        columns={
-            ".*": pa.Column(
-                float,
-                checks=pa.Check.in_range(min_value, max_value),
-                nullable=True,  # missing values are handled by the configured policy
-                regex=True,
-            )
-        },
-        index=pa.Index(str, unique=True, name="sample_id"),
-        strict=False,
-        coerce=False,
-    )
-
-
 CLINICAL_SCHEMA = pa.DataFrameSchema(
     columns={
         "sample_id": pa.Column(str, unique=True, nullable=False),

@@ -289,6 +289,7 @@ class StudyInputs:
 
     cohort_summary: pd.DataFrame | None = None
     pca_figure: Figure | None = None
+    coverage_figure: Figure | None = None
     predictions: pd.DataFrame | None = None
     cohort_table: pd.DataFrame | None = None
     overall: pd.DataFrame | None = None
@@ -297,6 +298,7 @@ class StudyInputs:
     evaluation_source: str = ""
     pretrain_history: pd.DataFrame | None = None
     sample_size: pd.DataFrame | None = None
+    learning_summary: pd.DataFrame | None = None
     shap_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     rankings: pd.DataFrame | None = None
     overlap: pd.DataFrame | None = None
@@ -339,11 +341,18 @@ def _safe_figure(name: str, draw, caption: str) -> Block:
 
 def _section_cohorts(inputs: StudyInputs) -> Section:
     section = Section("Cohorts and harmonization")
+    n = len(inputs.cohort_summary) if _present(inputs.cohort_summary) else 0
+    rule = str(inputs.cohort_summary["label_rule"].iloc[0]) if n and "label_rule" in inputs.cohort_summary else "response"
     section.add(Text(
-        "Seven bulk RNA-seq ICB cohorts (bhklab PredictioR curation), log2(TPM+1) on the 1,719 genes shared by all. "
-        "Responders = CR/PR, non-responders = SD/PD; unlabelled samples are used only for self-supervised pretraining."
+        f"{n} bulk RNA-seq ICB cohorts (bhklab PredictioR curation), log2(TPM+1). Each model reads its own gene panel; "
+        "a gene a cohort does not measure is never made up here: each model's missing-gene policy says what it does "
+        "(IC2Bert: a [MISSING] token; AMU: the cohort is left out; baselines: training-row means; signatures: the panel "
+        f"shared by all cohorts). Labels: `{rule}` (counts under the strict RECIST rule beside them). Unlabelled samples "
+        "are used only for self-supervised pretraining."
     ))
-    section.add(table_block(inputs.cohort_summary, "Samples per cohort", max_rows=20))
+    section.add(table_block(inputs.cohort_summary, "Samples per cohort: cancer, therapy, study arms, labels, genes on file and per model panel", max_rows=20))
+    if inputs.coverage_figure is not None:
+        section.add(Image("panel_coverage", inputs.coverage_figure, "Genes of each model panel measured per cohort (number; colour = share of the panel)."))
     if inputs.pca_figure is not None:
         section.add(Image("harmonization_pca", inputs.pca_figure, "PCA of all samples before and after per-cohort standardisation and ComBat (coloured by cohort)."))
     else:
@@ -381,8 +390,33 @@ def _section_performance(inputs: StudyInputs) -> Section:
     return section
 
 
+def pretraining_verdict(summary: pd.DataFrame, margin: float = 0.02) -> list[str]:
+    """One plain sentence per protocol: did pretraining help (IC2Bert vs its random-init and
+    token-LR ablations on the same folds, mean held-out AUROC over cohorts)?"""
+    lines = []
+    table = summary.set_index(["protocol", "model"])["test_auroc"]
+    for protocol in sorted(summary["protocol"].unique()):
+        if (protocol, "ic2bert") not in table.index:
+            continue
+        ours = float(table[(protocol, "ic2bert")])
+        others = {m: float(table[(protocol, m)]) for m in ("ic2bert_random_init", "ic2bert_token_lr") if (protocol, m) in table.index}
+        if not others:
+            continue
+        best_name, best = max(others.items(), key=lambda kv: kv[1])
+        verdict = "helped" if ours > best + margin else "did not help measurably" if ours >= best - margin else "hurt"
+        compared = ", ".join(f"{m} {v:.3f}" for m, v in others.items())
+        lines.append(f"{protocol}: pretrained IC2Bert {ours:.3f} vs {compared}: pretraining {verdict} (margin {margin:.2f} AUROC).")
+    return lines
+
+
 def _section_ic2bert_training(inputs: StudyInputs) -> Section:
-    section = Section("IC2Bert pretraining and sample size")
+    section = Section("IC2Bert: does it learn, and does pretraining help?")
+    if _present(inputs.learning_summary):
+        summary = inputs.learning_summary
+        section.add(Text(" ".join(pretraining_verdict(summary)) or "No ablation ran, so the benefit of pretraining is not measured."))
+        section.add(Table(summary, "Learning check (mean over held-out cohorts): training fit, inner-CV AUROC, held-out AUROC and spread of held-out probabilities, for IC2Bert and its ablations on the same folds", max_rows=40))
+    else:
+        section.add(NotRun("Learning check", "no IC2Bert learning-check table was found"))
     if _present(inputs.pretrain_history):
         section.add(_safe_figure("ic2bert_mlm_accuracy", lambda: plot_mlm_accuracy(inputs.pretrain_history), "Masked-token accuracy on the held-out MLM validation rows by number of expression bins."))
     else:

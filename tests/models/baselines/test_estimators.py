@@ -159,11 +159,29 @@ def test_feature_selection_keeps_k_genes_fitted_on_training_rows():
     assert "select" not in everything.estimator.named_steps  # k >= genes: no selection step
 
 
+def test_genes_a_cohort_does_not_measure_take_the_training_mean():
+    """NaN = a gene the sample's cohort does not measure: imputed inside the pipeline with the
+    training rows' mean (so test rows never shape it), not refused and not dropped."""
+    x_train, y_train, x_test, _ = make_data()
+    spec = spec_for("logreg")
+    x_train = x_train.copy()
+    x_train[: len(x_train) // 3, 0] = np.nan  # one source cohort lacks gene 0
+    lacking = x_test.copy()
+    lacking[:, 0] = np.nan  # the held-out cohort lacks it too
+    fit = fit_predict_fold(spec, x_train, y_train, lacking, seed=0)
+    assert np.isfinite(fit.y_prob).all() and fit.estimator.steps[0][0] == "impute"
+    filled = x_test.copy()
+    filled[:, 0] = np.nanmean(x_train[:, 0])
+    np.testing.assert_allclose(fit.estimator.predict_proba(filled)[:, 1], fit.y_prob)
+    one_row = fit_predict_fold(spec, x_train, y_train, lacking[:1], seed=0)
+    np.testing.assert_allclose(one_row.y_prob, fit.y_prob[:1])  # other test rows never matter
+
+
 def test_bad_inputs_are_clear_errors():
     x_train, y_train, x_test, _ = make_data()
     spec = spec_for("logreg")
-    with pytest.raises(ValueError, match="x_train has NaN"):
-        fit_predict_fold(spec, np.where(x_train > 2, np.nan, x_train), y_train, x_test, seed=0)
+    with pytest.raises(ValueError, match="x_train has infinite values"):
+        fit_predict_fold(spec, np.where(x_train > 2, np.inf, x_train), y_train, x_test, seed=0)
     with pytest.raises(ValueError, match="both classes"):
         fit_predict_fold(spec, x_train, np.zeros_like(y_train), x_test, seed=0)
     with pytest.raises(ValueError, match="same columns"):

@@ -34,3 +34,20 @@ def test_masking_is_seeded() -> None:
     np.testing.assert_array_equal(np.asarray(a.inputs), np.asarray(b.inputs))
     with pytest.raises(ValueError):
         mask_tokens(jax.random.PRNGKey(0), tokens, 4, mask_prob=0.9, random_prob=0.2)
+
+
+def test_missing_genes_are_never_masking_targets() -> None:
+    """[MISSING] (n_bins + 1: the cohort does not measure the gene) is never selected, so it
+    is never replaced by [MASK] or a random bin and never enters the MLM loss."""
+    import jax
+    import numpy as np
+
+    from icb_kedro.models.ic2bert.masking import mask_tokens
+
+    n_bins = 4
+    tokens = np.random.default_rng(0).integers(0, n_bins, size=(64, 40)).astype(np.int32)
+    tokens[:, :20] = n_bins + 1  # half the panel not measured
+    batch = mask_tokens(jax.random.PRNGKey(0), jax.numpy.asarray(tokens), n_bins, select_prob=0.5)
+    selected = np.asarray(batch.selected).astype(bool)
+    assert not selected[:, :20].any() and selected[:, 20:].mean() > 0.4
+    np.testing.assert_array_equal(np.asarray(batch.inputs)[:, :20], n_bins + 1)

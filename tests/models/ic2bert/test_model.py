@@ -23,10 +23,12 @@ def _abstract_count(config: IC2BertConfig) -> int:
     ("n_genes", "n_bins", "expected"),
     [
         # The original has 602,438 at 983 genes / 4 bins; its expression table has only
-        # n_bins rows, ours n_bins + 1 (a learned [MASK] row, spec item 10): + 128.
-        (983, 4, 602_438 + 128),
-        (983, 8, 603_466 + 128),  # original 603,466 at 8 bins (its MLM head already has n_bins + 1 outputs)
-        (376, 4, 563_718),  # the ic2bert_prior panel of the shared cohorts (376 genes)
+        # n_bins rows, ours n_bins + 2 (learned [MASK] and [MISSING] rows, spec item 10):
+        # + 2 x 128; the MLM head's extra [MISSING] output: + 129; the final LayerNorm
+        # (deliberate, see model.py): + 2 x 128.
+        (983, 4, 602_438 + 2 * 128 + 129 + 2 * 128),
+        (983, 8, 603_466 + 2 * 128 + 129 + 2 * 128),  # original 603,466 at 8 bins (its MLM head already has n_bins + 1 outputs)
+        (937, 4, 602_438 + 2 * 128 + 129 + 2 * 128 - 46 * 64),  # the 937-gene ic2bert_prior panel: 46 fewer gene-embedding rows
     ],
 )
 def test_parameter_count_matches_the_spec(n_genes: int, n_bins: int, expected: int) -> None:
@@ -38,11 +40,12 @@ def test_parameter_breakdown_at_paper_size() -> None:
     model = build_model(IC2BertConfig(n_genes=983))
     params = jax.eval_shape(lambda key, tokens: model.init(key, tokens, True), jax.random.PRNGKey(0), jnp.zeros((1, 983), jnp.int32))
     size = {module: sum(int(np.prod(v.shape)) for v in leaves.values()) for module, leaves in params.items()}
-    assert size["ic2bert/embedding/expression_embedding"] == 5 * 128  # 4 bins + [MASK]
+    assert size["ic2bert/embedding/expression_embedding"] == 6 * 128  # 4 bins + [MASK] + [MISSING]
     assert size["ic2bert/embedding/gene_embedding"] == 62_912
     assert size["ic2bert/embedding/gene_projection"] == 8_320
     assert sum(v for k, v in size.items() if k.startswith("ic2bert/blocks/")) == 4 * 132_480
-    assert size["ic2bert/mlm_head"] == 645 and size["ic2bert/classification_head"] == 129
+    assert size["ic2bert/mlm_head"] == 774 and size["ic2bert/classification_head"] == 129
+    assert size["ic2bert/final_ln"] == 256  # deliberate: the original has no final LayerNorm
 
 
 def _jitted_apply(config):
@@ -71,23 +74,39 @@ def test_output_shapes_and_real_attention_probabilities(tiny_config, token_data)
         np.testing.assert_allclose(np.asarray(logits), np.asarray(out.mlm_logits), atol=1e-4)
 
 
-def test_mask_token_has_its_own_embedding(tiny_config) -> None:
+def test_mask_and_missing_tokens_have_their_own_embeddings(tiny_config) -> None:
     params = init_params(tiny_config, 0)
     table = np.asarray(params["ic2bert/embedding/expression_embedding"]["embeddings"])
-    assert table.shape[0] == tiny_config.n_bins + 1
+    assert table.shape[0] == tiny_config.n_bins + 2
     assert not np.allclose(table[tiny_config.mask_id], table[tiny_config.n_bins - 1])
+    assert not np.allclose(table[tiny_config.missing_id], table[tiny_config.mask_id])
+
+
+def test_missing_genes_are_left_out_of_the_pooled_vector(tiny_config, token_data) -> None:
+    """A sample with genes removed still scores, and its pooled vector averages only the
+    measured genes (the [MISSING] positions carry no expression)."""
+    tokens = np.asarray(token_data[0][:2]).copy()
+    tokens[1, : tiny_config.n_genes // 2] = tiny_config.missing_id
+    apply = _jitted_apply(tiny_config)
+    params = init_params(tiny_config, 0)
+    out = apply(params, None, jnp.asarray(tokens), False, False)
+    assert np.isfinite(np.asarray(out.pooled)).all() and np.isfinite(np.asarray(out.cls_logit)).all()
+    all_missing = np.full_like(tokens[:1], tiny_config.missing_id)
+    pooled = np.asarray(apply(params, None, jnp.asarray(all_missing), False, False).pooled)
+    np.testing.assert_array_equal(pooled, 0.0)  # nothing measured: an empty mean is 0, not NaN
 
 
 def test_dropout_only_in_training_and_seeded(tiny_config, token_data) -> None:
     tokens = jnp.asarray(token_data[0][:4])
     apply = _jitted_apply(tiny_config)
     params = init_params(tiny_config, 0)
-    eval_a = apply(params, None, tokens, False, False).cls_logit
-    eval_b = apply(params, jax.random.PRNGKey(5), tokens, False, False).cls_logit
+    # The pooled vector, not the head's logit: the head starts at zero weights.
+    eval_a = apply(params, None, tokens, False, False).pooled
+    eval_b = apply(params, jax.random.PRNGKey(5), tokens, False, False).pooled
     np.testing.assert_array_equal(np.asarray(eval_a), np.asarray(eval_b))
-    train_a = apply(params, jax.random.PRNGKey(1), tokens, True, False).cls_logit
-    train_b = apply(params, jax.random.PRNGKey(1), tokens, True, False).cls_logit
-    train_c = apply(params, jax.random.PRNGKey(2), tokens, True, False).cls_logit
+    train_a = apply(params, jax.random.PRNGKey(1), tokens, True, False).pooled
+    train_b = apply(params, jax.random.PRNGKey(1), tokens, True, False).pooled
+    train_c = apply(params, jax.random.PRNGKey(2), tokens, True, False).pooled
     np.testing.assert_array_equal(np.asarray(train_a), np.asarray(train_b))
     assert not np.allclose(np.asarray(train_a), np.asarray(train_c))
 

@@ -21,7 +21,10 @@ def bundle(tiny_config) -> tuple[ModelBundle, pd.DataFrame]:
     training = pd.DataFrame(rng.normal(size=(40, len(genes))), columns=genes)  # bins come from other rows
     bins = fit_quantile_bins(training, genes, tiny_config.n_bins)
     metadata = {"held_out": "X", "input_transform": "cohort_zscore"}
-    return ModelBundle(tiny_config, init_params(tiny_config, 7), bins, metadata), cohort
+    params = init_params(tiny_config, 7)
+    head = params["ic2bert/classification_head"]  # starts at zero weights: give it a ranking to score
+    params["ic2bert/classification_head"] = {"w": 0.3 * rng.normal(size=np.shape(head["w"])).astype(np.float32), "b": np.asarray(head["b"])}
+    return ModelBundle(tiny_config, params, bins, metadata), cohort
 
 
 def test_registry_round_trip(tmp_path, monkeypatch, bundle) -> None:
@@ -43,19 +46,32 @@ def test_registry_round_trip(tmp_path, monkeypatch, bundle) -> None:
         assert list(scored.index) == list(cohort.index)
         latest = mlflow.pyfunc.load_model("models:/icb_ic2bert_test/latest")
         np.testing.assert_allclose(latest.predict(cohort)["y_prob"].to_numpy(), expected, rtol=1e-6)
-        with pytest.raises(Exception, match="G3"):  # MLflow's schema check names the missing gene
+        with pytest.raises(Exception, match="G3"):  # MLflow's schema check names the absent column
             loaded.predict(cohort.drop(columns=["G3"]))
+        # A gene the cohort does not measure, passed as a NaN column: scored with [MISSING].
+        unmeasured = cohort.assign(G3=np.nan)
+        np.testing.assert_allclose(
+            loaded.predict(unmeasured)["y_prob"].to_numpy(), score_frame(model_bundle, cohort_zscore(unmeasured)), rtol=1e-6
+        )
     finally:
         mlflow.set_tracking_uri(None)
 
 
-def test_pyfunc_refuses_inputs_lacking_genes(bundle) -> None:
+def test_pyfunc_scores_unmeasured_genes_as_missing_and_refuses_bad_values(bundle, caplog) -> None:
     model_bundle, cohort = bundle
     model = IC2BertPyfunc(model_bundle.to_dict())
-    with pytest.raises(ValueError, match=r"lacks 2 of the model's 12 genes \(G0, G5\)"):
-        model.predict(None, cohort.drop(columns=["G0", "G5"]))
+    with caplog.at_level("WARNING"):
+        lacking = model.predict(None, cohort.drop(columns=["G0", "G5"]))
+    assert "lacks 2 of the model's 12 genes (entered as [MISSING]): G0, G5" in caplog.text
+    assert lacking["y_prob"].between(0, 1).all()
+    np.testing.assert_allclose(lacking["y_prob"], model.predict(None, cohort.assign(G0=np.nan, G5=np.nan))["y_prob"])
+    assert not np.allclose(lacking["y_prob"], model.predict(None, cohort)["y_prob"])  # [MISSING] is not a value
+    with pytest.raises(ValueError, match=r"lacks 12 of the model's 12 genes"):
+        model.predict(None, cohort.rename(columns=str.lower))  # e.g. lower-case symbols: nothing matches
     with pytest.raises(ValueError, match="non-numeric"):
         model.predict(None, cohort.assign(G1="high"))
+    with pytest.raises(ValueError, match=r"gene 'G2' for some samples only"):
+        model.predict(None, cohort.assign(G2=[np.nan] + [1.0] * (len(cohort) - 1)))
     out = model.predict(None, cohort)
     assert out.columns.tolist() == ["y_prob"] and out["y_prob"].between(0, 1).all()
 

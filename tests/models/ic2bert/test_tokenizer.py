@@ -70,7 +70,22 @@ def test_genes_selected_by_name_and_missing_genes_refused() -> None:
     with pytest.raises(ValueError, match=r"missing: b"):
         tokenize(bins, pd.DataFrame({"a": [0.0]}))
     with pytest.raises(ValueError, match="non-finite"):
-        tokenize(bins, pd.DataFrame({"a": [np.nan], "b": [0.0]}))
+        tokenize(bins, pd.DataFrame({"a": [np.inf], "b": [0.0]}))
+    # A gene the cohort does not measure (NaN, or an absent column when allowed) is [MISSING].
+    assert tokenize(bins, pd.DataFrame({"a": [np.nan], "b": [5.0]})).tolist() == [[bins.missing_id, 1]]
+    assert tokenize(bins, pd.DataFrame({"b": [5.0]}), allow_absent=True).tolist() == [[bins.missing_id, 1]]
+
+
+def test_bins_fitted_on_measured_rows_only() -> None:
+    genes = ["a", "b"]
+    values = np.random.default_rng(3).normal(size=(40, 2))
+    with_gaps = values.copy()
+    with_gaps[:20, 1] = np.nan  # a cohort without gene b
+    bins = fit_quantile_bins(_frame(with_gaps, genes), genes, 4)
+    np.testing.assert_allclose(bins.edges[1], np.quantile(values[20:, 1], [0.25, 0.5, 0.75]))
+    assert bins.vocab_size == 6 and bins.mask_id == 4 and bins.missing_id == 5
+    with pytest.raises(ValueError, match=r"gene 'b' is measured in 0"):
+        fit_quantile_bins(_frame(np.column_stack([values[:, 0], np.full(40, np.nan)]), genes), genes, 4)
 
 
 def test_round_trips_and_validation() -> None:

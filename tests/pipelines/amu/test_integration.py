@@ -19,16 +19,20 @@ def test_light_run_on_real_data(amu_run) -> None:
     predictions = amu_run.read("data/07_model_output/predictions_amu.parquet")
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert set(predictions["protocol"]) == {"amu_holdout", "amu_holdout_leaky", "transfer", "loco", "within"}
-    assert predictions["cohort"].nunique() == 8  # AMU + the seven cohorts
+    # AMU + the 12 cohorts that measure all 159 panel genes: Mariathasan2018 (78 of them) is
+    # left out by AMU's missing-gene policy, never imputed.
+    assert predictions["cohort"].nunique() == 13
+    assert "Bladder_Atezolizumab_Mariathasan2018" not in set(predictions["cohort"])
+    assert not predictions["sample_key"].str.startswith("Bladder_Atezolizumab_Mariathasan2018:").any()
     study = predictions[predictions["protocol"] == "amu_holdout"]
     assert len(study) == 42 and (study["n_train"] == 165).all()  # 207 patients, stratified 80/20
     leaky = predictions[predictions["protocol"] == "amu_holdout_leaky"]
     assert len(leaky) == 56 and (leaky["n_train"] == 224).all()  # 280 rows after duplicating responders
     metrics = amu_run.read("data/07_model_output/fold_metrics_amu.parquet")
     assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
-    assert len(metrics) == 2 + 7 * 3  # light: 1 trial per protocol
+    assert len(metrics) == 2 + 12 * 3  # light: 1 trial per protocol
     embeddings = amu_run.read("data/07_model_output/amu_gene_embeddings.parquet")
-    assert embeddings.shape == (78, 21)  # the amu160 panel present in all seven cohorts
+    assert embeddings.shape == (159, 21)  # the amu160 panel: 159 of AMU's 160 genes
 
 
 def test_light_run_registers_a_loadable_model(amu_run) -> None:
@@ -42,10 +46,13 @@ def test_light_run_registers_a_loadable_model(amu_run) -> None:
     mlflow.set_tracking_uri(amu_run.tracking_uri)
     mlflow.set_registry_uri(amu_run.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/icb_amu/{latest.version}")
-    expression = amu_run.read("data/03_primary/harmonized_expression.parquet").head(5)
+    table = amu_run.read("data/03_primary/harmonized_expression.parquet")
+    expression = table[table["cohort"] == "Melanoma_PD1_Hugo2016"].head(5)
     scores = model.predict(expression)
     assert isinstance(scores, pd.DataFrame) and scores["y_prob"].between(0, 1).all()
     assert scores["sample_key"].tolist() == expression["sample_key"].tolist()
     experiment = client.get_run(latest.run_id).info.experiment_id
     children = client.search_runs([experiment], "tags.model = 'amu' and tags.dataset = 'fold_metrics_amu'")
-    assert len(children) == 2 + 7 * 3  # one nested MLflow run per fold (project hook)
+    assert len(children) == 2 + 12 * 3  # one nested MLflow run per fold (project hook)
+    with pytest.raises(Exception, match="AMU needs all 159 panel genes"):
+        model.predict(table[table["cohort"] == "Bladder_Atezolizumab_Mariathasan2018"].head(5))

@@ -24,10 +24,11 @@ _TIER = {"batch_size": 8, "max_epochs": 4, "min_epochs": 2, "patience": 2, "opti
 _HEAD = {"batch_size": 16, "max_epochs": 10, "min_epochs": 3, "patience": 3, "optimizer": {"peak_lr": 1e-2, "warmup_fraction": 0.05}}
 FINETUNE = {
     "seed": 0,
+    "readout": "pooled_head",  # the paper's; the linear readouts: READOUT_PARAMS below
     "n_trials": 2,
     "threshold_method": "youden",
     "eval_batch_size": 16,
-    "common": {"loss": "auto", "inner_val_fraction": 0.25, "eval_batch_size": 16},
+    "common": {"loss": "auto", "inner_val_fraction": 0.25, "eval_batch_size": 16, "linear_probe_epochs": 2, "encoder_lr_scale": 0.1},
     "tiers": {"small": _TIER, "medium": _TIER, "large": _TIER},
     "within": {"enabled": True, "n_trials": 1},
     "zero_shot": {"enabled": True, "trainable": "head", "head": _HEAD},
@@ -41,6 +42,17 @@ FINETUNE = {
 @pytest.fixture
 def finetune_params() -> dict[str, Any]:
     return copy.deepcopy(FINETUNE)
+
+
+@pytest.fixture
+def readout_params() -> dict[str, Any]:
+    """The default (conf/base) readout: per-gene expected bins -> L2-LR, with the ablations."""
+    return {
+        **copy.deepcopy(FINETUNE),
+        "readout": "per_gene_expected_bin",
+        "linear_readout": {"Cs": [0.01, 1.0], "n_splits": 3},
+        "ablations": {"random_init": True, "token_lr": True},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -118,3 +118,63 @@ def test_nodes_refuse_another_cohorts_model(world, finetune_params) -> None:
     tokens, folds, _ = _fold(world)
     with pytest.raises(ValueError, match="given to the fold of"):
         finetune_transfer(tokens, folds, world["cohorts"]["CohortB"]["pretrained"], finetune_params, "CohortA")
+
+
+# --------------------------------------------------------------------------- linear readouts
+ARMS = {"ic2bert", "ic2bert_random_init", "ic2bert_token_lr"}
+
+
+def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_readout(world, readout_params) -> None:
+    from icb_kedro.models.ic2bert.predict import score_tokens
+    from icb_kedro.pipelines.tokenization.nodes import token_matrix
+
+    tokens, folds, pretrained = _fold(world)
+    predictions, history, best = finetune_transfer(tokens, folds, pretrained, readout_params, "CohortA")
+    validate_predictions(predictions)
+    assert set(predictions["model"]) == ARMS and set(predictions["protocol"]) == {"transfer"}
+    for spec in iter_protocol_folds(folds, ["transfer"], 2):
+        target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
+        for _, rows in predictions[predictions["trial"] == spec.trial].groupby("model"):
+            assert sorted(rows["sample_key"]) == spec.test_keys  # the same test rows for every arm
+            assert (rows["n_train"] == len(target_train)).all()
+    assert history["selection"].str.startswith("readout_cv_auroc").all() and history["train_auroc"].between(0, 1).all()
+    bundle = ModelBundle.from_dict(best)
+    assert bundle.metadata["readout_kind"] == "per_gene_expected_bin" and bundle.metadata["selection"] == "readout_cv_auroc"
+    # The registered bundle scores through its readout exactly as the fold did.
+    trial = bundle.metadata["trial"]
+    rows = predictions[(predictions["model"] == "ic2bert") & (predictions["trial"] == trial)]
+    again = score_tokens(bundle, token_matrix(tokens, rows["sample_key"].tolist()), 16)
+    np.testing.assert_allclose(again, rows["y_prob"].to_numpy(), rtol=1e-6)
+
+
+def test_readout_never_reads_test_labels(world, readout_params) -> None:
+    tokens, folds, pretrained = _fold(world)
+    readout_params["n_trials"] = 1
+    test_keys = set(folds.loc[(folds.trial == 0) & (folds.role == "target_test"), "sample_key"])
+    flipped = tokens.copy()
+    is_test = flipped["sample_key"].isin(test_keys)
+    flipped.loc[is_test, "label"] = 1 - flipped.loc[is_test, "label"]
+    original, _, _ = finetune_transfer(tokens, folds, pretrained, readout_params, "CohortA")
+    changed, _, _ = finetune_transfer(flipped, folds, pretrained, readout_params, "CohortA")
+    np.testing.assert_array_equal(original["y_prob"], changed["y_prob"])
+    np.testing.assert_array_equal(original["threshold"], changed["threshold"])
+
+
+def test_readout_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(world, readout_params) -> None:
+    from icb_kedro.pipelines.ic2bert_finetune.nodes import learning_check, summarize_learning_check
+
+    tokens, folds, pretrained = _fold(world, "CohortC")
+    predictions, history = zero_shot_and_ensemble(tokens, folds, pretrained, readout_params, "CohortC")
+    validate_predictions(predictions)
+    assert set(predictions["model"]) == ARMS | {"ic2bert_ensemble"} and set(predictions["protocol"]) == {"loco"}
+    flipped = tokens.copy()
+    in_c = flipped["cohort"].eq("CohortC") & flipped["label"].notna()
+    flipped.loc[in_c, "label"] = 1 - flipped.loc[in_c, "label"]
+    again, _ = zero_shot_and_ensemble(flipped, folds, pretrained, readout_params, "CohortC")
+    np.testing.assert_array_equal(again["y_prob"], predictions["y_prob"])
+    check = learning_check(predictions, history)
+    assert set(check["model"]) == ARMS | {"ic2bert_ensemble"}
+    fitted = check[check["model"] != "ic2bert_ensemble"]
+    assert fitted["train_auroc"].between(0, 1).all() and (fitted["test_prob_sd"] > 0).all()  # not a constant predictor
+    summary = summarize_learning_check(check)
+    assert set(summary["model"]) == ARMS | {"ic2bert_ensemble"} and (summary["n_cohorts"] == 1).all()

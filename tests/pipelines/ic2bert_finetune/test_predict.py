@@ -44,7 +44,7 @@ def test_model_uri_choice() -> None:
         model_uri_for({"held_out": "Y"}, registry)
 
 
-def test_scores_with_a_saved_pyfunc_and_refuses_missing_genes(tmp_path) -> None:
+def test_scores_with_a_saved_pyfunc_and_names_missing_genes(tmp_path) -> None:
     import mlflow
 
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
@@ -62,13 +62,20 @@ def test_scores_with_a_saved_pyfunc_and_refuses_missing_genes(tmp_path) -> None:
     # A whole (small) cohort: the model z-scores its input rows per gene, as in training.
     expression = pd.DataFrame(rng.normal(size=(12, 3)), columns=GENES, index=[f"s{i}" for i in range(12)])
     scores = score_expression(expression, pd.DataFrame(columns=["held_out", "model_name"]), {"model_uri": str(model_path)})
-    assert list(scores.columns) == ["sample_id", "y_prob", "model_uri"] and scores["y_prob"].between(0, 1).all()
+    assert list(scores.columns) == ["sample_id", "y_prob", "model_uri", "n_missing_genes", "missing_genes"]
+    assert scores["y_prob"].between(0, 1).all() and (scores["n_missing_genes"] == 0).all()
     assert list(scores["sample_id"]) == list(expression.index)
     # A handful of samples gives meaningless per-cohort z-scores: refused, with the reason.
     with pytest.raises(Exception, match="pass a whole cohort"):
         score_expression(expression.iloc[:6], pd.DataFrame(), {"model_uri": str(model_path)})
-    with pytest.raises(ValueError, match=r"input lacks 1 of the model's 3 genes \(GC\)"):
-        score_expression(expression.drop(columns=["GC"]), pd.DataFrame(), {"model_uri": str(model_path)})
+    # A cohort lacking a panel gene is scored under the training policy ([MISSING]) and the
+    # output names the missing genes and their number.
+    lacking = score_expression(expression.drop(columns=["GC"]), pd.DataFrame(), {"model_uri": str(model_path)})
+    assert (lacking["n_missing_genes"] == 1).all() and (lacking["missing_genes"] == "GC").all()
+    assert lacking["y_prob"].between(0, 1).all()
+    # Nothing of the panel (e.g. Ensembl IDs instead of symbols): refused, naming the genes.
+    with pytest.raises(ValueError, match=r"input lacks 3 of the model's 3 genes"):
+        score_expression(expression.set_axis(["ENSG1", "ENSG2", "ENSG3"], axis=1), pd.DataFrame(), {"model_uri": str(model_path)})
 
 
 def test_pipeline_runs_after_registration() -> None:

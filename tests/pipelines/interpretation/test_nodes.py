@@ -246,6 +246,16 @@ def _predictions(study) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
+def _coverage(table: pd.DataFrame) -> pd.DataFrame:
+    """``panel_coverage`` of a harmonized table whose every cohort measures every gene."""
+    from icb_kedro.schema import gene_columns
+
+    n = len(gene_columns(table))
+    return pd.DataFrame(
+        [{"panel": "common", "cohort": c, "n_requested": n, "n_panel": n, "n_present": n, "n_missing": 0, "missing_genes": ""} for c in sorted(table["cohort"].unique())]
+    )
+
+
 def test_km_and_report_with_missing_models(synthetic_study, interpretation_params):
     predictions = _predictions(synthetic_study)
     km = nodes.km_summary(synthetic_study["clinical_table"], interpretation_params["survival"], None, predictions, None, None)
@@ -256,14 +266,14 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
     empty = pd.DataFrame()
     study = synthetic_study
     html, figures = nodes.build_report(
-        study["cohort_summary"], study["harmonized_expression"], study["expression_standardized"], study["expression_combat"],
-        study["clinical_table"], None, predictions, None, None, None, None, None, None, None, None,
+        study["cohort_summary"], _coverage(study["harmonized_expression"]), study["harmonized_expression"], study["expression_standardized"], study["expression_combat"],
+        study["clinical_table"], None, predictions, None, None, None, None, None, None, None, None, None,
         *[nodes.empty_shap_table()] * 7, pd.DataFrame(columns=list(nodes.RANKING_COLUMNS)), empty, empty, empty,
         empty, empty, empty, empty, empty, empty, km, interpretation_params,
     )
     assert assert_report_images(html) == len(figures) > 0
     assert all(image.format == "PNG" and min(image.size) > 50 for image in figures.values())
-    assert {"harmonization_pca", "km_oracle_os", "overall_auroc", "cohort_auroc_loco", "roc_pr_loco"} <= set(figures)
+    assert {"harmonization_pca", "panel_coverage", "km_oracle_os", "overall_auroc", "cohort_auroc_loco", "roc_pr_loco"} <= set(figures)
     for missing in ("amu predictions", "ic2bert predictions", "IC2Bert importance", "AMU gene embeddings"):
         assert f"<strong>{missing}</strong>: not run" in html
     assert "computed here" in html  # the evaluation pipeline's summaries were missing

@@ -54,6 +54,14 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}")
         if self._network is None:
             self._network = load_network(self.fitted)
+        lacking = [g for g in self.fitted.features if g not in model_input.columns or model_input[g].isna().any()]
+        if lacking:
+            # AMU's missing-gene policy: its ratio encoding needs every panel gene (a cohort
+            # lacking some was left out of training too); refuse rather than make values up.
+            raise ValueError(
+                f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the input lacks or has "
+                f"missing values in {len(lacking)}: {', '.join(lacking[:20])}"
+            )
         features = amu_features(model_input, self.fitted.features, self.input_scale, self.pseudo_count)
         out = pd.DataFrame({"y_prob": predict_proba(self.fitted, features, network=self._network)}, index=model_input.index)
         if SAMPLE_KEY in model_input.columns:

@@ -174,19 +174,24 @@ def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
 
 
 def make_pipeline(
-    spec: ModelSpec, seed: int, smote: bool = False, smote_k_neighbors: int = 5, n_features: int | None = None
+    spec: ModelSpec, seed: int, smote: bool = False, smote_k_neighbors: int = 5, n_features: int | None = None, impute: bool = False
 ) -> Any:
-    """``StandardScaler -> [SelectKBest] -> [SMOTE] -> classifier``: one imblearn Pipeline.
+    """``[SimpleImputer] -> StandardScaler -> [SelectKBest] -> [SMOTE] -> classifier``: one imblearn Pipeline.
 
     Every step is fitted on the rows the pipeline is fitted on (training rows only).
     ``n_features``: keep the k genes with the largest ANOVA F (None = all genes).
+    ``impute``: genes a cohort does not measure (NaN) take the training rows' mean (a gene
+    no training row measures: 0, i.e. the standardized mean); the baselines' missing-gene
+    policy when their panel is not the intersection.
     """
     from imblearn.over_sampling import SMOTE
     from imblearn.pipeline import Pipeline
     from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
-    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))] if impute else []
+    steps.append(("scale", StandardScaler()))
     if n_features is not None:
         if int(n_features) < 1:
             raise ValueError(f"n_features must be None or >= 1, got {n_features}")
@@ -268,13 +273,13 @@ def _checked_training_rows(spec: ModelSpec, x_train: np.ndarray, y_train: np.nda
         raise ValueError(f"model {spec.name!r}: {len(x_train)} training rows but {len(y_train)} labels")
     if set(np.unique(y_train)) != {0, 1}:
         raise ValueError(f"model {spec.name!r}: training labels must hold both classes 0 and 1, got {np.unique(y_train).tolist()}")
-    if not np.isfinite(x_train).all():
-        raise ValueError(f"model {spec.name!r}: x_train has NaN or infinite values")
+    if np.isinf(x_train).any():
+        raise ValueError(f"model {spec.name!r}: x_train has infinite values")
     return x_train, y_train
 
 
 def _training_pipeline(
-    spec: ModelSpec, y_train: np.ndarray, n_genes: int, *, seed: int, inner_splits: int, smote: bool, n_features: int | None
+    spec: ModelSpec, y_train: np.ndarray, n_genes: int, *, seed: int, inner_splits: int, smote: bool, n_features: int | None, impute: bool = False
 ) -> tuple[Any, StratifiedKFold | None, int]:
     """The unfitted pipeline and the seeded inner CV for these training rows (and the minority count)."""
     n_splits = inner_cv_splits(y_train, inner_splits)
@@ -291,7 +296,9 @@ def _training_pipeline(
         )
     if n_features is not None and int(n_features) >= n_genes:
         n_features = None  # asking for every gene (or more) = no selection
-    pipeline = make_pipeline(spec, seed, smote=smote, smote_k_neighbors=max(1, min(5, smallest_fit - 1)), n_features=n_features)
+    pipeline = make_pipeline(
+        spec, seed, smote=smote, smote_k_neighbors=max(1, min(5, smallest_fit - 1)), n_features=n_features, impute=impute
+    )
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed) if n_splits else None
     return pipeline, cv, minority
 
@@ -325,7 +332,8 @@ def search_hyperparameters(
     """
     x_train, y_train = _checked_training_rows(spec, x_train, y_train)
     pipeline, cv, _ = _training_pipeline(
-        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features
+        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features,
+        impute=bool(np.isnan(x_train).any()),
     )
     with _quiet_single_threaded():
         return _run_search(spec, pipeline, cv, x_train, y_train, seed, n_jobs)
@@ -361,12 +369,13 @@ def fit_predict_fold(
     x_test = np.asarray(x_test, dtype=float)
     if x_test.ndim != 2 or x_test.shape[1] != x_train.shape[1]:
         raise ValueError(f"model {spec.name!r}: x_train {x_train.shape} and x_test {x_test.shape} must be 2-D with the same columns")
-    if not np.isfinite(x_test).all():
-        raise ValueError(f"model {spec.name!r}: x_test has NaN or infinite values")
+    if np.isinf(x_test).any():
+        raise ValueError(f"model {spec.name!r}: x_test has infinite values")
 
     started = time.perf_counter()
     pipeline, cv, minority = _training_pipeline(
-        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features
+        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features,
+        impute=bool(np.isnan(x_train).any() or np.isnan(x_test).any()),
     )
     n_splits = cv.get_n_splits() if cv is not None else 0
     with _quiet_single_threaded():

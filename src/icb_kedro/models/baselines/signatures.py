@@ -312,6 +312,11 @@ def _coverage_row(signature: str, rows: pd.DataFrame, genes: set[str], n_panel_g
     row["coverage"] = coverage
     if method == "ips" and n_panel_genes < IPS_MIN_GENES:
         return {**row, "status": "failed", "reason": f"{what}, but IPS needs > {IPS_MIN_GENES:,} genes in the panel (has {n_panel_genes:,})"}
+    if method == "ips":
+        # With full transcriptomes a panel can pass the gene rule, but the immunophenoscore
+        # (its cell-type sample-wise z-score weighting) is not implemented: refused with the
+        # reason, never scored as something else.
+        return {**row, "status": "failed", "reason": f"{what}; the IPS immunophenoscore is not implemented here"}
     if method == "tide":
         return {**row, "status": "failed", "reason": "TIDE needs its own model and reference data"}
     if coverage > min_coverage:

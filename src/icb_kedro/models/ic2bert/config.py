@@ -13,8 +13,8 @@ DROPOUT_RNGS = ("hash", "threefry")
 class IC2BertConfig:
     """Architecture hyper-parameters (defaults = the paper's model)."""
 
-    n_genes: int  # L: input panel size (983 in the paper, 376 for the shared cohorts)
-    n_bins: int = 4  # expression bins; vocabulary = n_bins + 1 with [MASK] = n_bins
+    n_genes: int  # L: input panel size (983 in the paper, 937 for the shared cohorts' default panel)
+    n_bins: int = 4  # expression bins; vocabulary = n_bins + 2: [MASK] = n_bins, [MISSING] = n_bins + 1
     d_model: int = 128  # D
     gene_dim: int = 64  # G, projected to D
     n_layers: int = 4
@@ -57,11 +57,15 @@ class IC2BertConfig:
 
     @property
     def vocab_size(self) -> int:
-        return self.n_bins + 1
+        return self.n_bins + 2
 
     @property
     def mask_id(self) -> int:
         return self.n_bins
+
+    @property
+    def missing_id(self) -> int:
+        return self.n_bins + 1
 
     @property
     def head_dim(self) -> int:

@@ -4,7 +4,8 @@ Each position is selected with probability ``select_prob`` (0.15); a selected po
 replaced by the [MASK] id with probability 0.8, by a random *data* token (0..n_bins-1,
 never the mask id) with probability 0.1, and kept with probability 0.1. The loss is taken
 on selected positions only. The mask id is the fixed ``n_bins`` (spec item 10), not the
-per-batch ``max token + 1`` of the original code.
+per-batch ``max token + 1`` of the original code. A [MISSING] position (``n_bins + 1``: the
+cohort does not measure the gene) is never selected: there is no value to predict.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def mask_tokens(
     if mask_prob < 0 or random_prob < 0 or mask_prob + random_prob > 1.0:
         raise ValueError(f"mask_prob + random_prob must be <= 1, got {mask_prob} + {random_prob}")
     select_key, action_key, random_key = jax.random.split(key, 3)
-    selected = jax.random.uniform(select_key, tokens.shape) < select_prob  # [B, L]
+    measured = tokens < n_bins  # data ids only; [MISSING] is never a target
+    selected = (jax.random.uniform(select_key, tokens.shape) < select_prob) & measured  # [B, L]
     action = jax.random.uniform(action_key, tokens.shape)  # [B, L]
     use_mask = selected & (action < mask_prob)
     use_random = selected & (action >= mask_prob) & (action < mask_prob + random_prob)

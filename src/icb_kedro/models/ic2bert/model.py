@@ -8,16 +8,31 @@ Shape glossary (used in the shape comments below):
     H  attention heads (4)
     K  head width (D / H = 32)
     F  feed-forward width (256)
-    V  vocabulary = n_bins + 1 (data bins 0..n_bins-1, then the [MASK] id = n_bins)
+    V  vocabulary = n_bins + 2 (data bins 0..n_bins-1, [MASK] = n_bins, [MISSING] = n_bins + 1)
 
 Differences from the original code, on purpose:
-    * the expression embedding has n_bins + 1 rows, so [MASK] (id n_bins) has its own learned
-      vector (spec item 10; the original clamps the mask id onto the top bin's row);
+    * the expression embedding has n_bins + 2 rows, so [MASK] (id n_bins) has its own learned
+      vector (spec item 10; the original clamps the mask id onto the top bin's row), and so
+      has [MISSING] (a gene the cohort does not measure; never an MLM target);
+    * a final LayerNorm after the last block, before the MLM head and the pooling. The
+      original (pre-LN blocks) has none, so its pooled vector is the raw residual stream:
+      measured here, a shared offset of norm 50-55 against sample differences of 1-1.5 per
+      dimension, which Adam moved in one fine-tuning step (probabilities saturated, the
+      untrained head's ranking kept). Standard pre-LN transformers (GPT-2, ViT) end with
+      this LayerNorm;
+    * the pooled vector is the mean over *measured* genes ([MISSING] positions excluded);
+    * the classification head starts at zero weights (its bias is set to logit(prevalence)
+      of the training rows by the fine-tuning code), so fine-tuning does not start from a
+      random ranking shared by every fold;
+    * ``gene_ids`` lets a call run on a subset of the panel's genes (the model has no
+      positional embedding, only per-gene identity embeddings, so it is permutation-free):
+      pretraining samples a random gene subset per step, far cheaper than the whole panel;
     * every block can return its real softmax attention probabilities [B, H, L, L]
       (spec item 15; the original returns the block output under that name).
-Everything else (pre-LN blocks, no final LayerNorm, He-uniform init, mean-pooled
-classification head with one logit) follows the original, so the parameter count is the
-original's 602,438 + 128 = 602,566 at 983 genes and 4 bins.
+Everything else (pre-LN blocks, He-uniform init, one-logit head) follows the original; the
+parameter count is the original's 602,438 + 2 x 128 (embedding rows of [MASK], [MISSING])
++ 129 (the MLM head's extra output) + 2 x 128 (final LayerNorm) = 603,079 at 983 genes and
+4 bins.
 """
 
 from __future__ import annotations
@@ -100,11 +115,11 @@ class TokenEmbedding(hk.Module):
         super().__init__(name=name)
         self.config = config
 
-    def __call__(self, tokens: jax.Array) -> jax.Array:
+    def __call__(self, tokens: jax.Array, gene_ids: jax.Array | None = None) -> jax.Array:
         c = self.config
         expression = hk.Embed(c.vocab_size, c.d_model, w_init=he_uniform(), name="expression_embedding")(tokens)  # [B, L, D]
         genes = hk.Embed(c.n_genes, c.gene_dim, w_init=he_uniform(), name="gene_embedding")(
-            jnp.arange(c.n_genes)
+            jnp.arange(c.n_genes) if gene_ids is None else gene_ids
         )  # [L, G]
         # The projection is the same for every sample: compute it once per batch, not per row.
         gene_vectors = hk.Linear(c.d_model, w_init=he_uniform(), name="gene_projection")(genes)  # [L, D]
@@ -183,11 +198,14 @@ class IC2Bert(hk.Module):
         super().__init__(name=name)
         self.config = config
 
-    def __call__(self, tokens: jax.Array, is_training: bool, return_attention: bool = False) -> IC2BertOutput:
+    def __call__(
+        self, tokens: jax.Array, is_training: bool, return_attention: bool = False, gene_ids: jax.Array | None = None
+    ) -> IC2BertOutput:
         c = self.config
-        if tokens.ndim != 2 or tokens.shape[1] != c.n_genes:
-            raise ValueError(f"tokens must be [batch, {c.n_genes}], got shape {tokens.shape}")
-        x = _dropout(TokenEmbedding(c, name="embedding")(tokens), c.dropout, is_training, c.dropout_rng)  # [B, L, D]
+        expected = c.n_genes if gene_ids is None else gene_ids.shape[0]
+        if tokens.ndim != 2 or tokens.shape[1] != expected:
+            raise ValueError(f"tokens must be [batch, {expected}], got shape {tokens.shape}")
+        x = _dropout(TokenEmbedding(c, name="embedding")(tokens, gene_ids), c.dropout, is_training, c.dropout_rng)  # [B, L, D]
         if c.scan_layers:
 
             def layer(x: jax.Array, _layer_index: jax.Array):
@@ -202,18 +220,21 @@ class IC2Bert(hk.Module):
             for index in range(c.n_layers):
                 x, probs = EncoderBlock(c, name=f"block_{index}")(x, is_training, return_attention)
                 attention.append(probs)
-        # No final LayerNorm after the last block (as the original).
+        x = _layer_norm(x, "final_ln")  # deliberate: the original has none (see module docstring)
         mlm_logits = hk.Linear(c.vocab_size, name="mlm_head")(x)  # [B, L, V]
-        pooled = jnp.mean(x, axis=1)  # [B, D]
-        cls_logit = hk.Linear(1, w_init=he_uniform(), name="classification_head")(pooled)[:, 0]  # [B]
+        measured = (tokens != c.missing_id).astype(x.dtype)[..., None]  # [B, L, 1]
+        pooled = (x * measured).sum(axis=1) / jnp.maximum(measured.sum(axis=1), 1.0)  # [B, D]
+        cls_logit = hk.Linear(1, w_init=jnp.zeros, name="classification_head")(pooled)[:, 0]  # [B]
         return IC2BertOutput(mlm_logits, cls_logit, pooled, tuple(attention) if return_attention else None)
 
 
 def build_model(config: IC2BertConfig) -> hk.Transformed:
     """Pure init/apply pair: ``apply(params, rng, tokens, is_training, return_attention)``."""
 
-    def forward(tokens: jax.Array, is_training: bool, return_attention: bool = False) -> IC2BertOutput:
-        return IC2Bert(config)(tokens, is_training, return_attention)
+    def forward(
+        tokens: jax.Array, is_training: bool, return_attention: bool = False, gene_ids: jax.Array | None = None
+    ) -> IC2BertOutput:
+        return IC2Bert(config)(tokens, is_training, return_attention, gene_ids)
 
     return hk.transform(forward)
 

@@ -23,6 +23,14 @@ def _inference_functions(config: IC2BertConfig):
         out = model.apply(params, None, tokens, False)
         return out.cls_logit, out.pooled
 
+    def expected_bins(params, tokens):
+        # Per-gene readout through the MLM head: E[bin] = sum_b b * softmax(logits[..., :n_bins])
+        # (data bins only), [B, L]; NaN where the gene is [MISSING] (no value to read).
+        out = model.apply(params, None, tokens, False)
+        probs = jax.nn.softmax(out.mlm_logits[..., : config.n_bins], axis=-1)
+        value = probs @ jnp.arange(config.n_bins, dtype=probs.dtype)
+        return jnp.where(tokens == config.missing_id, jnp.nan, value)
+
     def attention_received(params, tokens):
         # Mean over layers, heads and query positions of the softmax probability each key
         # (gene) receives: [B, L]. Reduced inside jit so [B, H, L, L] never reaches the host.
@@ -30,7 +38,7 @@ def _inference_functions(config: IC2BertConfig):
         stacked = jnp.stack(out.attention)  # [layers, B, H, L, L]
         return stacked.mean(axis=(0, 2, 3))  # [B, L]
 
-    return jax.jit(forward), jax.jit(attention_received)
+    return jax.jit(forward), jax.jit(attention_received), jax.jit(expected_bins)
 
 
 def eval_batch_size(n_rows: int, largest: int) -> int:
@@ -58,7 +66,7 @@ def _batched(fn, params, tokens: np.ndarray, batch_size: int) -> list[np.ndarray
 
 
 def predict_logits(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    forward, _ = _inference_functions(config)
+    forward = _inference_functions(config)[0]
     return _batched(forward, params, tokens, batch_size)[0].astype(np.float64)
 
 
@@ -69,8 +77,16 @@ def predict_proba(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, 
 
 def pooled_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Mean-pooled encoder output [n, D] (input of the classification head), no dropout."""
-    forward, _ = _inference_functions(config)
+    forward = _inference_functions(config)[0]
     return _batched(forward, params, tokens, batch_size)[1].astype(np.float32)
+
+
+def expected_bin_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Per-gene readout [n, L]: each gene's expected bin under the MLM head, read on the
+    unmasked input (the encoder's contextual estimate of that gene's level); NaN where the
+    gene is [MISSING]."""
+    expected = _inference_functions(config)[2]
+    return _batched(expected, params, tokens, batch_size)[0].astype(np.float64)
 
 
 def received_attention(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -79,14 +95,27 @@ def received_attention(config: IC2BertConfig, params: hk.Params, tokens: np.ndar
     softmax rows, so ``interpretation.importance.attention_importance_from_received`` can
     check that (non-negative, sums to 1) before it computes I_att(i) = |w_i| / sum_j |w_j|.
     """
-    _, attention = _inference_functions(config)
+    attention = _inference_functions(config)[1]
     return _batched(attention, params, tokens, batch_size)[0]
 
 
-def score_frame(bundle: ModelBundle, expression: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
-    """P(responder) for a wide expression table already on the bundle's input scale."""
-    tokens = tokenize(bundle.tokenizer, expression, where="IC2Bert input")
+def score_tokens(bundle: ModelBundle, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """P(responder) of token rows through the bundle's readout (``metadata['readout']``:
+    a fitted ``LinearReadout`` on per-gene expected bins or pooled features), else its head."""
+    from icb_kedro.models.ic2bert.readout import LinearReadout, readout_features
+
+    readout = bundle.metadata.get("readout")
+    if readout:
+        fitted = LinearReadout.from_dict(readout)
+        return fitted.predict_proba(readout_features(fitted.features, bundle.config, bundle.params, tokens, batch_size))
     return predict_proba(bundle.config, bundle.params, tokens, batch_size)
+
+
+def score_frame(bundle: ModelBundle, expression: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
+    """P(responder) for a wide expression table already on the bundle's input scale; panel
+    genes that are absent or NaN enter as [MISSING] (the training policy)."""
+    tokens = tokenize(bundle.tokenizer, expression, where="IC2Bert input", allow_absent=True)
+    return score_tokens(bundle, tokens, batch_size)
 
 
 def head_proba(params: hk.Params, features: np.ndarray) -> np.ndarray:

@@ -7,7 +7,10 @@ gene panel, so a registered model scores a new cohort's expression with no proje
     scores = model.predict(expression)   # one row per sample, one column per gene
 
 Input: one row per sample of ONE cohort, one column per gene (HGNC symbols), values
-log2(TPM + 1). Extra columns are ignored; missing panel genes are refused with the list.
+log2(TPM + 1). Extra columns are ignored. A panel gene the cohort does not measure (column
+absent, or NaN for every sample) enters as the [MISSING] token, the policy the model was
+trained with (a warning names the genes and their number); a gene NaN for only some
+samples is refused.
 When the model was trained on per-cohort z-scores (``input_transform = cohort_zscore``,
 the default ``expression_standardized`` input), the rows passed in are z-scored gene-wise
 together, exactly as ``harmonization.standardize_per_cohort`` does for the training cohorts
@@ -54,21 +57,44 @@ def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
             f"this model standardizes its input per cohort: pass a whole cohort (>= {MIN_COHORT_ROWS} "
             f"samples), got {len(values)} row(s)"
         )
-    sd = values.std(ddof=0).replace(0.0, np.nan)
-    return ((values - values.mean()) / sd).fillna(0.0)
+    sd = values.std(ddof=0)
+    z = (values - values.mean()) / sd.replace(0.0, np.nan)
+    z.loc[:, (sd == 0.0).to_numpy()] = 0.0  # constant genes -> 0; unmeasured (NaN) genes stay NaN
+    return z
+
+
+def missing_panel_genes(frame: pd.DataFrame, genes: tuple[str, ...]) -> list[str]:
+    """Panel genes the input does not measure: absent columns or columns NaN for every row."""
+    return [g for g in genes if g not in frame.columns or frame[g].isna().all()]
 
 
 def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
-    """The panel columns of ``frame`` as float64, refusing missing genes or bad values."""
+    """The panel columns of ``frame`` as float64 (unmeasured genes as NaN columns), refusing
+    non-numeric, infinite or partially missing values."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"IC2Bert expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
-    require_genes(frame.columns, genes, "IC2Bert")
     if len(frame) == 0:
         raise ValueError("input has no rows")
-    values = frame.loc[:, list(genes)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    if not np.isfinite(values.to_numpy()).all():
-        bad = values.columns[~np.isfinite(values.to_numpy()).all(axis=0)].tolist()
-        raise ValueError(f"input has missing or non-numeric values in genes {bad[:20]}")
+    present = [g for g in genes if g in frame.columns]
+    if not present:
+        require_genes(frame.columns, genes, "IC2Bert")  # none of the panel: the same clear refusal
+    raw = frame.reindex(columns=list(genes))
+    values = raw.apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    non_numeric = values.isna() & raw.notna()
+    if non_numeric.to_numpy().any():
+        bad = values.columns[non_numeric.any(axis=0)].tolist()
+        raise ValueError(f"input has non-numeric values in genes {bad[:20]}")
+    if np.isinf(values.to_numpy()).any():
+        bad = values.columns[np.isinf(values.to_numpy()).any(axis=0)].tolist()
+        raise ValueError(f"input has infinite values in genes {bad[:20]}")
+    partial = values.isna().any(axis=0) & ~values.isna().all(axis=0)
+    if partial.any():
+        gene = partial.index[partial.to_numpy()][0]
+        rows = values.index[values[gene].isna()].tolist()
+        raise ValueError(f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a gene is either measured for the whole cohort or absent")
+    missing = missing_panel_genes(values, genes)
+    if missing:
+        logger.warning("input lacks %d of the model's %d genes (entered as [MISSING]): %s", len(missing), len(genes), ", ".join(missing[:20]))
     return values
 
 

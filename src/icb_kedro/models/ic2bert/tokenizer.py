@@ -8,6 +8,12 @@ prediction time.
 
 Token rules:
     * data tokens are 0..n_bins-1; the [MASK] id is ``n_bins`` and is never produced here;
+    * a gene the sample's cohort does not measure (NaN in the input) becomes the [MISSING]
+      id ``n_bins + 1``. A dedicated id, not [MASK]: [MASK] means "hidden, predict me" and is
+      an MLM target; [MISSING] is never a target and carries no expression, so the model
+      learns a separate "absent" vector. Pretraining pools contain a real panel cohort
+      (Mariathasan2018 lacks 556 of the 937 genes), so the model learns to work with it;
+    * bins are fitted on the training rows that measure the gene (NaN-aware quantiles);
     * values beyond the fitted range clip to the edge bins (0 or n_bins-1);
     * ties: a value equal to one or more edges goes to the middle of the bins those edges
       span, ``(#edges < x + #edges <= x) // 2``; so a constant gene (all edges equal) puts
@@ -40,8 +46,12 @@ class QuantileBins(NamedTuple):
         return self.n_bins
 
     @property
-    def vocab_size(self) -> int:
+    def missing_id(self) -> int:
         return self.n_bins + 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_bins + 2
 
     def to_frame(self) -> pd.DataFrame:
         """One row per gene, columns ``gene, edge_1..edge_{n_bins-1}`` (parquet friendly)."""
@@ -79,14 +89,18 @@ def _validated(genes: tuple[str, ...], edges: np.ndarray, n_bins: int) -> Quanti
     return QuantileBins(genes, edges, n_bins)
 
 
-def _matrix(frame: pd.DataFrame, genes: Sequence[str], where: str) -> np.ndarray:
-    """The gene columns of ``frame`` in ``genes`` order, as float64; clear errors otherwise."""
+def _matrix(frame: pd.DataFrame, genes: Sequence[str], where: str, allow_absent: bool = False) -> np.ndarray:
+    """The gene columns of ``frame`` in ``genes`` order, as float64; clear errors otherwise.
+
+    NaN (a gene not measured) is kept; +-inf is an error. With ``allow_absent`` a gene that
+    is not a column at all is read as NaN (not measured) instead of refused.
+    """
     missing = [g for g in genes if g not in frame.columns]
-    if missing:
+    if missing and not allow_absent:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise ValueError(f"{where}: {len(missing)} of the {len(genes)} tokenizer genes are missing: {shown}")
-    values = frame.loc[:, list(genes)].to_numpy(np.float64)
-    bad = ~np.isfinite(values)
+    values = frame.reindex(columns=list(genes)).to_numpy(np.float64)
+    bad = np.isinf(values)
     if bad.any():
         rows, cols = np.nonzero(bad)
         raise ValueError(
@@ -106,8 +120,12 @@ def fit_quantile_bins(train: pd.DataFrame, genes: Sequence[str], n_bins: int = 4
     if len(train) < 2:
         raise ValueError(f"fit_quantile_bins: need at least 2 training rows, got {len(train)}")
     values = _matrix(train, genes, "fit_quantile_bins")
+    measured = (~np.isnan(values)).sum(axis=0)
+    if (measured < 2).any():
+        gene = genes[int(np.argmax(measured < 2))]
+        raise ValueError(f"fit_quantile_bins: gene {gene!r} is measured in {int(measured.min())} training row(s); need >= 2")
     levels = np.arange(1, n_bins) / n_bins
-    edges = np.quantile(values, levels, axis=0).T  # [n_genes, n_bins - 1]
+    edges = np.nanquantile(values, levels, axis=0).T  # [n_genes, n_bins - 1], measured rows only
     return _validated(genes, np.ascontiguousarray(edges), n_bins)
 
 
@@ -120,9 +138,13 @@ def tokenize_values(bins: QuantileBins, values: np.ndarray) -> np.ndarray:
     below = (bins.edges[None, :, :] < values[:, :, None]).sum(axis=2)
     at_or_below = (bins.edges[None, :, :] <= values[:, :, None]).sum(axis=2)
     tokens = (below + at_or_below) // 2  # ties go to the middle of the bins they span
-    return tokens.astype(TOKEN_DTYPE)  # in [0, n_bins-1] by construction: never the mask id
+    tokens[np.isnan(values)] = bins.missing_id  # gene not measured: [MISSING], never [MASK]
+    return tokens.astype(TOKEN_DTYPE)
 
 
-def tokenize(bins: QuantileBins, frame: pd.DataFrame, where: str = "tokenize") -> np.ndarray:
-    """Tokens for a wide expression table; genes are selected by name, in the tokenizer's order."""
-    return tokenize_values(bins, _matrix(frame, bins.genes, where))
+def tokenize(bins: QuantileBins, frame: pd.DataFrame, where: str = "tokenize", allow_absent: bool = False) -> np.ndarray:
+    """Tokens for a wide expression table; genes are selected by name, in the tokenizer's order.
+
+    NaN values become [MISSING]; ``allow_absent`` also reads absent gene columns as missing.
+    """
+    return tokenize_values(bins, _matrix(frame, bins.genes, where, allow_absent))

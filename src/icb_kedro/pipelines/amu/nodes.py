@@ -4,7 +4,7 @@ Paddle is imported only inside ``icb_kedro.models.amu.{model,train,cnn,pyfunc}``
 nodes that need it import those modules lazily, so building the pipeline (kedro viz,
 ``kedro registry list``) never loads Paddle.
 
-Feature choice for the seven cohorts (``amu.cohorts.expression``): by default
+Feature choice for the cohorts (``amu.cohorts.expression``): by default
 ``harmonized_expression`` (log2(TPM+1)) restricted to the panel, turned back into TPM,
 rescaled to constituent ratios over the panel genes and logged, i.e. AMU's own encoding
 (spec 1.2, with spec 3.3's fix). It is computed per sample, so it needs no fitting and
@@ -61,10 +61,25 @@ def _panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
     return genes
 
 
+def amu_cohorts_left_out(table: pd.DataFrame, genes: list[str]) -> dict[str, list[str]]:
+    """Cohorts that lack some of AMU's panel genes, with the genes they lack.
+
+    AMU's missing-gene policy (deliberate): such a cohort is left out of AMU's cross-cohort
+    protocols (as training rows and as a held-out cohort), with the reason logged. Its
+    encoding is a constituent ratio over the panel: over a different gene set the ratios
+    mean something else, and imputing half the panel (Mariathasan2018 has 78 of the 159)
+    would make most of its input up.
+    """
+    from icb_kedro.panels import missing_by_cohort
+
+    return {c: missing for c, missing in missing_by_cohort(table, genes, COHORT).items() if missing}
+
+
 def _cohort_features(
     harmonized_expression: pd.DataFrame, expression_standardized: pd.DataFrame, gene_panels: pd.DataFrame, cohorts: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.Series, list[str], str]:
-    """(features indexed by sample_key, labels, genes, input scale) for the seven cohorts."""
+    """(features indexed by sample_key, labels, genes, input scale) for the cohorts that
+    measure every panel gene (the others: ``amu_cohorts_left_out``)."""
     from icb_kedro.models.amu.features import amu_features
 
     source = cohorts.get("expression", "harmonized_expression")
@@ -72,6 +87,13 @@ def _cohort_features(
         raise ValueError(f"amu.cohorts.expression must be one of {sorted(EXPRESSION_SCALES)}, got {source!r}")
     table = harmonized_expression if source == "harmonized_expression" else expression_standardized
     genes = _panel_genes(gene_panels, cohorts.get("panel", "amu160"))
+    left_out = amu_cohorts_left_out(table, genes)
+    for cohort, missing in left_out.items():
+        logger.warning(
+            "AMU leaves out cohort %s: it lacks %d of the %d panel genes (e.g. %s); AMU's ratio encoding needs all of them",
+            cohort, len(missing), len(genes), ", ".join(missing[:5]),
+        )
+    table = table[~table[COHORT].isin(list(left_out))]
     scale = EXPRESSION_SCALES[source]
     values = amu_features(table, genes, scale, float(cohorts.get("pseudo_count", 1e-6)))
     features = pd.DataFrame(values, index=table[SAMPLE_KEY].to_numpy(), columns=genes)
@@ -162,9 +184,17 @@ def run_cohort_protocols(
     if folds_of_cohort.empty:
         raise ValueError(f"lodocv_folds has no folds for held-out cohort {held_out!r}")
     features, labels, genes, _ = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
+    if not features.index.isin(folds_of_cohort.loc[folds_of_cohort["cohort"] == held_out, SAMPLE_KEY]).any():
+        logger.warning("AMU: held-out cohort %s is left out (missing panel genes): no %s folds", held_out, held_out)
     specs = iter_protocol_folds(folds_of_cohort, list(cohorts.get("protocols", [])), _n_trials(cohorts.get("n_trials")))
+    kept = set(features.index)
     folds = [
-        fold_data(f.protocol, f.held_out, f.trial, f.seed, features, labels, f.train_keys, f.test_keys) for f in specs
+        fold_data(
+            f.protocol, f.held_out, f.trial, f.seed, features, labels,
+            [k for k in f.train_keys if k in kept], [k for k in f.test_keys if k in kept],
+        )
+        for f in specs
+        if any(k in kept for k in f.test_keys)
     ]
     return run_folds(
         folds,

@@ -37,86 +37,120 @@ def log2_tpm_plus_one(log2_tpm_milli: pd.DataFrame | np.ndarray) -> pd.DataFrame
     return np.log2(tpm + 1.0)
 
 
-def response_labels(clinical: pd.DataFrame, recist_labels: Mapping[str, int]) -> pd.Series:
-    """1 = responder (R; CR/PR), 0 = non-responder (NR; PD), <NA> = unlabelled.
+LABEL_RULES = ("response", "response_recist")
 
-    ``response`` wins; an empty response falls back to the RECIST map (SD stays
-    unlabelled by default: it is ambiguous without durability and the curators left it).
+
+def response_labels(clinical: pd.DataFrame, recist_labels: Mapping[str, int], rule: str = "response") -> pd.Series:
+    """1 = responder, 0 = non-responder, <NA> = unlabelled, by the configured label rule.
+
+    ``response`` (default): the curated call (``response`` R/NR, which sometimes counts a
+    durable SD as R); an empty response falls back to the RECIST map (SD stays unlabelled by
+    default: it is ambiguous without durability and the curators left it).
+    ``response_recist``: the strict call, CR/PR vs SD/PD (column ``response_recist``; empty
+    where no RECIST is recorded, so those samples are unlabelled under this rule).
     """
+    if rule not in LABEL_RULES:
+        raise ValueError(f"harmonization.label must be one of {LABEL_RULES}, got {rule!r}")
+    if rule == "response_recist":
+        column = clinical["response_recist"] if "response_recist" in clinical else pd.Series(np.nan, index=clinical.index)
+        return column.map({"R": 1, "NR": 0}).astype("Int8")
     from_response = clinical["response"].map({"R": 1, "NR": 0})
     recist = clinical["recist"] if "recist" in clinical else pd.Series(np.nan, index=clinical.index)
     from_recist = recist.map(dict(recist_labels))
     return from_response.fillna(from_recist).astype("Int8")
 
 
-def build_harmonized_expression(
-    cohort_expression: Mapping[str, Any], cohort_clinical: Mapping[str, Any], params: dict[str, Any]
+def build_gene_panels(
+    cohort_expression: Mapping[str, Any],
+    ic2bert_prior_genes: pd.DataFrame,
+    amu_matrix: pd.DataFrame,
+    params: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One wide table on log2(TPM+1) over the genes shared by every cohort, plus clinical.
+    """Per-model gene panels as configured (``harmonization.panels``, see ``icb_kedro.panels``).
+
+    ``gene_panels``: (panel, gene, n_cohorts) in each panel's own order (IC2Bert needs a
+    fixed gene index, spec item 16). ``panel_coverage``: per (panel, cohort) the panel size,
+    the genes the cohort measures and the missing ones by name.
+    """
+    from icb_kedro.panels import build_panels
+
+    expression = materialize(cohort_expression)
+    per_cohort = {c: set(df["gene"]) for c, df in expression.items()}
+    named = {
+        PANEL_IC2BERT: ic2bert_prior_genes["gene"].tolist(),
+        PANEL_AMU: gene_columns(amu_matrix.drop(columns=[SAMPLE_KEY])),
+    }
+    panels, coverage = build_panels((params or {}).get("panels"), named, per_cohort)
+    for panel, rows in coverage.groupby("panel", sort=False):
+        short = rows[rows["n_missing"] > 0]
+        logger.info(
+            "gene panel %s: %d genes; cohorts lacking some: %s",
+            panel, int(rows["n_panel"].iloc[0]),
+            ", ".join(f"{c} ({n} missing)" for c, n in zip(short["cohort"], short["n_missing"])) or "none",
+        )
+    return panels, coverage
+
+
+def build_harmonized_expression(
+    cohort_expression: Mapping[str, Any],
+    cohort_clinical: Mapping[str, Any],
+    gene_panels: pd.DataFrame,
+    params: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One wide table on log2(TPM+1) over the union of the model panels, plus clinical.
 
     Returns ``harmonized_expression`` (cohort, sample_id, sample_key, label, genes...) and
-    ``clinical_table`` (the typed clinical rows of every cohort with the same keys).
+    ``clinical_table`` (the typed clinical rows of every cohort with the same keys). A gene
+    that a cohort does not measure is NaN for all of that cohort's samples (ingestion has
+    already handled missing *values*, so NaN here always means "gene not on file"); each
+    model's missing-gene policy decides what to do with it.
     """
     expression = materialize(cohort_expression)
     clinical = materialize(cohort_clinical)
-    common = sorted(set.intersection(*(set(df.columns) - {SAMPLE_ID} for df in expression.values())))
+    genes = list(dict.fromkeys(gene_panels["gene"]))
+    rule = params.get("label", "response")
     frames, clinical_frames = [], []
-    for cohort, expr in expression.items():
-        clin = clinical[cohort].set_index(SAMPLE_ID).loc[expr[SAMPLE_ID]].reset_index()
+    for cohort, by_gene in expression.items():
+        by_gene = by_gene.set_index("gene")  # gene-major as stored by ingestion
+        samples = pd.Series(by_gene.columns.astype(str))
+        clin = clinical[cohort].set_index(SAMPLE_ID).loc[samples].reset_index()
         meta = pd.DataFrame(
             {
                 COHORT: cohort,
-                SAMPLE_ID: expr[SAMPLE_ID].astype(str).to_numpy(),
-                SAMPLE_KEY: (cohort + ":" + expr[SAMPLE_ID].astype(str)).to_numpy(),
-                LABEL: response_labels(clin, params["recist_labels"]).to_numpy(),
+                SAMPLE_ID: samples.to_numpy(),
+                SAMPLE_KEY: (cohort + ":" + samples).to_numpy(),
+                LABEL: response_labels(clin, params["recist_labels"], rule).to_numpy(),
             }
         )
-        values = log2_tpm_plus_one(expr[common].to_numpy(dtype="float64"))
-        frames.append(pd.concat([meta, pd.DataFrame(values, columns=common)], axis=1))
+        values = log2_tpm_plus_one(by_gene.reindex(genes).to_numpy(dtype="float64").T)
+        frames.append(pd.concat([meta, pd.DataFrame(values, columns=genes)], axis=1))
         clin.insert(0, SAMPLE_KEY, meta[SAMPLE_KEY].to_numpy())
         clin.insert(0, COHORT, cohort)
         clinical_frames.append(clin)
     table = pd.concat(frames, ignore_index=True)
     table[LABEL] = table[LABEL].astype("Int8")
-    logger.info("harmonized %d samples x %d common genes from %d cohorts", len(table), len(common), len(expression))
+    n_common = int((gene_panels["panel"] == PANEL_COMMON).sum())
+    logger.info(
+        "harmonized %d samples x %d panel genes (%d in every cohort) from %d cohorts; label rule %s",
+        len(table), len(genes), n_common, len(expression), rule,
+    )
     return table, pd.concat(clinical_frames, ignore_index=True)
 
 
-def build_gene_panels(
-    cohort_expression: Mapping[str, Any], ic2bert_prior_genes: pd.DataFrame, amu_matrix: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Named panels restricted to genes every cohort measures, and what each cohort lacks.
-
-    ``gene_panels``: (panel, gene) for ``common`` / ``ic2bert_prior`` / ``amu160``, in the
-    panel's own order (IC2Bert needs a fixed gene index, spec item 16).
-    ``panel_coverage``: per (panel, cohort) the panel size, genes present, and the missing
-    genes listed by name.
-    """
-    expression = materialize(cohort_expression)
-    per_cohort = {c: set(df.columns) - {SAMPLE_ID} for c, df in expression.items()}
-    common = set.intersection(*per_cohort.values())
-    requested = {
-        PANEL_COMMON: sorted(common),
-        PANEL_IC2BERT: ic2bert_prior_genes["gene"].tolist(),
-        PANEL_AMU: gene_columns(amu_matrix.drop(columns=[SAMPLE_KEY])),
-    }
-    panels, coverage = [], []
-    for panel, genes in requested.items():
-        kept = [g for g in genes if g in common]
-        panels.append(pd.DataFrame({"panel": panel, "gene": kept}))
-        for cohort, present in per_cohort.items():
-            missing = [g for g in genes if g not in present]
-            coverage.append(
-                {
-                    "panel": panel,
-                    "cohort": cohort,
-                    "n_panel_genes": len(genes),
-                    "n_present": len(genes) - len(missing),
-                    "n_in_all_cohorts": len(kept),
-                    "missing_genes": ",".join(missing),
-                }
-            )
-    return pd.concat(panels, ignore_index=True), pd.DataFrame(coverage)
+def _measured(values: pd.DataFrame, cohorts: pd.Series) -> pd.DataFrame:
+    """cohort x gene: True where the cohort measures the gene; partial NaN is an error."""
+    isna = values.isna()
+    by_cohort_all = isna.groupby(cohorts.to_numpy()).all()
+    by_cohort_any = isna.groupby(cohorts.to_numpy()).any()
+    partial = by_cohort_any & ~by_cohort_all
+    if partial.to_numpy().any():
+        cohort, gene = next((c, g) for c, row in partial.iterrows() for g, flag in row.items() if flag)
+        row = int(np.flatnonzero(((cohorts == cohort).to_numpy()) & isna[gene].to_numpy())[0])
+        raise ValueError(
+            f"harmonized_expression: gene {gene!r} is missing for some but not all samples of cohort {cohort!r} "
+            f"(first at row {row}); set ingestion.missing_values.policy"
+        )
+    return ~by_cohort_all
 
 
 def standardize_per_cohort(harmonized_expression: pd.DataFrame) -> pd.DataFrame:
@@ -125,23 +159,18 @@ def standardize_per_cohort(harmonized_expression: pd.DataFrame) -> pd.DataFrame:
     Label-free, but transductive: a held-out cohort's own (unlabelled) expression sets its
     mean and sd. That is the usual practice for cross-cohort transfer and is recorded in
     the cohort summary; every label-using fit still sees training rows only. Constant
-    genes map to 0.
+    genes map to 0; a gene the cohort does not measure stays NaN (the model's missing-gene
+    policy handles it).
     """
     genes = gene_columns(harmonized_expression)
     values = harmonized_expression[genes]
-    if values.isna().to_numpy().any():  # ingestion's missing-value policy runs before this
-        rows, cols = np.nonzero(values.isna().to_numpy())
-        first = harmonized_expression.iloc[rows[0]]
-        raise ValueError(
-            f"harmonized_expression has {len(rows)} missing values (first: cohort {first[COHORT]!r}, "
-            f"row {int(rows[0])}, gene {genes[cols[0]]!r}); set ingestion.missing_values.policy"
-        )
+    _measured(values, harmonized_expression[COHORT])  # refuses partially missing genes
     out = harmonized_expression.copy()
-    grouped = out.groupby(COHORT, sort=False)[genes]
+    grouped = values.groupby(harmonized_expression[COHORT].to_numpy(), sort=False)
     mean = grouped.transform("mean")
     sd = grouped.transform(lambda s: s.std(ddof=0))
-    # Only constant genes (sd 0) map to 0; nothing else is filled.
-    out[genes] = ((values - mean) / sd.where(sd > 0.0, np.inf)).where(sd > 0.0, 0.0)
+    # Only constant genes (sd 0) map to 0; unmeasured genes (NaN sd) stay NaN.
+    out[genes] = ((values - mean) / sd.where(sd > 0.0, np.inf)).where(~(sd == 0.0), 0.0)
     return out
 
 
@@ -159,47 +188,74 @@ def combat_correct(harmonized_expression: pd.DataFrame, params: dict[str, Any]) 
 
     genes = gene_columns(harmonized_expression)
     values = harmonized_expression[genes]
+    cohorts = harmonized_expression[COHORT]
+    measured = _measured(values, cohorts)
     # Genes constant within any cohort break ComBat's per-batch variance: keep them as is.
-    variable = values.groupby(harmonized_expression[COHORT]).std(ddof=0).gt(1e-8).all(axis=0)
-    fit_genes = [g for g in genes if variable[g]]
-    corrected = pycombat_norm(
-        values[fit_genes].T.to_numpy(), harmonized_expression[COHORT].tolist(), par_prior=params.get("parametric", True)
-    )
+    sd = values.groupby(cohorts.to_numpy()).std(ddof=0)
+    variable = (sd.gt(1e-8) | ~measured).all(axis=0) & measured.sum(axis=0).ge(2)
     out = harmonized_expression.copy()
-    out[fit_genes] = np.asarray(corrected).T
-    logger.info("ComBat adjusted %d genes (%d constant within a cohort left as is)", len(fit_genes), len(genes) - len(fit_genes))
+    fitted = 0
+    # One ComBat per presence pattern (the set of cohorts that measure a gene): each gene is
+    # corrected across the cohorts that have it, unmeasured genes stay NaN.
+    patterns = measured.T.apply(lambda col: tuple(col.index[col.to_numpy()]), axis=1)
+    for pattern, group in patterns.groupby(patterns):
+        fit_genes = [g for g in group.index if variable[g]]
+        if not fit_genes:
+            continue
+        rows = cohorts.isin(pattern).to_numpy()
+        corrected = pycombat_norm(
+            values.loc[rows, fit_genes].T.to_numpy(), cohorts[rows].tolist(), par_prior=params.get("parametric", True)
+        )
+        out.loc[rows, fit_genes] = np.asarray(corrected).T
+        fitted += len(fit_genes)
+    logger.info("ComBat adjusted %d genes in %d presence patterns (%d left as is)", fitted, patterns.nunique(), len(genes) - fitted)
     return out
+
+
+def _joined(clin: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted(clin[column].dropna().astype(str).unique())) if column in clin else ""
 
 
 def summarize_cohorts(
     harmonized_expression: pd.DataFrame,
     clinical_table: pd.DataFrame,
     ingestion_report: pd.DataFrame,
+    panel_coverage: pd.DataFrame,
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-cohort counts (R / NR / unlabelled, genes, cancer, therapy) and headline metrics."""
+    """Per cohort: cancer, therapy, arms, counts under both label rules, genes on file and,
+    per model panel, the genes used and missing; plus headline metrics."""
     rows = []
+    report = ingestion_report.set_index("cohort")
+    coverage = panel_coverage.set_index(["cohort", "panel"])
+    panels = list(dict.fromkeys(panel_coverage["panel"]))
     for cohort, group in harmonized_expression.groupby(COHORT, sort=True):
         clin = clinical_table[clinical_table[COHORT] == cohort]
-        genes_on_file = ingestion_report.set_index("cohort").loc[cohort, "n_genes"]
-        rows.append(
-            {
-                "cohort": cohort,
-                "cancer": ", ".join(sorted(clin["cancer_type"].dropna().astype(str).unique())) if "cancer_type" in clin else "",
-                "therapy": ", ".join(sorted(clin["treatment"].dropna().astype(str).unique())) if "treatment" in clin else "",
-                "n_samples": len(group),
-                "n_R": int((group[LABEL] == 1).sum()),
-                "n_NR": int((group[LABEL] == 0).sum()),
-                "n_unlabelled": int(group[LABEL].isna().sum()),
-                "n_genes_on_file": int(genes_on_file),
-                "n_common_genes": len(gene_columns(group)),
-                "n_missing_values_imputed": int(ingestion_report.set_index("cohort").loc[cohort, "n_missing_values"]),
-            }
-        )
+        strict = response_labels(clin, params["recist_labels"], "response_recist")
+        row = {
+            "cohort": cohort,
+            "cancer": _joined(clin, "cancer_type"),
+            "therapy": _joined(clin, "treatment"),
+            "arms": _joined(clin, "study_arm"),
+            "n_samples": len(group),
+            "n_R": int((group[LABEL] == 1).sum()),
+            "n_NR": int((group[LABEL] == 0).sum()),
+            "n_unlabelled": int(group[LABEL].isna().sum()),
+            "n_R_recist": int((strict == 1).sum()),
+            "n_NR_recist": int((strict == 0).sum()),
+            "n_genes_on_file": int(report.loc[cohort, "n_genes"]),
+            "n_missing_values_imputed": int(report.loc[cohort, "n_missing_values"]),
+        }
+        for panel in panels:
+            cov = coverage.loc[(cohort, panel)]
+            row[f"{panel}_genes_used"] = int(cov["n_present"])
+            row[f"{panel}_genes_missing"] = int(cov["n_missing"])
+        rows.append(row)
     summary = pd.DataFrame(rows)
+    summary["label_rule"] = params.get("label", "response")
     summary["standardization"] = "per-cohort z-score on all of the cohort's samples (label-free, transductive)"
     summary["combat"] = (
-        "inmoose pycombat_norm over all cohorts (label-free, transductive)" if params["combat"].get("enabled", True) else "off"
+        "inmoose pycombat_norm per gene-presence pattern (label-free, transductive)" if params["combat"].get("enabled", True) else "off"
     )
     totals = summary[["n_samples", "n_R", "n_NR", "n_unlabelled"]].sum()
     metrics = {
@@ -208,9 +264,36 @@ def summarize_cohorts(
         "n_responders": {"value": float(totals["n_R"]), "step": 0},
         "n_non_responders": {"value": float(totals["n_NR"]), "step": 0},
         "n_unlabelled": {"value": float(totals["n_unlabelled"]), "step": 0},
-        "n_common_genes": {"value": float(summary["n_common_genes"].iloc[0]), "step": 0},
+        "n_common_genes": {"value": float(coverage.xs(PANEL_COMMON, level="panel")["n_panel"].iloc[0]), "step": 0},
     }
     return summary, metrics
+
+
+def plot_panel_coverage(panel_coverage: pd.DataFrame):
+    """Heat map model panel x cohort: share of the panel's genes each cohort measures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from icb_kedro.evaluation.summary import short_cohort_names
+
+    table = panel_coverage.assign(share=panel_coverage["n_present"] / panel_coverage["n_panel"])
+    grid = table.pivot(index="panel", columns="cohort", values="share")
+    counts = table.pivot(index="panel", columns="cohort", values="n_present")
+    names = short_cohort_names(list(grid.columns))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * grid.shape[1], 1.2 + 0.6 * grid.shape[0]))
+    image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            share = grid.iat[i, j]
+            ax.text(j, i, f"{int(counts.iat[i, j])}", ha="center", va="center", fontsize=7, color="white" if share < 0.6 else "black")
+    ax.set_xticks(range(grid.shape[1]), [names[c] for c in grid.columns], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(grid.shape[0]), [f"{p} ({int(table[table.panel == p].n_panel.iloc[0])})" for p in grid.index], fontsize=8)
+    ax.set_title("Genes of each model panel measured per cohort (number; colour = share)")
+    fig.colorbar(image, ax=ax, fraction=0.03, label="share of panel genes")
+    fig.tight_layout()
+    return fig
 
 
 def plot_pca_before_after(
@@ -231,8 +314,10 @@ def plot_pca_before_after(
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     cohorts = sorted(harmonized_expression[COHORT].unique())
     colours = plt.get_cmap("tab10")
+    # Genes measured in every cohort only (the others are NaN where a cohort lacks them).
+    common = [g for g in gene_columns(harmonized_expression) if harmonized_expression[g].notna().all()]
     for ax, (title, table) in zip(axes, panels):
-        genes = gene_columns(table)
+        genes = common
         pca = PCA(n_components=2, random_state=0)
         xy = pca.fit_transform(table[genes].to_numpy())
         for i, cohort in enumerate(cohorts):

@@ -6,6 +6,7 @@ from .nodes import (
     build_gene_panels,
     build_harmonized_expression,
     combat_correct,
+    plot_panel_coverage,
     plot_pca_before_after,
     standardize_per_cohort,
     summarize_cohorts,
@@ -17,13 +18,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_harmonized_expression,
-                inputs=["cohort_expression", "cohort_clinical", "params:harmonization"],
+                inputs=["cohort_expression", "cohort_clinical", "gene_panels", "params:harmonization"],
                 outputs=["harmonized_expression", "clinical_table"],
                 name="build_harmonized_expression",
             ),
             Node(
                 build_gene_panels,
-                inputs=["cohort_expression", "ic2bert_prior_genes", "amu_matrix"],
+                inputs=["cohort_expression", "ic2bert_prior_genes", "amu_matrix", "params:harmonization"],
                 outputs=["gene_panels", "panel_coverage"],
                 name="build_gene_panels",
             ),
@@ -36,10 +37,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summarize_cohorts,
-                inputs=["harmonized_expression", "clinical_table", "ingestion_report", "params:harmonization"],
+                inputs=["harmonized_expression", "clinical_table", "ingestion_report", "panel_coverage", "params:harmonization"],
                 outputs=["cohort_summary", "harmonization_metrics"],
                 name="summarize_cohorts",
             ),
+            Node(plot_panel_coverage, "panel_coverage", "panel_coverage_plot", name="plot_panel_coverage"),
             Node(
                 plot_pca_before_after,
                 inputs=["harmonized_expression", "expression_standardized", "expression_combat"],

@@ -43,7 +43,12 @@ logger = logging.getLogger(__name__)
 
 MODEL = "ic2bert"
 ENSEMBLE_MODEL = "ic2bert_ensemble"
-HISTORY_COLUMNS = ("held_out", "protocol", "trial", "member", "epoch", "train_loss", "val_loss", "val_auroc", "best_epoch", "selection")
+RANDOM_MODEL = "ic2bert_random_init"  # ablation: the same encoder and readout, random (not pretrained) weights
+TOKEN_LR_MODEL = "ic2bert_token_lr"  # ablation: L2-LR on the token bins themselves, no encoder
+HISTORY_COLUMNS = (
+    "held_out", "model", "protocol", "trial", "member", "epoch", "train_loss", "val_loss", "val_auroc",
+    "best_epoch", "selection", "train_auroc",
+)
 SAMPLE_SIZE_COLUMNS = ("cohort", "n_train", "repeat", "trial", SAMPLE_KEY, "y_true", "y_prob")
 REGISTRY_COLUMNS = ("held_out", "namespace", "model_name", "trial", "inner_val_score", "selection", "best_epoch")
 
@@ -116,13 +121,85 @@ def _empty_predictions() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(PREDICTION_COLUMNS, ("str", "str", "str", "int64", "str", "int64", "float64", "int64", "float64"), strict=True)})
 
 
-def _history(result, held_out: str, protocol: str, trial: int, member: str = "") -> pd.DataFrame:
+def _history(result, held_out: str, protocol: str, trial: int, member: str = "", train_auroc: float = float("nan"), model: str = MODEL) -> pd.DataFrame:
     table = result.history.copy()
     for column in ("val_loss", "val_auroc"):
         if column not in table:
             table[column] = np.nan
-    table = table.assign(held_out=held_out, protocol=protocol, trial=int(trial), member=member, best_epoch=result.best_epoch, selection=result.selection)
+    table = table.assign(
+        held_out=held_out, model=model, protocol=protocol, trial=int(trial), member=member, best_epoch=result.best_epoch,
+        selection=result.selection, train_auroc=float(train_auroc),
+    )
     return table[list(HISTORY_COLUMNS)]
+
+
+def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def _readout_history(readout, held_out: str, model: str, protocol: str, trial: int, member: str, train_auroc: float) -> pd.DataFrame:
+    """One history row of a linear-readout fit: its inner-CV AUROC (training rows) and fit."""
+    row = {
+        "held_out": held_out, "model": model, "protocol": protocol, "trial": int(trial), "member": member, "epoch": 0,
+        "train_loss": np.nan, "val_loss": np.nan, "val_auroc": readout.cv_auroc, "best_epoch": 0,
+        "selection": f"readout_cv_auroc (C={readout.C:g})", "train_auroc": float(train_auroc),
+    }
+    return pd.DataFrame([row])[list(HISTORY_COLUMNS)]
+
+
+def readout_of(params: dict[str, Any]) -> str:
+    from icb_kedro.models.ic2bert.readout import READOUTS
+
+    kind = params.get("readout", "per_gene_expected_bin")
+    if kind not in READOUTS or kind == "tokens":
+        raise ValueError(f"ic2bert_finetune.readout must be one of {[r for r in READOUTS if r != 'tokens']}, got {kind!r}")
+    return kind
+
+
+class _ReadoutArms:
+    """Per held-out cohort: frozen features of every sample for IC2Bert (pretrained) and its
+    ablations (random-init encoder, token bins), computed once and shared by all trials.
+
+    Features are label-free (a forward pass of an encoder that never saw the held-out
+    cohort); only the readouts fitted on them see labels, and only training rows'.
+    """
+
+    def __init__(self, bundle, tokens: pd.DataFrame, params: dict[str, Any]) -> None:
+        from icb_kedro.models.ic2bert import train
+        from icb_kedro.models.ic2bert.readout import readout_features
+
+        self.kind = readout_of(params)
+        ablations = params.get("ablations") or {}
+        self.keys = tokens[SAMPLE_KEY].tolist()
+        self.row = {k: i for i, k in enumerate(self.keys)}
+        matrix = token_matrix(tokens, self.keys)
+        batch = int(params.get("eval_batch_size", 64))
+        self.features = {MODEL: readout_features(self.kind, bundle.config, bundle.params, matrix, batch)}
+        if ablations.get("random_init", True):
+            random_params = train.init_params(bundle.config, int(params.get("seed", 0)))
+            self.features[RANDOM_MODEL] = readout_features(self.kind, bundle.config, random_params, matrix, batch)
+        if ablations.get("token_lr", True):
+            self.features[TOKEN_LR_MODEL] = readout_features("tokens", bundle.config, bundle.params, matrix, batch)
+        readout = params.get("linear_readout") or {}
+        self.Cs = tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0)))
+        self.n_splits = int(readout.get("n_splits", 5))
+
+    def rows(self, keys) -> np.ndarray:
+        return np.asarray([self.row[k] for k in keys])
+
+    def fit(self, model: str, keys, y: np.ndarray, seed: int):
+        """(readout, out-of-fold training probabilities, in-sample training AUROC)."""
+        from icb_kedro.models.ic2bert.readout import fit_linear_readout
+
+        x = self.features[model][self.rows(keys)]
+        kind = "tokens" if model == TOKEN_LR_MODEL else self.kind
+        readout, oof = fit_linear_readout(x, y, kind, self.Cs, self.n_splits, seed)
+        return readout, oof, _auroc(y, readout.predict_proba(x))
+
+    def predict(self, model: str, readout, keys) -> np.ndarray:
+        return readout.predict_proba(self.features[model][self.rows(keys)])
 
 
 def _tier_settings(params: dict[str, Any], n_samples: int):
@@ -191,6 +268,8 @@ def finetune_transfer(
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
 
     bundle = _bundle(pretrained, held_out)
+    if readout_of(params) != "pooled_head":
+        return _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization)
     cohort = _cohort_of(tokens)
     tables, histories, best = [], [], None
     for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
@@ -199,7 +278,9 @@ def finetune_transfer(
         # Test rows enter only now, after the epoch was chosen on the inner validation split.
         y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
         tables.append(_prediction_table(MODEL, "transfer", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(train_keys), threshold))
-        histories.append(_history(result, held_out, "transfer", spec.trial))
+        y_train = _labels(tokens, train_keys)
+        train_auroc = _auroc(y_train, _score(bundle, result.params, train_keys, tokens, int(params.get("eval_batch_size", 64))))
+        histories.append(_history(result, held_out, "transfer", spec.trial, train_auroc=train_auroc))
         score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
         if best is None or score > best[0]:
             best = (score, spec.trial, result, threshold)
@@ -222,6 +303,52 @@ def finetune_transfer(
             "finetune_best_epoch": int(result.best_epoch),
             "threshold": float(threshold),
             "input_transform": input_transform(tokenization),
+        },
+    )
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
+
+
+def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization):
+    """Transfer with a linear readout: per trial, each arm's readout is fitted on h's
+    target_train rows (C by stratified CV on them) and scores target_test once."""
+    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+
+    arms = _ReadoutArms(bundle, tokens, params)
+    cohort = _cohort_of(tokens)
+    method = params.get("threshold_method", "youden")
+    tables, histories, best = [], [], None
+    for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
+        train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
+        y_train, y_test = _labels(tokens, train_keys), _labels(tokens, spec.test_keys)
+        for model in arms.features:
+            readout, oof, train_auroc = arms.fit(model, train_keys, y_train, spec.seed)
+            threshold = fit_threshold(y_train, oof, method)  # out-of-fold, training rows only
+            y_prob = arms.predict(model, readout, spec.test_keys)
+            tables.append(_prediction_table(model, "transfer", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(train_keys), threshold))
+            histories.append(_readout_history(readout, held_out, model, "transfer", spec.trial, "", train_auroc))
+            if model == MODEL and (best is None or readout.cv_auroc > best[0]):
+                best = (readout.cv_auroc, spec.trial, readout, threshold)
+        logger.info("IC2Bert transfer %s trial %d: readout %s fitted on %d rows", held_out, spec.trial, arms.kind, len(train_keys))
+    if best is None:
+        raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
+    score, trial, readout, threshold = best
+    chosen = ModelBundle(
+        bundle.config,
+        bundle.params,
+        bundle.tokenizer,
+        {
+            **bundle.metadata,
+            "stage": "pretrained encoder + linear readout",
+            "protocol": "transfer",
+            "trial": int(trial),
+            "inner_val_score": float(score),
+            "inner_val_loss": float("nan"),
+            "selection": "readout_cv_auroc",
+            "finetune_best_epoch": 0,
+            "threshold": float(threshold),
+            "input_transform": input_transform(tokenization),
+            "readout_kind": arms.kind,
+            "readout": readout.to_dict(),
         },
     )
     return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
@@ -291,6 +418,8 @@ def zero_shot_and_ensemble(
     from icb_kedro.models.ic2bert.predict import pooled_features
 
     bundle = _bundle(pretrained, held_out)
+    if readout_of(params) != "pooled_head":
+        return _loco_with_readout(bundle, tokens, folds, params, held_out)
     zero_shot, ensemble = params.get("zero_shot") or {}, params.get("ensemble") or {}
     specs = _specs(folds, "loco", held_out, None)
     spec = specs[0]
@@ -317,12 +446,52 @@ def zero_shot_and_ensemble(
             model_params, _, result = _train_source_model(bundle, features, tokens, member_keys, params, ensemble, seed)
             probs.append(_predict_with(bundle, model_params, features, tokens, spec.test_keys, ensemble, params))
             train_probs.append(_predict_with(bundle, model_params, features, tokens, spec.train_keys, ensemble, params))
-            histories.append(_history(result, held_out, "loco", spec.trial, f"ensemble:{source}"))
+            histories.append(_history(result, held_out, "loco", spec.trial, f"ensemble:{source}", model=ENSEMBLE_MODEL))
             members.append(source)
         if not members:
             raise ValueError(f"ensemble of {held_out!r}: no source cohort has both classes and enough samples")
         # The threshold of the averaged model is fitted on its training rows (all sources).
         threshold = fit_threshold(_labels(tokens, spec.train_keys), np.mean(train_probs, axis=0), params.get("threshold_method", "youden"))
+        tables.append(_prediction_table(ENSEMBLE_MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, np.mean(probs, axis=0), len(spec.train_keys), threshold))
+        logger.info("Ensemble of %s: %d members %s", held_out, len(members), members)
+    predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=list(HISTORY_COLUMNS))
+    return predictions, history
+
+
+def _loco_with_readout(bundle, tokens, folds, params, held_out):
+    """Zero-shot (``loco``) with a linear readout fitted on the other cohorts' labelled rows,
+    for IC2Bert and its ablations; the ensemble averages one readout per source cohort."""
+    arms = _ReadoutArms(bundle, tokens, params)
+    zero_shot, ensemble = params.get("zero_shot") or {}, params.get("ensemble") or {}
+    spec = _specs(folds, "loco", held_out, None)[0]
+    method = params.get("threshold_method", "youden")
+    seed = int(params.get("seed", 0))
+    y_train, y_test = _labels(tokens, spec.train_keys), _labels(tokens, spec.test_keys)
+    tables, histories = [], []
+    if zero_shot.get("enabled", True):
+        for model in arms.features:
+            readout, oof, train_auroc = arms.fit(model, spec.train_keys, y_train, seed)
+            y_prob = arms.predict(model, readout, spec.test_keys)
+            tables.append(_prediction_table(model, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), fit_threshold(y_train, oof, method)))
+            histories.append(_readout_history(readout, held_out, model, "loco", spec.trial, "zero_shot", train_auroc))
+    if ensemble.get("enabled", True):
+        cohort = _cohort_of(tokens)
+        probs, train_probs, members = [], [], []
+        for source in sorted({cohort[k] for k in spec.train_keys}):
+            member_keys = [k for k in spec.train_keys if cohort[k] == source]
+            y = _labels(tokens, member_keys)
+            if len(member_keys) < int(ensemble.get("min_samples", 10)) or len(np.unique(y)) < 2:
+                logger.info("Ensemble of %s: skipping source %s (%d labelled, classes %s)", held_out, source, len(member_keys), np.unique(y))
+                continue
+            readout, _, train_auroc = arms.fit(MODEL, member_keys, y, seed)
+            probs.append(arms.predict(MODEL, readout, spec.test_keys))
+            train_probs.append(arms.predict(MODEL, readout, spec.train_keys))
+            histories.append(_readout_history(readout, held_out, ENSEMBLE_MODEL, "loco", spec.trial, f"ensemble:{source}", train_auroc))
+            members.append(source)
+        if not members:
+            raise ValueError(f"ensemble of {held_out!r}: no source cohort has both classes and enough samples")
+        threshold = fit_threshold(y_train, np.mean(train_probs, axis=0), method)
         tables.append(_prediction_table(ENSEMBLE_MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, np.mean(probs, axis=0), len(spec.train_keys), threshold))
         logger.info("Ensemble of %s: %d members %s", held_out, len(members), members)
     predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
@@ -366,6 +535,17 @@ def sample_size_analysis(
 
     loco = _specs(folds, "loco", held_out, None)[0]
     source_keys = loco.train_keys
+    if readout_of(params) != "pooled_head":
+        arms = _ReadoutArms(bundle, tokens, {**params, "ablations": {"random_init": False, "token_lr": False}})
+        readout, _, _ = arms.fit(MODEL, source_keys, _labels(tokens, source_keys), seed)
+        add(0, 0, arms.predict(MODEL, readout, spec.test_keys))
+        for n in sizes:
+            for repeat in range(int(section.get("repeats", 3))):
+                rng = np.random.default_rng([seed, n, repeat])
+                chosen = sorted([*rng.choice(target[y_target == 1], n // 2, replace=False), *rng.choice(target[y_target == 0], n // 2, replace=False)])
+                readout, _, _ = arms.fit(MODEL, chosen, _labels(tokens, chosen), seed + 1000 * n + repeat)
+                add(n, repeat, arms.predict(MODEL, readout, spec.test_keys))
+        return pd.concat(rows, ignore_index=True)[list(SAMPLE_SIZE_COLUMNS)]
     keys = sorted(set(source_keys) | set(spec.test_keys))
     features = dict(zip(keys, pooled_features(bundle.config, bundle.params, token_matrix(tokens, keys)), strict=True))
     zero = params.get("zero_shot") or {}
@@ -439,6 +619,45 @@ def summarize_cohorts(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.D
 
     evaluation = params.get("evaluation") or {}
     return cohort_summary(predictions, n_boot=int(evaluation.get("n_boot", 1000)), seed=int(evaluation.get("seed", 0)))
+
+
+LEARNING_CHECK_COLUMNS = (
+    "model", "protocol", "cohort", "trial", "n_train", "n_test", "train_auroc", "inner_cv_auroc", "test_auroc", "test_prob_sd",
+)
+
+
+def learning_check(predictions: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Does each fitted model learn? Per (model, protocol, cohort, trial): its fit on its
+    training rows (in-sample AUROC, inner-CV AUROC), its held-out AUROC and the spread of its
+    held-out probabilities (a near-constant predictor is a defect, whatever its AUROC)."""
+    fits = history[history["member"].isin(["", "zero_shot"])] if len(history) else history
+    fit = (
+        fits.groupby(["model", "protocol", "held_out", "trial"])
+        .agg(train_auroc=("train_auroc", "max"), inner_cv_auroc=("val_auroc", "max"))
+        .reset_index()
+        .rename(columns={"held_out": "cohort"})
+        if len(fits)
+        else pd.DataFrame(columns=["model", "protocol", "cohort", "trial", "train_auroc", "inner_cv_auroc"])
+    )
+    rows = []
+    for (model, protocol, cohort, trial), group in predictions.groupby(["model", "protocol", "cohort", "trial"], sort=True):
+        rows.append(
+            {
+                "model": model, "protocol": protocol, "cohort": cohort, "trial": int(trial), "n_train": int(group["n_train"].iloc[0]),
+                "n_test": len(group), "test_auroc": _auroc(group["y_true"].to_numpy(), group["y_prob"].to_numpy()),
+                "test_prob_sd": float(group["y_prob"].std(ddof=0)),
+            }
+        )
+    table = pd.DataFrame(rows).merge(fit, on=["model", "protocol", "cohort", "trial"], how="left")
+    return table[list(LEARNING_CHECK_COLUMNS)]
+
+
+def summarize_learning_check(check: pd.DataFrame) -> pd.DataFrame:
+    """Mean over cohorts (of per-cohort means over trials) per model and protocol."""
+    per_cohort = check.groupby(["model", "protocol", "cohort"])[["train_auroc", "inner_cv_auroc", "test_auroc", "test_prob_sd"]].mean()
+    summary = per_cohort.groupby(["model", "protocol"]).agg(["mean"]).droplevel(1, axis=1)
+    summary["n_cohorts"] = per_cohort.groupby(["model", "protocol"])["test_auroc"].count()
+    return summary.reset_index()
 
 
 def summarize_sample_size(sample_size: pd.DataFrame) -> pd.DataFrame:

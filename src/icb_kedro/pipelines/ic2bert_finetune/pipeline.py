@@ -24,11 +24,13 @@ from .nodes import (
     compute_fold_metrics,
     finetune_transfer,
     finetune_within,
+    learning_check,
     plot_auroc,
     plot_sample_size,
     register_best_model,
     sample_size_analysis,
     summarize_cohorts,
+    summarize_learning_check,
     summarize_sample_size,
     zero_shot_and_ensemble,
 )
@@ -106,6 +108,13 @@ def finetune_nodes(cohorts: list[str] | None = None) -> Pipeline:
                 "ic2bert_finetune_history",
                 name="ic2bert_combine_finetune_histories",
             ),
+            Node(
+                learning_check,
+                ["predictions_ic2bert", "ic2bert_finetune_history"],
+                "ic2bert_learning_check",
+                name="ic2bert_learning_check",
+            ),
+            Node(summarize_learning_check, "ic2bert_learning_check", "ic2bert_learning_summary", name="ic2bert_summarize_learning_check"),
             Node(
                 combine_tables,
                 each("ic2bert_sample_size_predictions"),

@@ -507,11 +507,15 @@ def explain_amu_cohorts(
         if fitted is None:
             continue
         genes = list(fitted.features)
+        # AMU's missing-gene policy (amu nodes): cohorts lacking panel genes were left out.
+        measured = table[genes].notna().all(axis=1).to_numpy()
         features = pd.DataFrame(
-            amu_features(table, genes, scale, float(cohorts.get("pseudo_count", 1e-6))), index=table[SAMPLE_KEY].to_numpy(), columns=genes
+            amu_features(table[measured], genes, scale, float(cohorts.get("pseudo_count", 1e-6))),
+            index=table.loc[measured, SAMPLE_KEY].to_numpy(), columns=genes,
         )
-        rows = explain_rows(fold.test_keys, labels, shap_params.get("max_explain_rows"), fold.seed)
-        shap_values = _amu_kernel_shap(fitted, features.loc[fold.train_keys].to_numpy(), features.loc[rows].to_numpy(), shap_params, fold.seed)
+        train_keys = [k for k in fold.train_keys if k in features.index]
+        rows = explain_rows([k for k in fold.test_keys if k in features.index], labels, shap_params.get("max_explain_rows"), fold.seed)
+        shap_values = _amu_kernel_shap(fitted, features.loc[train_keys].to_numpy(), features.loc[rows].to_numpy(), shap_params, fold.seed)
         parts.append(_shap_frame("amu", fold.protocol, fold.held_out, fold.trial, rows, labels.loc[rows].to_numpy(int), shap_values, features.loc[rows].to_numpy(), genes))
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
 
@@ -634,7 +638,8 @@ def _ic2bert_predictor(bundle: Any) -> Any:
 
     def predict(x: np.ndarray) -> np.ndarray:
         tokens = tokenize_values(bundle.tokenizer, np.asarray(x, dtype=float))
-        return ic2bert_predict.predict_proba(bundle.config, bundle.params, tokens, batch_size=min(len(tokens), 256))
+        # Through the bundle's readout (linear readout or the fine-tuned head), as predict does.
+        return ic2bert_predict.score_tokens(bundle, tokens, batch_size=min(len(tokens), 256))
 
     return predict
 
@@ -763,6 +768,7 @@ def _forget_pyplot_figure(figure: Any) -> None:
 
 def build_report(
     cohort_summary: pd.DataFrame,
+    panel_coverage: pd.DataFrame,
     harmonized_expression: pd.DataFrame,
     expression_standardized: pd.DataFrame,
     expression_combat: pd.DataFrame,
@@ -777,6 +783,7 @@ def build_report(
     results_summary_md: str | None,
     ic2bert_pretrain_history: pd.DataFrame | None,
     ic2bert_sample_size: pd.DataFrame | None,
+    ic2bert_learning_summary: pd.DataFrame | None,
     shap_study_svm: pd.DataFrame,
     shap_study_xgboost: pd.DataFrame,
     shap_study_amu: pd.DataFrame,
@@ -798,7 +805,7 @@ def build_report(
     params: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """The self-contained HTML study report and its figures (``<name>.png`` -> Figure)."""
-    from icb_kedro.pipelines.harmonization.nodes import plot_pca_before_after
+    from icb_kedro.pipelines.harmonization.nodes import plot_panel_coverage, plot_pca_before_after
     from icb_kedro.reporting.report import StudyInputs, build_study_report
 
     model_predictions = {"baselines": predictions_baselines, "amu": predictions_amu, "ic2bert": predictions_ic2bert}
@@ -832,9 +839,12 @@ def build_report(
     _, km_figures = km_by_model(predictions, clinical_table, params["survival"])
     pca_figure = plot_pca_before_after(harmonized_expression, expression_standardized, expression_combat)
     _forget_pyplot_figure(pca_figure)
+    coverage_figure = plot_panel_coverage(panel_coverage)
+    _forget_pyplot_figure(coverage_figure)
     inputs = StudyInputs(
         cohort_summary=cohort_summary,
         pca_figure=pca_figure,
+        coverage_figure=coverage_figure,
         predictions=predictions,
         cohort_table=cohort_table,
         overall=overall,
@@ -843,6 +853,7 @@ def build_report(
         evaluation_source=source,
         pretrain_history=ic2bert_pretrain_history,
         sample_size=ic2bert_sample_size,
+        learning_summary=ic2bert_learning_summary,
         shap_tables=shap_tables,
         rankings=rankings,
         overlap=overlap,

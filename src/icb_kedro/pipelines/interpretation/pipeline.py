@@ -90,6 +90,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
     ic2bert_models = [mirror(f"{namespace_for(c)}.ic2bert_best_model") for c in cohorts]
     report_inputs = {
         "cohort_summary": "cohort_summary",
+        "panel_coverage": "panel_coverage",
         "harmonized_expression": "harmonized_expression",
         "expression_standardized": "expression_standardized",
         "expression_combat": "expression_combat",
@@ -104,6 +105,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "results_summary_md": mirror("results_summary_md"),
         "ic2bert_pretrain_history": mirror("ic2bert_pretrain_history"),
         "ic2bert_sample_size": mirror("ic2bert_sample_size"),
+        "ic2bert_learning_summary": mirror("ic2bert_learning_summary"),
         **{name.removeprefix("interpretation_"): name for name in SHAP_TABLES},
         "rankings": "interpretation_gene_rankings",
         "overlap": "interpretation_top_gene_overlap",

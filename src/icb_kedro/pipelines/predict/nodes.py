@@ -1,8 +1,8 @@
 """Nodes of the predict pipeline: read an expression file, score it with a registered model.
 
 The model is an MLflow pyfunc registered by ``ic2bert_finetune`` (``IC2BertPyfunc``: the
-tokenizer, weights and gene panel travel inside it). It refuses inputs that lack any of its
-genes, naming them. Loading a model is a read, so it happens here; nothing is logged.
+tokenizer, weights and gene panel travel inside it). Panel genes the file lacks enter as
+[MISSING] (the training policy); the output names them and their number. Loading a model is a read, so it happens here; nothing is logged.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
 
 
 def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """P(responder) per sample: ``sample_id, y_prob, model_uri``."""
+    """P(responder) per sample: ``sample_id, y_prob, model_uri, n_missing_genes, missing_genes``."""
     import mlflow
 
     uri = model_uri_for(params, registered_models)
@@ -94,9 +94,23 @@ def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, 
         # Check the genes here, not in MLflow's schema enforcement: its error lists every
         # extra column of the file (~1,400 genes for a cohort file) next to the missing ones.
         genes = schema.input_names()
-        require_genes(expression.columns, genes, uri)
-        expression = expression.loc[:, genes]
+        if not set(genes) & set(expression.columns):
+            require_genes(expression.columns, genes, uri)  # none of the panel: refuse, naming genes
+        missing = [g for g in genes if g not in expression.columns or expression[g].isna().all()]
+        if missing:
+            logger.warning("%s: the input lacks %d of %d panel genes; scored with them as [MISSING]: %s", uri, len(missing), len(genes), ", ".join(missing[:20]))
+        expression = expression.reindex(columns=genes)
+    else:
+        missing = []
     scores = model.predict(expression)
-    return pd.DataFrame({"sample_id": expression.index.astype(str), "y_prob": np.asarray(scores["y_prob"], float), "model_uri": uri})
+    return pd.DataFrame(
+        {
+            "sample_id": expression.index.astype(str),
+            "y_prob": np.asarray(scores["y_prob"], float),
+            "model_uri": uri,
+            "n_missing_genes": len(missing),
+            "missing_genes": ",".join(missing),
+        }
+    )
 
 
