@@ -23,10 +23,10 @@ def _inference_functions(config: IC2BertConfig):
         out = model.apply(params, None, tokens, False)
         return out.cls_logit, out.pooled
 
-    def expected_bins(params, tokens):
+    def expected_bins(params, tokens, gene_ids):
         # Per-gene readout through the MLM head: E[bin] = sum_b b * softmax(logits[..., :n_bins])
         # (data bins only), [B, L]; NaN where the gene is [MISSING] (no value to read).
-        out = model.apply(params, None, tokens, False)
+        out = model.apply(params, None, tokens, False, False, gene_ids)
         probs = jax.nn.softmax(out.mlm_logits[..., : config.n_bins], axis=-1)
         value = probs @ jnp.arange(config.n_bins, dtype=probs.dtype)
         return jnp.where(tokens == config.missing_id, jnp.nan, value)
@@ -81,12 +81,32 @@ def pooled_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray
     return _batched(forward, params, tokens, batch_size)[1].astype(np.float32)
 
 
-def expected_bin_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def expected_bin_features(
+    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8, context: int = 0, seed: int = 0
+) -> np.ndarray:
     """Per-gene readout [n, L]: each gene's expected bin under the MLM head, read on the
     unmasked input (the encoder's contextual estimate of that gene's level); NaN where the
-    gene is [MISSING]."""
+    gene is [MISSING].
+
+    ``context`` > 0 reads the panel in fixed chunks of about that many genes (one seeded
+    partition of the panel, the same for every sample): the length the model was pretrained
+    on (``gene_subset``), and attention costs ~L^2, so 4 chunks of 234 cost ~4x less than
+    the whole 937-gene panel. Small batches (default 8): [B, H, L, L] attention tensors of
+    large batches spill out of cache on a CPU (measured 3.7x slower per sample at 64 than 2).
+    """
     expected = _inference_functions(config)[2]
-    return _batched(expected, params, tokens, batch_size)[0].astype(np.float64)
+    tokens = np.asarray(tokens, np.int32)
+    n_genes = tokens.shape[1]
+    if not 0 < context < n_genes:
+        chunks = [np.arange(n_genes)]
+    else:
+        order = np.random.default_rng(seed).permutation(n_genes)
+        chunks = [np.sort(c) for c in np.array_split(order, int(np.ceil(n_genes / context)))]
+    out = np.empty(tokens.shape, np.float64)
+    for chunk in chunks:
+        ids = jnp.asarray(chunk, jnp.int32)
+        out[:, chunk] = _batched(lambda p, t: expected(p, t, ids), params, tokens[:, chunk], batch_size)[0]
+    return out
 
 
 def received_attention(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -107,7 +127,8 @@ def score_tokens(bundle: ModelBundle, tokens: np.ndarray, batch_size: int = 64) 
     readout = bundle.metadata.get("readout")
     if readout:
         fitted = LinearReadout.from_dict(readout)
-        return fitted.predict_proba(readout_features(fitted.features, bundle.config, bundle.params, tokens, batch_size))
+        x = readout_features(fitted.features, bundle.config, bundle.params, tokens, fitted.batch_size, fitted.context, fitted.context_seed)
+        return fitted.predict_proba(x)
     return predict_proba(bundle.config, bundle.params, tokens, batch_size)
 
 

@@ -32,12 +32,13 @@ READOUTS = ("pooled_head", "per_gene_expected_bin", "pooled_lr", "tokens")
 LINEAR_READOUTS = ("per_gene_expected_bin", "pooled_lr", "tokens")
 
 
-def readout_features(kind: str, config, params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Features [n, k] of ``tokens`` for a linear readout (NaN = not measured)."""
+def readout_features(kind: str, config, params, tokens: np.ndarray, batch_size: int = 8, context: int = 0, seed: int = 0) -> np.ndarray:
+    """Features [n, k] of ``tokens`` for a linear readout (NaN = not measured); ``context``:
+    see ``predict.expected_bin_features``."""
     from icb_kedro.models.ic2bert.predict import expected_bin_features, pooled_features
 
     if kind == "per_gene_expected_bin":
-        return expected_bin_features(config, params, tokens, batch_size)
+        return expected_bin_features(config, params, tokens, batch_size, context, seed)
     if kind == "pooled_lr":
         return pooled_features(config, params, tokens, batch_size).astype(np.float64)
     if kind == "tokens":
@@ -59,6 +60,9 @@ class LinearReadout:
     intercept: float
     C: float
     cv_auroc: float  # mean inner-CV AUROC of the chosen C (training rows only)
+    context: int = 0  # how the features were read (predict.expected_bin_features); travels with the model
+    context_seed: int = 0
+    batch_size: int = 8
 
     def decision(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)[:, self.keep]
@@ -79,6 +83,9 @@ class LinearReadout:
             "intercept": float(self.intercept),
             "C": float(self.C),
             "cv_auroc": float(self.cv_auroc),
+            "context": int(self.context),
+            "context_seed": int(self.context_seed),
+            "batch_size": int(self.batch_size),
         }
 
     @classmethod
@@ -90,6 +97,9 @@ class LinearReadout:
             float(values["intercept"]),
             float(values["C"]),
             float(values["cv_auroc"]),
+            int(values.get("context", 0)),
+            int(values.get("context_seed", 0)),
+            int(values.get("batch_size", 8)),
         )
 
 

@@ -158,48 +158,94 @@ def readout_of(params: dict[str, Any]) -> str:
     return kind
 
 
-class _ReadoutArms:
-    """Per held-out cohort: frozen features of every sample for IC2Bert (pretrained) and its
-    ablations (random-init encoder, token bins), computed once and shared by all trials.
+FEATURE_META = ("arm", SAMPLE_KEY)
 
-    Features are label-free (a forward pass of an encoder that never saw the held-out
-    cohort); only the readouts fitted on them see labels, and only training rows'.
+
+def readout_features_table(tokens: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str) -> pd.DataFrame:
+    """Frozen readout features of every sample, per arm: IC2Bert (pretrained encoder) and its
+    ablations (random-init encoder, the token bins). One node per held-out cohort, shared by
+    the transfer, zero-shot and sample-size nodes (the encoder passes are the costly part).
+
+    Label-free: a forward pass of an encoder that never saw the held-out cohort; only the
+    readouts fitted on these features see labels, and only training rows'. Columns ``arm,
+    sample_key, f0..f{k-1}`` (NaN = a gene the sample's cohort does not measure); empty for
+    the ``pooled_head`` readout.
     """
+    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert.readout import readout_features
 
-    def __init__(self, bundle, tokens: pd.DataFrame, params: dict[str, Any]) -> None:
-        from icb_kedro.models.ic2bert import train
-        from icb_kedro.models.ic2bert.readout import readout_features
+    kind = readout_of(params)
+    if kind == "pooled_head":
+        return pd.DataFrame(columns=list(FEATURE_META))
+    bundle = _bundle(pretrained, held_out)
+    ablations = params.get("ablations") or {}
+    settings = _readout_settings(params)
+    keys = tokens[SAMPLE_KEY].tolist()
+    matrix = token_matrix(tokens, keys)
 
+    def read(kind_, model_params):
+        return readout_features(kind_, bundle.config, model_params, matrix, settings["batch_size"], settings["context"], settings["context_seed"])
+
+    arms = {MODEL: read(kind, bundle.params)}
+    if ablations.get("random_init", True):
+        arms[RANDOM_MODEL] = read(kind, train.init_params(bundle.config, int(params.get("seed", 0))))
+    if ablations.get("token_lr", True):
+        arms[TOKEN_LR_MODEL] = read("tokens", bundle.params)
+    frames = []
+    for arm, values in arms.items():
+        frame = pd.DataFrame(values.astype(np.float32), columns=[f"f{i}" for i in range(values.shape[1])])
+        frame.insert(0, SAMPLE_KEY, keys)
+        frame.insert(0, "arm", arm)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _readout_settings(params: dict[str, Any]) -> dict[str, Any]:
+    readout = params.get("linear_readout") or {}
+    return {
+        "Cs": tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0))),
+        "n_splits": int(readout.get("n_splits", 5)),
+        "context": int(readout.get("context", 0)),
+        "context_seed": int(params.get("seed", 0)),
+        "batch_size": int(readout.get("batch_size", 8)),
+    }
+
+
+class _ReadoutArms:
+    """The readout features of one held-out cohort (``readout_features_table``) by arm, and
+    the linear readouts fitted on them (training rows only)."""
+
+    def __init__(self, features: pd.DataFrame, params: dict[str, Any], arms: tuple[str, ...] | None = None) -> None:
         self.kind = readout_of(params)
-        ablations = params.get("ablations") or {}
-        self.keys = tokens[SAMPLE_KEY].tolist()
-        self.row = {k: i for i, k in enumerate(self.keys)}
-        matrix = token_matrix(tokens, self.keys)
-        batch = int(params.get("eval_batch_size", 64))
-        self.features = {MODEL: readout_features(self.kind, bundle.config, bundle.params, matrix, batch)}
-        if ablations.get("random_init", True):
-            random_params = train.init_params(bundle.config, int(params.get("seed", 0)))
-            self.features[RANDOM_MODEL] = readout_features(self.kind, bundle.config, random_params, matrix, batch)
-        if ablations.get("token_lr", True):
-            self.features[TOKEN_LR_MODEL] = readout_features("tokens", bundle.config, bundle.params, matrix, batch)
-        readout = params.get("linear_readout") or {}
-        self.Cs = tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0)))
-        self.n_splits = int(readout.get("n_splits", 5))
+        self.settings = _readout_settings(params)
+        columns = [c for c in features.columns if c not in FEATURE_META]
+        self.features, self.row = {}, {}
+        for arm, rows in features.groupby("arm", sort=False):
+            if arms is None or arm in arms:
+                self.features[arm] = rows[columns].to_numpy(np.float64)
+                self.row[arm] = {k: i for i, k in enumerate(rows[SAMPLE_KEY])}
+        if MODEL not in self.features:
+            raise ValueError(f"readout features hold no {MODEL!r} arm (arms: {sorted(self.features)})")
 
-    def rows(self, keys) -> np.ndarray:
-        return np.asarray([self.row[k] for k in keys])
+    def rows(self, model: str, keys) -> np.ndarray:
+        return np.asarray([self.row[model][k] for k in keys])
 
     def fit(self, model: str, keys, y: np.ndarray, seed: int):
         """(readout, out-of-fold training probabilities, in-sample training AUROC)."""
+        import dataclasses
+
         from icb_kedro.models.ic2bert.readout import fit_linear_readout
 
-        x = self.features[model][self.rows(keys)]
+        x = self.features[model][self.rows(model, keys)]
         kind = "tokens" if model == TOKEN_LR_MODEL else self.kind
-        readout, oof = fit_linear_readout(x, y, kind, self.Cs, self.n_splits, seed)
+        readout, oof = fit_linear_readout(x, y, kind, self.settings["Cs"], self.settings["n_splits"], seed)
+        readout = dataclasses.replace(
+            readout, context=self.settings["context"], context_seed=self.settings["context_seed"], batch_size=self.settings["batch_size"]
+        )
         return readout, oof, _auroc(y, readout.predict_proba(x))
 
     def predict(self, model: str, readout, keys) -> np.ndarray:
-        return readout.predict_proba(self.features[model][self.rows(keys)])
+        return readout.predict_proba(self.features[model][self.rows(model, keys)])
 
 
 def _tier_settings(params: dict[str, Any], n_samples: int):
@@ -257,6 +303,7 @@ def finetune_transfer(
     params: dict[str, Any],
     held_out: str,
     tokenization: dict[str, Any] | None = None,
+    features: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The paper's transfer protocol for one held-out cohort, every trial.
 
@@ -269,7 +316,9 @@ def finetune_transfer(
 
     bundle = _bundle(pretrained, held_out)
     if readout_of(params) != "pooled_head":
-        return _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization)
+        if features is None:
+            features = readout_features_table(tokens, pretrained, params, held_out)
+        return _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization, features)
     cohort = _cohort_of(tokens)
     tables, histories, best = [], [], None
     for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
@@ -308,12 +357,12 @@ def finetune_transfer(
     return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
 
 
-def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization):
+def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization, features):
     """Transfer with a linear readout: per trial, each arm's readout is fitted on h's
     target_train rows (C by stratified CV on them) and scores target_test once."""
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
 
-    arms = _ReadoutArms(bundle, tokens, params)
+    arms = _ReadoutArms(features, params)
     cohort = _cohort_of(tokens)
     method = params.get("threshold_method", "youden")
     tables, histories, best = [], [], None
@@ -412,14 +461,17 @@ def _predict_with(bundle, model_params, features, tokens, keys, section, params)
 
 
 def zero_shot_and_ensemble(
-    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str,
+    features: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``loco`` predictions of the zero-shot head (model ``ic2bert``) and the per-source ensemble."""
     from icb_kedro.models.ic2bert.predict import pooled_features
 
     bundle = _bundle(pretrained, held_out)
     if readout_of(params) != "pooled_head":
-        return _loco_with_readout(bundle, tokens, folds, params, held_out)
+        if features is None:
+            features = readout_features_table(tokens, pretrained, params, held_out)
+        return _loco_with_readout(tokens, folds, params, held_out, features)
     zero_shot, ensemble = params.get("zero_shot") or {}, params.get("ensemble") or {}
     specs = _specs(folds, "loco", held_out, None)
     spec = specs[0]
@@ -459,10 +511,10 @@ def zero_shot_and_ensemble(
     return predictions, history
 
 
-def _loco_with_readout(bundle, tokens, folds, params, held_out):
+def _loco_with_readout(tokens, folds, params, held_out, features):
     """Zero-shot (``loco``) with a linear readout fitted on the other cohorts' labelled rows,
     for IC2Bert and its ablations; the ensemble averages one readout per source cohort."""
-    arms = _ReadoutArms(bundle, tokens, params)
+    arms = _ReadoutArms(features, params)
     zero_shot, ensemble = params.get("zero_shot") or {}, params.get("ensemble") or {}
     spec = _specs(folds, "loco", held_out, None)[0]
     method = params.get("threshold_method", "youden")
@@ -501,7 +553,8 @@ def _loco_with_readout(bundle, tokens, folds, params, held_out):
 
 # --------------------------------------------------------------------------- sample size
 def sample_size_analysis(
-    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+    tokens: pd.DataFrame, folds: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Test predictions after fine-tuning on balanced subsets of n_train target rows.
 
@@ -536,7 +589,9 @@ def sample_size_analysis(
     loco = _specs(folds, "loco", held_out, None)[0]
     source_keys = loco.train_keys
     if readout_of(params) != "pooled_head":
-        arms = _ReadoutArms(bundle, tokens, {**params, "ablations": {"random_init": False, "token_lr": False}})
+        if features is None:
+            features = readout_features_table(tokens, pretrained, {**params, "ablations": {"random_init": False, "token_lr": False}}, held_out)
+        arms = _ReadoutArms(features, params, arms=(MODEL,))
         readout, _, _ = arms.fit(MODEL, source_keys, _labels(tokens, source_keys), seed)
         add(0, 0, arms.predict(MODEL, readout, spec.test_keys))
         for n in sizes:

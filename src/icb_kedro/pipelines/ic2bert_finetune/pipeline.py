@@ -26,6 +26,7 @@ from .nodes import (
     finetune_within,
     learning_check,
     plot_auroc,
+    readout_features_table,
     plot_sample_size,
     register_best_model,
     sample_size_analysis,
@@ -42,19 +43,23 @@ HISTORY_KINDS = ("ic2bert_transfer_history", "ic2bert_within_history", "ic2bert_
 OTHER_KINDS = ("ic2bert_sample_size_predictions", "ic2bert_registry_record")
 
 
-def _fold_node(func, cohort: str, outputs, name: str) -> Node:
-    return Node(
-        bind(func, held_out=cohort),
-        inputs={"tokens": "ic2bert_tokens", "folds": "folds", "pretrained": "ic2bert_pretrained", "params": PARAMS},
-        outputs=outputs,
-        name=name,
-    )
+def _fold_node(func, cohort: str, outputs, name: str, features: bool = True) -> Node:
+    inputs = {"tokens": "ic2bert_tokens", "folds": "folds", "pretrained": "ic2bert_pretrained", "params": PARAMS}
+    if features:
+        inputs["features"] = "ic2bert_readout_features"
+    return Node(bind(func, held_out=cohort), inputs=inputs, outputs=outputs, name=name)
 
 
 def fold_pipeline(cohort: str) -> Pipeline:
     ns = namespace_for(cohort)
     template = Pipeline(
         [
+            Node(
+                bind(readout_features_table, held_out=cohort),
+                inputs={"tokens": "ic2bert_tokens", "pretrained": "ic2bert_pretrained", "params": PARAMS},
+                outputs="ic2bert_readout_features",
+                name="ic2bert_readout_features",
+            ),
             Node(
                 bind(finetune_transfer, held_out=cohort),
                 inputs={
@@ -63,11 +68,12 @@ def fold_pipeline(cohort: str) -> Pipeline:
                     "pretrained": "ic2bert_pretrained",
                     "params": PARAMS,
                     "tokenization": "params:tokenization",
+                    "features": "ic2bert_readout_features",
                 },
                 outputs=["ic2bert_transfer_predictions", "ic2bert_transfer_history", "ic2bert_best_model"],
                 name="ic2bert_finetune_transfer",
             ),
-            _fold_node(finetune_within, cohort, ["ic2bert_within_predictions", "ic2bert_within_history"], "ic2bert_train_within"),
+            _fold_node(finetune_within, cohort, ["ic2bert_within_predictions", "ic2bert_within_history"], "ic2bert_train_within", features=False),
             _fold_node(
                 zero_shot_and_ensemble, cohort, ["ic2bert_loco_predictions", "ic2bert_loco_history"], "ic2bert_zero_shot_and_ensemble"
             ),
