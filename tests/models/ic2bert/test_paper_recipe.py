@@ -1,0 +1,57 @@
+"""The paper-size recipe (`kedro run --env paper --pipelines ic2bert_finetune`) as configured,
+checked on CPU at tiny size: its settings parse into the model/training configs, and one
+pretraining epoch and one fine-tuning epoch of that recipe run end to end on shrunk widths."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def paper_params() -> dict:
+    from kedro.config import OmegaConfigLoader
+
+    from icb_kedro.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="paper", custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"])
+    return loader["parameters"]
+
+
+def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
+    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert.config import IC2BertConfig
+
+    pretrain = paper_params["ic2bert_pretrain"]
+    model = IC2BertConfig(n_genes=983, **pretrain["model"])
+    assert (model.d_model, model.n_layers, model.n_heads, model.ffn_dim, model.gene_dim) == (128, 4, 4, 256, 64)
+    config = train.pretrain_config(pretrain["training"])
+    assert config.epochs == 600 and config.gene_subset == 0  # the whole panel every step
+    panels = paper_params["harmonization"]["panels"]
+    assert panels["ic2bert_prior"] == {"genes": "ic2bert_prior", "present_in": 1}  # 983 where present
+    finetune = paper_params["ic2bert_finetune"]
+    assert finetune["readout"] == "pooled_head" and finetune["n_trials"] == 10
+    tiers = {n: train.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)}
+    assert [t.max_epochs for t in tiers.values()] == [100, 100, 100]
+    assert [t.batch_size for t in tiers.values()] == [8, 16, 32]
+
+
+def test_paper_recipe_runs_at_tiny_size(paper_params, tiny_config, token_data) -> None:
+    from icb_kedro.models.ic2bert import train
+
+    pretrain = paper_params["ic2bert_pretrain"]["training"]
+    config = dataclasses.replace(train.pretrain_config(pretrain), epochs=1, checkpoint_every=0)
+    tokens, labels = token_data
+    tokens = tokens.copy()
+    tokens[:20, :4] = tiny_config.missing_id  # a panel cohort in the pool
+    result = train.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
+    assert len(result.history) == 1 and np.isfinite(result.history["train_loss"]).all()
+    finetune = paper_params["ic2bert_finetune"]
+    tier = dataclasses.replace(train.tier_config(len(labels), finetune["tiers"], finetune["common"]), max_epochs=1, min_epochs=1, linear_probe_epochs=1)
+    tuned = train.finetune(tiny_config, result.params, tokens[:120], labels[:120], tier, seed=0, tier="large")
+    assert tuned.best_epoch == 1
