@@ -312,8 +312,6 @@ def finetune_transfer(
     choice never looks at test rows). ``tokenization`` (its ``input``) tells the bundle how
     new data must be scaled (``input_transform``).
     """
-    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
-
     bundle = _bundle(pretrained, held_out)
     if readout_of(params) != "pooled_head":
         if features is None:
@@ -337,31 +335,36 @@ def finetune_transfer(
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
     score, trial, result, threshold = best
-    chosen = ModelBundle(
+    chosen = _transfer_bundle(
+        bundle, result.params, tokenization, trial, threshold, stage="fine-tuned", inner_val_score=float(result.score),
+        inner_val_loss=float(-score), selection=result.selection, finetune_best_epoch=int(result.best_epoch),
+    )
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen
+
+
+def _transfer_bundle(bundle, model_params, tokenization, trial: int, threshold: float, **metadata) -> dict[str, Any]:
+    """The registered transfer model of a held-out cohort: its weights, the fold's tokenizer
+    and what it was chosen by (never a test score)."""
+    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+
+    return ModelBundle(
         bundle.config,
-        result.params,
+        model_params,
         bundle.tokenizer,
         {
             **bundle.metadata,
-            "stage": "fine-tuned",
             "protocol": "transfer",
             "trial": int(trial),
-            "inner_val_score": float(result.score),
-            "inner_val_loss": float(-score),
-            "selection": result.selection,
-            "finetune_best_epoch": int(result.best_epoch),
             "threshold": float(threshold),
             "input_transform": input_transform(tokenization),
+            **metadata,
         },
-    )
-    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
+    ).to_dict()
 
 
 def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization, features):
     """Transfer with a linear readout: per trial, each arm's readout is fitted on h's
     target_train rows (C by stratified CV on them) and scores target_test once."""
-    from icb_kedro.models.ic2bert.checkpoint import ModelBundle
-
     arms = _ReadoutArms(features, params)
     cohort = _cohort_of(tokens)
     method = params.get("threshold_method", "youden")
@@ -381,26 +384,12 @@ def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
     score, trial, readout, threshold = best
-    chosen = ModelBundle(
-        bundle.config,
-        bundle.params,
-        bundle.tokenizer,
-        {
-            **bundle.metadata,
-            "stage": "pretrained encoder + linear readout",
-            "protocol": "transfer",
-            "trial": int(trial),
-            "inner_val_score": float(score),
-            "inner_val_loss": float("nan"),
-            "selection": "readout_cv_auroc",
-            "finetune_best_epoch": 0,
-            "threshold": float(threshold),
-            "input_transform": input_transform(tokenization),
-            "readout_kind": arms.kind,
-            "readout": readout.to_dict(),
-        },
+    chosen = _transfer_bundle(
+        bundle, bundle.params, tokenization, trial, threshold, stage="pretrained encoder + linear readout",
+        inner_val_score=float(score), inner_val_loss=float("nan"), selection="readout_cv_auroc", finetune_best_epoch=0,
+        readout_kind=arms.kind, readout=readout.to_dict(),
     )
-    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen.to_dict()
+    return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen
 
 
 # --------------------------------------------------------------------------- within
