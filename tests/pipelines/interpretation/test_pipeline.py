@@ -53,6 +53,10 @@ def test_full_run_on_synthetic_study(tmp_path, synthetic_study, signature_files,
     pipe = create_pipeline(cohorts=COHORTS)
     datasets: dict = {name: MemoryDataset(frame) for name, frame in synthetic_study.items()}
     datasets["interpretation_signature_files"] = MemoryDataset(dict(signature_files))
+    from icb_kedro.panels import build_panels
+
+    per_cohort = {c: set(g for g in synthetic_study["harmonized_expression"].columns if g not in ("cohort", "sample_id", "sample_key", "label")) for c in synthetic_study["harmonized_expression"]["cohort"].unique()}
+    datasets["panel_coverage"] = MemoryDataset(build_panels({"common": {}}, {}, per_cohort)[1])
     for name in pipe.inputs():
         if name.startswith(MIRROR_PREFIX):  # no model pipeline has been run
             datasets[name] = OptionalDataset({"type": "pandas.ParquetDataset", "filepath": str(tmp_path / f"{name}.parquet")})

@@ -57,7 +57,8 @@ def explain_rows(test_keys: Sequence[str], labels: pd.Series, max_rows: int | No
     from sklearn.model_selection import train_test_split
 
     y = labels.loc[keys].astype(int).to_numpy()
-    stratify = y if min(np.bincount(y, minlength=2)) >= 2 else None
+    # Stratify only where both sides can hold both classes (a 5-row split leaves 1 row out).
+    stratify = y if min(np.bincount(y, minlength=2)) >= 2 and len(keys) - int(max_rows) >= 2 and int(max_rows) >= 2 else None
     chosen, _ = train_test_split(keys, train_size=int(max_rows), stratify=stratify, random_state=seed)
     return sorted(chosen)
 
@@ -712,8 +713,22 @@ def explain_ic2bert(
         if "ic2bert" in settings.get("models", []) and (not settings.get("cohorts") or held_out in settings["cohorts"]):
             explain = explain_rows(fold.test_keys, table[LABEL], settings.get("max_explain_rows"), fold.seed)
             x_rows = table.loc[explain, genes].to_numpy(float)
-            values = shap_analysis.kernel_shap_values(
-                _ic2bert_predictor(bundle), table.loc[fold.train_keys, genes].to_numpy(float), x_rows,
+            # KernelSHAP takes no NaN: explain the genes the explained rows measure, over
+            # background rows that measure them too; a gene the cohort does not measure is
+            # [MISSING] in every coalition, so its SHAP value is exactly 0.
+            measured = ~np.isnan(x_rows).any(axis=0)
+            background = table.loc[fold.train_keys, genes].to_numpy(float)[:, measured]
+            background = background[~np.isnan(background).any(axis=1)]
+            predict = _ic2bert_predictor(bundle)
+
+            def predict_measured(x: np.ndarray, measured=measured, predict=predict) -> np.ndarray:
+                full = np.full((len(x), len(genes)), np.nan)
+                full[:, measured] = x
+                return predict(full)
+
+            values = np.zeros_like(x_rows)
+            values[:, measured] = shap_analysis.kernel_shap_values(
+                predict_measured, background, x_rows[:, measured],
                 n_background=int(settings["n_background"]), nsamples=int(settings["nsamples"]),
                 l1_reg=settings.get("l1_reg", "num_features(20)"), seed=fold.seed,
             )
