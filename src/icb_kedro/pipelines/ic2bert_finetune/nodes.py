@@ -476,14 +476,8 @@ def zero_shot_and_ensemble(
         tables.append(_prediction_table(MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), threshold))
         histories.append(_history(result, held_out, "loco", spec.trial, "zero_shot"))
     if ensemble.get("enabled", True):
-        cohort = _cohort_of(tokens)
         members, probs, train_probs = [], [], []
-        for source in sorted({cohort[k] for k in spec.train_keys}):
-            member_keys = [k for k in spec.train_keys if cohort[k] == source]
-            y = _labels(tokens, member_keys)
-            if len(member_keys) < int(ensemble.get("min_samples", 10)) or len(np.unique(y)) < 2:
-                logger.info("Ensemble of %s: skipping source %s (%d labelled, classes %s)", held_out, source, len(member_keys), np.unique(y))
-                continue
+        for source, member_keys, y in _ensemble_sources(tokens, spec, ensemble, held_out):
             model_params, _, result = _train_source_model(bundle, features, tokens, member_keys, params, ensemble, seed)
             probs.append(_predict_with(bundle, model_params, features, tokens, spec.test_keys, ensemble, params))
             train_probs.append(_predict_with(bundle, model_params, features, tokens, spec.train_keys, ensemble, params))
@@ -498,6 +492,19 @@ def zero_shot_and_ensemble(
     predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=list(HISTORY_COLUMNS))
     return predictions, history
+
+
+def _ensemble_sources(tokens: pd.DataFrame, spec: FoldSpec, ensemble: dict[str, Any], held_out: str):
+    """(source cohort, its labelled keys, labels) of every ensemble member: the source
+    cohorts of the loco fold with ``min_samples`` labelled rows of both classes."""
+    cohort = _cohort_of(tokens)
+    for source in sorted({cohort[k] for k in spec.train_keys}):
+        member_keys = [k for k in spec.train_keys if cohort[k] == source]
+        y = _labels(tokens, member_keys)
+        if len(member_keys) < int(ensemble.get("min_samples", 10)) or len(np.unique(y)) < 2:
+            logger.info("Ensemble of %s: skipping source %s (%d labelled, classes %s)", held_out, source, len(member_keys), np.unique(y))
+            continue
+        yield source, member_keys, y
 
 
 def _loco_with_readout(tokens, folds, params, held_out, features):
@@ -517,14 +524,8 @@ def _loco_with_readout(tokens, folds, params, held_out, features):
             tables.append(_prediction_table(model, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), fit_threshold(y_train, oof, method)))
             histories.append(_readout_history(readout, held_out, model, "loco", spec.trial, "zero_shot", train_auroc))
     if ensemble.get("enabled", True):
-        cohort = _cohort_of(tokens)
         probs, train_probs, members = [], [], []
-        for source in sorted({cohort[k] for k in spec.train_keys}):
-            member_keys = [k for k in spec.train_keys if cohort[k] == source]
-            y = _labels(tokens, member_keys)
-            if len(member_keys) < int(ensemble.get("min_samples", 10)) or len(np.unique(y)) < 2:
-                logger.info("Ensemble of %s: skipping source %s (%d labelled, classes %s)", held_out, source, len(member_keys), np.unique(y))
-                continue
+        for source, member_keys, y in _ensemble_sources(tokens, spec, ensemble, held_out):
             readout, _, train_auroc = arms.fit(MODEL, member_keys, y, seed)
             probs.append(arms.predict(MODEL, readout, spec.test_keys))
             train_probs.append(arms.predict(MODEL, readout, spec.train_keys))
