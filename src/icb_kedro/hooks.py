@@ -77,3 +77,64 @@ class LodocvFoldRunsHook:
         for name, table in tables.items():
             ids = log_fold_runs(table, name, parent.info.run_id, parent.info.experiment_id)
             logger.info("Logged %d fold runs from %s under MLflow run %s", len(ids), name, parent.info.run_id)
+
+
+HOST_TAG, PID_TAG = "icb.host", "icb.pid"
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def mark_orphaned_runs_killed(client: Any, host: str) -> list[str]:
+    """MLflow runs of this project left ``RUNNING`` by a killed ``kedro run`` on ``host``
+    (their process, tagged ``icb.pid``, is gone) are marked ``KILLED``; returns their ids.
+
+    kedro-mlflow ends its run as FAILED on an exception, but a ``kill -9`` (or the OOM
+    killer, or a CI time-out) ends nothing, and the MLflow UI would show the run as running
+    forever. Runs from other hosts are left alone: their process cannot be checked here.
+    """
+    killed = []
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return killed
+    runs = client.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
+    for run in runs:
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            killed.append(run.info.run_id)
+    if killed:
+        logger.warning("Marked %d MLflow run(s) of killed kedro runs as KILLED: %s", len(killed), killed)
+    return killed
+
+
+class OrphanedRunsHook:
+    """Tag the kedro run's MLflow run with host and pid, and at the next start mark the runs
+    whose process died without ending them (``kill -9``) as ``KILLED``."""
+
+    def __init__(self) -> None:
+        self._tagged: str | None = None
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        import os
+        import socket
+
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None or self._tagged == run.info.run_id:
+            return
+        # The first node of this kedro run: clean up the orphans, then tag this run.
+        mark_orphaned_runs_killed(mlflow.MlflowClient(), socket.gethostname())
+        mlflow.set_tags({HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
+        self._tagged = run.info.run_id

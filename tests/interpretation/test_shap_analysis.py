@@ -85,6 +85,18 @@ def test_ranking_breaks_ties_by_name_and_rejects_bad_input():
     assert top_genes(shap_gene_ranking(np.zeros((2, 3)), ["a", "b", "c"]), 3) == []
 
 
+def test_direction_uses_the_rows_that_measure_the_gene():
+    # Gene "b" is unmeasured (NaN, SHAP 0) in the last two rows, as for a cohort lacking
+    # panel genes: the direction is its correlation over the measured rows only.
+    features = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, np.nan], [5.0, np.nan]])
+    values = np.array([[0.1, -0.1], [0.2, -0.2], [0.3, -0.3], [0.4, 0.0], [0.5, 0.0]])
+    ranking = shap_gene_ranking(values, ["a", "b"], features).set_index("gene")
+    assert ranking.loc["a", "direction"] == pytest.approx(1.0)
+    assert ranking.loc["b", "direction"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="inf"):
+        shap_gene_ranking(values, ["a", "b"], np.where(np.isnan(features), np.inf, features))
+
+
 def test_top_gene_overlap_finds_the_intersection():
     def ranking(genes: list[str]) -> pd.DataFrame:
         return pd.DataFrame({"gene": genes, "rank": range(1, len(genes) + 1)})

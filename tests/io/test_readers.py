@@ -26,7 +26,7 @@ def raw_expression(rows: list[list[str]], header=("gene", "S1", "S2", "S3")) -> 
     return pd.DataFrame([list(header), *rows], dtype=object)
 
 
-GOOD_ROWS = [["CD8A", "1.0", "2.0", "-9.96578428466209"], ["GZMA", "0.5", "3.5", "4.0"]]
+GOOD_ROWS = [["CD8A", "1.0", "2.0", "-9.96578428466209"], ["GZMA", "0.5", "3.5", "-9.96578428466209"]]  # TPM 0: at the floor
 
 
 def raw_clinical(responses=("R", "NR", None), samples=("S1", "S2", "S3"), recist=("PR", "PD", "SD")) -> pd.DataFrame:
@@ -162,12 +162,15 @@ def amu_raw(values: list[list[str]]) -> pd.DataFrame:
 
 
 def test_amu_matrix_checks_ratios_labels_and_rows():
-    table = parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["1.0", "0", "0"]]), "amu.csv")
+    table = parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["1.0", "0", "0"]]), "amu.csv", n_genes=2)
     assert table["sample_key"].tolist() == ["amu_000", "amu_001"]
     assert table["label"].tolist() == [1, 0]
     with pytest.raises(InputDataError, match=r"amu.csv: rows must sum to 1.*lines \[3\]"):
-        parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["0.5", "0.2", "0"]]), "amu.csv")
+        parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["0.5", "0.2", "0"]]), "amu.csv", n_genes=2)
     with pytest.raises(InputDataError, match=r"column 'response' must be 0/1, lines \[2\]"):
-        parse_amu_matrix(amu_raw([["0.25", "0.75", "2"]]), "amu.csv")
+        parse_amu_matrix(amu_raw([["0.25", "0.75", "2"]]), "amu.csv", n_genes=2)
     with pytest.raises(InputDataError, match=r"column 'G2', line 2: 'x'"):
-        parse_amu_matrix(amu_raw([["0.25", "x", "1"]]), "amu.csv")
+        parse_amu_matrix(amu_raw([["0.25", "x", "1"]]), "amu.csv", n_genes=2)
+    # A gene column missing: said as such, not as "rows must sum to 1".
+    with pytest.raises(InputDataError, match=r"amu.csv: 2 gene columns, the AMU study's matrix has 160"):
+        parse_amu_matrix(amu_raw([["0.25", "0.75", "1"]]), "amu.csv")

@@ -56,7 +56,7 @@ DONE_FILE = "DONE.json"
 MANIFEST_FILE = "grid.json"
 RESULT_COLUMNS: dict[str, tuple[str, ...]] = {"fold_metrics": FOLD_METRIC_COLUMNS, "predictions": PREDICTION_COLUMNS}
 _CELL_LOCK = threading.Lock()
-_PARQUET_TYPES = {"pandas.ParquetDataset", "kedro_datasets.pandas.ParquetDataset"}
+_PARQUET_TYPES = {"pandas.ParquetDataset", "kedro_datasets.pandas.ParquetDataset", "icb_kedro.datasets.ParquetDataset"}
 
 
 class CellError(RuntimeError):

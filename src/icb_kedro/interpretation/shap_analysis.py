@@ -28,7 +28,7 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 RANKING_COLUMNS: tuple[str, ...] = ("gene", "mean_abs_shap", "mean_shap", "direction", "rank")
 
 
-def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | None = None) -> np.ndarray:
+def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | None = None, allow_nan: bool = False) -> np.ndarray:
     matrix = np.asarray(values, dtype=float)
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be a 2-D [samples, genes] matrix, got shape {matrix.shape}")
@@ -36,8 +36,9 @@ def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | N
         raise ValueError(f"{name} has no rows")
     if n_features is not None and matrix.shape[1] != n_features:
         raise ValueError(f"{name} has {matrix.shape[1]} gene columns, expected {n_features}")
-    if not np.isfinite(matrix).all():
-        raise ValueError(f"{name} holds {int((~np.isfinite(matrix)).sum())} NaN/inf values")
+    bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
+    if bad.any():
+        raise ValueError(f"{name} holds {int(bad.sum())} {'inf' if allow_nan else 'NaN/inf'} values")
     return matrix
 
 
@@ -114,13 +115,17 @@ def tree_shap_values(model: object, explain: np.ndarray | pd.DataFrame) -> np.nd
 
 
 def _columnwise_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of each column of ``a`` with the same column of ``b`` (NaN where one is constant)."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    """Pearson r of each column of ``a`` with the same column of ``b``, over the rows where
+    ``a`` is measured (NaN in ``a`` = a gene that row's cohort does not measure); NaN where
+    one side is constant or fewer than 2 rows are measured."""
+    measured = np.isfinite(a)
+    n = measured.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(measured, a - np.where(measured, a, 0.0).sum(axis=0) / n, 0.0)
+        b = np.where(measured, b - np.where(measured, b, 0.0).sum(axis=0) / n, 0.0)
+        denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
         r = (a * b).sum(axis=0) / denominator
-    return np.where(denominator > 0, r, np.nan)
+    return np.where((denominator > 0) & (n >= 2), r, np.nan)
 
 
 def shap_gene_ranking(
@@ -131,15 +136,16 @@ def shap_gene_ranking(
     """Genes ranked by mean |SHAP| over the explained rows (rank 1 = most important).
 
     ``direction`` is the Pearson r between a gene's expression and its SHAP values over the
-    explained rows (> 0: higher expression pushes towards response); NaN without
-    ``features``. Ties in mean |SHAP| are broken by gene name, so the ranking is deterministic.
+    explained rows that measure it (> 0: higher expression pushes towards response); NaN
+    without ``features``. ``features`` may hold NaN (a gene the row's cohort does not
+    measure; its SHAP value is 0 there). Ties in mean |SHAP| are broken by gene name, so the ranking is deterministic.
     """
     values = _as_matrix(shap_values, "shap_values", len(genes))
     if len(set(genes)) != len(genes):
         raise ValueError("genes must be unique")
     direction = np.full(len(genes), np.nan)
     if features is not None:
-        data = _as_matrix(features, "features", len(genes))
+        data = _as_matrix(features, "features", len(genes), allow_nan=True)
         if data.shape != values.shape:
             raise ValueError(f"features shape {data.shape} differs from shap_values shape {values.shape}")
         direction = _columnwise_correlation(data, values)

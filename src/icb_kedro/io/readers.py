@@ -7,12 +7,14 @@ duplicated sample column ``Pt1`` to ``Pt1.1``): the header is row 0 and is check
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from kedro.io.core import DatasetError
 
 from icb_kedro.io.validation import (
     LOG2_TPM_CEILING,
@@ -24,7 +26,11 @@ from icb_kedro.io.validation import (
     raise_schema_errors,
 )
 
-MISSING_POLICIES = ("error", "impute_gene_median", "impute_floor")
+logger = logging.getLogger(__name__)
+
+#: error | impute_gene_median | impute_floor (ingestion) | absent_genes (predict: a gene missing
+#: in every sample is kept as NaN, an absent gene; a value missing in some samples only is an error).
+MISSING_POLICIES = ("error", "impute_gene_median", "impute_floor", "absent_genes")
 
 
 def materialize(partitions: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,7 +45,12 @@ def load_partition(loader: Callable[[], pd.DataFrame] | pd.DataFrame, source: st
     try:
         return loader()
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise InputDataError(f"{source}: cannot read file ({type(exc).__name__}: {exc})") from exc
+        # Kedro wraps the reader's error in a DatasetError that dumps the dataset's settings
+        # (load_args, protocol, ...) mid-message: report the underlying cause instead.
+        cause = exc
+        while isinstance(cause, DatasetError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise InputDataError(f"{source}: cannot read file ({type(cause).__name__}: {cause})") from exc
 
 
 def _header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.DataFrame]:
@@ -58,20 +69,46 @@ def _duplicates(values: list[str]) -> dict[str, list[int]]:
     return {v: p for v, p in seen.items() if len(p) > 1}
 
 
-def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "error") -> tuple[pd.DataFrame, dict]:
-    """Gene-major TSV (``gene`` + one column per sample, log2(TPM+0.001)) -> sample-major floats.
+#: Value scales of an expression file: name -> (TPM offset inside the log2, what it is called).
+SCALES: dict[str, tuple[float, str]] = {
+    "log2_tpm_milli": (0.001, "log2(TPM+0.001)"),  # the shared cohort files
+    "log2_tpm1": (1.0, "log2(TPM+1)"),
+}
+#: A sample's TPM values cannot sum above 1e6 (+ rounding of the values on file).
+TPM_TOTAL = 1e6
+TPM_TOTAL_TOLERANCE = 1e-3
+FLOOR_TOLERANCE = 1e-3
+
+
+def parse_expression(
+    raw: pd.DataFrame, source: str, missing_policy: str = "error", scale: str = "log2_tpm_milli",
+    scale_check: bool = True, setting: str = "ingestion",
+) -> tuple[pd.DataFrame, dict]:
+    """Gene-major table (``gene`` + one column per sample, log2(TPM + offset)) -> sample-major floats.
+
+    The one validation of expression input, shared by ingestion and ``predict`` (same checks,
+    same messages): header, duplicate sample / gene ids, non-numeric cells, values impossible
+    on the scale, samples with no value at all, a scale that is in range but wrong
+    (``scale_check``: ``check_scale``), then the missing-value policy.
 
     Returns the table (index ``sample_id``, one float64 column per gene) and a report of
     missing values and how the policy handled them (counted, never silently dropped).
+    ``setting`` names the config section a user would change (``ingestion`` / ``predict``).
     """
     if missing_policy not in MISSING_POLICIES:
         raise ValueError(f"missing-value policy must be one of {MISSING_POLICIES}, got {missing_policy!r}")
+    if scale not in SCALES:
+        raise ValueError(f"expression scale must be one of {sorted(SCALES)}, got {scale!r}")
+    offset, scale_name = SCALES[scale]
     header, body = _header_and_body(raw, source)
     if not header or header[0] != "gene":
         raise InputDataError(f"{source}: first column must be 'gene' (gene-major layout), found {header[:1]}")
     samples = header[1:]
     if any(s == "" for s in samples):
-        raise InputDataError(f"{source}: empty sample id in header at column(s) {[i + 1 for i, s in enumerate(samples) if s == '']}")
+        raise InputDataError(
+            f"{source}: empty sample id (or NA/NULL, which reads as missing) in the header at column(s) "
+            f"{[i + 2 for i, s in enumerate(samples) if s == '']}"
+        )
     dup_samples = _duplicates(samples)
     if dup_samples:
         where = {s: [p + 2 for p in pos] for s, pos in dup_samples.items()}
@@ -79,7 +116,7 @@ def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "erro
     genes = body["gene"].fillna("").astype(str).str.strip()
     if (genes == "").any():
         lines = (np.flatnonzero(genes == "") + 2).tolist()
-        raise InputDataError(f"{source}: column 'gene' is empty on line(s) {lines[:10]}")
+        raise InputDataError(f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) {lines[:10]}")
     dup_genes = _duplicates(genes.tolist())
     if dup_genes:
         where = {g: [p + 2 for p in pos] for g, pos in list(dup_genes.items())[:10]}
@@ -102,8 +139,9 @@ def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "erro
                     for r, c in list(zip(rows, cols, strict=True))[:10]
                 )
             )
-    low, high = LOG2_TPM_FLOOR - SCALE_TOLERANCE, LOG2_TPM_CEILING + SCALE_TOLERANCE
-    out_of_range = ~np.isnan(numbers) & ((numbers < low) | (numbers > high))
+    floor, ceiling = float(np.log2(offset)), float(np.log2(TPM_TOTAL + offset))
+    low, high = floor - SCALE_TOLERANCE, ceiling + SCALE_TOLERANCE
+    out_of_range = np.isinf(numbers) | (~np.isnan(numbers) & ((numbers < low) | (numbers > high)))
     if out_of_range.any():
         rows, cols = np.nonzero(out_of_range.T)  # sample-major, as the table below
         lines = [
@@ -113,13 +151,51 @@ def parse_expression(raw: pd.DataFrame, source: str, missing_policy: str = "erro
         if len(rows) > 10:
             lines.append(f"  ... and {len(rows) - 10} more")
         raise InputDataError(
-            f"{source} (values must be log2(TPM+0.001) in [{LOG2_TPM_FLOOR:.3f}, {LOG2_TPM_CEILING:.2f}]): "
+            f"{source} (values must be {scale_name} in [{floor:.3f}, {ceiling:.2f}]): "
             f"{len(rows)} invalid value(s)\n" + "\n".join(lines)
         )
+    empty = np.isnan(numbers).all(axis=0)
+    if empty.any():
+        listed = {samples[i]: int(i) + 2 for i in np.flatnonzero(empty)[:10]}
+        raise InputDataError(f"{source}: sample(s) with no value for any gene (sample: column number) {listed}")
+    if scale_check:
+        check_scale(numbers, samples, genes.tolist(), source, scale, setting)
     table = pd.DataFrame(np.ascontiguousarray(numbers.T), index=pd.Index(samples, name="sample_id"), columns=genes.tolist())
     table.columns.name = None
     table, report = apply_missing_policy(table, missing_policy, source)
     return table, report
+
+
+def check_scale(numbers: np.ndarray, samples: list[str], genes: list[str], source: str, scale: str, setting: str = "ingestion") -> None:
+    """Values in range but on the wrong scale, for one file ([genes, samples] matrix).
+
+    Two facts hold for every real log2(TPM + offset) file, checked on all 13 shared cohorts
+    (full transcriptomes and Mariathasan's 1,768-gene panel): some values sit exactly at the
+    floor log2(offset) (a TPM of 0: 4-22 % of each shared cohort's values, in every sample),
+    and no sample's TPM values sum above 1e6. log2(TPM+1) given as log2(TPM+0.001) has no
+    value below 0 and ln(TPM+0.001) bottoms out at -6.908: both fail the first test.
+    """
+    offset, scale_name = SCALES[scale]
+    floor = float(np.log2(offset))
+    measured = numbers[~np.isnan(numbers)]
+    if not (np.abs(measured - floor) < FLOOR_TOLERANCE).any():
+        r, c = np.unravel_index(np.nanargmin(numbers), numbers.shape)
+        raise InputDataError(
+            f"{source}: values do not look like {scale_name}: none is at its floor {floor:.3f} (a TPM of 0; "
+            f"4-22 % of every shared cohort's values are); the smallest is {numbers[r, c]:.3f} "
+            f"(column (sample) {samples[c]!r}, row (gene) {genes[r]!r}). log2(TPM+1) bottoms out at 0, "
+            f"ln(TPM+0.001) at -6.908, log2(TPM+0.001) at -9.966: convert the file (or state its scale, "
+            f"predict.input_scale), or set {setting}.scale_check: false if it truly holds no zero TPM."
+        )
+    totals = np.nansum(np.exp2(numbers) - offset, axis=0)
+    over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
+    if len(over):
+        listed = {samples[i]: round(float(totals[i])) for i in over[:10]}
+        raise InputDataError(
+            f"{source}: values do not look like {scale_name}: the TPM values of {len(over)} sample(s) sum above "
+            f"1e6 (sample: sum) {listed}, and TPM sums to at most 1e6 per sample. A file on another scale "
+            f"(log2(TPM+1) read as log2(TPM+0.001), or counts) does this; convert it, or set {setting}.scale_check: false."
+        )
 
 
 def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple[pd.DataFrame, dict]:
@@ -128,6 +204,18 @@ def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple
     n_missing = int(missing.to_numpy().sum())
     report = {"n_missing_values": n_missing, "missing_policy": policy, "genes_with_missing": int(missing.any().sum())}
     if n_missing == 0:
+        return table, report
+    if policy == "absent_genes":
+        absent = missing.all(axis=0)
+        partial = missing.loc[:, ~absent]
+        if partial.to_numpy().any():
+            stacked = partial.stack()
+            cells = stacked[stacked].index.tolist()[:10]
+            raise InputDataError(
+                f"{source}: {int(partial.to_numpy().sum())} missing value(s) in genes other samples measure, "
+                f"e.g. (sample, gene) {cells}; a gene is either measured in every sample or absent from all"
+            )
+        report["absent_genes"] = int(absent.sum())
         return table, report
     if policy == "error":
         stacked = missing.stack()
@@ -141,8 +229,14 @@ def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple
         all_missing = medians.index[medians.isna()].tolist()
         if all_missing:
             raise InputDataError(f"{source}: gene(s) missing in every sample, cannot impute: {all_missing[:10]}")
-        return table.fillna(medians), report
-    return table.fillna(LOG2_TPM_FLOOR), report  # impute_floor: "not detected"
+        filled = table.fillna(medians)
+    else:
+        filled = table.fillna(LOG2_TPM_FLOOR)  # impute_floor: "not detected"
+    logger.warning(
+        "%s: %d missing value(s) in %d gene(s) imputed (%s), e.g. gene(s) %s", source, n_missing,
+        report["genes_with_missing"], policy, missing.columns[missing.any()].tolist()[:5],
+    )
+    return filled, report
 
 
 def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -184,7 +278,11 @@ def check_samples_match(expression: pd.DataFrame, clinical: pd.DataFrame, expres
         raise InputDataError(f"{expression_source}: sample column(s) with no row in {clinical_source}: {only_expr[:10]}")
 
 
-def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "response") -> pd.DataFrame:
+#: Gene columns of the AMU study's matrix (its 160-mRNA panel).
+AMU_N_GENES = 160
+
+
+def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "response", n_genes: int | None = AMU_N_GENES) -> pd.DataFrame:
     """AMU sample-major matrix (160 constituent-ratio columns + label) -> typed table.
 
     Values are constituent ratios: each sample's 160 TPM values rescaled to sum to 1. They
@@ -196,6 +294,12 @@ def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "respon
     dup = _duplicates(header)
     if dup:
         raise InputDataError(f"{source}: duplicate gene column(s) {sorted(dup)}")
+    gene_headers = [h for h in header if h != label_column]
+    if n_genes is not None and len(gene_headers) != n_genes:
+        raise InputDataError(
+            f"{source}: {len(gene_headers)} gene columns, the AMU study's matrix has {n_genes} "
+            f"(constituent ratios of its {n_genes}-gene panel; rows sum to 1 only over all of them)"
+        )
     body.index = pd.RangeIndex(2, len(body) + 2, name="line")
     bad = find_non_numeric(body)
     if len(bad):

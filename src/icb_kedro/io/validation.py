@@ -7,7 +7,10 @@ exactly where to look.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 import pandera.pandas as pa
@@ -72,3 +75,56 @@ def find_non_numeric(frame: pd.DataFrame) -> pd.DataFrame:
             "check": "is numeric",
         }
     )
+
+
+_EXCEL_DATE = re.compile(r"^\d{1,2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$", re.IGNORECASE)
+
+
+def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
+    """The likely reason a cohort's gene ids do not match the other cohorts' (or '')."""
+    genes = list(genes)
+    upper_others = {g.upper() for g in others}
+    case = [g for g in genes if g not in others and g.upper() in upper_others]
+    ensembl = [g for g in genes if g.upper().startswith(("ENSG", "ENST"))]
+    excel = [g for g in genes if _EXCEL_DATE.match(g)]
+    hints = []
+    if case:
+        hints.append(f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. {case[:3]}): use HGNC symbols in upper case")
+    if ensembl:
+        hints.append(f"{len(ensembl)} Ensembl id(s) (e.g. {ensembl[:3]}): map them to HGNC symbols, as the shared cohorts use")
+    if excel:
+        hints.append(f"{len(excel)} Excel-mangled symbol(s) (e.g. {excel[:3]}, dates that were MARCHF1, SEPTIN2, ...)")
+    return "; ".join(hints)
+
+
+def check_gene_overlap(genes_by_cohort: Mapping[str, Iterable[str]], sources: Mapping[str, str], min_fraction: float) -> pd.DataFrame:
+    """Each cohort's genes shared with the union of the other cohorts; stop below ``min_fraction``.
+
+    A cohort whose ids do not match (lower case, Ensembl ids, Excel-mangled symbols) would
+    otherwise shrink every gene panel to the intersection, or crash ComBat on an empty table.
+    Returns (cohort, n_genes, n_shared, fraction_shared). Excel-mangled symbols in a cohort that
+    passes are logged as a warning.
+    """
+    sets = {c: set(g) for c, g in genes_by_cohort.items()}
+    rows, hints = [], {}
+    for cohort, genes in sets.items():
+        others = set().union(*(g for c, g in sets.items() if c != cohort))
+        if not others:
+            continue
+        shared = len(genes & others)
+        rows.append({"cohort": cohort, "n_genes": len(genes), "n_shared": shared, "fraction_shared": shared / max(len(genes), 1)})
+        hints[cohort] = gene_id_hint(genes, others)
+    table = pd.DataFrame(rows, columns=["cohort", "n_genes", "n_shared", "fraction_shared"])
+    # The worst cohort first: with two cohorts either could be "the odd one"; with more, the
+    # cohort whose ids match nobody's is the one named.
+    for row in table.sort_values(["fraction_shared", "cohort"]).itertuples():
+        hint = hints[row.cohort]
+        if row.fraction_shared < min_fraction:
+            raise InputDataError(
+                f"{sources.get(row.cohort, row.cohort)}: cohort {row.cohort!r} shares {row.n_shared} of its {row.n_genes} "
+                f"gene ids ({row.fraction_shared:.0%}) with the other cohorts (minimum {min_fraction:.0%}, "
+                "ingestion.min_gene_overlap)" + (f"; likely cause: {hint}" if hint else "")
+            )
+        if hint:
+            logging.getLogger(__name__).warning("%s: %s", sources.get(row.cohort, row.cohort), hint)
+    return table

@@ -350,7 +350,16 @@ def _section_cohorts(inputs: StudyInputs) -> Section:
         f"shared by all cohorts). Labels: `{rule}` (counts under the strict RECIST rule beside them). Unlabelled samples "
         "are used only for self-supervised pretraining."
     ))
-    section.add(table_block(inputs.cohort_summary, "Samples per cohort: cancer, therapy, study arms, labels, genes on file and per model panel", max_rows=20))
+    if n:
+        # Settings shared by every cohort (label rule, standardization, ComBat) are said once,
+        # not repeated in each row; one-arm cohorts show "-" for arms.
+        table = inputs.cohort_summary.copy()
+        shared = [c for c in ("label_rule", "standardization", "combat") if c in table and table[c].nunique(dropna=False) == 1]
+        if shared:
+            section.add(Text("Every cohort: " + "; ".join(f"{c.replace('_', ' ')}: {table[c].iloc[0]}" for c in shared) + "."))
+        if "arms" in table:
+            table["arms"] = table["arms"].fillna("-").replace("", "-")
+        section.add(table_block(table.drop(columns=shared), "Samples per cohort: cancer, therapy, study arms, labels, genes on file and per model panel", max_rows=20))
     if inputs.coverage_figure is not None:
         section.add(Image("panel_coverage", inputs.coverage_figure, "Genes of each model panel measured per cohort (number; colour = share of the panel)."))
     if inputs.pca_figure is not None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icb_kedro.io.validation import InputDataError
 from icb_kedro.pipelines.folds.nodes import combine_folds, make_amu_holdout_folds, make_lodocv_folds
 from icb_kedro.pipelines.folds.pipeline import create_pipeline
 from icb_kedro.schema import FOLD_COLUMNS, PRETRAIN_ROLES
@@ -54,6 +55,15 @@ def test_split_is_stratified_reproducible_and_seeded_per_trial():
 def test_unknown_held_out_cohort_is_an_error():
     with pytest.raises(ValueError, match="'Z' is not in the harmonized table"):
         make_lodocv_folds(toy_harmonized(), "Z", PARAMS)
+
+
+def test_a_one_class_cohort_cannot_be_held_out_but_still_trains():
+    table = toy_harmonized()
+    table.loc[table.cohort == "C", "label"] = table.loc[table.cohort == "C", "label"].where(lambda s: s.isna(), 1)  # responders only
+    with pytest.raises(InputDataError, match=r"held-out cohort 'C' has \d+ responder\(s\) and 0 non-responder\(s\).*ICB_COHORTS"):
+        make_lodocv_folds(table, "C", PARAMS)
+    folds = make_lodocv_folds(table, "A", PARAMS)  # C's rows are still source rows of A's folds
+    assert set(folds.loc[folds.cohort == "C", "role"]) == {"source", "source_unlabelled"}
 
 
 def test_amu_holdout_splits_patients_before_any_oversampling():

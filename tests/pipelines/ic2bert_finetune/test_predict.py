@@ -25,12 +25,12 @@ def test_reads_gene_major_files_and_converts_the_scale(tmp_path) -> None:
 
 def test_reads_sample_major_files(tmp_path) -> None:
     path = tmp_path / "new.csv"
-    pd.DataFrame({"id": ["a", "b"], "GA": [1.0, 2.0], "GB": [0.5, 0.1]}).to_csv(path, index=False)
+    pd.DataFrame({"id": ["a", "b"], "GA": [1.0, 2.0], "GB": [0.5, 0.0]}).to_csv(path, index=False)  # 0.0: a TPM of 0
     table = read_expression_file({"input_path": str(path), "input_layout": "sample_major", "input_scale": "log2_tpm1"})
     assert list(table.index) == ["a", "b"] and table.loc["b", "GA"] == 2.0
     with pytest.raises(ValueError, match="does not exist"):
         read_expression_file({"input_path": str(tmp_path / "nope.tsv")})
-    with pytest.raises(ValueError, match="'gene' column"):
+    with pytest.raises(ValueError, match="first column must be 'gene'"):
         read_expression_file({"input_path": str(path)})
 
 
@@ -61,7 +61,9 @@ def test_scores_with_a_saved_pyfunc_and_names_missing_genes(tmp_path) -> None:
     mlflow.pyfunc.save_model(model_path, python_model=IC2BertPyfunc(bundle.to_dict()), signature=signature_for(bundle.genes))
     # A whole (small) cohort: the model z-scores its input rows per gene, as in training.
     expression = pd.DataFrame(rng.normal(size=(12, 3)), columns=GENES, index=[f"s{i}" for i in range(12)])
+    stored = sorted((p.relative_to(model_path), p.stat().st_mtime_ns) for p in model_path.rglob("*"))
     scores = score_expression(expression, pd.DataFrame(columns=["held_out", "model_name"]), {"model_uri": str(model_path)})
+    assert sorted((p.relative_to(model_path), p.stat().st_mtime_ns) for p in model_path.rglob("*")) == stored  # a read writes nothing
     assert list(scores.columns) == ["sample_id", "y_prob", "model_uri", "n_missing_genes", "missing_genes"]
     assert scores["y_prob"].between(0, 1).all() and (scores["n_missing_genes"] == 0).all()
     assert list(scores["sample_id"]) == list(expression.index)

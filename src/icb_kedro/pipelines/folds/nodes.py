@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from icb_kedro.io.validation import InputDataError
 from icb_kedro.schema import (
     COHORT,
     FOLD_COLUMNS,
@@ -44,6 +45,16 @@ def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params
         raise ValueError(f"held-out cohort {held_out!r} is not in the harmonized table")
     target = table[table[COHORT] == held_out]
     labelled = target[target[LABEL].notna()]
+    counts = labelled[LABEL].astype(int).value_counts()
+    if min(counts.get(1, 0), counts.get(0, 0)) < 2:
+        # Not scorable as a held-out cohort (no AUROC, no stratified split); it still serves
+        # as a source of training rows and pretraining for the other cohorts' folds.
+        raise InputDataError(
+            f"held-out cohort {held_out!r} has {counts.get(1, 0)} responder(s) and {counts.get(0, 0)} non-responder(s) "
+            "labelled under the label rule (harmonization.label); a held-out cohort needs at least 2 of each. Hold "
+            f"out the other cohorts only (ICB_COHORTS=... without {held_out}; it stays a training and pretraining "
+            "source), or choose another label rule."
+        )
     others = table[table[COHORT] != held_out]
     fixed = pd.concat(
         [

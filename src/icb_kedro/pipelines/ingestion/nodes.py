@@ -16,7 +16,7 @@ from icb_kedro.io.readers import (
     parse_clinical,
     parse_expression,
 )
-from icb_kedro.io.validation import InputDataError
+from icb_kedro.io.validation import InputDataError, check_gene_overlap
 from icb_kedro.paths import CLINICAL_SUFFIX, EXPRESSION_SUFFIX
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ def ingest_cohorts(
     for cohort in cohorts:
         expr_src = f"{folder}/{cohort}{EXPRESSION_SUFFIX}"
         clin_src = f"{folder}/{cohort}{CLINICAL_SUFFIX}"
-        expression, missing_report = parse_expression(load_partition(raw_expression[cohort], expr_src), expr_src, policy)
+        expression, missing_report = parse_expression(
+            load_partition(raw_expression[cohort], expr_src), expr_src, policy, scale_check=bool(params.get("scale_check", True))
+        )
         clinical = parse_clinical(load_partition(raw_clinical[cohort], clin_src), clin_src)
         check_samples_match(expression, clinical, expr_src, clin_src)
         clinical = clinical.set_index("sample_id").loc[expression.index].reset_index()
@@ -82,6 +84,11 @@ def ingest_cohorts(
             }
         )
         logger.info("ingested %s: %d samples x %d genes", cohort, len(expression), expression.shape[1])
+    check_gene_overlap(
+        {c: table["gene"] for c, table in expression_out.items()},
+        {c: f"{folder}/{c}{EXPRESSION_SUFFIX}" for c in expression_out},
+        float(params.get("min_gene_overlap", 0.5)),
+    )
     return expression_out, clinical_out, pd.DataFrame(report_rows)
 
 
@@ -95,6 +102,8 @@ def ingest_gene_list(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     source = str(Path(params["data_dir"]) / params["ic2bert_prior_file"])
     genes = raw.iloc[:, 0].astype(str).str.strip()
     genes = genes[genes != ""]
+    if genes.empty:
+        raise InputDataError(f"{source}: lists no gene (one gene symbol per line expected); the {source!r} panel would be empty")
     dup = genes[genes.duplicated()].tolist()
     if dup:
         raise InputDataError(f"{source}: duplicate gene(s) {dup[:10]}")

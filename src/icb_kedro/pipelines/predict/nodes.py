@@ -28,40 +28,51 @@ def _resolve(path: str) -> Path:
     return resolved if resolved.is_absolute() else project_root() / resolved
 
 
+def _raw_table(path: Path) -> pd.DataFrame:
+    """The file as ingestion sees a cohort file: header as row 0, every cell as read (no
+    renaming of duplicated columns, no coercion), so both entry points share one validation."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        table = pd.read_parquet(path)
+        body = table.astype(object).where(table.notna(), None).to_numpy()
+        return pd.DataFrame([list(map(str, table.columns)), *body.tolist()], dtype=object)
+    return pd.read_csv(path, sep="," if ".csv" in name else "\t", header=None, dtype=str, keep_default_na=True)
+
+
 def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
     """One row per sample (index = sample id), one column per gene, values log2(TPM+1).
 
-    ``input_layout``: ``gene_major`` (rows = genes in a ``gene`` column, columns = samples,
-    like the shared cohort files) or ``sample_major`` (rows = samples, first column = id).
+    ``input_layout``: ``gene_major`` (first column ``gene``, one column per sample, like the
+    shared cohort files) or ``sample_major`` (one row per sample, first column = its id).
     ``input_scale``: ``log2_tpm_milli`` (log2(TPM+0.001), the shared files) or ``log2_tpm1``.
     Formats: .tsv/.tsv.gz/.txt (tab), .csv(.gz), .parquet.
+
+    Validated by ingestion's own ``io.readers.parse_expression`` (same checks, same messages:
+    duplicate ids, non-numeric or impossible values, empty samples, a wrong scale). A panel
+    gene missing in every sample is absent (scored as [MISSING]); one missing in some samples
+    only is an error naming them.
     """
+    from icb_kedro.io.readers import parse_expression
+
     path = _resolve(str(params["input_path"]))
     if not path.is_file():
         raise ValueError(f"predict.input_path {path} does not exist")
     layout, scale = params.get("input_layout", "gene_major"), params.get("input_scale", "log2_tpm_milli")
     if layout not in LAYOUTS or scale not in SCALES:
         raise ValueError(f"predict.input_layout must be one of {LAYOUTS} and input_scale one of {SCALES}")
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        table = pd.read_parquet(path)
-    else:
-        table = pd.read_csv(path, sep="," if ".csv" in name else "\t")
-    if layout == "gene_major":
-        if "gene" not in table.columns:
-            raise ValueError(f"{path}: a gene-major file needs a 'gene' column; found {list(table.columns[:5])}")
-        if table["gene"].duplicated().any():
-            raise ValueError(f"{path}: duplicated genes {table.loc[table['gene'].duplicated(), 'gene'].tolist()[:5]}")
-        table = table.set_index("gene").T
-    else:
-        table = table.set_index(table.columns[0])
-    table.index = table.index.astype(str).rename("sample_id")
-    values = table.apply(pd.to_numeric, errors="coerce")
+    raw = _raw_table(path)
+    if layout == "sample_major":
+        raw = raw.T.reset_index(drop=True)
+        raw.iloc[0, 0] = "gene"  # the id column's header: the transposed table is gene-major
+        raw.columns = range(raw.shape[1])
+    values, report = parse_expression(
+        raw, str(path), missing_policy="absent_genes", scale=scale, scale_check=bool(params.get("scale_check", True)), setting="predict"
+    )
     if scale == "log2_tpm_milli":
         from icb_kedro.pipelines.harmonization.nodes import log2_tpm_plus_one  # the training conversion
 
         values = log2_tpm_plus_one(values)
-    logger.info("Read %d samples x %d genes from %s", *values.shape, path)
+    logger.info("Read %d samples x %d genes from %s (%d genes absent)", *values.shape, path, report.get("absent_genes", 0))
     return values.astype(np.float64)
 
 
@@ -88,7 +99,15 @@ def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, 
 
     uri = model_uri_for(params, registered_models)
     logger.info("Scoring %d samples with %s", len(expression), uri)
-    model = mlflow.pyfunc.load_model(uri)
+    import tempfile
+
+    # Loading is a read: the model is copied out of the artifact store first (MLflow writes a
+    # registered_model_meta file into the folder it loads from, which would be the store).
+    with tempfile.TemporaryDirectory(prefix="icb_predict_") as local:
+        return _score_with(mlflow.pyfunc.load_model(uri, dst_path=local), uri, expression)
+
+
+def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
     schema = model.metadata.get_input_schema()
     if schema is not None:
         # Check the genes here, not in MLflow's schema enforcement: its error lists every
