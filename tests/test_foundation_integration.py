@@ -140,3 +140,6 @@ def test_kedro_viz_build_exports_the_project(light_project):
     main = json.loads((light_project.path / "build" / "api" / "main").read_text())
     assert {"ingestion", "harmonization", "folds"} <= {p["id"] for p in main["pipelines"]}
     assert any(ns.startswith("fold_") for ns in main.get("modular_pipelines", {}))
+    # Model-family and protocol tags, to filter the ~240-node graph to one model.
+    tags = {t["id"] for t in main["tags"]}
+    assert {"model.ic2bert", "model.xgboost", "model.signatures", "protocol.transfer", "protocol.loco"} <= tags

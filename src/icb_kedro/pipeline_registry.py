@@ -23,6 +23,7 @@ from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.evaluation import create_pipeline as evaluation_pipeline
 from icb_kedro.pipelines.interpretation import create_pipeline as interpretation_pipeline
+from icb_kedro.tags import tag_pipeline
 
 #: Built below around the model pipelines, or never run by default.
 NOT_MODELS = ("evaluation", "interpretation", "predict")
@@ -48,4 +49,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["__default__"] = with_reports(
         sum((p for name, p in models.items() if name not in DEFAULT_SKIPS), Pipeline([]))
     )
-    return pipelines
+    # model.<family> / protocol.<name> tags for kedro-viz's filter and `kedro run --tags`.
+    return {name: tag_pipeline(p) for name, p in pipelines.items()}

@@ -411,9 +411,12 @@ def _protocol_order(protocols) -> list[str]:
     return known + sorted(set(protocols) - set(known))
 
 
-def summary_markdown(overall: pd.DataFrame, cohort_table: pd.DataFrame, comparisons: pd.DataFrame) -> str:
-    """A readable report section: per protocol the overall and per-cohort AUROC tables,
-    the significant paired differences, and a caveat on AUROC noise in small cohorts.
+def summary_markdown(
+    overall: pd.DataFrame, cohort_table: pd.DataFrame, comparisons: pd.DataFrame, meta: pd.DataFrame | None = None
+) -> str:
+    """A readable report section: per protocol the overall AUROC table, the random-effects
+    meta-analysis across cohorts (``meta``, optional), the per-cohort AUROC table, the
+    significant paired differences, and a caveat on AUROC noise in small cohorts.
 
     Empty tables (e.g. ``pd.DataFrame()`` when no comparison was run) are allowed.
     """
@@ -446,6 +449,26 @@ def summary_markdown(overall: pd.DataFrame, cohort_table: pd.DataFrame, comparis
             }
         )
         lines += [_markdown_table(shown), ""]
+        if meta is not None and len(meta):
+            pooled = meta[(meta["protocol"] == protocol) & meta["pooled_auroc"].notna()].sort_values("pooled_auroc", ascending=False)
+            if len(pooled):
+                lines += [
+                    "Random-effects meta-analysis across cohorts (DerSimonian-Laird; each cohort's AUROC weighted by "
+                    "1 / (its bootstrap variance + tau²); I² = share of the spread that is between cohorts):",
+                    "",
+                    _markdown_table(pd.DataFrame({
+                        "model": pooled["model"],
+                        "k": pooled["k"],
+                        "pooled AUROC [95% CI]": [
+                            f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in zip(pooled["pooled_auroc"], pooled["ci_low"], pooled["ci_high"])
+                        ],
+                        "I²": pooled["i2"].map(lambda v: f"{v:.0%}" if pd.notna(v) else "-"),
+                        "tau²": pooled["tau2"].map(lambda v: _fmt(v, 4)),
+                        "p (heterogeneity)": pooled["p_heterogeneity"].map(_fmt_p),
+                        "not estimable": pooled["not_estimable"].replace("", "-"),
+                    })),
+                    "",
+                ]
 
         per_cohort = cohort_table[cohort_table["protocol"] == protocol]
         if len(per_cohort):

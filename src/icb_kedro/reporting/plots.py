@@ -133,6 +133,30 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
     return figure
 
 
+def plot_meta_forest(meta: pd.DataFrame, protocol: str) -> Figure:
+    """Random-effects pooled AUROC per model (95% CI), with k, I^2 and tau^2 beside each row."""
+    _require(meta, ("model", "protocol", "pooled_auroc", "ci_low", "ci_high", "k", "i2", "tau2"), "meta")
+    rows = meta[(meta["protocol"] == protocol) & meta["pooled_auroc"].notna()].sort_values("pooled_auroc")
+    if rows.empty:
+        raise ValueError(f"no pooled AUROC for protocol {protocol!r}")
+    figure = Figure(layout="constrained", figsize=(8.5, max(3.0, 0.32 * len(rows) + 1.5)))
+    ax = figure.add_subplot()
+    y = np.arange(len(rows))
+    mean = rows["pooled_auroc"].to_numpy(float)
+    ax.errorbar(mean, y, xerr=_error_bars(mean, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)),
+                fmt="s", markersize=4, capsize=2, linewidth=1, color="#1f77b4")
+    ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(y, rows["model"].tolist())
+    for yi, (k, i2, tau2) in enumerate(zip(rows["k"], rows["i2"], rows["tau2"])):
+        ax.annotate(f"k={k}  I²={i2:.0%}  τ²={tau2:.3f}", (1.0, yi), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize="x-small", annotation_clip=False)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("AUROC, random-effects pooled over cohorts (DerSimonian-Laird, 95% CI)")
+    ax.set_title(f"Meta-analysis across cohorts, protocol {protocol}")
+    ax.grid(axis="x", alpha=0.3)
+    return figure
+
+
 def plot_overall_auroc(overall: pd.DataFrame) -> Figure:
     """Unweighted mean AUROC over cohorts with 95% CI, one row per model, one colour per protocol."""
     _require(overall, ("model", "protocol", "auroc_mean", "ci_low", "ci_high"), "overall")

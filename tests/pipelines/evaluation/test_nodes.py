@@ -59,7 +59,7 @@ def test_results_table_has_one_row_per_scored_fold(predictions) -> None:
 
 def test_summaries_rank_the_informative_model_and_call_the_difference_significant(predictions) -> None:
     params = {"n_boot": 200, "seed": 0, "reference_models": ["chance", "absent_model"]}
-    cohorts, overall, comparisons, text = summarize_results(predictions, params)
+    cohorts, overall, comparisons, meta, text = summarize_results(predictions, params)
     assert {"ci_low", "ci_high"} <= set(cohorts.columns) and {"ci_low", "ci_high"} <= set(overall.columns)
     best = overall.sort_values("auroc_mean", ascending=False).iloc[0]
     assert best["model"] == "strong" and best["ci_low"] > 0.8
@@ -67,15 +67,18 @@ def test_summaries_rank_the_informative_model_and_call_the_difference_significan
     assert pooled["significant"].any() and "strong" in text and "chance" in text
     pairs = comparisons[comparisons["cohort"] == "ALL"].apply(lambda r: frozenset((r.model_a, r.model_b)), axis=1)
     assert not pairs.duplicated().any()  # each unordered pair once, whatever the references
+    strong = meta.set_index("model").loc["strong"]  # random-effects pool over the cohorts
+    assert strong["k"] == 2 and strong["pooled_auroc"] > 0.9 and "Random-effects meta-analysis" in text
     again = summarize_results(predictions, params)
     pd.testing.assert_frame_equal(again[1], overall)  # same seed -> same numbers
+    pd.testing.assert_frame_equal(again[3], meta)
 
 
 def test_plots_cover_every_protocol(predictions) -> None:
     params = {"n_boot": 50, "seed": 0, "reference_models": []}
-    cohorts, overall, _, _ = summarize_results(predictions, params)
-    figures = plot_results(predictions, cohorts, overall)
-    assert set(figures) == {"overall_auroc.png", "cohort_auroc_transfer.png", "roc_pr_transfer.png"}
+    cohorts, overall, _, meta, _ = summarize_results(predictions, params)
+    figures = plot_results(predictions, cohorts, overall, meta)
+    assert set(figures) == {"overall_auroc.png", "meta_forest_transfer.png", "cohort_auroc_transfer.png", "roc_pr_transfer.png"}
     assert all(fig.axes for fig in figures.values())
 
 

@@ -41,8 +41,13 @@ def build_results_table(predictions: pd.DataFrame) -> pd.DataFrame:
     return summary.fold_metrics(predictions)
 
 
-def summarize_results(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """Per-cohort and overall summaries with bootstrap CIs, paired comparisons, markdown."""
+def summarize_results(
+    predictions: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """Per-cohort and overall summaries with bootstrap CIs, paired comparisons, the
+    random-effects meta-analysis across cohorts, markdown."""
+    from icb_kedro.evaluation.meta_analysis import auroc_meta_analysis
+
     n_boot, seed = int(params["n_boot"]), int(params["seed"])
     cohorts = summary.cohort_summary(predictions, n_boot=n_boot, seed=seed)
     overall = summary.overall_summary(predictions, n_boot=n_boot, seed=seed)
@@ -55,16 +60,22 @@ def summarize_results(predictions: pd.DataFrame, params: dict[str, Any]) -> tupl
         if references
         else pd.DataFrame()
     )
-    text = summary.summary_markdown(overall, cohorts, comparisons)
-    return cohorts, overall, comparisons, text
+    meta = auroc_meta_analysis(predictions, {"n_boot": n_boot, "seed": seed, **(params.get("meta_analysis") or {})})
+    text = summary.summary_markdown(overall, cohorts, comparisons, meta)
+    return cohorts, overall, comparisons, meta, text
 
 
-def plot_results(predictions: pd.DataFrame, cohort_table: pd.DataFrame, overall: pd.DataFrame) -> dict[str, Any]:
-    """Overall AUROC, per-cohort AUROC with CIs and ROC/PR curves, one figure per protocol."""
+def plot_results(
+    predictions: pd.DataFrame, cohort_table: pd.DataFrame, overall: pd.DataFrame, meta: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Overall AUROC, per-cohort AUROC with CIs and ROC/PR curves, and the meta-analysis
+    forest plot, one figure per protocol."""
     from icb_kedro.reporting import plots
 
     figures = {"overall_auroc.png": plots.plot_overall_auroc(overall)}
     for protocol in sorted(predictions["protocol"].unique()):
+        if meta is not None and (meta["protocol"] == protocol).any() and meta.loc[meta["protocol"] == protocol, "pooled_auroc"].notna().any():
+            figures[f"meta_forest_{protocol}.png"] = plots.plot_meta_forest(meta, protocol)
         figures[f"cohort_auroc_{protocol}.png"] = plots.plot_cohort_auroc(cohort_table, protocol)
         figures[f"roc_pr_{protocol}.png"] = plots.plot_roc_pr_curves(predictions, protocol)
     return figures

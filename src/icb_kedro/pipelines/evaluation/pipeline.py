@@ -34,12 +34,15 @@ def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> 
             Node(
                 summarize_results,
                 inputs=["all_predictions", "params:evaluation"],
-                outputs=["results_cohort_summary", "results_overall_summary", "results_comparisons", "results_summary_md"],
+                outputs=[
+                    "results_cohort_summary", "results_overall_summary", "results_comparisons", "results_meta_analysis",
+                    "results_summary_md",
+                ],
                 name="summarize_results",
             ),
             Node(
                 plot_results,
-                inputs=["all_predictions", "results_cohort_summary", "results_overall_summary"],
+                inputs=["all_predictions", "results_cohort_summary", "results_overall_summary", "results_meta_analysis"],
                 outputs="results_plots",
                 name="plot_results",
             ),
