@@ -138,3 +138,53 @@ class OrphanedRunsHook:
         mark_orphaned_runs_killed(mlflow.MlflowClient(), socket.gethostname())
         mlflow.set_tags({HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
         self._tagged = run.info.run_id
+
+
+# Registered-model datasets of the catalog -> their MLflow registered model name (the
+# catalog's save_args.registered_model_name; tests/test_hooks_registry.py checks they agree).
+IC2BERT_REGISTERED_SUFFIX = ".ic2bert_registered_model"
+REGISTERED_MODEL_TAGS = ("held_out", "protocol", "trial", "readout_kind", "selection", "inner_val_score", "stage")
+
+
+def registered_model_name(dataset_name: str) -> str | None:
+    if dataset_name.endswith(IC2BERT_REGISTERED_SUFFIX):
+        return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"
+    if dataset_name == "amu_registered_model":
+        return "icb_amu"
+    return None
+
+
+def promote_to_champion(client: Any, name: str, tags: dict[str, str] | None = None) -> str | None:
+    """The newest version of ``name`` becomes ``@champion`` (tagged with how it was chosen);
+    the version that was champion before becomes ``@challenger``. Returns the version."""
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        return None
+    newest = str(max(int(v.version) for v in versions))
+    try:
+        previous = client.get_model_version_by_alias(name, "champion").version
+    except Exception:  # noqa: BLE001 - no champion yet
+        previous = None
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, newest, key, str(value))
+    if previous is not None and str(previous) != newest:
+        client.set_registered_model_alias(name, "challenger", str(previous))
+    client.set_registered_model_alias(name, "champion", newest)
+    return newest
+
+
+class RegistryAliasHook:
+    """After a model is registered, point ``@champion`` at it (``@challenger`` at the one it
+    replaces), so users load ``models:/<name>@champion`` rather than "latest"."""
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        name = registered_model_name(dataset_name)
+        if name is None:
+            return
+        import mlflow
+
+        metadata = data.get("metadata", {}) if isinstance(data, dict) else {}
+        tags = {key: metadata[key] for key in REGISTERED_MODEL_TAGS if key in metadata}
+        version = promote_to_champion(mlflow.MlflowClient(), name, tags)
+        logger.info("Registered model %s version %s is @champion", name, version)

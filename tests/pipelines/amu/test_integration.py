@@ -43,6 +43,7 @@ def test_light_run_registers_a_loadable_model(amu_run) -> None:
     versions = client.search_model_versions("name = 'icb_amu'")
     assert versions, "the final AMU model was not registered as icb_amu"
     latest = max(versions, key=lambda v: int(v.version))
+    assert str(client.get_model_version_by_alias("icb_amu", "champion").version) == str(latest.version)  # project hook
     mlflow.set_tracking_uri(amu_run.tracking_uri)
     mlflow.set_registry_uri(amu_run.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/icb_amu/{latest.version}")

@@ -55,7 +55,9 @@ def test_models_are_registered_and_the_predict_pipeline_scores_a_cohort(ic2bert_
     scores = ic2bert_project.read("data/07_model_output/ic2bert_scores.parquet")
     assert len(scores) == 27 and scores["y_prob"].between(0, 1).all()  # Hugo2016, scored by the Miao model
     assert (scores["n_missing_genes"] == 0).all()  # Hugo2016 measures every panel gene
-    assert scores["model_uri"].iloc[0] == "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018/latest"
+    assert scores["model_uri"].iloc[0] == "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018@champion"
+    champion = client.get_model_version_by_alias("icb_ic2bert_fold_Kidney_ICB_Miao2018", "champion")
+    assert champion.tags["held_out"] == "Kidney_ICB_Miao2018" and champion.tags["protocol"] == "transfer"
     experiment = client.get_experiment_by_name("icb_kedro")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.model = 'ic2bert'")
     assert {r.data.tags["protocol"] for r in runs} >= {"transfer", "loco"}  # fold child runs (project hook)

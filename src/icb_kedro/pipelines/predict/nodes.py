@@ -77,7 +77,8 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
 
 
 def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> str:
-    """``params.model_uri``, else the registered model of ``params.held_out`` (version/alias)."""
+    """``params.model_uri``, else the registered model of ``params.held_out``: at
+    ``model_version`` if given, else at ``model_alias`` (``champion``), else the latest."""
     if params.get("model_uri"):
         return str(params["model_uri"])
     held_out = params.get("held_out")
@@ -88,9 +89,11 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
             f"{registered_models['held_out'].tolist()} (or set predict.model_uri)"
         )
     name = rows["model_name"].iloc[0]
+    if params.get("model_version"):  # an explicit version wins over the alias
+        return f"models:/{name}/{params['model_version']}"
     if params.get("model_alias"):
         return f"models:/{name}@{params['model_alias']}"
-    return f"models:/{name}/{params.get('model_version') or 'latest'}"
+    return f"models:/{name}/latest"
 
 
 def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
