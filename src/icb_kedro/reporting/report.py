@@ -294,6 +294,7 @@ class StudyInputs:
     cohort_table: pd.DataFrame | None = None
     overall: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
+    meta: pd.DataFrame | None = None  # evaluation.meta_analysis: random-effects pool per (model, protocol)
     evaluation_markdown: str | None = None
     evaluation_source: str = ""
     pretrain_history: pd.DataFrame | None = None
@@ -377,6 +378,17 @@ def _section_performance(inputs: StudyInputs) -> Section:
         return section.add(NotRun("Model evaluation", "no model pipeline has written predictions yet"))
     if inputs.evaluation_source:
         section.add(Text(inputs.evaluation_source))
+    if _present(inputs.meta):
+        # Leads the section: the pooled estimate that accounts for between-cohort
+        # heterogeneity (issue 14); the unweighted means and per-cohort tables follow.
+        section.add(Text(
+            "Random-effects meta-analysis of AUROC across cohorts (DerSimonian-Laird): each cohort's AUROC weighted by "
+            "1 / (its patient-bootstrap variance + tau²). I² is the share of the spread between cohorts that is not "
+            "sampling noise; cohorts whose test rows hold one class are listed as not estimable."
+        ))
+        for protocol in [p for p in ("transfer", "loco", "within", "amu_holdout") if (inputs.meta["protocol"] == p).any()]:
+            if inputs.meta.loc[inputs.meta["protocol"] == protocol, "pooled_auroc"].notna().any():
+                section.add(_safe_figure(f"meta_forest_{protocol}", lambda p=protocol: plots.plot_meta_forest(inputs.meta, p), f"Pooled AUROC per model (95% CI, k cohorts, I², tau²), protocol {protocol}."))
     if inputs.evaluation_markdown:
         section.add(Text(inputs.evaluation_markdown))
     if _present(inputs.overall):

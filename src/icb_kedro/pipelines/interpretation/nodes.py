@@ -818,6 +818,7 @@ def build_report(
     cox: pd.DataFrame,
     km: pd.DataFrame,
     params: dict[str, Any],
+    results_meta_analysis: pd.DataFrame | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The self-contained HTML study report and its figures (``<name>.png`` -> Figure)."""
     from icb_kedro.pipelines.harmonization.nodes import plot_panel_coverage, plot_pca_before_after
@@ -864,6 +865,7 @@ def build_report(
         cohort_table=cohort_table,
         overall=overall,
         comparisons=comparisons,
+        meta=results_meta_analysis,
         evaluation_markdown=markdown,
         evaluation_source=source,
         pretrain_history=ic2bert_pretrain_history,

@@ -103,6 +103,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "results_overall_summary": mirror("results_overall_summary"),
         "results_comparisons": mirror("results_comparisons"),
         "results_summary_md": mirror("results_summary_md"),
+        "results_meta_analysis": mirror("results_meta_analysis"),
         "ic2bert_pretrain_history": mirror("ic2bert_pretrain_history"),
         "ic2bert_sample_size": mirror("ic2bert_sample_size"),
         "ic2bert_learning_summary": mirror("ic2bert_learning_summary"),
