@@ -20,14 +20,22 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 
-class OptionalDataset(AbstractDataset[None, Any]):
-    """Load the wrapped dataset if it exists, else ``None``; saving is refused."""
+class OptionalDataset(AbstractDataset[Any, Any]):
+    """Load the wrapped dataset if it exists, else ``None``.
 
-    def __init__(self, dataset: dict[str, Any] | str, metadata: dict[str, Any] | None = None) -> None:
+    Read-only by default (a mirror of another pipeline's output). ``writable: true`` makes
+    the dataset itself optional: its producer saves through it, and a pipeline that reads
+    it under its real name (so Kedro orders reader after producer in any combination of
+    ``--pipelines``) gets ``None`` when the producer was never run. The model pipelines'
+    ``predictions_<model>`` tables are declared this way for the evaluation pipeline.
+    """
+
+    def __init__(self, dataset: dict[str, Any] | str, writable: bool = False, metadata: dict[str, Any] | None = None) -> None:
         config = {"type": dataset} if isinstance(dataset, str) else deepcopy(dataset)
         if "type" not in config:
             raise DatasetError(f"OptionalDataset needs a wrapped dataset with a 'type', got {dataset!r}")
         self._dataset = AbstractDataset.from_config("optional", config)
+        self._writable = bool(writable)
         self.metadata = metadata
 
     def load(self) -> Any:
@@ -35,11 +43,15 @@ class OptionalDataset(AbstractDataset[None, Any]):
             return None
         return self._dataset.load()
 
-    def save(self, data: None) -> None:
-        raise DatasetError("OptionalDataset is read-only: it mirrors another pipeline's output")
+    def save(self, data: Any) -> None:
+        if not self._writable:
+            raise DatasetError("OptionalDataset is read-only: it mirrors another pipeline's output")
+        self._dataset.save(data)
 
     def _exists(self) -> bool:
-        return True  # "nothing there" is a valid value (None) for an optional input
+        # A mirror: "nothing there" is a valid value (None). A writable (real) dataset says
+        # whether its producer has written it, as any dataset does.
+        return self._dataset.exists() if self._writable else True
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._dataset._describe()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.evaluation.nodes import build_results_table, gather_predictions, plot_results, summarize_results
 from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
@@ -42,12 +43,35 @@ def test_gather_leaves_out_pipelines_not_run_but_needs_one() -> None:
         gather_predictions(None, None, None)
 
 
-def test_standalone_evaluation_reads_optional_mirrors_and_the_study_reads_the_real_tables() -> None:
+def test_evaluation_reads_the_models_predictions_by_their_real_names(tmp_path) -> None:
+    from icb_kedro.interpretation.optional_dataset import OptionalDataset
     from icb_kedro.pipelines.evaluation import create_pipeline
 
-    assert create_pipeline().inputs() >= {f"evaluation_input_predictions_{m}" for m in ("baselines", "ic2bert", "amu")}
-    wired = create_pipeline(upstream_outputs={"predictions_amu"})
-    assert "predictions_amu" in wired.inputs() and "evaluation_input_predictions_baselines" in wired.inputs()
+    assert create_pipeline().inputs() >= {f"predictions_{m}" for m in ("baselines", "ic2bert", "amu")}
+    # The catalog entries are optional and writable: the producer saves through them, a
+    # reader gets None when the model was never run.
+    dataset = OptionalDataset({"type": "icb_kedro.datasets.ParquetDataset", "filepath": str(tmp_path / "p.parquet")}, writable=True)
+    assert dataset.load() is None
+    dataset.save(pd.DataFrame({"a": [1]}))
+    assert dataset.load()["a"].tolist() == [1]
+
+
+def test_any_combination_of_pipelines_runs_evaluation_after_its_models() -> None:
+    """`kedro run --pipelines ingestion,harmonization,folds,baselines,evaluation` (a user's
+    combination, summed by Kedro, not the registry) orders evaluation after baselines."""
+    from pathlib import Path
+
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(Path(__file__).resolve().parents[3])
+    from icb_kedro.pipeline_registry import register_pipelines
+
+    pipelines = register_pipelines()
+    for models in (["baselines"], ["ingestion", "harmonization", "folds", "baselines"], ["amu"], ["ic2bert_finetune"]):
+        combined = sum((pipelines[name] for name in [*models, "evaluation"]), Pipeline([]))
+        order = [n.name for n in combined.nodes]  # topologically sorted
+        producers = [n.name for n in combined.nodes if any(o.startswith("predictions_") for o in n.outputs)]
+        assert producers and all(order.index("gather_predictions") > order.index(p) for p in producers), models
 
 
 def test_results_table_has_one_row_per_scored_fold(predictions) -> None:
@@ -101,8 +125,8 @@ def test_default_run_orders_evaluation_and_interpretation_after_every_model() ->
     # Inside a run the reports read the models' real outputs (ordered after them); what the
     # run does not produce is read from disk through the optional mirrors.
     assert {"predictions_ic2bert", "predictions_baselines"} <= default.all_inputs()
-    assert "evaluation_input_predictions_amu" in default.inputs()
-    assert "predictions_amu" in study.all_inputs() and "evaluation_input_predictions_amu" not in study.inputs()
+    assert "predictions_amu" in default.inputs()  # not produced by the main job: read from disk (or None)
+    assert "predictions_amu" in study.all_inputs() and "predictions_amu" not in study.inputs()
     order = [n.name for n in study.nodes]  # topologically sorted
     producer = next(n.name for n in study.nodes if "predictions_amu" in n.outputs)
     assert order.index("gather_predictions") > order.index(producer)

@@ -1,32 +1,32 @@
 """evaluation pipeline: all model pipelines' predictions, scored by one module, side by side.
 
-Inputs are the persisted ``predictions_<model>`` tables of the model pipelines listed in
-``MODEL_PIPELINES``, read through optional mirrors ``evaluation_input_predictions_<model>``
-(``None`` when that pipeline has not been run), so ``kedro run --pipelines evaluation``
-re-scores whatever is on disk. In a run that also contains model pipelines (the default
-study), build it with ``create_pipeline(upstream_outputs=<their outputs>)``: each mirror
-whose real dataset is produced in the run is renamed to it, so Kedro orders this pipeline
-after the models.
+Inputs are the ``predictions_<model>`` tables of the model pipelines in ``MODEL_PIPELINES``,
+under their real names. Those catalog entries are optional datasets (``None`` when that
+model was never run), so ``kedro run --pipelines evaluation`` re-scores whatever is on disk,
+and any combination such as ``--pipelines ingestion,harmonization,folds,baselines,evaluation``
+runs evaluation after the models it includes (Kedro orders by the shared dataset names).
+``upstream_outputs`` is kept for the registry's call; no mirror of this pipeline needs it.
 """
-
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kedro.pipeline import Node, Pipeline, pipeline
+from kedro.pipeline import Node, Pipeline
 
 from .nodes import build_results_table, gather_predictions, plot_results, summarize_results
 
 MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
-MIRROR_PREFIX = "evaluation_input_"
 
 
 def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> Pipeline:
+    del upstream_outputs, kwargs  # the inputs carry their real names: nothing to rename
     base = Pipeline(
         [
             Node(
                 gather_predictions,
-                inputs=[f"{MIRROR_PREFIX}predictions_{m}" for m in MODEL_PIPELINES],
+                # The real names (optional datasets: None when that model was never run), so
+                # `kedro run --pipelines baselines,evaluation` orders evaluation after baselines.
+                inputs=[f"predictions_{m}" for m in MODEL_PIPELINES],
                 outputs="all_predictions",
                 name="gather_predictions",
             ),
@@ -48,10 +48,4 @@ def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> 
             ),
         ]
     )
-    produced = set(upstream_outputs or ())
-    renames = {
-        name: name.removeprefix(MIRROR_PREFIX)
-        for name in base.inputs()
-        if name.startswith(MIRROR_PREFIX) and name.removeprefix(MIRROR_PREFIX) in produced
-    }
-    return pipeline(base, inputs=renames) if renames else base
+    return base
