@@ -67,6 +67,8 @@ CSVDataset = _atomic(_CSVDataset)
 PickleDataset = _atomic(_PickleDataset)
 MatplotlibDataset = _atomic(_MatplotlibDataset)
 TextDataset = _atomic(_TextDataset)
+
+
 class _ImageFormatFromTarget(_ImageDataset):
     """PIL picks the image format from the file extension: take the target's, not the
     temporary sibling's (``.partial-<pid>`` has none)."""

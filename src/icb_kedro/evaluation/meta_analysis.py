@@ -10,7 +10,7 @@ the tests); this module supplies the per-cohort AUROC and its variance:
 
 * effect: the cohort's AUROC, mean over trials (as in ``summary.cohort_summary``);
 * variance: of the same patient-level stratified bootstrap that gives the cohort's CI
-  (``summary._cohort_replicates``), so trials, repeated patients and small test splits are
+  (``summary.cohort_bootstrap``, shared when passed in), so trials, repeated patients and small test splits are
   accounted for the same way everywhere;
 * a floor where the bootstrap has no spread (a perfect 1.0 or 0.0 on a tiny test split: every
   replicate equal, variance 0, which would give that cohort infinite weight): the
@@ -93,17 +93,24 @@ def hanley_mcneil_variance(auc: float, n_pos: int, n_neg: int) -> float:
     return float((a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / pairs)
 
 
-def auroc_meta_analysis(predictions: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Per (model, protocol): the random-effects pooled AUROC over cohorts (``META_COLUMNS``)."""
+def auroc_meta_analysis(
+    predictions: pd.DataFrame, params: dict[str, Any] | None = None, bootstrap: Any | None = None
+) -> pd.DataFrame:
+    """Per (model, protocol): the random-effects pooled AUROC over cohorts (``META_COLUMNS``).
+
+    ``bootstrap``: a ``summary.CohortBootstrap`` already drawn from ``predictions`` (e.g. for
+    the cohort and overall summaries), else one is drawn here with ``params`` n_boot/seed.
+    """
     from icb_kedro.evaluation import summary
     from icb_kedro.schema import SAMPLE_KEY
 
     params = params or {}
-    n_boot, seed = int(params.get("n_boot", 1000)), int(params.get("seed", 0))
-    level, method = float(params.get("level", 0.95)), str(params.get("method", "dl"))
-    table = summary.validate_predictions(predictions)
-    replicates = summary._cohort_replicates(table, n_boot, seed, "patient")
-    cohorts = summary._cohort_table(table, replicates, level)
+    method = str(params.get("method", "dl"))
+    if bootstrap is None:
+        bootstrap = summary.cohort_bootstrap(
+            predictions, int(params.get("n_boot", 1000)), int(params.get("seed", 0)), float(params.get("level", 0.95))
+        )
+    table, replicates, cohorts, level = bootstrap.table, bootstrap.replicates, bootstrap.cohorts, bootstrap.level
     labels = table.drop_duplicates(["model", "protocol", "cohort", SAMPLE_KEY])
     positives = labels.groupby(["model", "protocol", "cohort"])["y_true"].agg(["sum", "size"])
     rows = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
@@ -191,6 +192,25 @@ def _cohort_table(table: pd.DataFrame, replicates: dict[tuple, np.ndarray], leve
     return result[list(COHORT_SUMMARY_COLUMNS)].astype({"n_trials": "int64", "n_patients": "int64"})
 
 
+@dataclass(frozen=True)
+class CohortBootstrap:
+    """The patient-level bootstrap of every (model, protocol, cohort), drawn once and shared
+    by the per-cohort table, the overall summary and the meta-analysis."""
+
+    table: pd.DataFrame  # the validated predictions
+    replicates: dict[tuple, np.ndarray]  # (model, protocol, cohort) -> (n_boot,) replicates
+    cohorts: pd.DataFrame  # the per-cohort summary (``cohort_summary``)
+    level: float
+
+
+def cohort_bootstrap(
+    predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
+) -> CohortBootstrap:
+    table = validate_predictions(predictions)
+    replicates = _cohort_replicates(table, n_boot, seed, resample)
+    return CohortBootstrap(table, replicates, _cohort_table(table, replicates, level), level)
+
+
 def cohort_summary(
     predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
 ) -> pd.DataFrame:
@@ -199,8 +219,7 @@ def cohort_summary(
     The CI is the patient-level stratified bootstrap percentile interval of the AUROC
     averaged over trials (``resample``: see :mod:`icb_kedro.evaluation.statistics`).
     """
-    table = validate_predictions(predictions)
-    return _cohort_table(table, _cohort_replicates(table, n_boot, seed, resample), level)
+    return cohort_bootstrap(predictions, n_boot, seed, level, resample).cohorts
 
 
 def overall_summary(
@@ -212,17 +231,19 @@ def overall_summary(
     patients it has); ``ci_low``/``ci_high`` resample patients within each cohort with the
     cohorts fixed. Cohorts whose AUROC is undefined are left out (``n_cohorts`` counts the rest).
     """
-    table = validate_predictions(predictions)
-    replicates = _cohort_replicates(table, n_boot, seed, resample)
-    cohorts = _cohort_table(table, replicates, level)
+    return overall_from_bootstrap(cohort_bootstrap(predictions, n_boot, seed, level, resample))
+
+
+def overall_from_bootstrap(bootstrap: CohortBootstrap) -> pd.DataFrame:
+    """``overall_summary`` of an already drawn bootstrap."""
     rows = []
-    for (model, protocol), group in cohorts.groupby(["model", "protocol"], sort=True):
+    for (model, protocol), group in bootstrap.cohorts.groupby(["model", "protocol"], sort=True):
         defined = group[group["auroc_mean"].notna()]
         row = {"model": model, "protocol": protocol, "n_cohorts": len(defined)}
         row.update({f"{metric}_mean": defined[f"{metric}_mean"].mean() for metric in METRICS})
         row["auroc_cohort_sd"] = defined["auroc_mean"].std()
-        stacked = [replicates[(model, protocol, cohort)] for cohort in defined["cohort"]]
-        row["ci_low"], row["ci_high"] = pooled_mean_ci(np.stack(stacked), level) if stacked else (np.nan, np.nan)
+        stacked = [bootstrap.replicates[(model, protocol, cohort)] for cohort in defined["cohort"]]
+        row["ci_low"], row["ci_high"] = pooled_mean_ci(np.stack(stacked), bootstrap.level) if stacked else (np.nan, np.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=list(OVERALL_SUMMARY_COLUMNS)).astype({"n_cohorts": "int64"})
 

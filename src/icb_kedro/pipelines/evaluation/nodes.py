@@ -49,8 +49,8 @@ def summarize_results(
     from icb_kedro.evaluation.meta_analysis import auroc_meta_analysis
 
     n_boot, seed = int(params["n_boot"]), int(params["seed"])
-    cohorts = summary.cohort_summary(predictions, n_boot=n_boot, seed=seed)
-    overall = summary.overall_summary(predictions, n_boot=n_boot, seed=seed)
+    bootstrap = summary.cohort_bootstrap(predictions, n_boot=n_boot, seed=seed)  # drawn once, used three times
+    cohorts, overall = bootstrap.cohorts, summary.overall_from_bootstrap(bootstrap)
     available = set(predictions["model"])
     references = [ref for ref in params["reference_models"] if ref in available]
     # One call: each unordered pair once, and one Benjamini-Hochberg family per protocol over
@@ -60,7 +60,7 @@ def summarize_results(
         if references
         else pd.DataFrame()
     )
-    meta = auroc_meta_analysis(predictions, {"n_boot": n_boot, "seed": seed, **(params.get("meta_analysis") or {})})
+    meta = auroc_meta_analysis(predictions, params.get("meta_analysis"), bootstrap)
     text = summary.summary_markdown(overall, cohorts, comparisons, meta)
     return cohorts, overall, comparisons, meta, text
 
