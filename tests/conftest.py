@@ -149,3 +149,59 @@ def foundation_project(light_project: KedroProject) -> KedroProject:
     """The light project after ingestion + harmonization + folds ran on the real data."""
     light_project.run(["ingestion", "harmonization", "folds"])
     return light_project
+
+
+class ModelFreeEnv:
+    """A fresh virtual environment with this project's third-party libraries (the pinned
+    versions a registered model lists in its requirements) but neither icb_kedro nor Kedro:
+    where a colleague loads or serves a registered model. Built without the network: the
+    libraries are linked from ``.venv`` rather than downloaded again."""
+
+    #: site-packages entries left out: the project itself, Kedro and its plug-ins, .pth files.
+    HIDDEN = ("icb_kedro", "__editable__", "kedro", "_virtualenv")
+
+    def __init__(self, root: Path) -> None:
+        import stat
+        import subprocess
+        import sys
+        import sysconfig
+
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+        libraries = root / "libraries"
+        libraries.mkdir()
+        for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+            if entry.name.lower().startswith(self.HIDDEN) or entry.suffix == ".pth":
+                continue
+            (libraries / entry.name).symlink_to(entry)
+        (site,) = (root / "venv" / "lib").glob("python3*/site-packages")
+        (site / "libraries.pth").write_text(f"{libraries}\n")
+        self.bin = root / "venv" / "bin"
+        self.python = self.bin / "python"
+        # The console script `mlflow models serve` starts (pip would have written it).
+        launcher = self.bin / "uvicorn"
+        launcher.write_text(f"#!{self.python}\nimport sys\nfrom uvicorn.main import main\nsys.exit(main())\n")
+        launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
+
+    def environ(self, tracking_uri: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("MLFLOW_")}
+        env.update(PATH=f"{self.bin}{os.pathsep}{env.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_REGISTRY_URI=tracking_uri)
+        return env
+
+    def run(self, script: str, *args: str, tracking_uri: str, cwd: Path):
+        """Run ``script`` (Python source) there; returns the completed process (checked)."""
+        import subprocess
+
+        done = subprocess.run(
+            [str(self.python), "-c", script, *args], cwd=cwd, env=self.environ(tracking_uri), capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return done
+
+
+@pytest.fixture(scope="session")
+def model_free_env(tmp_path_factory) -> ModelFreeEnv:
+    env = ModelFreeEnv(tmp_path_factory.mktemp("model_free_env"))
+    probe = "import importlib.util as u; print(u.find_spec('icb_kedro'), u.find_spec('kedro'), u.find_spec('mlflow') is not None)"
+    done = env.run(probe, tracking_uri="sqlite:///unused.db", cwd=Path(tmp_path_factory.getbasetemp()))
+    assert done.stdout.split() == ["None", "None", "True"], done.stdout  # no project, no Kedro; MLflow there
+    return env

@@ -143,7 +143,16 @@ class OrphanedRunsHook:
 # Registered-model datasets of the catalog -> their MLflow registered model name (the
 # catalog's save_args.registered_model_name; tests/test_hooks_registry.py checks they agree).
 IC2BERT_REGISTERED_SUFFIX = ".ic2bert_registered_model"
-REGISTERED_MODEL_TAGS = ("held_out", "protocol", "trial", "readout_kind", "selection", "inner_val_score", "stage")
+REGISTERED_MODEL_TAGS = (
+    "held_out", "protocol", "trial", "readout_kind", "selection", "inner_val_score", "stage",
+    "input_transform", "n_genes", "pretrain_cohorts", "n_finetune_rows",
+    "family", "selection_auroc", "n_train", "training_cohorts", "best_params", "threshold",
+)
+#: Cohort tables (``evaluation.summary.cohort_summary``) whose saving writes each IC2Bert
+#: champion's measured AUROC [CI]: IC2Bert's own, then the evaluation's (the last one wins).
+MEASURED_AUROC_DATASETS = ("ic2bert_cohort_summary", "results_cohort_summary")
+#: (protocol of results_cohort_summary, tag) written on an IC2Bert cohort model's champion.
+MEASURED_PROTOCOLS = (("transfer", "auroc_transfer"), ("loco", "auroc_zero_shot"))
 
 
 def registered_model_name(dataset_name: str) -> str | None:
@@ -151,7 +160,60 @@ def registered_model_name(dataset_name: str) -> str | None:
         return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"
     if dataset_name == "amu_registered_model":
         return "icb_amu"
+    if dataset_name == "baseline_registered_model":
+        return "icb_baseline"
     return None
+
+
+def registration_description(name: str, metadata: dict[str, Any]) -> str:
+    """What a registered model is, in words (the MLflow UI shows it on the version page)."""
+    if "held_out" not in metadata:
+        return f"{name}: see the model's tags for how it was trained."
+    return (
+        f"IC2Bert for {metadata['held_out']}: encoder pretrained (masked expression, no labels) on "
+        f"{metadata.get('pretrain_cohorts', 'the other cohorts')}; {metadata.get('stage', 'fine-tuned')} on "
+        f"{metadata.get('n_finetune_rows', '?')} labelled training patients of {metadata['held_out']} "
+        f"(trial {metadata.get('trial', '?')}, chosen by {metadata.get('selection', '?')} on training rows only). "
+        f"Input: one whole cohort, samples x {metadata.get('n_genes', '?')} panel genes, log2(TPM+1); "
+        f"absent genes enter as [MISSING]. Output: y_prob = P(responder)."
+    )
+
+
+def measured_auroc_tags(cohort_summary: pd.DataFrame, held_out: str, model: str = "ic2bert") -> dict[str, str]:
+    """``auroc_<protocol>`` tags for one held-out cohort: mean over trials [patient-bootstrap CI]."""
+    tags = {}
+    for protocol, tag in MEASURED_PROTOCOLS:
+        rows = cohort_summary[(cohort_summary["model"] == model) & (cohort_summary["protocol"] == protocol) & (cohort_summary["cohort"] == held_out)]
+        if rows.empty or pd.isna(rows["auroc_mean"].iloc[0]):
+            continue
+        row = rows.iloc[0]
+        tags[tag] = f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_trials'])} trial(s), {int(row['n_patients'])} patients"
+    return tags
+
+
+def describe_champions(client: Any, cohort_summary: pd.DataFrame, model_names: dict[str, str]) -> int:
+    """Write the measured AUROC [CI] on the @champion of each ``held_out -> model name``.
+
+    The numbers measure this recipe on the held-out cohort (``transfer``: the cohort's test
+    rows, every trial; ``zero-shot``: the whole cohort, never trained on), the evidence a user
+    of the registered model needs. Returns how many versions were described.
+    """
+    described = 0
+    for held_out, name in model_names.items():
+        try:
+            champion = client.get_model_version_by_alias(name, "champion")
+        except Exception:  # noqa: BLE001 - never registered (pipeline subset): nothing to describe
+            continue
+        tags = measured_auroc_tags(cohort_summary, held_out)
+        if not tags:
+            continue
+        for key, value in tags.items():
+            client.set_model_version_tag(name, champion.version, key, value)
+        measured = "; ".join(f"{k.removeprefix('auroc_').replace('_', '-')} AUROC {v}" for k, v in tags.items())
+        description = (champion.description or "").split("\nMeasured on ")[0]
+        client.update_model_version(name, champion.version, description=f"{description}\nMeasured on {held_out}: {measured}.")
+        described += 1
+    return described
 
 
 def promote_to_champion(client: Any, name: str, tags: dict[str, str] | None = None) -> str | None:
@@ -177,14 +239,47 @@ class RegistryAliasHook:
     """After a model is registered, point ``@champion`` at it (``@challenger`` at the one it
     replaces), so users load ``models:/<name>@champion`` rather than "latest"."""
 
+    def __init__(self) -> None:
+        self._measured: pd.DataFrame | None = None  # the last cohort table seen in this run
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._measured = None  # one hook object serves every session of a process
+
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if dataset_name in MEASURED_AUROC_DATASETS and isinstance(data, pd.DataFrame):
+            self._measured = data
+            self._describe(data)
+            return
         name = registered_model_name(dataset_name)
         if name is None:
             return
         import mlflow
 
-        metadata = data.get("metadata", {}) if isinstance(data, dict) else {}
+        if isinstance(data, dict):
+            metadata = data.get("metadata", {})
+        else:  # a pyfunc object (AMU) says what it is itself
+            metadata = getattr(data, "registry_metadata", lambda: {})()
         tags = {key: metadata[key] for key in REGISTERED_MODEL_TAGS if key in metadata}
-        version = promote_to_champion(mlflow.MlflowClient(), name, tags)
+        client = mlflow.MlflowClient()
+        version = promote_to_champion(client, name, tags)
+        if version is not None:
+            client.update_model_version(name, version, description=metadata.get("description") or registration_description(name, metadata))
+            if self._measured is not None and "held_out" in metadata:  # the table came first in this run
+                describe_champions(client, self._measured, {metadata["held_out"]: name})
         logger.info("Registered model %s version %s is @champion", name, version)
+
+    @staticmethod
+    def _describe(cohort_summary: pd.DataFrame) -> None:
+        if "model" not in cohort_summary.columns:
+            return
+        import mlflow
+
+        from icb_kedro.paths import namespace_for
+
+        cohorts = cohort_summary.loc[cohort_summary["model"] == "ic2bert", "cohort"].unique()
+        names = {c: registered_model_name(f"{namespace_for(c)}{IC2BERT_REGISTERED_SUFFIX}") for c in cohorts}
+        described = describe_champions(mlflow.MlflowClient(), cohort_summary, names)
+        if described:
+            logger.info("Wrote the measured AUROC [CI] on %d registered IC2Bert champions", described)

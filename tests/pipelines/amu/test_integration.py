@@ -57,3 +57,38 @@ def test_light_run_registers_a_loadable_model(amu_run) -> None:
     assert len(children) == 2 + 12 * 3  # one nested MLflow run per fold (project hook)
     with pytest.raises(Exception, match="AMU needs all 159 panel genes"):
         model.predict(table[table["cohort"] == "Bladder_Atezolizumab_Mariathasan2018"].head(5))
+
+
+LOAD_AND_SCORE = """
+import importlib.util, sys
+assert importlib.util.find_spec("icb_kedro") is None and importlib.util.find_spec("kedro") is None
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_parquet(sys.argv[2])).to_parquet(sys.argv[3])
+print(sys.modules[type(model.unwrap_python_model()).__module__].__file__)
+"""
+
+
+def test_the_registered_model_scores_where_the_project_is_not_installed(amu_run, model_free_env, tmp_path) -> None:
+    """icb_amu@champion in a virtual environment without icb_kedro or Kedro (its code, pinned
+    requirements and signature travel with it) scores a real cohort as it does in the project."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    table = amu_run.read("data/03_primary/harmonized_expression.parquet")
+    expression = table[table["cohort"] == "Melanoma_PD1_Hugo2016"]
+    expression.to_parquet(tmp_path / "cohort.parquet")
+    mlflow.set_tracking_uri(amu_run.tracking_uri)
+    mlflow.set_registry_uri(amu_run.tracking_uri)
+    expected = mlflow.pyfunc.load_model("models:/icb_amu@champion").predict(expression)
+    done = model_free_env.run(
+        LOAD_AND_SCORE, "models:/icb_amu@champion", str(tmp_path / "cohort.parquet"), str(tmp_path / "scores.parquet"),
+        tracking_uri=amu_run.tracking_uri, cwd=amu_run.path,
+    )
+    assert "/code/icb_kedro/models/amu/pyfunc.py" in done.stdout
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert scores["sample_key"].tolist() == expression["sample_key"].tolist()
+    np.testing.assert_allclose(scores["y_prob"].to_numpy(), expected["y_prob"].to_numpy(), rtol=0, atol=1e-9)
+    version = mlflow.MlflowClient().get_model_version_by_alias("icb_amu", "champion")
+    assert version.tags["n_genes"] == "159" and "labelled patients" in version.description

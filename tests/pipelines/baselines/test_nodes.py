@@ -318,3 +318,49 @@ def test_signatures_failing_coverage_on_the_amu_genes_are_reported_and_give_no_p
     assert empty.empty and list(empty.columns) == list(PREDICTION_COLUMNS)
     logreg, _ = _fit(inputs, {**tiny_params, "protocols": ["amu_holdout"]}, "logreg")
     assert len(nodes.combine_predictions(logreg, empty)) == len(logreg)
+
+
+def _cohort_table(means: dict[str, float], protocol: str = "loco") -> pd.DataFrame:
+    rows = [
+        {"model": m, "protocol": protocol, "cohort": c, "auroc_mean": v + d}
+        for m, v in means.items()
+        for c, d in (("CohortA", -0.05), ("CohortB", 0.05))
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_the_deployed_baseline_is_the_best_enabled_family_by_held_out_auroc(tiny_params):
+    table = _cohort_table({"logreg": 0.62, "svm": 0.70, "rf": 0.66, "adaboost": 0.90, "sig_IFNG": 0.95})
+    # adaboost is disabled in tiny_params and signatures are not model families: svm wins.
+    assert nodes.choose_deployment_family(table, tiny_params) == ("svm", pytest.approx(0.70), 2)
+    tiny_params["registry"] = {"model": "logreg"}
+    assert nodes.choose_deployment_family(table, tiny_params)[0] == "logreg"
+    tiny_params["registry"] = {"model": "mlp"}
+    with pytest.raises(ValueError, match="'mlp' has no 'loco' results"):
+        nodes.choose_deployment_family(table, tiny_params)
+    tiny_params["registry"] = {"selection_protocol": "transfer"}
+    with pytest.raises(ValueError, match="no 'transfer' results"):
+        nodes.choose_deployment_family(table, tiny_params)
+
+
+def test_the_deployed_baseline_scores_a_whole_cohort_and_refuses_what_it_cannot_score(synthetic_inputs, tiny_params):
+    from icb_kedro.models.portable import cohort_zscore
+
+    features = _features(synthetic_inputs, tiny_params)
+    model = nodes.fit_deployment_baseline(features, _cohort_table({"logreg": 0.7, "rf": 0.6}), tiny_params)
+    labelled = features["label"].notna()
+    assert model.metadata["family"] == "logreg" and model.metadata["n_train"] == int(labelled.sum())
+    assert model.metadata["training_cohorts"] == "CohortA, CohortB, CohortC" and model.genes == gene_columns(features)
+    cohort = features[features["cohort"] == "CohortB"].set_index("sample_key")[model.genes]
+    scores = model.predict(None, cohort.assign(extra=1.0))
+    expected = model.estimator.predict_proba(cohort_zscore(cohort).to_numpy())[:, 1]
+    np.testing.assert_allclose(scores["y_prob"].to_numpy(), expected)
+    assert list(scores.index) == list(cohort.index)
+    assert "best mean loco AUROC" in model.registry_metadata()["selection"]
+    assert model.registry_metadata()["description"].startswith("logreg baseline, chosen as the best classical model")
+    with pytest.raises(ValueError, match=r"input lacks 1 of the model's 12 genes \(G4\)"):
+        model.predict(None, cohort.drop(columns=["G4"]))
+    with pytest.raises(ValueError, match="pass a whole cohort"):
+        model.predict(None, cohort.head(5))
+    with pytest.raises(ValueError, match="non-numeric values in genes \\['G0'\\]"):
+        model.predict(None, cohort.astype(object).assign(G0="high"))

@@ -98,10 +98,16 @@ def test_pipeline_runs_every_model_signature_and_protocol(pipeline_run):
     assert isinstance(pipeline_run["baselines_overall_auroc_plot"].load(), Figure)
 
 
-@pytest.mark.integration
-def test_baselines_on_the_real_cohorts_in_the_light_config(foundation_project):
-    """Light config on the real data: 1 trial, tiny grids, every family + every signature."""
+@pytest.fixture(scope="module")
+def baselines_light_run(foundation_project):
     foundation_project.run(["baselines"])
+    return foundation_project
+
+
+@pytest.mark.integration
+def test_baselines_on_the_real_cohorts_in_the_light_config(baselines_light_run):
+    """Light config on the real data: 1 trial, tiny grids, every family + every signature."""
+    foundation_project = baselines_light_run
     predictions = foundation_project.read("data/07_model_output/predictions_baselines.parquet")
     models = set(predictions["model"])
     assert {"logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn"} <= models
@@ -139,3 +145,46 @@ def test_baselines_on_the_real_cohorts_in_the_light_config(foundation_project):
     experiment = client.get_experiment_by_name("icb_kedro")
     children = client.search_runs([experiment.experiment_id], filter_string="tags.dataset = 'fold_metrics_baselines'")
     assert len(children) == len(metrics)
+
+    # The best family by mean loco AUROC, refitted on every labelled patient, registered as
+    # icb_baseline@champion with its evidence; it loads where the project is not installed.
+    cohort_table = foundation_project.read("data/07_model_output/baselines_cohort_summary.parquet")
+    loco = cohort_table[(cohort_table["protocol"] == "loco") & cohort_table["model"].isin(["logreg", "svm", "rf", "adaboost", "xgboost", "mlp"])]
+    best = loco.groupby("model")["auroc_mean"].mean().idxmax()
+    registry = mlflow.MlflowClient(tracking_uri=foundation_project.tracking_uri, registry_uri=foundation_project.tracking_uri)
+    champion = registry.get_model_version_by_alias("icb_baseline", "champion")
+    assert champion.tags["family"] == best and champion.tags["protocol"] == "final"
+    assert int(champion.tags["n_train"]) > 500 and champion.tags["selection_auroc"].startswith("mean loco AUROC 0.")
+    assert champion.description.startswith(f"{best} baseline, chosen as the best classical model")
+
+
+LOAD_AND_SCORE = """
+import importlib.util, sys
+assert importlib.util.find_spec("icb_kedro") is None and importlib.util.find_spec("kedro") is None
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_parquet(sys.argv[2])).to_parquet(sys.argv[3])
+"""
+
+
+@pytest.mark.integration
+def test_the_registered_baseline_scores_a_cohort_where_the_project_is_not_installed(baselines_light_run, model_free_env, shared_data_dir, tmp_path):
+    """icb_baseline@champion (registered by the light run) scores the real Hugo 2016 cohort in
+    a virtual environment without icb_kedro or Kedro exactly as in the project."""
+    foundation_project = baselines_light_run
+    import mlflow
+    import numpy as np
+
+    from icb_kedro.pipelines.predict.nodes import read_expression_file
+
+    expression = read_expression_file({"input_path": str(shared_data_dir / "cohorts/Melanoma_PD1_Hugo2016.expression.tsv.gz")})
+    expression.to_parquet(tmp_path / "cohort.parquet")
+    mlflow.set_tracking_uri(foundation_project.tracking_uri)
+    mlflow.set_registry_uri(foundation_project.tracking_uri)
+    expected = mlflow.pyfunc.load_model("models:/icb_baseline@champion").predict(expression)["y_prob"].to_numpy()
+    assert expected.std() > 1e-3  # not a constant predictor
+    model_free_env.run(
+        LOAD_AND_SCORE, "models:/icb_baseline@champion", str(tmp_path / "cohort.parquet"), str(tmp_path / "scores.parquet"),
+        tracking_uri=foundation_project.tracking_uri, cwd=foundation_project.path,
+    )
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "scores.parquet")["y_prob"].to_numpy(), expected, rtol=0, atol=1e-12)

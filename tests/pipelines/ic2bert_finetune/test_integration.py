@@ -58,6 +58,11 @@ def test_models_are_registered_and_the_predict_pipeline_scores_a_cohort(ic2bert_
     assert scores["model_uri"].iloc[0] == "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018@champion"
     champion = client.get_model_version_by_alias("icb_ic2bert_fold_Kidney_ICB_Miao2018", "champion")
     assert champion.tags["held_out"] == "Kidney_ICB_Miao2018" and champion.tags["protocol"] == "transfer"
+    # What it is and how well it did, on the version itself (registry tags and description).
+    assert int(champion.tags["n_genes"]) > 900 and "Melanoma_PD1_Hugo2016" in champion.tags["pretrain_cohorts"]
+    assert champion.description.startswith("IC2Bert for Kidney_ICB_Miao2018: encoder pretrained")
+    assert "Measured on Kidney_ICB_Miao2018: transfer AUROC" in champion.description
+    assert champion.tags["auroc_transfer"].startswith("0.") and "auroc_zero_shot" in champion.tags
     experiment = client.get_experiment_by_name("icb_kedro")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.model = 'ic2bert'")
     assert {r.data.tags["protocol"] for r in runs} >= {"transfer", "loco"}  # fold child runs (project hook)
@@ -101,3 +106,118 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
     heads = np.random.default_rng(0).uniform(-1, 1, (10, bundle.config.d_model)) * np.sqrt(6.0 / bundle.config.d_model)
     rhos = [abs(spearmanr(tuned, pooled @ head).statistic) for head in heads]
     assert np.median(rhos) < 0.6, f"fine-tuned logits follow random heads' ranking (median |Spearman| {np.median(rhos):.2f})"
+
+
+# Run in a virtual environment without icb_kedro or Kedro: load the registered model, score a
+# parquet file, report which file the model's class came from.
+LOAD_AND_SCORE = """
+import importlib.util, sys
+assert importlib.util.find_spec("icb_kedro") is None and importlib.util.find_spec("kedro") is None
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(pd.read_parquet(sys.argv[2])).to_parquet(sys.argv[3])
+print(sys.modules[type(model.unwrap_python_model()).__module__].__file__)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> tuple[int, str]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_registered_model_scores_and_serves_where_the_project_is_not_installed(ic2bert_project, model_free_env, shared_data_dir, tmp_path) -> None:
+    """The registered champion, outside the project: ``mlflow.pyfunc.load_model`` and
+    ``mlflow models serve`` in a virtual environment without icb_kedro or Kedro score the real
+    cohort exactly as the project's ``predict`` did; bad payloads get HTTP 400 and the reason."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    import numpy as np
+
+    from icb_kedro.pipelines.predict.nodes import read_expression_file
+
+    uri = "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018@champion"
+    expected = ic2bert_project.read("data/07_model_output/ic2bert_scores.parquet").set_index("sample_id")["y_prob"]
+    expression = read_expression_file({"input_path": str(shared_data_dir / "cohorts/Melanoma_PD1_Hugo2016.expression.tsv.gz")})
+    expression.to_parquet(tmp_path / "cohort.parquet")  # every gene of the file: extra columns are ignored
+    done = model_free_env.run(
+        LOAD_AND_SCORE, uri, str(tmp_path / "cohort.parquet"), str(tmp_path / "scores.parquet"),
+        tracking_uri=ic2bert_project.tracking_uri, cwd=ic2bert_project.path,
+    )
+    assert "/code/icb_kedro/models/ic2bert/pyfunc.py" in done.stdout  # the model's own copy of its code
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    np.testing.assert_allclose(scores["y_prob"].to_numpy(), expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9)
+
+    # The same model behind MLflow's REST server, on loopback.
+    port = _free_port()
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(
+        [str(model_free_env.python), "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ic2bert_project.path, env=model_free_env.environ(ic2bert_project.tracking_uri), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-4000:]
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping in 240 s"
+            time.sleep(1)
+        panel = set(_panel_genes(ic2bert_project, uri))
+        genes = [c for c in expression.columns if c in panel]
+        status, body = _post(f"{base}/invocations", {"dataframe_split": expression[genes].to_dict(orient="split")})
+        assert status == 200, body[-2000:]
+        served = [row["y_prob"] for row in json.loads(body)["predictions"]]
+        np.testing.assert_allclose(served, expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9)
+        # Malformed payloads: a handful of samples (per-cohort z-scores need a cohort) and a
+        # table of Ensembl IDs: 400 with the model's own input-validation message.
+        status, body = _post(f"{base}/invocations", {"dataframe_split": expression[genes].head(4).to_dict(orient="split")})
+        assert status == 400 and "pass a whole cohort" in body, body[-2000:]
+        ensembl = expression[genes].set_axis([f"ENSG{i:011d}" for i in range(len(genes))], axis=1)
+        status, body = _post(f"{base}/invocations", {"dataframe_split": ensembl.to_dict(orient="split")})
+        assert status == 400 and f"input lacks {len(genes)} of the model's {len(genes)} genes" in body, body[-2000:]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def _panel_genes(project, uri: str) -> list[str]:
+    """The model's gene panel, from its signature (what the documented REST layout lists)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+    name, alias = uri.removeprefix("models:/").split("@")
+    version = client.get_model_version_by_alias(name, alias)
+    mlflow.set_tracking_uri(project.tracking_uri)
+    mlflow.set_registry_uri(project.tracking_uri)
+    try:
+        return mlflow.models.get_model_info(f"models:/{name}/{version.version}").signature.inputs.input_names()
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)

@@ -3,7 +3,12 @@
 The pyfunc takes a wide expression table (one row per sample, gene columns on the scale it
 was trained on, e.g. harmonized log2(TPM+1); extra columns such as ``sample_key`` are
 allowed) and returns a DataFrame with ``y_prob`` = P(responder), plus ``sample_key`` when
-the input has one. Load it with ``mlflow.pyfunc.load_model("models:/icb_amu/<version>")``.
+the input has one. Load it with ``mlflow.pyfunc.load_model("models:/icb_amu@champion")``.
+
+This module is also the catalog's kedro-mlflow ``flavor`` for ``amu_registered_model``
+(``log_model``/``load_model``): it logs the pyfunc with its code (``models.portable``), pinned
+requirements, a 160-gene signature and a synthetic input example, so the model loads where
+icb_kedro is not installed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from icb_kedro.models.portable import (
+    ModelInputError,
+    gene_signature,
+    model_code_paths,
+    pinned_requirements,
+    release_code_path,
+    synthetic_input_example,
+)
 from icb_kedro.schema import SAMPLE_KEY
 
 from .features import PSEUDO_COUNT, SCALES, amu_features
@@ -42,23 +55,39 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
         return state
 
     def load_context(self, context) -> None:
+        release_code_path()  # the project's own icb_kedro, when installed, stays the one imported
         self._network = load_network(self.fitted)
 
     @property
     def genes(self) -> list[str]:
         return list(self.fitted.features)
 
+    def registry_metadata(self) -> dict[str, Any]:
+        """Tags and description of the registered version (read by ``hooks.RegistryAliasHook``)."""
+        return {
+            "protocol": "final",
+            "stage": f"trained on all {self.fitted.n_train} labelled samples of its cohorts",
+            "n_genes": len(self.genes),
+            "input_transform": self.input_scale,
+            "description": (
+                f"AMU (transformer over {len(self.genes)} genes' log ratios) trained on {self.fitted.n_train} labelled "
+                f"patients ({self.fitted.n_synthetic} oversampled rows added inside the fit). Input: samples x "
+                f"{len(self.genes)} genes on the {self.input_scale} scale, every gene measured; optional sample_key. "
+                "Output: y_prob = P(responder)."
+            ),
+        }
+
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """``y_prob`` per input row (``sample_key`` carried over when present)."""
         if not isinstance(model_input, pd.DataFrame):
-            raise ValueError(f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}")
+            raise ModelInputError(f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}")
         if self._network is None:
             self._network = load_network(self.fitted)
         lacking = [g for g in self.fitted.features if g not in model_input.columns or model_input[g].isna().any()]
         if lacking:
             # AMU's missing-gene policy: its ratio encoding needs every panel gene (a cohort
             # lacking some was left out of training too); refuse rather than make values up.
-            raise ValueError(
+            raise ModelInputError(
                 f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the input lacks or has "
                 f"missing values in {len(lacking)}: {', '.join(lacking[:20])}"
             )
@@ -67,6 +96,24 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
         if SAMPLE_KEY in model_input.columns:
             out.insert(0, SAMPLE_KEY, model_input[SAMPLE_KEY].to_numpy())
         return out
+
+
+def log_model(model: AmuPyfuncModel, name: str, **kwargs: Any):
+    """kedro-mlflow flavor hook: log the pyfunc with what it needs to travel (see module doc)."""
+    import warnings
+
+    kwargs.setdefault("signature", gene_signature(model.genes, "y_prob", extra_inputs=[(SAMPLE_KEY, "string")]))
+    kwargs.setdefault("pip_requirements", pinned_requirements("amu"))
+    kwargs.setdefault("input_example", synthetic_input_example(model.genes))
+    with warnings.catch_warnings(), model_code_paths("amu") as code_paths:
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+        kwargs.setdefault("code_paths", code_paths)
+        return mlflow.pyfunc.log_model(name=name, python_model=model, **kwargs)
+
+
+def load_model(model_uri: str, **kwargs: Any):
+    """kedro-mlflow flavor hook: the logged model as a generic MLflow pyfunc."""
+    return mlflow.pyfunc.load_model(model_uri, **kwargs)
 
 
 def save_fitted(fitted: FittedNetwork, directory: str | Path) -> Path:

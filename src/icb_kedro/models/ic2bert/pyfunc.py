@@ -1,7 +1,9 @@
 """IC2Bert as an MLflow pyfunc model, and a kedro-mlflow "flavor" module that logs it.
 
 ``IC2BertPyfunc`` bundles the model config, weights (numpy), the frozen tokenizer and the
-gene panel, so a registered model scores a new cohort's expression with no project data:
+gene panel, so a registered model scores a new cohort's expression with no project data;
+the few source files it needs travel with it (``models.portable``), so it also loads where
+icb_kedro is not installed:
 
     model = mlflow.pyfunc.load_model("models:/icb_ic2bert_fold_Kidney_ICB_Miao2018/1")
     scores = model.predict(expression)   # one row per sample, one column per gene
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import mlflow
@@ -33,34 +34,22 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle
-from icb_kedro.schema import require_genes
+from icb_kedro.models.portable import (  # noqa: F401 - cohort_zscore, MIN_COHORT_ROWS: this module's API too
+    MIN_COHORT_ROWS,
+    ModelInputError,
+    cohort_zscore,
+    gene_signature,
+    model_code_paths,
+    numeric_panel,
+    pinned_requirements,
+    release_code_path,
+    synthetic_input_example,
+)
 
 logger = logging.getLogger(__name__)
 
 INPUT_TRANSFORMS = ("cohort_zscore", "none")
 OUTPUT_COLUMN = "y_prob"
-
-
-#: Fewest rows a ``cohort_zscore`` model accepts: its inputs are standardized over the rows
-#: given (one cohort, as in training), so a handful of samples gives meaningless z-scores.
-MIN_COHORT_ROWS = 10
-
-
-def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
-    """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0).
-
-    Label-free but transductive (the scores of a sample depend on the cohort it comes with),
-    exactly like the per-cohort standardization the model was trained on; see the README.
-    """
-    if len(values) < MIN_COHORT_ROWS:
-        raise ValueError(
-            f"this model standardizes its input per cohort: pass a whole cohort (>= {MIN_COHORT_ROWS} "
-            f"samples), got {len(values)} row(s)"
-        )
-    sd = values.std(ddof=0)
-    z = (values - values.mean()) / sd.replace(0.0, np.nan)
-    z.loc[:, (sd == 0.0).to_numpy()] = 0.0  # constant genes -> 0; unmeasured (NaN) genes stay NaN
-    return z
 
 
 def missing_panel_genes(frame: pd.DataFrame, genes: tuple[str, ...]) -> list[str]:
@@ -70,28 +59,8 @@ def missing_panel_genes(frame: pd.DataFrame, genes: tuple[str, ...]) -> list[str
 
 def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
     """The panel columns of ``frame`` as float64 (unmeasured genes as NaN columns), refusing
-    non-numeric, infinite or partially missing values."""
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"IC2Bert expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
-    if len(frame) == 0:
-        raise ValueError("input has no rows")
-    present = [g for g in genes if g in frame.columns]
-    if not present:
-        require_genes(frame.columns, genes, "IC2Bert")  # none of the panel: the same clear refusal
-    raw = frame.reindex(columns=list(genes))
-    values = raw.apply(pd.to_numeric, errors="coerce").astype(np.float64)
-    non_numeric = values.isna() & raw.notna()
-    if non_numeric.to_numpy().any():
-        bad = values.columns[non_numeric.any(axis=0)].tolist()
-        raise ValueError(f"input has non-numeric values in genes {bad[:20]}")
-    if np.isinf(values.to_numpy()).any():
-        bad = values.columns[np.isinf(values.to_numpy()).any(axis=0)].tolist()
-        raise ValueError(f"input has infinite values in genes {bad[:20]}")
-    partial = values.isna().any(axis=0) & ~values.isna().all(axis=0)
-    if partial.any():
-        gene = partial.index[partial.to_numpy()][0]
-        rows = values.index[values[gene].isna()].tolist()
-        raise ValueError(f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a gene is either measured for the whole cohort or absent")
+    non-numeric, infinite or partially missing values (``models.portable.numeric_panel``)."""
+    values = numeric_panel(frame, genes, "IC2Bert")
     missing = missing_panel_genes(values, genes)
     if missing:
         logger.warning("input lacks %d of the model's %d genes (entered as [MISSING]): %s", len(missing), len(genes), ", ".join(missing[:20]))
@@ -116,6 +85,7 @@ class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
         return self.model.genes
 
     def load_context(self, context: Any) -> None:
+        release_code_path()  # the project's own icb_kedro, when installed, stays the one imported
         self._model = ModelBundle.from_dict(self.bundle)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -138,23 +108,13 @@ class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def signature_for(genes: tuple[str, ...]):
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    inputs = Schema([ColSpec("double", g) for g in genes])
-    outputs = Schema([ColSpec("double", OUTPUT_COLUMN)])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    """Optional double columns, one per panel gene (absent genes reach the [MISSING] policy)."""
+    return gene_signature(genes, OUTPUT_COLUMN)
 
 
 def pip_requirements() -> list[str]:
     """Pinned runtime requirements of the pyfunc (skips MLflow's slow inference subprocess)."""
-    pins = []
-    for package in ("jax", "jaxlib", "dm-haiku", "numpy", "pandas", "scikit-learn", "mlflow"):
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            pins.append(package)
-    return pins
+    return pinned_requirements("ic2bert")
 
 
 def log_model(model: IC2BertPyfunc | dict[str, Any], name: str, **kwargs: Any):
@@ -166,12 +126,15 @@ def log_model(model: IC2BertPyfunc | dict[str, Any], name: str, **kwargs: Any):
     python_model = model if isinstance(model, IC2BertPyfunc) else IC2BertPyfunc(model)
     kwargs.setdefault("signature", signature_for(python_model.genes))
     kwargs.setdefault("pip_requirements", pip_requirements())
-    with warnings.catch_warnings():
+    kwargs.setdefault("input_example", synthetic_input_example(python_model.genes))
+    with warnings.catch_warnings(), model_code_paths("ic2bert") as code_paths:
         # The signature is given explicitly (gene panel), so MLflow's advice to add an input
         # example or predict() type hints for signature inference does not apply.
         warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
         warnings.filterwarnings("ignore", message=".*Passing a Python object as `python_model`.*")
+        # The model's own code travels with it (code/icb_kedro): it loads without the project.
+        kwargs.setdefault("code_paths", code_paths)
         return mlflow.pyfunc.log_model(name=name, python_model=python_model, **kwargs)
 
 

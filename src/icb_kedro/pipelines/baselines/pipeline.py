@@ -24,6 +24,7 @@ from .nodes import (
     compare_models,
     compute_fold_metrics,
     compute_signature_scores,
+    fit_deployment_baseline,
     fit_predict_model,
     parse_signatures,
     plot_overall,
@@ -135,6 +136,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="baselines_combine_search_logs",
         ),
         Node(compute_fold_metrics, "predictions_baselines", "fold_metrics_baselines", name="baselines_fold_metrics"),
+        # The best family by held-out AUROC, refitted on every labelled patient and
+        # registered as icb_baseline (kedro-mlflow; the project hook sets @champion).
+        Node(
+            fit_deployment_baseline,
+            {"features": "baselines_features", "cohort_table": "baselines_cohort_summary", "params": "params:baselines"},
+            "baseline_registered_model",
+            name="baselines_register_best_model",
+        ),
         Node(
             summarize_cohorts,
             ["predictions_baselines", "params:baselines.evaluation"],

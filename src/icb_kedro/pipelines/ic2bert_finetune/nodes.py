@@ -330,16 +330,23 @@ def finetune_transfer(
         histories.append(_history(result, held_out, "transfer", spec.trial, train_auroc=train_auroc))
         score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
         if best is None or score > best[0]:
-            best = (score, spec.trial, result, threshold)
+            best = (score, spec.trial, result, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)", held_out, spec.trial, result.best_epoch, result.selection, result.score)
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
-    score, trial, result, threshold = best
+    score, trial, result, threshold, n_rows = best
     chosen = _transfer_bundle(
         bundle, result.params, tokenization, trial, threshold, stage="fine-tuned", inner_val_score=float(result.score),
         inner_val_loss=float(-score), selection=result.selection, finetune_best_epoch=int(result.best_epoch),
+        **_provenance(tokens, held_out, n_rows),
     )
     return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen
+
+
+def _provenance(tokens: pd.DataFrame, held_out: str, n_rows: int) -> dict[str, Any]:
+    """What the registered model was trained on (its registry tags and description)."""
+    others = sorted(set(_cohort_of(tokens)) - {held_out})
+    return {"pretrain_cohorts": ", ".join(others), "n_finetune_rows": int(n_rows)}
 
 
 def _transfer_bundle(bundle, model_params, tokenization, trial: int, threshold: float, **metadata) -> dict[str, Any]:
@@ -357,6 +364,7 @@ def _transfer_bundle(bundle, model_params, tokenization, trial: int, threshold: 
             "trial": int(trial),
             "threshold": float(threshold),
             "input_transform": input_transform(tokenization),
+            "n_genes": len(bundle.genes),
             **metadata,
         },
     ).to_dict()
@@ -379,15 +387,15 @@ def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization
             tables.append(_prediction_table(model, "transfer", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(train_keys), threshold))
             histories.append(_readout_history(readout, held_out, model, "transfer", spec.trial, "", train_auroc))
             if model == MODEL and (best is None or readout.cv_auroc > best[0]):
-                best = (readout.cv_auroc, spec.trial, readout, threshold)
+                best = (readout.cv_auroc, spec.trial, readout, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: readout %s fitted on %d rows", held_out, spec.trial, arms.kind, len(train_keys))
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
-    score, trial, readout, threshold = best
+    score, trial, readout, threshold, n_rows = best
     chosen = _transfer_bundle(
         bundle, bundle.params, tokenization, trial, threshold, stage="pretrained encoder + linear readout",
         inner_val_score=float(score), inner_val_loss=float("nan"), selection="readout_cv_auroc", finetune_best_epoch=0,
-        readout_kind=arms.kind, readout=readout.to_dict(),
+        readout_kind=arms.kind, readout=readout.to_dict(), **_provenance(tokens, held_out, n_rows),
     )
     return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True), chosen
 

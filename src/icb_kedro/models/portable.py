@@ -1,0 +1,188 @@
+"""What a registered model carries so that it loads where icb_kedro is not installed.
+
+An MLflow pyfunc whose ``python_model`` is a class of this package is pickled *by reference*:
+without help it loads only where ``icb_kedro`` is importable. Every registered model therefore
+ships the few source files its class needs as MLflow ``code_paths`` (``code/icb_kedro/...``,
+put first on ``sys.path`` by ``mlflow.pyfunc.load_model``), the pinned versions of the
+libraries those files import, a gene-panel signature and a synthetic input example.
+The integration tests load and serve such a model from a virtual environment that has
+neither icb_kedro nor Kedro. Where the project *is* installed and already imported, the
+model's partial copy must not stay first on ``sys.path`` (worker processes of joblib or Dask
+would import it instead of the project): every pyfunc's ``load_context`` calls
+:func:`release_code_path`.
+
+Bad input raises :class:`ModelInputError`: a ``ValueError`` for Python callers and an
+``MlflowException(INVALID_PARAMETER_VALUE)`` for ``mlflow models serve``, which answers it
+with HTTP 400 and this message (any other exception becomes a generic message).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/icb_kedro
+
+#: Source files every model family needs besides its own sub-package.
+COMMON_FILES = ("__init__.py", "schema.py", "models/__init__.py", "models/portable.py")
+
+#: Libraries the pyfunc code of each family imports (pinned to the versions that trained it).
+FAMILY_REQUIREMENTS = {
+    "ic2bert": ("mlflow", "numpy", "pandas", "scikit-learn", "jax", "jaxlib", "dm-haiku"),
+    "amu": ("mlflow", "numpy", "pandas", "scikit-learn", "paddlepaddle"),
+    "baselines": ("mlflow", "numpy", "pandas", "scikit-learn", "imbalanced-learn", "xgboost"),
+}
+
+#: Rows of the synthetic input example: models that z-score a cohort refuse fewer than 10.
+EXAMPLE_ROWS = 10
+
+
+class ModelInputError(MlflowException, ValueError):
+    """Input a registered model refuses; HTTP 400 with this message when served."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+#: Fewest rows a ``cohort_zscore`` model accepts: its inputs are standardized over the rows
+#: given (one cohort, as in training), so a handful of samples gives meaningless z-scores.
+MIN_COHORT_ROWS = 10
+
+
+def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
+    """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0).
+
+    Label-free but transductive (the scores of a sample depend on the cohort it comes with),
+    exactly like the per-cohort standardization the model was trained on; see the README.
+    """
+    if len(values) < MIN_COHORT_ROWS:
+        raise ModelInputError(
+            f"this model standardizes its input per cohort: pass a whole cohort (>= {MIN_COHORT_ROWS} "
+            f"samples), got {len(values)} row(s)"
+        )
+    sd = values.std(ddof=0)
+    z = (values - values.mean()) / sd.replace(0.0, np.nan)
+    z.loc[:, (sd == 0.0).to_numpy()] = 0.0  # constant genes -> 0; unmeasured (NaN) genes stay NaN
+    return z
+
+
+def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.DataFrame:
+    """The panel columns of ``frame`` as float64, absent genes as all-NaN columns.
+
+    Refuses a non-table, an input with none of the panel genes (naming them: e.g. Ensembl IDs
+    instead of HGNC symbols), no rows, non-numeric or infinite values, and a gene missing for
+    some samples only (a gene is measured for the whole cohort or absent).
+    """
+    from icb_kedro.schema import require_genes
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ModelInputError(f"{model} expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
+    if not any(g in frame.columns for g in genes):  # first: MLflow's schema check hands over no rows once it dropped every unknown column
+        try:
+            require_genes(frame.columns, genes, model)
+        except ValueError as error:
+            raise ModelInputError(str(error)) from None
+    if len(frame) == 0:
+        raise ModelInputError("input has no rows")
+    raw = frame.reindex(columns=list(genes))
+    values = raw.apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    non_numeric = values.isna() & raw.notna()
+    if non_numeric.to_numpy().any():
+        bad = values.columns[non_numeric.any(axis=0)].tolist()
+        raise ModelInputError(f"input has non-numeric values in genes {bad[:20]}")
+    if np.isinf(values.to_numpy()).any():
+        bad = values.columns[np.isinf(values.to_numpy()).any(axis=0)].tolist()
+        raise ModelInputError(f"input has infinite values in genes {bad[:20]}")
+    partial = values.isna().any(axis=0) & ~values.isna().all(axis=0)
+    if partial.any():
+        gene = partial.index[partial.to_numpy()][0]
+        rows = values.index[values[gene].isna()].tolist()
+        raise ModelInputError(
+            f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a gene is either "
+            "measured for the whole cohort or absent"
+        )
+    return values
+
+
+def pinned_requirements(family: str) -> list[str]:
+    """``package==version`` for the libraries ``family``'s pyfunc imports (this environment's)."""
+    pins = []
+    for package in FAMILY_REQUIREMENTS[family]:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def copy_model_code(family: str, destination: str | Path) -> Path:
+    """Copy the ``.py`` files ``family``'s pyfunc needs into ``destination/icb_kedro``."""
+    target = Path(destination) / PACKAGE_ROOT.name
+    sources = [PACKAGE_ROOT / name for name in COMMON_FILES]
+    sources += sorted((PACKAGE_ROOT / "models" / family).rglob("*.py"))
+    for source in sources:
+        copied = target / source.relative_to(PACKAGE_ROOT)
+        copied.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copied)
+    return target
+
+
+@contextlib.contextmanager
+def model_code_paths(family: str) -> Iterator[list[str]]:
+    """``code_paths`` for ``mlflow.pyfunc.log_model``: a temporary copy of the model's code."""
+    with tempfile.TemporaryDirectory(prefix="icb_model_code_") as tmp:
+        yield [str(copy_model_code(family, tmp))]
+
+
+def _is_model_code(entry: str) -> bool:
+    """A ``code/`` folder MLflow put on sys.path for one of these models (a partial copy)."""
+    package = Path(entry) / PACKAGE_ROOT.name
+    return (package / "models" / "portable.py").is_file() and not (package / "pipelines").is_dir()
+
+
+def release_code_path() -> list[str]:
+    """Take model code folders back off ``sys.path`` when ``icb_kedro`` was imported from
+    somewhere else (the installed project); keep them where the model's copy *is* the
+    package (an environment without the project). Returns the entries removed."""
+    import sys
+
+    package = sys.modules.get(PACKAGE_ROOT.name)
+    origin = Path(package.__file__).resolve().parent if package is not None and package.__file__ else None
+    removed = [
+        entry for entry in sys.path
+        if entry and _is_model_code(entry) and origin is not None and (Path(entry) / PACKAGE_ROOT.name).resolve() != origin
+    ]
+    for entry in removed:
+        sys.path.remove(entry)
+    return removed
+
+
+def gene_signature(genes: Sequence[str], output_column: str, extra_inputs: Sequence[tuple[str, str]] = ()):
+    """One optional ``double`` column per panel gene (+ ``extra_inputs``), one output column.
+
+    Optional, so MLflow's schema check lets a cohort lacking a gene through to the model's own
+    policy (IC2Bert: the [MISSING] token; AMU: a refusal naming the genes).
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = [ColSpec("double", g, required=False) for g in genes]
+    inputs += [ColSpec(kind, name, required=False) for name, kind in extra_inputs]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", output_column)]))
+
+
+def synthetic_input_example(genes: Sequence[str], n_rows: int = EXAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
+    """A made-up cohort in the input layout (log2(TPM+1)-like values; no patient data is
+    stored with a model). MLflow derives the documented REST payload from it."""
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.gamma(2.0, 1.5, size=(n_rows, len(genes))), 3)
+    return pd.DataFrame(values, columns=list(genes), index=[f"example_{i}" for i in range(n_rows)])
