@@ -5,10 +5,13 @@ model panel is no longer "the genes every cohort has": each panel is declared in
 
     <panel name>:
       genes: all | ic2bert_prior | amu160 | [GENE, ...]   # the requested genes, in order
-      present_in: all | N | {all_but: K} | {all_but: [cohort, ...]}
+      present_in: all | N | {at_least: N} | {all_but: K} | {all_but: [cohort, ...]}
 
 ``present_in`` keeps a requested gene if it is measured in every cohort (``all``), in at least
 ``N`` cohorts, in all but at most ``K`` cohorts, or in every cohort except the named ones.
+Parameters are soft-merged across config environments (``settings.py``), so a mapping rule
+keeps conf/base's keys: an environment switching rules sets the other key to null, e.g.
+``{all_but: null, at_least: 1}``; keys set to null are ignored.
 A cohort that lacks some genes of a panel keeps its place in the study: the harmonized
 table holds those genes as NaN for that cohort (never a number made up here), and each
 model says what it does with them (IC2Bert: a [MISSING] token; AMU and the baselines:
@@ -56,6 +59,10 @@ def _min_cohorts(spec: Mapping[str, Any], cohorts: Sequence[str], panel: str) ->
         if not 1 <= present_in <= n:
             raise ValueError(f"harmonization.panels.{panel}.present_in: {present_in} is not between 1 and the {n} cohorts")
         return present_in, set()
+    if isinstance(present_in, Mapping):
+        present_in = {k: v for k, v in present_in.items() if v is not None}  # null: a base key switched off
+        if set(present_in) == {"at_least"}:
+            return _min_cohorts({"present_in": present_in["at_least"]}, cohorts, panel)
     if isinstance(present_in, Mapping) and set(present_in) == {"all_but"}:
         allowed = present_in["all_but"]
         if isinstance(allowed, int) and not isinstance(allowed, bool):
@@ -66,7 +73,7 @@ def _min_cohorts(spec: Mapping[str, Any], cohorts: Sequence[str], panel: str) ->
             exempt = {str(c) for c in allowed} & set(cohorts)  # names not ingested: nothing to exempt
             return n - len(exempt), exempt
     raise ValueError(
-        f"harmonization.panels.{panel}.present_in must be 'all', an integer, {{all_but: K}} or {{all_but: [cohorts]}}, got {present_in!r}"
+        f"harmonization.panels.{panel}.present_in must be 'all', an integer, {{at_least: N}}, {{all_but: K}} or {{all_but: [cohorts]}}, got {present_in!r}"
     )
 
 

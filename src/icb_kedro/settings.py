@@ -44,4 +44,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },
+    # conf/light and conf/paper hold only the parameters that differ from conf/base: nested
+    # keys are merged one by one (a list is replaced whole), not the top-level key replaced.
+    "merge_strategy": {"parameters": "soft"},
 }
