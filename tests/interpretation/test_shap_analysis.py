@@ -120,3 +120,24 @@ def test_plots_are_figures_with_content(planted):
         assert figure.axes and figure.axes[0].get_title()
     with pytest.raises(ValueError, match="differs"):
         plot_shap_beeswarm(values, x[:9], GENES, "bad")
+
+
+def test_top_k_stability_separates_a_dominant_gene_from_noise():
+    from icb_kedro.interpretation.shap_analysis import top_k_stability
+
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(30)]
+    values = rng.normal(0.0, 0.1, size=(60, 30))
+    values[:, 0] += rng.choice([-2.0, 2.0], size=60)  # G0 dominates in every row
+    folds = np.repeat(["A|0", "B|0", "C|0"], 20)
+    table = top_k_stability(values, genes, folds, k=3, n_boot=100, seed=0)
+    first = table.iloc[0]
+    assert first["gene"] == "G0" and first["rank"] == 1 and first["bootstrap_top_k"] == 1.0 and first["fold_top_k"] == 1.0
+    assert first["rank_ci_low"] == first["rank_ci_high"] == 1
+    others = table[table["gene"] != "G0"]
+    assert (others["bootstrap_top_k"] < 1.0).all()  # the noise genes' places in the top 3 are not stable
+    assert table["n_folds"].eq(3).all() and table["n_rows"].eq(60).all()
+    again = top_k_stability(values, genes, folds, k=3, n_boot=100, seed=0)
+    pd.testing.assert_frame_equal(table, again)  # seeded
+    with pytest.raises(ValueError, match="folds labels"):
+        top_k_stability(values, genes, folds[:10], k=3)

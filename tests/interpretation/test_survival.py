@@ -118,3 +118,24 @@ def test_kaplan_meier_by_prediction_separates_planted_groups(cohorts):
     assert summary["hr"] < 0.6  # predicted responders have the lower hazard
     assert summary["median_months_responders"] > summary["median_months_non_responders"]
     assert isinstance(figure, Figure)
+
+
+def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
+    """Planted survival genes beat random genes; a selection of noise genes does not."""
+    from icb_kedro.interpretation.survival import random_gene_null
+
+    expression, clinical = cohorts
+    rng = np.random.default_rng(1)
+    noise = pd.DataFrame(rng.normal(size=(len(expression), 30)), columns=[f"N{i}" for i in range(30)])
+    expression = pd.concat([expression, noise], axis=1)
+    pool = [f"N{i}" for i in range(30)]
+    planted = cox_per_gene(expression, clinical, ["HAZARD", "PROTECT"], endpoints=("os",))
+    null = random_gene_null(planted, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
+    row = null.iloc[0]
+    assert row["endpoint"] == "os" and row["n_selected"] == 2 and row["n_selected_significant"] == 2 and row["n_random"] == 20
+    assert row["share_random"] < 0.3 and row["empirical_p"] < 0.1
+    chosen_noise = cox_per_gene(expression, clinical, ["N0", "N1", "NULL"], endpoints=("os",))
+    null = random_gene_null(chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
+    assert null.iloc[0]["empirical_p"] > 0.2  # nothing special about these genes
+    again = random_gene_null(chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
+    pd.testing.assert_frame_equal(null, again)  # seeded

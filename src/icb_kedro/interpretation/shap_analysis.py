@@ -11,7 +11,8 @@ background sample drawn from those training rows, and the fold's test rows to ex
   n_background model evaluations, so both sizes come from parameters).
 
 Rankings: genes by mean |SHAP| over the explained rows (:func:`shap_gene_ranking`); top-k
-lists and their intersection across models (:func:`top_gene_overlap`).
+lists and their intersection across models (:func:`top_gene_overlap`); how stable a top-k
+list is (:func:`top_k_stability`: bootstrap of the explained rows and agreement across folds).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from threadpoolctl import threadpool_limits
 
 PredictFn = Callable[[np.ndarray], np.ndarray]
 RANKING_COLUMNS: tuple[str, ...] = ("gene", "mean_abs_shap", "mean_shap", "direction", "rank")
+STABILITY_COLUMNS: tuple[str, ...] = (
+    "gene", "rank", "bootstrap_top_k", "rank_ci_low", "rank_ci_high", "fold_top_k", "n_folds", "n_rows", "k", "n_boot",
+)
 
 
 def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | None = None, allow_nan: bool = False) -> np.ndarray:
@@ -178,6 +182,69 @@ def top_genes(ranking: pd.DataFrame, k: int) -> list[str]:
     if "mean_abs_shap" in ordered.columns:
         ordered = ordered[ordered["mean_abs_shap"] > 0]
     return ordered["gene"].tolist()
+
+
+def _ranks(mean_abs: np.ndarray, genes: np.ndarray) -> np.ndarray:
+    """Rank (1 = largest) of each gene by mean |SHAP|, ties broken by gene name."""
+    order = np.lexsort((genes, -mean_abs))
+    ranks = np.empty(len(genes), dtype=int)
+    ranks[order] = np.arange(1, len(genes) + 1)
+    return ranks
+
+
+def top_k_stability(
+    shap_values: np.ndarray | pd.DataFrame,
+    genes: Sequence[str],
+    folds: Sequence[object],
+    k: int = 20,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How stable is "gene g is in the top k"? A single ranking cannot say.
+
+    * ``bootstrap_top_k``: share of ``n_boot`` bootstrap resamples of the explained rows
+      (drawn within each fold, so every fold keeps its weight) in which the gene is in the
+      top ``k`` by mean |SHAP|; ``rank_ci_low/high``: the 2.5 / 97.5 % percentiles of its rank;
+    * ``fold_top_k``: share of the folds (held-out cohort x trial; ``folds`` labels each row)
+      whose own rows put it in their top ``k`` (agreement between independently trained models).
+
+    Genes never in any top ``k`` (point estimate, resample or fold) are left out. Sorted by
+    the point-estimate rank.
+    """
+    values = np.abs(_as_matrix(shap_values, "shap_values", len(genes)))
+    folds = np.asarray([str(f) for f in folds])
+    if len(folds) != len(values):
+        raise ValueError(f"folds labels {len(folds)} rows, shap_values has {len(values)}")
+    if k < 1 or n_boot < 1:
+        raise ValueError(f"k and n_boot must be >= 1, got {k} and {n_boot}")
+    names = np.asarray(list(genes), dtype=object)
+    point = _ranks(values.mean(axis=0), names)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(folds == f) for f in np.unique(folds)]
+    boot_ranks = np.empty((n_boot, len(names)), dtype=int)
+    for b in range(n_boot):
+        rows = np.concatenate([rng.choice(m, size=len(m), replace=True) for m in members])
+        boot_ranks[b] = _ranks(values[rows].mean(axis=0), names)
+    in_boot = (boot_ranks <= k).mean(axis=0)
+    fold_hits = np.zeros(len(names))
+    for m in members:
+        fold_hits += _ranks(values[m].mean(axis=0), names) <= k
+    table = pd.DataFrame(
+        {
+            "gene": names,
+            "rank": point,
+            "bootstrap_top_k": in_boot,
+            "rank_ci_low": np.percentile(boot_ranks, 2.5, axis=0),
+            "rank_ci_high": np.percentile(boot_ranks, 97.5, axis=0),
+            "fold_top_k": fold_hits / len(members),
+            "n_folds": len(members),
+            "n_rows": len(values),
+            "k": k,
+            "n_boot": n_boot,
+        }
+    )
+    table = table[(table["rank"] <= k) | (table["bootstrap_top_k"] > 0) | (table["fold_top_k"] > 0)]
+    return table.sort_values("rank", kind="mergesort").reset_index(drop=True)[list(STABILITY_COLUMNS)]
 
 
 def top_gene_overlap(rankings: Mapping[str, pd.DataFrame], k: int) -> pd.DataFrame:

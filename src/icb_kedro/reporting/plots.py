@@ -133,6 +133,33 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
     return figure
 
 
+def plot_reliability(predictions: pd.DataFrame, protocol: str, n_bins: int = 10, models: Sequence[str] | None = None) -> Figure:
+    """Reliability curves (observed response rate vs mean predicted probability, quantile
+    bins, all held-out cohorts pooled) per model of one protocol; the diagonal is perfect
+    calibration. Published signatures are left out unless named (their probabilities are a
+    rescaled score)."""
+    from icb_kedro.evaluation.calibration import reliability_curves
+
+    table = validate_predictions(predictions)
+    table = table[table["protocol"] == protocol]
+    if table.empty:
+        raise ValueError(f"predictions have no rows for protocol {protocol!r}")
+    chosen = sorted(m for m in table["model"].unique() if not m.startswith("sig_")) if models is None else list(models)
+    curves = reliability_curves(table[table["model"].isin(chosen)], n_bins=n_bins)
+    figure = Figure(layout="constrained", figsize=(7.5 + (2.5 if len(chosen) > _LEGEND_INSIDE_MAX else 0.0), 5.5))
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for model, colour in zip(chosen, _colours(len(chosen))):
+        rows = curves[curves["model"] == model]
+        if rows.empty:
+            continue  # one class in every held-out row: no curve
+        ax.plot(rows["mean_prob"], rows["observed_rate"], marker="o", markersize=3, color=colour, linewidth=1.2, label=model)
+    ax.set(xlabel="mean predicted P(responder) in the bin", ylabel="observed responder rate in the bin", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title(f"Reliability, protocol '{protocol}' ({n_bins} quantile bins, cohorts pooled)")
+    _legend(ax, len(chosen) + 1)
+    return figure
+
+
 def plot_meta_forest(meta: pd.DataFrame, protocol: str) -> Figure:
     """Random-effects pooled AUROC per model (95% CI), with k, I^2 and tau^2 beside each row."""
     _require(meta, ("model", "protocol", "pooled_auroc", "ci_low", "ci_high", "k", "i2", "tau2"), "meta")

@@ -295,6 +295,7 @@ class StudyInputs:
     overall: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
     meta: pd.DataFrame | None = None  # evaluation.meta_analysis: random-effects pool per (model, protocol)
+    calibration: pd.DataFrame | None = None  # evaluation.calibration: Brier decomposition, slope per scope
     evaluation_markdown: str | None = None
     evaluation_source: str = ""
     pretrain_history: pd.DataFrame | None = None
@@ -303,6 +304,7 @@ class StudyInputs:
     shap_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     rankings: pd.DataFrame | None = None
     overlap: pd.DataFrame | None = None
+    stability: pd.DataFrame | None = None  # shap_analysis.top_k_stability per (protocol, model)
     ic2bert_importance: pd.DataFrame | None = None
     ic2bert_frequency: pd.DataFrame | None = None
     embedding_map: pd.DataFrame | None = None
@@ -311,6 +313,7 @@ class StudyInputs:
     embedding_cosine: pd.DataFrame | None = None
     enrichment: pd.DataFrame | None = None
     cox: pd.DataFrame | None = None
+    cox_null: pd.DataFrame | None = None  # survival.random_gene_null per endpoint
     km: pd.DataFrame | None = None
     km_figures: dict[str, Figure] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
@@ -395,6 +398,7 @@ def _section_performance(inputs: StudyInputs) -> Section:
         section.add(_safe_figure("overall_auroc", lambda: plots.plot_overall_auroc(inputs.overall), "Unweighted mean AUROC over cohorts with patient-level bootstrap 95% CI."))
         shown = inputs.overall.sort_values(["protocol", "auroc_mean"], ascending=[True, False])
         section.add(Table(shown[[c for c in ("protocol", "model", "n_cohorts", "auroc_mean", "ci_low", "ci_high", "auprc_mean", "accuracy_mean", "f1_mean", "brier_mean") if c in shown.columns]], "Overall AUROC per model and protocol", max_rows=200))
+    section.subsections.append(_section_calibration(inputs))
     for protocol in sorted(inputs.predictions["protocol"].unique()):
         sub = Section(f"Protocol {protocol}")
         sub.add(Text(PROTOCOL_TITLES.get(protocol, protocol)))
@@ -408,6 +412,31 @@ def _section_performance(inputs: StudyInputs) -> Section:
             if len(significant):
                 sub.add(Table(significant[["model_a", "model_b", "cohort", "auroc_a", "auroc_b", "diff", "ci_low", "ci_high", "p", "q"]], "Significant paired differences", max_rows=40))
         section.subsections.append(sub)
+    return section
+
+
+def _section_calibration(inputs: StudyInputs) -> Section:
+    """Reliability curves and the Brier decomposition: does P(response) = 0.7 mean 7 in 10?"""
+    from icb_kedro.reporting import plots
+
+    section = Section("Calibration")
+    if not _present(inputs.calibration):
+        return section.add(NotRun("Calibration", "the evaluation pipeline has not written results_calibration"))
+    section.add(Text(
+        "Brier score = reliability - resolution + uncertainty (+ within-bin variance), over 10 quantile bins of the "
+        "predicted probability, held-out cohorts pooled: reliability (lower is better) is the gap between predicted and "
+        "observed response rates, resolution (higher is better) how well the bins separate, uncertainty the Brier score "
+        "of predicting the prevalence. Calibration slope: logistic recalibration of the outcome on logit(p); 1 is ideal, "
+        "below 1 means probabilities too extreme (overfitting), above 1 too timid. Calibration-in-the-large: observed rate "
+        "minus mean predicted probability. No post-hoc recalibration is applied: probabilities are as the models give them."
+    ))
+    pooled = inputs.calibration[inputs.calibration["scope"] == "pooled"]
+    for protocol in [p for p in ("transfer", "loco", "within", "amu_holdout") if (pooled["protocol"] == p).any()]:
+        if _present(inputs.predictions) and (inputs.predictions["protocol"] == protocol).any():
+            section.add(_safe_figure(f"reliability_{protocol}", lambda p=protocol: plots.plot_reliability(inputs.predictions, p), f"Reliability curves, protocol {protocol} (published signatures left out: their probabilities are rescaled scores)."))
+    columns = ["protocol", "model", "n", "observed_rate", "mean_prob", "calibration_in_the_large", "calibration_slope", "brier", "reliability", "resolution", "uncertainty"]
+    shown = pooled.sort_values(["protocol", "brier"])[columns]
+    section.add(Table(shown, "Calibration per model and protocol, held-out cohorts pooled (per-cohort rows: results_calibration)", max_rows=200))
     return section
 
 
@@ -449,6 +478,21 @@ def _section_ic2bert_training(inputs: StudyInputs) -> Section:
     return section
 
 
+def _stability_table(stability: pd.DataFrame, top_k: int) -> Block:
+    """Each model's top genes with how often they stay in its top k (bootstrap of the explained
+    rows; share of folds) and their rank's 95% interval: a single ranking hides that."""
+    k = int(stability["k"].iloc[0])
+    shown = stability[stability["rank"] <= top_k].copy()
+    shown["rank 95% interval"] = [f"{lo:.0f}-{hi:.0f}" for lo, hi in zip(shown["rank_ci_low"], shown["rank_ci_high"])]
+    shown = shown.rename(columns={"bootstrap_top_k": f"in top {k} (bootstrap)", "fold_top_k": f"in top {k} (share of folds)"})
+    columns = ["model", "gene", "rank", "rank 95% interval", f"in top {k} (bootstrap)", f"in top {k} (share of folds)", "n_folds"]
+    caption = (
+        f"Stability of the top-{top_k} genes: share of {int(stability['n_boot'].iloc[0])} bootstrap resamples of the explained "
+        f"rows (within folds) and share of the folds whose own rows put the gene in the model's top {k}"
+    )
+    return Table(shown.sort_values(["model", "rank"])[columns], caption, max_rows=top_k * stability["model"].nunique())
+
+
 def _section_shap(inputs: StudyInputs, top_k: int) -> Section:
     from icb_kedro.interpretation import shap_analysis
 
@@ -479,6 +523,8 @@ def _section_shap(inputs: StudyInputs, top_k: int) -> Section:
                 if n_models > 2:
                     text += f" In the top-{k} of at least two models: " + (", ".join(f"{g} ({m})" for g, m in zip(partial["gene"], partial["models"])) or "none") + "."
                 sub.add(Text(text))
+        if _present(inputs.stability) and (inputs.stability["setting"] == setting).any():
+            sub.add(_stability_table(inputs.stability[inputs.stability["setting"] == setting], top_k))
         for (protocol, model), ranking in rows.groupby(["protocol", "model"], sort=True):
             sub.add(_safe_figure(f"shap_bar_{setting}_{model}", lambda r=ranking, m=model, p=protocol: shap_analysis.plot_shap_bar(r, f"{m} ({p}): mean |SHAP|", max_display=top_k * 2), f"{model}: mean |SHAP| of the top genes ({int(ranking['n_rows'].iloc[0])} test rows)."))
             table = inputs.shap_tables.get(f"{protocol}:{model}")
@@ -624,9 +670,19 @@ def _section_survival(inputs: StudyInputs) -> Section:
         "Kaplan-Meier curves compare predicted responders and non-responders of each model (the `loco` protocol when "
         "available: every patient scored once by a model that never saw its cohort); log-rank p pooled over cohorts and a "
         "cohort-stratified Cox HR. **Caveat:** the genes tested are the models' top SHAP genes, chosen by their link to "
-        "response on these same patients, and response correlates with survival; so the q-values are optimistic, a screen "
-        "to follow up in independent cohorts rather than a confirmation."
+        "response on these same patients, and response correlates with survival; so their q-values are optimistic. The "
+        "random-gene null below fits as many random common-panel genes the same way: only if the selected genes beat it "
+        "do they carry more survival signal than arbitrary genes."
     ))
+    if _present(inputs.cox_null):
+        for row in inputs.cox_null.itertuples():
+            verdict = "more than random genes" if row.empirical_p < 0.05 else "no more than random genes"
+            section.add(Text(
+                f"**{row.endpoint.upper()}, selected vs random genes**: {row.n_selected_significant} of {row.n_selected} selected genes "
+                f"at p < {row.alpha:g} ({row.share_selected:.0%}) vs {row.share_random:.0%} of {row.n_random} random genes; "
+                f"random sets of {row.n_selected}: mean {row.null_mean:.1f}, 95th percentile {row.null_q95:.0f}; empirical p = "
+                f"{row.empirical_p:.3f} ({row.n_sets} sets): {verdict}."
+            ))
     if _present(inputs.cox):
         fitted = inputs.cox[inputs.cox["hr"].notna()]
         for endpoint, rows in fitted.groupby("endpoint", sort=True):

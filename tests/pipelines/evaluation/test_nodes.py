@@ -102,7 +102,7 @@ def test_plots_cover_every_protocol(predictions) -> None:
     params = {"n_boot": 50, "seed": 0, "reference_models": []}
     cohorts, overall, _, meta, _ = summarize_results(predictions, params)
     figures = plot_results(predictions, cohorts, overall, meta)
-    assert set(figures) == {"overall_auroc.png", "meta_forest_transfer.png", "cohort_auroc_transfer.png", "roc_pr_transfer.png"}
+    assert set(figures) == {"overall_auroc.png", "meta_forest_transfer.png", "cohort_auroc_transfer.png", "roc_pr_transfer.png", "reliability_transfer.png"}
     assert all(fig.axes for fig in figures.values())
 
 

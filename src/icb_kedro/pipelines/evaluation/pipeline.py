@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_results_table, gather_predictions, plot_results, summarize_results
+from .nodes import assess_calibration, build_results_table, gather_predictions, plot_results, summarize_results
 
 MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
 
@@ -40,6 +40,7 @@ def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> 
                 ],
                 name="summarize_results",
             ),
+            Node(assess_calibration, ["all_predictions", "params:evaluation"], "results_calibration", name="assess_calibration"),
             Node(
                 plot_results,
                 inputs=["all_predictions", "results_cohort_summary", "results_overall_summary", "results_meta_analysis"],

@@ -297,6 +297,31 @@ def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)[list(RANKING_COLUMNS)]
 
 
+def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
+    """Per (protocol, model): how stable each gene's top-k place is (``shap_analysis.top_k_stability``:
+    bootstrap of the explained rows within folds, and agreement between folds)."""
+    *shap_tables, params = shap_tables_and_params
+    k, n_boot, seed = int(params.get("stability_k", 20)), int(params.get("stability_n_boot", 200)), int(params.get("seed", 0))
+    rows = []
+    for table in shap_tables:
+        if table is None or table.empty:
+            continue
+        genes = shap_gene_columns(table)
+        for (protocol, model), part in table.groupby(["protocol", "model"], sort=True):
+            shap_rows = part[part["kind"] == "shap"].sort_values(["cohort", "trial", SAMPLE_KEY], kind="mergesort")
+            present = [g for g in genes if shap_rows[g].notna().all()]
+            values = shap_rows[present].to_numpy(float)
+            if not np.abs(values).max() > 0:
+                continue  # constant predictions: rank_genes already says so
+            folds = (shap_rows["cohort"].astype(str) + "|" + shap_rows["trial"].astype(str)).to_numpy()
+            stability = shap_analysis.top_k_stability(values, present, folds, k=k, n_boot=n_boot, seed=seed)
+            rows.append(stability.assign(setting=setting_of(protocol), protocol=protocol, model=model))
+    columns = ["setting", "protocol", "model", *shap_analysis.STABILITY_COLUMNS]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(rows, ignore_index=True)[columns]
+
+
 def top_gene_overlap(rankings: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per setting and k in ``params.top_k``: genes in any model's top-k and how many models list them."""
     columns = ["setting", "k", "n_models_compared", "gene", "n_models", "models", "in_all"]
@@ -343,6 +368,23 @@ def enrich_top_genes(rankings: pd.DataFrame, gene_sets: pd.DataFrame, params: di
 
 
 # ----------------------------------------------------------------------------- survival
+
+
+def cox_random_gene_null(
+    cox: pd.DataFrame, expression: pd.DataFrame, clinical: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """The selected genes' Cox results against as many random genes of the common panel
+    (``survival.random_gene_null``; settings ``interpretation.survival.random_gene_null``)."""
+    settings = params.get("random_gene_null") or {}
+    fitted = cox[cox["p_value"].notna()] if len(cox) else cox
+    if fitted.empty:
+        return pd.DataFrame(columns=list(survival.NULL_COLUMNS))
+    pool = gene_panels.loc[gene_panels["panel"] == settings.get("panel", "common"), "gene"].tolist()
+    return survival.random_gene_null(
+        fitted, expression, clinical, pool, n_random=int(settings.get("n_genes", 200)), n_sets=int(settings.get("n_sets", 1000)),
+        alpha=float(settings.get("alpha", 0.05)), seed=int(settings.get("seed", 0)), penalizer=float(params.get("penalizer", 0.0)),
+        min_events=int(params.get("min_events", 5)),
+    )
 
 
 def cox_top_genes(rankings: pd.DataFrame, expression: pd.DataFrame, clinical: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -819,6 +861,9 @@ def build_report(
     km: pd.DataFrame,
     params: dict[str, Any],
     results_meta_analysis: pd.DataFrame | None = None,
+    results_calibration: pd.DataFrame | None = None,
+    stability: pd.DataFrame | None = None,
+    cox_null: pd.DataFrame | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The self-contained HTML study report and its figures (``<name>.png`` -> Figure)."""
     from icb_kedro.pipelines.harmonization.nodes import plot_panel_coverage, plot_pca_before_after
@@ -866,6 +911,7 @@ def build_report(
         overall=overall,
         comparisons=comparisons,
         meta=results_meta_analysis,
+        calibration=results_calibration,
         evaluation_markdown=markdown,
         evaluation_source=source,
         pretrain_history=ic2bert_pretrain_history,
@@ -874,6 +920,8 @@ def build_report(
         shap_tables=shap_tables,
         rankings=rankings,
         overlap=overlap,
+        stability=stability,
+        cox_null=cox_null,
         ic2bert_importance=ic2bert_importance,
         ic2bert_frequency=ic2bert_frequency,
         embedding_map=embedding_map,

@@ -31,6 +31,7 @@ from icb_kedro.paths import discover_cohorts, namespace_for
 from .nodes import (
     analyse_amu_embeddings,
     build_report,
+    cox_random_gene_null,
     cox_top_genes,
     enrich_top_genes,
     explain_amu_cohorts,
@@ -41,6 +42,7 @@ from .nodes import (
     km_summary,
     parse_signature_sets,
     rank_genes,
+    shap_stability,
     top_gene_overlap,
 )
 
@@ -104,12 +106,14 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "results_comparisons": mirror("results_comparisons"),
         "results_summary_md": mirror("results_summary_md"),
         "results_meta_analysis": mirror("results_meta_analysis"),
+        "results_calibration": mirror("results_calibration"),
         "ic2bert_pretrain_history": mirror("ic2bert_pretrain_history"),
         "ic2bert_sample_size": mirror("ic2bert_sample_size"),
         "ic2bert_learning_summary": mirror("ic2bert_learning_summary"),
         **{name.removeprefix("interpretation_"): name for name in SHAP_TABLES},
         "rankings": "interpretation_gene_rankings",
         "overlap": "interpretation_top_gene_overlap",
+        "stability": "interpretation_shap_stability",
         "ic2bert_importance": "interpretation_ic2bert_importance",
         "ic2bert_frequency": "interpretation_ic2bert_top_k_frequency",
         "embedding_map": "interpretation_amu_embedding_map",
@@ -118,6 +122,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "embedding_cosine": "interpretation_amu_embedding_cosine",
         "enrichment_table": "interpretation_enrichment",
         "cox": "interpretation_cox",
+        "cox_null": "interpretation_cox_null",
         "km": "interpretation_km_summary",
         "params": "params:interpretation",
     }
@@ -158,6 +163,12 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
             ),
             Node(rank_genes, list(SHAP_TABLES), "interpretation_gene_rankings", name="interpretation_rank_genes"),
             Node(
+                shap_stability,
+                [*SHAP_TABLES, "params:interpretation.rankings"],
+                "interpretation_shap_stability",
+                name="interpretation_shap_stability",
+            ),
+            Node(
                 top_gene_overlap,
                 ["interpretation_gene_rankings", "params:interpretation.rankings"],
                 "interpretation_top_gene_overlap",
@@ -185,6 +196,12 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                 ["interpretation_gene_rankings", "harmonized_expression", "clinical_table", "params:interpretation.survival"],
                 "interpretation_cox",
                 name="interpretation_cox_per_gene",
+            ),
+            Node(
+                cox_random_gene_null,
+                ["interpretation_cox", "harmonized_expression", "clinical_table", "gene_panels", "params:interpretation.survival"],
+                "interpretation_cox_null",
+                name="interpretation_cox_random_gene_null",
             ),
             Node(
                 km_summary,
