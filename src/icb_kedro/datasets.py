@@ -12,14 +12,21 @@ next successful save of the same target removes.
 The catalog uses them as ``type: icb_kedro.datasets.ParquetDataset`` etc.; wrapped by
 ``kedro_mlflow``'s ``MlflowArtifactDataset`` they are logged from the final path.
 Saving several figures at once (a dict or list into a folder) is written in place.
+
+``OptionalDataset`` wraps any of them and loads ``None`` when the wrapped data does not
+exist: the evaluation reads each model pipeline's ``predictions_<model>`` through it (a
+model never run gives ``None``), and the interpretation report reads other pipelines'
+outputs as ``interpretation_input_<name>`` mirrors (a section then says "not run").
 """
 
 from __future__ import annotations
 
 import os
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset as _CSVDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
@@ -82,3 +89,40 @@ class _ImageFormatFromTarget(_ImageDataset):
 ImageDataset = _atomic(_ImageFormatFromTarget, "ImageDataset")
 
 __all__ = ["CSVDataset", "ImageDataset", "MatplotlibDataset", "ParquetDataset", "PickleDataset", "TextDataset", "partial_path"]
+
+
+class OptionalDataset(AbstractDataset[Any, Any]):
+    """Load the wrapped dataset if it exists, else ``None``.
+
+    Read-only by default (a mirror of another pipeline's output). ``writable: true`` makes
+    the dataset itself optional: its producer saves through it, and a pipeline that reads
+    it under its real name (so Kedro orders reader after producer in any combination of
+    ``--pipelines``) gets ``None`` when the producer was never run. The model pipelines'
+    ``predictions_<model>`` tables are declared this way for the evaluation pipeline.
+    """
+
+    def __init__(self, dataset: dict[str, Any] | str, writable: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        config = {"type": dataset} if isinstance(dataset, str) else deepcopy(dataset)
+        if "type" not in config:
+            raise DatasetError(f"OptionalDataset needs a wrapped dataset with a 'type', got {dataset!r}")
+        self._dataset = AbstractDataset.from_config("optional", config)
+        self._writable = bool(writable)
+        self.metadata = metadata
+
+    def load(self) -> Any:
+        if not self._dataset.exists():
+            return None
+        return self._dataset.load()
+
+    def save(self, data: Any) -> None:
+        if not self._writable:
+            raise DatasetError("OptionalDataset is read-only: it mirrors another pipeline's output")
+        self._dataset.save(data)
+
+    def _exists(self) -> bool:
+        # A mirror: "nothing there" is a valid value (None). A writable (real) dataset says
+        # whether its producer has written it, as any dataset does.
+        return self._dataset.exists() if self._writable else True
+
+    def _describe(self) -> dict[str, Any]:
+        return {"dataset": self._dataset._describe()}

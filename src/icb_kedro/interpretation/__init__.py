@@ -11,8 +11,6 @@ Library functions on plain arrays, frames and callables (no Kedro, no MLflow), u
   co-expression vs signature co-membership.
 - :mod:`.enrichment`: over-representation of top genes in the shipped signature sets.
 - :mod:`.survival`: per-gene Cox models stratified by cohort, forest plots, KM curves.
-- :mod:`.optional_dataset`: the Kedro dataset that reads another pipeline's output or
-  ``None`` when that pipeline was not run (so the report can say "not run").
 
 Heavy model frameworks (paddle, jax) are never imported here: models enter as callables.
 """

@@ -44,7 +44,7 @@ def test_gather_leaves_out_pipelines_not_run_but_needs_one() -> None:
 
 
 def test_evaluation_reads_the_models_predictions_by_their_real_names(tmp_path) -> None:
-    from icb_kedro.interpretation.optional_dataset import OptionalDataset
+    from icb_kedro.datasets import OptionalDataset
     from icb_kedro.pipelines.evaluation import create_pipeline
 
     assert create_pipeline().inputs() >= {f"predictions_{m}" for m in ("baselines", "ic2bert", "amu")}

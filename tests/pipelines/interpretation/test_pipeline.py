@@ -8,7 +8,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.io.core import DatasetError
 from kedro.runner import SequentialRunner
 
-from icb_kedro.interpretation.optional_dataset import OptionalDataset
+from icb_kedro.datasets import OptionalDataset
 from icb_kedro.pipelines.interpretation import create_pipeline
 from icb_kedro.pipelines.interpretation.pipeline import MIRROR_PREFIX
 from icb_kedro.reporting.report import assert_report_images
