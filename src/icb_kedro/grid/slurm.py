@@ -97,7 +97,7 @@ def write_slurm_scripts(
             *_directives(f"icb-{grid.name}-merge", {**options, "cpus_per_task": 1, "mem": "4G"}, log_dir, array=None, gpus=0),
             "",
             *preamble,
-            "# MLflow: export MLFLOW_TRACKING_URI=http://<tracking-server>:5000 in setup (see README)",
+            "# MLflow: export MLFLOW_TRACKING_URI=http://<tracking-server>:5000 in setup (see docs/configuration.md)",
             merge_command,
             "",
         ]

@@ -62,7 +62,7 @@ def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
     """Gene-wise z-scores over the given rows (ddof 0; constant genes map to 0).
 
     Label-free but transductive (the scores of a sample depend on the cohort it comes with),
-    exactly like the per-cohort standardization the model was trained on; see the README.
+    exactly like the per-cohort standardization the model was trained on; see docs/models.md.
     """
     if len(values) < MIN_COHORT_ROWS:
         raise ModelInputError(
