@@ -19,6 +19,9 @@ def test_registered_model_names_match_the_catalog():
     baseline = yaml.safe_load((PROJECT / "conf/base/catalog_baselines.yml").read_text())["baseline_registered_model"]
     assert baseline["save_args"]["registered_model_name"] == registered_model_name("baseline_registered_model")
     assert registered_model_name("predictions_ic2bert") is None
+    from icb_kedro.paths import ic2bert_model_name
+
+    assert ic2bert_model_name("Kidney_ICB_Miao2018") == registered_model_name("fold_Kidney_ICB_Miao2018.ic2bert_registered_model")
 
 
 def test_newest_version_is_champion_and_the_previous_one_challenger(tmp_path):

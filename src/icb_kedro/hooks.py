@@ -157,7 +157,7 @@ MEASURED_PROTOCOLS = (("transfer", "auroc_transfer"), ("loco", "auroc_zero_shot"
 
 def registered_model_name(dataset_name: str) -> str | None:
     if dataset_name.endswith(IC2BERT_REGISTERED_SUFFIX):
-        return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"
+        return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"  # = paths.ic2bert_model_name
     if dataset_name == "amu_registered_model":
         return "icb_amu"
     if dataset_name == "baseline_registered_model":
@@ -276,10 +276,10 @@ class RegistryAliasHook:
             return
         import mlflow
 
-        from icb_kedro.paths import namespace_for
+        from icb_kedro.paths import ic2bert_model_name
 
         cohorts = cohort_summary.loc[cohort_summary["model"] == "ic2bert", "cohort"].unique()
-        names = {c: registered_model_name(f"{namespace_for(c)}{IC2BERT_REGISTERED_SUFFIX}") for c in cohorts}
+        names = {c: ic2bert_model_name(c) for c in cohorts}
         try:
             described = describe_champions(mlflow.MlflowClient(), cohort_summary, names)
         except Exception as error:  # noqa: BLE001 - a registry that cannot be reached never fails the evaluation

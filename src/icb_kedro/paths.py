@@ -52,3 +52,9 @@ def discover_cohorts(directory: str | os.PathLike | None = None) -> list[str]:
 def namespace_for(cohort: str) -> str:
     """Kedro namespace of a held-out cohort's fold pipeline (a valid Python identifier)."""
     return "fold_" + "".join(ch if ch.isalnum() else "_" for ch in cohort)
+
+
+def ic2bert_model_name(cohort: str) -> str:
+    """MLflow registered-model name of a held-out cohort's IC2Bert (the catalog's
+    ``{ns}.ic2bert_registered_model`` registers ``icb_ic2bert_{ns}``; a test checks they agree)."""
+    return f"icb_ic2bert_{namespace_for(cohort)}"

@@ -18,7 +18,7 @@ def main() -> None:
         f"  summary : {root / 'data' / '08_reporting' / 'results_summary.md'}",
         f"  report  : {root / 'data' / '08_reporting' / 'interpretation' / 'report.html'}  (+ PNGs under data/08_reporting)",
         "  AMU     : .venv/bin/kedro run --pipelines amu && .venv/bin/kedro run --pipelines evaluation,interpretation",
-        f"  kedro-viz: .venv/bin/kedro viz run        (or: make viz; static: kedro viz build -> build/)",
+        "  kedro-viz: .venv/bin/kedro viz run        (or: make viz; static: kedro viz build -> build/)",
         f"  MLflow  : .venv/bin/mlflow ui --backend-store-uri {uri}   (or: make mlflow-ui)",
         "",
     ]

@@ -90,7 +90,7 @@ def test_two_workers_reproduce_the_sequential_grid_even_when_a_worker_dies(
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment_name)
-    runs = client.search_runs([experiment.experiment_id], f"tags.icb_grid = 'int_dask'", max_results=1000)
+    runs = client.search_runs([experiment.experiment_id], "tags.icb_grid = 'int_dask'", max_results=1000)
     grid_run = next(r for r in runs if r.info.run_id == report.mlflow_run_id)
     cell_runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == grid_run.info.run_id]
     assert sorted(r.info.run_name for r in cell_runs) == sorted(c for c in report.ran if c != "prepare")

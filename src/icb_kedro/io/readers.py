@@ -17,7 +17,6 @@ import pandera.pandas as pa
 from kedro.io.core import DatasetError
 
 from icb_kedro.io.validation import (
-    LOG2_TPM_CEILING,
     LOG2_TPM_FLOOR,
     SCALE_TOLERANCE,
     CLINICAL_SCHEMA,

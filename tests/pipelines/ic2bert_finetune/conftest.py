@@ -34,7 +34,6 @@ FINETUNE = {
     "zero_shot": {"enabled": True, "trainable": "head", "head": _HEAD},
     "ensemble": {"enabled": True, "trainable": "head", "min_samples": 10, "head": _HEAD},
     "sample_size": {"cohorts": ["CohortA"], "n_train": [2, 4, 100], "repeats": 2, "trial": 0},
-    "registry": {"model_name_template": "icb_ic2bert_{namespace}"},
     "evaluation": {"n_boot": 50, "seed": 0},
 }
 

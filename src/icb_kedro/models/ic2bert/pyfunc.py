@@ -30,7 +30,6 @@ import warnings
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle

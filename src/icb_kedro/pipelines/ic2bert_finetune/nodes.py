@@ -35,7 +35,7 @@ import pandas as pd
 
 from icb_kedro.evaluation.metrics import binary_metrics, fit_threshold
 from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
-from icb_kedro.paths import namespace_for
+from icb_kedro.paths import ic2bert_model_name, namespace_for
 from icb_kedro.pipelines.tokenization.nodes import token_matrix
 from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY
 
@@ -614,11 +614,6 @@ def sample_size_analysis(
 
 
 # --------------------------------------------------------------------------- registry
-def model_name(params: dict[str, Any], held_out: str) -> str:
-    template = (params.get("registry") or {}).get("model_name_template", "icb_ic2bert_{namespace}")
-    return template.format(namespace=namespace_for(held_out), held_out=held_out)
-
-
 def register_best_model(best_model: dict[str, Any], params: dict[str, Any], held_out: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """Hand the chosen bundle to the registry dataset, plus a one-row record of it.
 
@@ -633,7 +628,7 @@ def register_best_model(best_model: dict[str, Any], params: dict[str, Any], held
             {
                 "held_out": held_out,
                 "namespace": namespace_for(held_out),
-                "model_name": model_name(params, held_out),
+                "model_name": ic2bert_model_name(held_out),
                 "trial": int(metadata["trial"]),
                 "inner_val_score": float(metadata["inner_val_score"]),
                 "selection": metadata["selection"],
