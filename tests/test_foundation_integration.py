@@ -122,7 +122,7 @@ def test_a_users_new_cohort_is_picked_up_without_code_change(tmp_path, shared_da
     from icb_kedro.settings import CONFIG_LOADER_ARGS
 
     root = Path(__file__).resolve().parents[1]
-    loader = OmegaConfigLoader(str(root / "conf"), base_env="base", default_run_env="light", custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"])
+    loader = OmegaConfigLoader(str(root / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "light"})
     catalog = DataCatalog.from_config({k: v for k, v in loader["catalog"].items() if k.startswith("raw_cohort")})
     params = loader["parameters"]["ingestion"]
     expression, clinical, report = ingest_cohorts(catalog.load("raw_cohort_expression"), catalog.load("raw_cohort_clinical"), params)

@@ -19,7 +19,8 @@ def paper_params() -> dict:
 
     from icb_kedro.settings import CONFIG_LOADER_ARGS
 
-    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="paper", custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"])
+    # The project's loader settings (parameters soft-merged), run environment paper.
+    loader = OmegaConfigLoader(str(ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "paper"})
     return loader["parameters"]
 
 
@@ -33,7 +34,12 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
     config = train.pretrain_config(pretrain["training"])
     assert config.epochs == 600 and config.gene_subset == 0  # the whole panel every step
     panels = paper_params["harmonization"]["panels"]
-    assert panels["ic2bert_prior"] == {"genes": "ic2bert_prior", "present_in": 1}  # 983 where present
+    from icb_kedro.panels import _min_cohorts
+
+    cohorts = [f"c{i}" for i in range(13)]
+    assert panels["ic2bert_prior"]["genes"] == "ic2bert_prior"
+    assert _min_cohorts(panels["ic2bert_prior"], cohorts, "ic2bert_prior") == (1, set())  # 983 where present (in >= 1 cohort)
+    assert _min_cohorts(panels["amu160"], cohorts, "amu160") == (12, set())  # the other panels as conf/base
     finetune = paper_params["ic2bert_finetune"]
     assert finetune["readout"] == "pooled_head" and finetune["n_trials"] == 10
     tiers = {n: train.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)}

@@ -277,4 +277,4 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
     for missing in ("amu predictions", "ic2bert predictions", "IC2Bert importance", "AMU gene embeddings"):
         assert f"<strong>{missing}</strong>: not run" in html
     assert "computed here" in html  # the evaluation pipeline's summaries were missing
-    assert "the q-values are optimistic" in html  # Cox tests genes chosen on the same patients
+    assert "their q-values are optimistic" in html  # Cox tests genes chosen on the same patients
