@@ -29,19 +29,45 @@ def shared_data_path() -> Path:
 
 
 REAL_PROJECT_FIXTURES = {"light_project", "foundation_project"}
+TESTS_ROOT = Path(__file__).resolve().parent
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (--dist loadgroup), every test that uses the shared real-data
-    project runs in one worker, in file order, so the project is built and run once."""
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if REAL_PROJECT_FIXTURES & fixtures:
-            item.add_marker(pytest.mark.xdist_group("real_data_project"))
-        elif "dask_client" in fixtures:
-            # One LocalCluster (2 worker processes) at a time on a 2-core machine, not one per
-            # xdist worker: the session-scoped client is then also built only once.
-            item.add_marker(pytest.mark.xdist_group("grid_dask"))
+def _files_using(names: set[str]) -> frozenset[str]:
+    """Test files (relative to the rootdir, as in node ids) that mention any fixture of ``names``."""
+    return frozenset(
+        str(path.relative_to(PROJECT_ROOT))
+        for path in TESTS_ROOT.rglob("test_*.py")
+        if any(name in path.read_text() for name in names)
+    )
+
+
+# Work units for pytest-xdist. Every test file that uses the shared real-data project runs in
+# one worker, in file order, so the project is built and run once (session and module
+# fixtures), and the Dask grid tests share one LocalCluster (2 processes on a 2-core machine).
+# A scheduler of our own, not `xdist_group` marks: pytest 9.2 keeps node ids in `Node._id`,
+# so xdist 3.8's `--dist loadgroup` renaming of `item._nodeid` no longer takes effect and the
+# marked tests were spread over both workers (each building the whole project: found when
+# module fixtures showed up twice in `--durations`).
+GROUPS = {"real_data_project": _files_using(REAL_PROJECT_FIXTURES), "grid_dask": _files_using({"dask_client"})}
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its group's name, or the test itself."""
+    path = nodeid.split("::", 1)[0]
+    for group, files in GROUPS.items():
+        if path in files:
+            return group
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
