@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -186,3 +188,32 @@ def synthetic_input_example(genes: Sequence[str], n_rows: int = EXAMPLE_ROWS, se
     rng = np.random.default_rng(seed)
     values = np.round(rng.gamma(2.0, 1.5, size=(n_rows, len(genes))), 3)
     return pd.DataFrame(values, columns=list(genes), index=[f"example_{i}" for i in range(n_rows)])
+
+
+def log_pyfunc(
+    python_model: object,
+    name: str,
+    family: str,
+    genes: Sequence[str],
+    output_column: str = "y_prob",
+    extra_inputs: Sequence[tuple[str, str]] = (),
+    **kwargs,
+):
+    """``mlflow.pyfunc.log_model`` with what a model of ``family`` needs to travel: its code,
+    pinned requirements, the gene signature and a synthetic input example (``kwargs`` such as
+    ``registered_model_name`` pass through and may override any of them)."""
+    kwargs.setdefault("signature", gene_signature(genes, output_column, extra_inputs))
+    kwargs.setdefault("pip_requirements", pinned_requirements(family))
+    kwargs.setdefault("input_example", synthetic_input_example(genes))
+    with warnings.catch_warnings(), model_code_paths(family) as code_paths:
+        # The signature is explicit (the gene panel), so MLflow's advice to add predict()
+        # type hints does not apply; the model object is pickled by reference to its code.
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+        warnings.filterwarnings("ignore", message=".*Passing a Python object as `python_model`.*")
+        kwargs.setdefault("code_paths", code_paths)
+        return mlflow.pyfunc.log_model(name=name, python_model=python_model, **kwargs)
+
+
+def load_model(model_uri: str, **kwargs):
+    """kedro-mlflow flavor hook of every model here: the logged model as a generic pyfunc."""
+    return mlflow.pyfunc.load_model(model_uri, **kwargs)

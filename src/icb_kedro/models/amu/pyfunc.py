@@ -21,13 +21,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from icb_kedro.models.portable import (
+from icb_kedro.models.portable import (  # noqa: F401 - load_model: the flavor's loader
     ModelInputError,
-    gene_signature,
-    model_code_paths,
-    pinned_requirements,
+    load_model,
+    log_pyfunc,
     release_code_path,
-    synthetic_input_example,
 )
 from icb_kedro.schema import SAMPLE_KEY
 
@@ -100,20 +98,7 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
 
 def log_model(model: AmuPyfuncModel, name: str, **kwargs: Any):
     """kedro-mlflow flavor hook: log the pyfunc with what it needs to travel (see module doc)."""
-    import warnings
-
-    kwargs.setdefault("signature", gene_signature(model.genes, "y_prob", extra_inputs=[(SAMPLE_KEY, "string")]))
-    kwargs.setdefault("pip_requirements", pinned_requirements("amu"))
-    kwargs.setdefault("input_example", synthetic_input_example(model.genes))
-    with warnings.catch_warnings(), model_code_paths("amu") as code_paths:
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
-        kwargs.setdefault("code_paths", code_paths)
-        return mlflow.pyfunc.log_model(name=name, python_model=model, **kwargs)
-
-
-def load_model(model_uri: str, **kwargs: Any):
-    """kedro-mlflow flavor hook: the logged model as a generic MLflow pyfunc."""
-    return mlflow.pyfunc.load_model(model_uri, **kwargs)
+    return log_pyfunc(model, name, "amu", model.genes, "y_prob", extra_inputs=[(SAMPLE_KEY, "string")], **kwargs)
 
 
 def save_fitted(fitted: FittedNetwork, directory: str | Path) -> Path:

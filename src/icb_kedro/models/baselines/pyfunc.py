@@ -12,22 +12,19 @@ pipeline needs scikit-learn, imbalanced-learn and (for XGBoost) xgboost, pinned 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from icb_kedro.models.portable import (
+from icb_kedro.models.portable import (  # noqa: F401 - load_model: the flavor's loader
     ModelInputError,
     cohort_zscore,
-    gene_signature,
-    model_code_paths,
+    load_model,
+    log_pyfunc,
     numeric_panel,
-    pinned_requirements,
     release_code_path,
-    synthetic_input_example,
 )
 
 OUTPUT_COLUMN = "y_prob"
@@ -73,15 +70,4 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
 
 def log_model(model: BaselinePyfunc, name: str, **kwargs: Any):
     """kedro-mlflow flavor hook: the pyfunc with its code, pins, signature and input example."""
-    kwargs.setdefault("signature", gene_signature(model.genes, OUTPUT_COLUMN))
-    kwargs.setdefault("pip_requirements", pinned_requirements("baselines"))
-    kwargs.setdefault("input_example", synthetic_input_example(model.genes))
-    with warnings.catch_warnings(), model_code_paths("baselines") as code_paths:
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
-        kwargs.setdefault("code_paths", code_paths)
-        return mlflow.pyfunc.log_model(name=name, python_model=model, **kwargs)
-
-
-def load_model(model_uri: str, **kwargs: Any):
-    """kedro-mlflow flavor hook: the logged model as a generic MLflow pyfunc."""
-    return mlflow.pyfunc.load_model(model_uri, **kwargs)
+    return log_pyfunc(model, name, "baselines", model.genes, OUTPUT_COLUMN, **kwargs)

@@ -26,23 +26,22 @@ cannot attach a data-dependent input signature (the gene list), this one does.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 import mlflow
 import pandas as pd
 
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle
-from icb_kedro.models.portable import (  # noqa: F401 - cohort_zscore, MIN_COHORT_ROWS: this module's API too
+from icb_kedro.models.portable import (  # noqa: F401 - cohort_zscore, MIN_COHORT_ROWS, load_model: this module's API too
     MIN_COHORT_ROWS,
     ModelInputError,
     cohort_zscore,
     gene_signature,
-    model_code_paths,
+    load_model,
+    log_pyfunc,
     numeric_panel,
     pinned_requirements,
     release_code_path,
-    synthetic_input_example,
 )
 
 logger = logging.getLogger(__name__)
@@ -117,26 +116,11 @@ def pip_requirements() -> list[str]:
 
 
 def log_model(model: IC2BertPyfunc | dict[str, Any], name: str, **kwargs: Any):
-    """kedro-mlflow flavor hook: log the pyfunc with its gene-panel input signature.
+    """kedro-mlflow flavor hook: log the pyfunc with its gene-panel input signature, code,
+    pinned requirements and a synthetic input example (``models.portable.log_pyfunc``).
 
     ``model`` is an ``IC2BertPyfunc`` or a model bundle dict. Extra ``kwargs`` (e.g.
     ``registered_model_name``) go to ``mlflow.pyfunc.log_model``.
     """
     python_model = model if isinstance(model, IC2BertPyfunc) else IC2BertPyfunc(model)
-    kwargs.setdefault("signature", signature_for(python_model.genes))
-    kwargs.setdefault("pip_requirements", pip_requirements())
-    kwargs.setdefault("input_example", synthetic_input_example(python_model.genes))
-    with warnings.catch_warnings(), model_code_paths("ic2bert") as code_paths:
-        # The signature is given explicitly (gene panel), so MLflow's advice to add an input
-        # example or predict() type hints for signature inference does not apply.
-        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
-        warnings.filterwarnings("ignore", message=".*Passing a Python object as `python_model`.*")
-        # The model's own code travels with it (code/icb_kedro): it loads without the project.
-        kwargs.setdefault("code_paths", code_paths)
-        return mlflow.pyfunc.log_model(name=name, python_model=python_model, **kwargs)
-
-
-def load_model(model_uri: str, **kwargs: Any):
-    """kedro-mlflow flavor hook: the logged model as a generic MLflow pyfunc."""
-    return mlflow.pyfunc.load_model(model_uri, **kwargs)
+    return log_pyfunc(python_model, name, "ic2bert", python_model.genes, OUTPUT_COLUMN, **kwargs)

@@ -274,9 +274,10 @@ def setting_of(protocol: str) -> str:
     return "study" if str(protocol).startswith("amu_holdout") else "cohorts"
 
 
-def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
-    """Per (protocol, model), genes ranked by mean |SHAP| over every explained test row."""
-    rows = []
+def _explained(shap_tables):
+    """Per (protocol, model) of the SHAP tables: the SHAP and feature rows (same order), the
+    genes attributed in every row and the SHAP matrix; models whose predictions were constant
+    on the explained rows (all SHAP values 0) are skipped with a warning."""
     for table in shap_tables:
         if table is None or table.empty:
             continue
@@ -290,8 +291,15 @@ def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
             if not np.abs(values).max() > 0:  # constant predictions: no gene matters, no ranking
                 logger.warning("interpretation: %s (%s) predicts a constant on the explained rows; all SHAP values are 0", model, protocol)
                 continue
-            ranking = shap_analysis.shap_gene_ranking(values, present, feature_rows[present].to_numpy(float))
-            rows.append(ranking.assign(setting=setting_of(protocol), protocol=protocol, model=model, n_rows=len(shap_rows)))
+            yield protocol, model, shap_rows, feature_rows, present, values
+
+
+def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
+    """Per (protocol, model), genes ranked by mean |SHAP| over every explained test row."""
+    rows = []
+    for protocol, model, shap_rows, feature_rows, present, values in _explained(shap_tables):
+        ranking = shap_analysis.shap_gene_ranking(values, present, feature_rows[present].to_numpy(float))
+        rows.append(ranking.assign(setting=setting_of(protocol), protocol=protocol, model=model, n_rows=len(shap_rows)))
     if not rows:
         return pd.DataFrame(columns=list(RANKING_COLUMNS))
     return pd.concat(rows, ignore_index=True)[list(RANKING_COLUMNS)]
@@ -303,19 +311,10 @@ def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
     *shap_tables, params = shap_tables_and_params
     k, n_boot, seed = int(params.get("stability_k", 20)), int(params.get("stability_n_boot", 200)), int(params.get("seed", 0))
     rows = []
-    for table in shap_tables:
-        if table is None or table.empty:
-            continue
-        genes = shap_gene_columns(table)
-        for (protocol, model), part in table.groupby(["protocol", "model"], sort=True):
-            shap_rows = part[part["kind"] == "shap"].sort_values(["cohort", "trial", SAMPLE_KEY], kind="mergesort")
-            present = [g for g in genes if shap_rows[g].notna().all()]
-            values = shap_rows[present].to_numpy(float)
-            if not np.abs(values).max() > 0:
-                continue  # constant predictions: rank_genes already says so
-            folds = (shap_rows["cohort"].astype(str) + "|" + shap_rows["trial"].astype(str)).to_numpy()
-            stability = shap_analysis.top_k_stability(values, present, folds, k=k, n_boot=n_boot, seed=seed)
-            rows.append(stability.assign(setting=setting_of(protocol), protocol=protocol, model=model))
+    for protocol, model, shap_rows, _, present, values in _explained(shap_tables):
+        folds = (shap_rows["cohort"].astype(str) + "|" + shap_rows["trial"].astype(str)).to_numpy()
+        stability = shap_analysis.top_k_stability(values, present, folds, k=k, n_boot=n_boot, seed=seed)
+        rows.append(stability.assign(setting=setting_of(protocol), protocol=protocol, model=model))
     columns = ["setting", "protocol", "model", *shap_analysis.STABILITY_COLUMNS]
     if not rows:
         return pd.DataFrame(columns=columns)
