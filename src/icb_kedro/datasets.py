@@ -88,7 +88,6 @@ class _ImageFormatFromTarget(_ImageDataset):
 
 ImageDataset = _atomic(_ImageFormatFromTarget, "ImageDataset")
 
-__all__ = ["CSVDataset", "ImageDataset", "MatplotlibDataset", "ParquetDataset", "PickleDataset", "TextDataset", "partial_path"]
 
 
 class OptionalDataset(AbstractDataset[Any, Any]):
@@ -126,3 +125,6 @@ class OptionalDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"dataset": self._dataset._describe()}
+
+
+__all__ = ["CSVDataset", "ImageDataset", "MatplotlibDataset", "OptionalDataset", "ParquetDataset", "PickleDataset", "TextDataset", "partial_path"]

@@ -84,8 +84,9 @@ def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() 
             "y_true": y.astype(int), "y_prob": p, "y_pred": (p > 0.5).astype(int), "n_train": 100, "threshold": 0.5,
         }
     )
-    section = _section_calibration(StudyInputs(predictions=predictions, calibration=calibration_table(predictions)))
+    section = _section_calibration(StudyInputs(predictions=predictions, calibration=calibration_table(predictions, n_bins=5)))
     html = render_report("t", [section])
+    assert "over 5 quantile bins" in html  # the table's bin count, not a number written into the text
     assert "Calibration slope" in html and html.count("<img") == 1 and "Calibration per model and protocol" in html
     empty = render_report("t", [_section_calibration(StudyInputs())])
     assert "not run" in empty.lower() and "results_calibration" in empty

@@ -139,3 +139,21 @@ def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
     assert null.iloc[0]["empirical_p"] > 0.2  # nothing special about these genes
     again = random_gene_null(chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
     pd.testing.assert_frame_equal(null, again)  # seeded
+
+
+def test_the_report_says_when_the_random_gene_null_is_not_estimable():
+    from icb_kedro.interpretation.survival import NULL_COLUMNS
+    from icb_kedro.reporting.report import StudyInputs, _section_survival, render_report
+
+    null = pd.DataFrame(
+        [
+            {"endpoint": "os", "n_selected": 4, "n_selected_significant": 2, "share_selected": 0.5, "n_random": 10, "share_random": 0.1,
+             "null_mean": 0.4, "null_q95": 2.0, "empirical_p": 0.02, "alpha": 0.05, "n_sets": 100},
+            {"endpoint": "pfs", "n_selected": 0, "n_selected_significant": 0, "share_selected": np.nan, "n_random": 10, "share_random": 0.1,
+             "null_mean": np.nan, "null_q95": np.nan, "empirical_p": np.nan, "alpha": 0.05, "n_sets": 100},
+        ],
+        columns=list(NULL_COLUMNS),
+    )
+    html = render_report("t", [_section_survival(StudyInputs(cox_null=null))])
+    assert "empirical p = 0.020 (100 sets): more than random genes" in html
+    assert "PFS, selected vs random genes</strong>: not estimable" in html

@@ -115,6 +115,11 @@ def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.D
     return values
 
 
+def missing_panel_genes(frame: pd.DataFrame, genes: Sequence[str]) -> list[str]:
+    """Panel genes the input does not measure: absent columns or columns NaN for every row."""
+    return [g for g in genes if g not in frame.columns or frame[g].isna().all()]
+
+
 def pinned_requirements(family: str) -> list[str]:
     """``package==version`` for the libraries ``family``'s pyfunc imports (this environment's)."""
     pins = []

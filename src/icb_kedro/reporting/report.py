@@ -422,18 +422,19 @@ def _section_calibration(inputs: StudyInputs) -> Section:
     section = Section("Calibration")
     if not _present(inputs.calibration):
         return section.add(NotRun("Calibration", "the evaluation pipeline has not written results_calibration"))
+    pooled = inputs.calibration[inputs.calibration["scope"] == "pooled"]
+    n_bins = int(pooled["n_bins"].max())  # as configured (a model with tied probabilities may use fewer)
     section.add(Text(
-        "Brier score = reliability - resolution + uncertainty (+ within-bin variance), over 10 quantile bins of the "
+        f"Brier score = reliability - resolution + uncertainty (+ within-bin variance), over {n_bins} quantile bins of the "
         "predicted probability, held-out cohorts pooled: reliability (lower is better) is the gap between predicted and "
         "observed response rates, resolution (higher is better) how well the bins separate, uncertainty the Brier score "
         "of predicting the prevalence. Calibration slope: logistic recalibration of the outcome on logit(p); 1 is ideal, "
         "below 1 means probabilities too extreme (overfitting), above 1 too timid. Calibration-in-the-large: observed rate "
         "minus mean predicted probability. No post-hoc recalibration is applied: probabilities are as the models give them."
     ))
-    pooled = inputs.calibration[inputs.calibration["scope"] == "pooled"]
     for protocol in [p for p in ("transfer", "loco", "within", "amu_holdout") if (pooled["protocol"] == p).any()]:
         if _present(inputs.predictions) and (inputs.predictions["protocol"] == protocol).any():
-            section.add(_safe_figure(f"reliability_{protocol}", lambda p=protocol: plots.plot_reliability(inputs.predictions, p), f"Reliability curves, protocol {protocol} (published signatures left out: their probabilities are rescaled scores)."))
+            section.add(_safe_figure(f"reliability_{protocol}", lambda p=protocol: plots.plot_reliability(inputs.predictions, p, n_bins=n_bins), f"Reliability curves, protocol {protocol} (published signatures left out: their probabilities are rescaled scores)."))
     columns = ["protocol", "model", "n", "observed_rate", "mean_prob", "calibration_in_the_large", "calibration_slope", "brier", "reliability", "resolution", "uncertainty"]
     shown = pooled.sort_values(["protocol", "brier"])[columns]
     section.add(Table(shown, "Calibration per model and protocol, held-out cohorts pooled (per-cohort rows: results_calibration)", max_rows=200))
@@ -676,6 +677,9 @@ def _section_survival(inputs: StudyInputs) -> Section:
     ))
     if _present(inputs.cox_null):
         for row in inputs.cox_null.itertuples():
+            if pd.isna(row.empirical_p):
+                section.add(Text(f"**{row.endpoint.upper()}, selected vs random genes**: not estimable (no fitted selected or random gene)."))
+                continue
             verdict = "more than random genes" if row.empirical_p < 0.05 else "no more than random genes"
             section.add(Text(
                 f"**{row.endpoint.upper()}, selected vs random genes**: {row.n_selected_significant} of {row.n_selected} selected genes "

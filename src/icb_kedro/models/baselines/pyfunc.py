@@ -23,6 +23,7 @@ from icb_kedro.models.portable import (  # noqa: F401 - load_model: the flavor's
     cohort_zscore,
     load_model,
     log_pyfunc,
+    missing_panel_genes,
     numeric_panel,
     release_code_path,
 )
@@ -43,7 +44,7 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         values = numeric_panel(model_input, self.genes, f"the {self.metadata.get('family', 'baseline')} baseline")
-        missing = [g for g in self.genes if values[g].isna().all()]
+        missing = missing_panel_genes(values, self.genes)
         if missing:
             raise ModelInputError(
                 f"input lacks {len(missing)} of the model's {len(self.genes)} genes ({', '.join(missing[:20])}); "

@@ -39,8 +39,8 @@ from icb_kedro.models.portable import (  # noqa: F401 - cohort_zscore, MIN_COHOR
     gene_signature,
     load_model,
     log_pyfunc,
+    missing_panel_genes,
     numeric_panel,
-    pinned_requirements,
     release_code_path,
 )
 
@@ -48,11 +48,6 @@ logger = logging.getLogger(__name__)
 
 INPUT_TRANSFORMS = ("cohort_zscore", "none")
 OUTPUT_COLUMN = "y_prob"
-
-
-def missing_panel_genes(frame: pd.DataFrame, genes: tuple[str, ...]) -> list[str]:
-    """Panel genes the input does not measure: absent columns or columns NaN for every row."""
-    return [g for g in genes if g not in frame.columns or frame[g].isna().all()]
 
 
 def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
@@ -108,11 +103,6 @@ class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
 def signature_for(genes: tuple[str, ...]):
     """Optional double columns, one per panel gene (absent genes reach the [MISSING] policy)."""
     return gene_signature(genes, OUTPUT_COLUMN)
-
-
-def pip_requirements() -> list[str]:
-    """Pinned runtime requirements of the pyfunc (skips MLflow's slow inference subprocess)."""
-    return pinned_requirements("ic2bert")
 
 
 def log_model(model: IC2BertPyfunc | dict[str, Any], name: str, **kwargs: Any):

@@ -65,16 +65,25 @@ def summarize_results(
     return cohorts, overall, comparisons, meta, text
 
 
+def calibration_bins(params: dict[str, Any]) -> int:
+    """``evaluation.calibration.n_bins``: the one bin count of the table and the reliability plots."""
+    return int((params.get("calibration") or {}).get("n_bins", 10))
+
+
 def assess_calibration(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Brier decomposition, calibration-in-the-large and slope per (model, protocol), cohorts
     pooled and per cohort (``evaluation.calibration``)."""
     from icb_kedro.evaluation.calibration import calibration_table
 
-    return calibration_table(predictions, n_bins=int((params.get("calibration") or {}).get("n_bins", 10)))
+    return calibration_table(predictions, n_bins=calibration_bins(params))
 
 
 def plot_results(
-    predictions: pd.DataFrame, cohort_table: pd.DataFrame, overall: pd.DataFrame, meta: pd.DataFrame | None = None
+    predictions: pd.DataFrame,
+    cohort_table: pd.DataFrame,
+    overall: pd.DataFrame,
+    meta: pd.DataFrame | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Overall AUROC, per-cohort AUROC with CIs, ROC/PR and reliability curves, and the
     meta-analysis forest plot, one figure per protocol."""
@@ -86,5 +95,5 @@ def plot_results(
             figures[f"meta_forest_{protocol}.png"] = plots.plot_meta_forest(meta, protocol)
         figures[f"cohort_auroc_{protocol}.png"] = plots.plot_cohort_auroc(cohort_table, protocol)
         figures[f"roc_pr_{protocol}.png"] = plots.plot_roc_pr_curves(predictions, protocol)
-        figures[f"reliability_{protocol}.png"] = plots.plot_reliability(predictions, protocol)
+        figures[f"reliability_{protocol}.png"] = plots.plot_reliability(predictions, protocol, n_bins=calibration_bins(params or {}))
     return figures

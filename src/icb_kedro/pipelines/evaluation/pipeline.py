@@ -43,7 +43,7 @@ def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> 
             Node(assess_calibration, ["all_predictions", "params:evaluation"], "results_calibration", name="assess_calibration"),
             Node(
                 plot_results,
-                inputs=["all_predictions", "results_cohort_summary", "results_overall_summary", "results_meta_analysis"],
+                inputs=["all_predictions", "results_cohort_summary", "results_overall_summary", "results_meta_analysis", "params:evaluation"],
                 outputs="results_plots",
                 name="plot_results",
             ),

@@ -274,10 +274,10 @@ def setting_of(protocol: str) -> str:
     return "study" if str(protocol).startswith("amu_holdout") else "cohorts"
 
 
-def _explained(shap_tables):
+def _explained(shap_tables, warn: bool = True):
     """Per (protocol, model) of the SHAP tables: the SHAP and feature rows (same order), the
     genes attributed in every row and the SHAP matrix; models whose predictions were constant
-    on the explained rows (all SHAP values 0) are skipped with a warning."""
+    on the explained rows (all SHAP values 0) are skipped (with a warning if ``warn``)."""
     for table in shap_tables:
         if table is None or table.empty:
             continue
@@ -289,7 +289,8 @@ def _explained(shap_tables):
             present = [g for g in genes if shap_rows[g].notna().all()]
             values = shap_rows[present].to_numpy(float)
             if not np.abs(values).max() > 0:  # constant predictions: no gene matters, no ranking
-                logger.warning("interpretation: %s (%s) predicts a constant on the explained rows; all SHAP values are 0", model, protocol)
+                if warn:
+                    logger.warning("interpretation: %s (%s) predicts a constant on the explained rows; all SHAP values are 0", model, protocol)
                 continue
             yield protocol, model, shap_rows, feature_rows, present, values
 
@@ -311,7 +312,7 @@ def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
     *shap_tables, params = shap_tables_and_params
     k, n_boot, seed = int(params.get("stability_k", 20)), int(params.get("stability_n_boot", 200)), int(params.get("seed", 0))
     rows = []
-    for protocol, model, shap_rows, _, present, values in _explained(shap_tables):
+    for protocol, model, shap_rows, _, present, values in _explained(shap_tables, warn=False):  # rank_genes warns
         folds = (shap_rows["cohort"].astype(str) + "|" + shap_rows["trial"].astype(str)).to_numpy()
         stability = shap_analysis.top_k_stability(values, present, folds, k=k, n_boot=n_boot, seed=seed)
         rows.append(stability.assign(setting=setting_of(protocol), protocol=protocol, model=model))
@@ -380,7 +381,7 @@ def cox_random_gene_null(
         return pd.DataFrame(columns=list(survival.NULL_COLUMNS))
     pool = gene_panels.loc[gene_panels["panel"] == settings.get("panel", "common"), "gene"].tolist()
     return survival.random_gene_null(
-        fitted, expression, clinical, pool, n_random=int(settings.get("n_genes", 200)), n_sets=int(settings.get("n_sets", 1000)),
+        fitted, expression, clinical, pool, n_random=int(settings.get("n_genes", 40)), n_sets=int(settings.get("n_sets", 1000)),
         alpha=float(settings.get("alpha", 0.05)), seed=int(settings.get("seed", 0)), penalizer=float(params.get("penalizer", 0.0)),
         min_events=int(params.get("min_events", 5)),
     )

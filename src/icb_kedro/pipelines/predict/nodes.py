@@ -106,16 +106,10 @@ def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, 
 
     # Loading is a read: the model is copied out of the artifact store first (MLflow writes a
     # registered_model_meta file into the folder it loads from, which would be the store).
-    import sys
-
-    saved_path = list(sys.path)
-    try:
-        with tempfile.TemporaryDirectory(prefix="icb_predict_") as local:
-            return _score_with(mlflow.pyfunc.load_model(uri, dst_path=local), uri, expression)
-    finally:
-        # The model puts its own code folder (code/icb_kedro, a copy) first on sys.path; here the
-        # installed project is already imported, so take the temporary folder back out.
-        sys.path[:] = saved_path
+    # (The model's code folder that MLflow puts on sys.path is taken off again by the model's
+    # own load_context: models.portable.release_code_path.)
+    with tempfile.TemporaryDirectory(prefix="icb_predict_") as local:
+        return _score_with(mlflow.pyfunc.load_model(uri, dst_path=local), uri, expression)
 
 
 def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
