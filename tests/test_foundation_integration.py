@@ -58,8 +58,12 @@ def test_real_cohorts_are_ingested_and_harmonized(foundation_project):
 
 def test_real_folds_keep_test_rows_out_of_training_and_pretraining(foundation_project):
     folds = foundation_project.read("data/05_model_input/lodocv_folds.parquet")
-    assert folds.trial.nunique() == 2  # light env: 2 trials (base: 10)
+    # light env: one round of 3-fold + 2 of the paper's 80/20 splits (base: 10 x 5-fold + 10)
+    assert folds.groupby("scheme").trial.nunique().to_dict() == {"holdout": 2, "kfold": 3}
     assert sorted(folds.held_out.unique()) == discover_cohorts()
+    labelled_tests = folds[(folds.scheme == "kfold") & (folds.role == "target_test")]
+    labelled = folds[(folds.scheme == "kfold") & (folds.trial == 0) & folds.role.isin(["target_train", "target_test"])]
+    assert labelled_tests.sample_key.is_unique and len(labelled_tests) == len(labelled) == 512  # each patient tested once
     for (held_out, _), fold in folds.groupby(["held_out", "trial"]):
         test = set(fold.sample_key[fold.role == "target_test"])
         assert not test & set(fold.sample_key[fold.role.isin(["target_train", "source", *PRETRAIN_ROLES])])
@@ -76,7 +80,7 @@ def test_mlflow_parent_run_holds_the_harmonization_summary(foundation_project):
     run = next(r for r in runs if "harmonization.n_samples" in r.data.metrics)
     assert run.data.metrics["harmonization.n_samples"] == 627
     assert run.data.metrics["harmonization.n_common_genes"] == 1719
-    assert run.data.params["folds.lodocv.n_trials"] == "2"
+    assert run.data.params["folds.lodocv.kfold.n_repeats"] == "1" and run.data.params["folds.lodocv.paper.n_trials"] == "2"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "harmonization")}
     assert {"harmonization/cohort_summary.csv", "harmonization/harmonization_pca.png"} <= artifacts
 

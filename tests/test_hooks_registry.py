@@ -51,12 +51,12 @@ def test_champions_carry_the_measured_auroc_of_their_held_out_cohort(tmp_path):
     summary = pd.DataFrame(
         {
             "model": ["ic2bert", "ic2bert", "logreg"], "protocol": ["transfer", "loco", "transfer"], "cohort": ["X"] * 3,
-            "n_trials": [5, 1, 5], "n_patients": [40, 40, 40], "auroc_mean": [0.6512, 0.58, 0.9],
+            "n_repeats": [5, 1, 5], "n_patients": [40, 40, 40], "auroc_mean": [0.6512, 0.58, 0.9],
             "ci_low": [0.51, 0.41, 0.8], "ci_high": [0.77, 0.74, 0.99],
         }
     )
     tags = measured_auroc_tags(summary, "X")
-    assert tags == {"auroc_transfer": "0.651 [0.51, 0.77] over 5 trial(s), 40 patients", "auroc_zero_shot": "0.580 [0.41, 0.74] over 1 trial(s), 40 patients"}
+    assert tags == {"auroc_transfer": "0.651 [0.51, 0.77] over 5 repeat(s), 40 patients", "auroc_zero_shot": "0.580 [0.41, 0.74] over 1 repeat(s), 40 patients"}
     assert measured_auroc_tags(summary, "Y") == {}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

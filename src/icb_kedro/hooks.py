@@ -21,7 +21,7 @@ from icb_kedro.schema import METRICS
 
 logger = logging.getLogger(__name__)
 
-FOLD_KEYS = ("model", "protocol", "cohort", "trial")
+FOLD_KEYS = ("model", "protocol", "cohort", "repeat")
 FOLD_PARAMS = ("n_train", "n_test", "n_test_pos")
 
 
@@ -180,14 +180,14 @@ def registration_description(name: str, metadata: dict[str, Any]) -> str:
 
 
 def measured_auroc_tags(cohort_summary: pd.DataFrame, held_out: str, model: str = "ic2bert") -> dict[str, str]:
-    """``auroc_<protocol>`` tags for one held-out cohort: mean over trials [patient-bootstrap CI]."""
+    """``auroc_<protocol>`` tags for one held-out cohort: mean over repeats [patient-bootstrap CI]."""
     tags = {}
     for protocol, tag in MEASURED_PROTOCOLS:
         rows = cohort_summary[(cohort_summary["model"] == model) & (cohort_summary["protocol"] == protocol) & (cohort_summary["cohort"] == held_out)]
         if rows.empty or pd.isna(rows["auroc_mean"].iloc[0]):
             continue
         row = rows.iloc[0]
-        tags[tag] = f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_trials'])} trial(s), {int(row['n_patients'])} patients"
+        tags[tag] = f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_repeats'])} repeat(s), {int(row['n_patients'])} patients"
     return tags
 
 
@@ -195,7 +195,7 @@ def describe_champions(client: Any, cohort_summary: pd.DataFrame, model_names: d
     """Write the measured AUROC [CI] on the @champion of each ``held_out -> model name``.
 
     The numbers measure this recipe on the held-out cohort (``transfer``: the cohort's test
-    rows, every trial; ``zero-shot``: the whole cohort, never trained on), the evidence a user
+    rows out of fold, every repeat; ``zero-shot``: the whole cohort, never trained on), the evidence a user
     of the registered model needs. Returns how many versions were described.
     """
     described = 0

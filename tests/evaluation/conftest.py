@@ -7,41 +7,27 @@ import pandas as pd
 import pytest
 
 from icb_kedro.evaluation.protocols import iter_protocol_folds
-from icb_kedro.schema import FOLD_COLUMNS, PREDICTION_COLUMNS
+from icb_kedro.pipelines.folds.nodes import combine_folds, make_lodocv_folds
+from icb_kedro.schema import PREDICTION_COLUMNS
 
 # cohort -> (responders, non-responders, unlabelled)
 COHORTS = {"CohortA": (9, 12, 2), "CohortB": (6, 6, 0), "CohortC": (6, 9, 3)}
-N_TRIALS = 3
+N_SPLITS, N_REPEATS, N_PAPER = 3, 2, 2
 
 
-def build_folds(cohorts: dict[str, tuple[int, int, int]] = COHORTS, n_trials: int = N_TRIALS, seed: int = 0) -> pd.DataFrame:
-    """A folds table with the roles of ``schema.ROLES`` (stratified 2/3 - 1/3 target split)."""
-    rng = np.random.default_rng(seed)
-    samples = {
-        cohort: (
-            [f"{cohort}:R{i}" for i in range(n_pos)],
-            [f"{cohort}:N{i}" for i in range(n_neg)],
-            [f"{cohort}:U{i}" for i in range(n_unl)],
-        )
-        for cohort, (n_pos, n_neg, n_unl) in cohorts.items()
-    }
+def build_folds(
+    cohorts: dict[str, tuple[int, int, int]] = COHORTS, n_repeats: int = N_REPEATS, n_splits: int = N_SPLITS, n_paper: int = N_PAPER
+) -> pd.DataFrame:
+    """A folds table made by the folds pipeline's own node from a synthetic sample table
+    (keys ``<cohort>:R<i>`` responders, ``:N<i>`` non-responders, ``:U<i>`` unlabelled)."""
     rows = []
-    for held_out in cohorts:
-        for trial in range(n_trials):
-            responders, non_responders, unlabelled = samples[held_out]
-            test = set(rng.choice(responders, max(1, len(responders) // 3), replace=False))
-            test |= set(rng.choice(non_responders, max(1, len(non_responders) // 3), replace=False))
-            for key in responders + non_responders:
-                rows.append((held_out, trial, key, "target_test" if key in test else "target_train"))
-            rows += [(held_out, trial, key, "target_unlabelled") for key in unlabelled]
-            for other, (pos, neg, unl) in samples.items():
-                if other != held_out:
-                    rows += [(held_out, trial, key, "source") for key in pos + neg]
-                    rows += [(held_out, trial, key, "source_unlabelled") for key in unl]
-    folds = pd.DataFrame(rows, columns=["held_out", "trial", "sample_key", "role"])
-    folds["cohort"] = folds["sample_key"].str.split(":").str[0]
-    folds["seed"] = 1001 + folds["trial"]
-    return folds[list(FOLD_COLUMNS)]
+    for cohort, (n_pos, n_neg, n_unl) in cohorts.items():
+        rows += [(cohort, f"{cohort}:R{i}", 1) for i in range(n_pos)]
+        rows += [(cohort, f"{cohort}:N{i}", 0) for i in range(n_neg)]
+        rows += [(cohort, f"{cohort}:U{i}", None) for i in range(n_unl)]
+    samples = pd.DataFrame(rows, columns=["cohort", "sample_key", "label"]).astype({"label": "Int8"})
+    params = {"base_seed": 1001, "kfold": {"n_splits": n_splits, "n_repeats": n_repeats}, "paper": {"n_trials": n_paper, "test_size": 0.34}}
+    return combine_folds(*(make_lodocv_folds(samples, cohort, params) for cohort in cohorts))
 
 
 def build_predictions(
@@ -61,6 +47,7 @@ def build_predictions(
                         "model": model,
                         "protocol": fold.protocol,
                         "cohort": fold.held_out,
+                        "repeat": fold.repeat,
                         "trial": fold.trial,
                         "sample_key": keys,
                         "y_true": y,

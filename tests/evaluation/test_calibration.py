@@ -80,7 +80,7 @@ def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() 
     y, p = _simulated(n=400)
     predictions = pd.DataFrame(
         {
-            "sample_key": [f"A:{i}" for i in range(400)], "cohort": "A", "model": "m", "protocol": "loco", "trial": 0,
+            "sample_key": [f"A:{i}" for i in range(400)], "cohort": "A", "model": "m", "protocol": "loco", "repeat": 0, "trial": 0,
             "y_true": y.astype(int), "y_prob": p, "y_pred": (p > 0.5).astype(int), "n_train": 100, "threshold": 0.5,
         }
     )

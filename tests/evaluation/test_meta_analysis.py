@@ -46,7 +46,7 @@ def _predictions(rng, cohorts: dict[str, tuple[int, float]], models=("good", "ch
                 y = np.array([0, 1] * (n // 2))
                 score = rng.normal(size=n) + (shift if model == "good" else 0.0) * y
                 rows.append(pd.DataFrame({
-                    "model": model, "protocol": "transfer", "cohort": cohort, "trial": trial, "sample_key": [f"{cohort}:{i}" for i in range(n)],
+                    "model": model, "protocol": "transfer", "cohort": cohort, "repeat": trial, "trial": trial, "sample_key": [f"{cohort}:{i}" for i in range(n)],
                     "y_true": y, "y_prob": 1 / (1 + np.exp(-score)), "threshold": 0.5, "n_train": 50,
                 }))
     return pd.concat(rows, ignore_index=True)

@@ -53,7 +53,7 @@ def test_summaries_on_real_folds(real_tables):
             frames.append(
                 pd.DataFrame(
                     {
-                        "model": model, "protocol": spec.protocol, "cohort": spec.held_out, "trial": spec.trial,
+                        "model": model, "protocol": spec.protocol, "cohort": spec.held_out, "repeat": spec.repeat, "trial": spec.trial,
                         "sample_key": spec.test_keys, "y_true": labels[spec.test_keys].astype(int).to_numpy(),
                         "y_prob": prob, "n_train": len(spec.train_keys), "threshold": 0.5,
                     }

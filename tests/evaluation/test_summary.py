@@ -24,18 +24,31 @@ from icb_kedro.schema import FOLD_METRIC_COLUMNS, METRICS
 N_BOOT = 200
 
 
-def test_fold_metrics_one_row_per_fold_equal_to_binary_metrics(predictions):
+def test_fold_metrics_one_row_per_repeat_on_its_pooled_out_of_fold_predictions(predictions):
     table = fold_metrics(predictions)
     assert tuple(table.columns) == FOLD_METRIC_COLUMNS
-    n_folds = predictions.groupby(["model", "protocol", "cohort", "trial"]).ngroups
-    assert len(table) == n_folds == 3 * (3 * 3 + 3 + 3 * 3)  # models x (transfer + loco + within folds)
-    row = table[(table["model"] == "good") & (table["protocol"] == "transfer") & (table["cohort"] == "CohortA") & (table["trial"] == 2)]
-    fold = predictions[
-        (predictions["model"] == "good") & (predictions["protocol"] == "transfer") & (predictions["cohort"] == "CohortA") & (predictions["trial"] == 2)
+    n_repeats = predictions.groupby(["model", "protocol", "cohort", "repeat"]).ngroups
+    assert len(table) == n_repeats == 3 * (3 * 2 + 3 + 3 * 2)  # models x (transfer + loco + within repeats)
+    row = table[(table["model"] == "good") & (table["protocol"] == "transfer") & (table["cohort"] == "CohortA") & (table["repeat"] == 1)]
+    pooled = predictions[
+        (predictions["model"] == "good") & (predictions["protocol"] == "transfer") & (predictions["cohort"] == "CohortA") & (predictions["repeat"] == 1)
     ]
-    expected = binary_metrics(fold["y_true"], fold["y_prob"], 0.5)
+    assert pooled["trial"].nunique() == 3 and pooled["sample_key"].is_unique  # 3 splits, each patient once
+    assert len(pooled) == 21  # every labelled patient of CohortA (9 R + 12 NR)
+    expected = binary_metrics(pooled["y_true"], pooled["y_prob"], 0.5)
     assert row[list(METRICS)].iloc[0].to_dict() == pytest.approx(expected)
-    assert row[["n_test", "n_test_pos", "n_train"]].iloc[0].tolist() == [len(fold), fold["y_true"].sum(), fold["n_train"].iloc[0]]
+    mean_n_train = pooled.groupby("trial")["n_train"].first().mean()
+    assert row[["n_test", "n_test_pos", "n_train"]].iloc[0].tolist() == [21, 9, round(mean_n_train)]
+
+
+def test_pooled_rows_are_judged_by_their_own_splits_threshold(predictions):
+    rows = predictions[(predictions["model"] == "good") & (predictions["protocol"] == "within")].copy()
+    rows["threshold"] = np.where(rows["trial"] % 3 == 0, 0.99, 0.01)  # split 0 calls nobody, the others everybody
+    table = fold_metrics(rows).set_index(["cohort", "repeat"])
+    for (cohort, repeat), group in rows.groupby(["cohort", "repeat"]):
+        called = group["y_prob"] >= group["threshold"]
+        recall = (called & (group["y_true"] == 1)).sum() / (group["y_true"] == 1).sum()
+        assert table.loc[(cohort, repeat), "recall"] == pytest.approx(recall)
 
 
 def test_fold_metrics_uses_the_fold_threshold(predictions):
@@ -51,12 +64,12 @@ def test_cohort_summary_columns_means_and_ci(predictions):
     folds = fold_metrics(predictions)
     key = (folds["model"] == "weak") & (folds["protocol"] == "within") & (folds["cohort"] == "CohortC")
     row = table[(table["model"] == "weak") & (table["protocol"] == "within") & (table["cohort"] == "CohortC")].iloc[0]
-    assert row["n_trials"] == 3
+    assert row["n_repeats"] == 2
     assert row["auroc_mean"] == pytest.approx(folds.loc[key, "auroc"].mean())
     assert row["auroc_sd"] == pytest.approx(folds.loc[key, "auroc"].std(ddof=1))
     assert row["brier_mean"] == pytest.approx(folds.loc[key, "brier"].mean())
     loco = table[table["protocol"] == "loco"]
-    assert (loco["n_trials"] == 1).all() and loco["auroc_sd"].isna().all()
+    assert (loco["n_repeats"] == 1).all() and loco["auroc_sd"].isna().all()
     assert (table["ci_low"] <= table["ci_high"]).all()
     assert ((table["ci_low"] <= table["auroc_mean"] + 1e-9) & (table["auroc_mean"] <= table["ci_high"] + 1e-9)).mean() > 0.9
     # Deterministic given the seed; a cohort's resamples do not depend on the other models present.
@@ -120,15 +133,18 @@ def test_identical_models_have_p_one_and_only_paired_samples_count(predictions):
 
 
 def test_cohorts_without_a_delong_test_are_reported_but_not_combined(make_folds, make_predictions):
-    folds = make_folds({"Big": (9, 12, 0), "Tiny": (3, 6, 0)})  # Tiny's test splits hold one responder
-    table = paired_comparisons(make_predictions(folds, {"a": 1.0, "b": 0.0}), n_boot=N_BOOT)
-    transfer = table[table["protocol"] == "transfer"].set_index("cohort")
-    assert np.isfinite(transfer.loc["Tiny", "diff"]) and np.isfinite(transfer.loc["Tiny", "ci_low"])
-    assert np.isnan(transfer.loc["Tiny", "p"]) and not transfer.loc["Tiny", "significant"]
-    assert transfer.loc[ALL_COHORTS, "n_cohorts"] == 1
-    assert transfer.loc[ALL_COHORTS, "diff"] == pytest.approx(transfer.loc["Big", "diff"])
-    loco = table[table["protocol"] == "loco"].set_index("cohort")
-    assert loco.loc[ALL_COHORTS, "n_cohorts"] == 2  # all 3 responders are scored together in loco
+    folds = make_folds({"Big": (9, 12, 0), "Tiny": (3, 6, 0)})  # Tiny's 80/20 test splits hold one responder
+    predictions = make_predictions(folds, {"a": 1.0, "b": 0.0}, protocols=("transfer", "loco", "transfer_paper"))
+    table = paired_comparisons(predictions, n_boot=N_BOOT)
+    paper = table[table["protocol"] == "transfer_paper"].set_index("cohort")
+    assert np.isfinite(paper.loc["Tiny", "diff"]) and np.isfinite(paper.loc["Tiny", "ci_low"])
+    assert np.isnan(paper.loc["Tiny", "p"]) and not paper.loc["Tiny", "significant"]
+    assert paper.loc[ALL_COHORTS, "n_cohorts"] == 1
+    assert paper.loc[ALL_COHORTS, "diff"] == pytest.approx(paper.loc["Big", "diff"])
+    # Out of fold, all 3 responders of Tiny are scored in every repeat: its test is estimable.
+    for protocol in ("transfer", "loco"):
+        rows = table[table["protocol"] == protocol].set_index("cohort")
+        assert np.isfinite(rows.loc["Tiny", "p"]) and rows.loc[ALL_COHORTS, "n_cohorts"] == 2
 
 
 def test_validation_errors(predictions):
@@ -142,7 +158,7 @@ def test_validation_errors(predictions):
         fold_metrics(predictions.assign(protocol="lodo"))
     varying = predictions.copy()
     varying.loc[varying.index[0], "n_train"] += 1
-    with pytest.raises(ValueError, match="n_train must be constant"):
+    with pytest.raises(ValueError, match="n_train and threshold must be constant within a split"):
         fold_metrics(varying)
     disagree = predictions.copy()
     first = disagree.index[disagree["model"] == "weak"][0]

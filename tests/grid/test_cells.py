@@ -127,7 +127,7 @@ def test_trials_ids_and_templates():
     for bad in ([1, 1], 0, [-1], True):
         with pytest.raises(ValueError):
             resolve_trials(bad, 10)
-    with pytest.raises(ValueError, match="n_trials"):
+    with pytest.raises(ValueError, match="kfold"):
         resolve_trials(None, None)
     assert make_cell_id("m", "s", "A b/c", 4, 0) == "m.s.A_b_c.nb4.t0"
     assert fill_template(["{x}", "{x}-y", {"k{x}": 1}], {"x": 3}) == [3, "3-y", {"k3": 1}]
@@ -156,10 +156,11 @@ def test_configured_grid_builds_for_the_real_cohorts():
 
     settings = load_settings(PROJECT_ROOT, env="base", overrides={"cohorts": None, "workdir": "/nonexistent"})
     grid = build_grid(settings.grid, settings.cohorts, settings.trials)
-    assert len(settings.cohorts) >= 2 and settings.trials == list(range(10))
+    assert len(settings.cohorts) >= 2 and settings.trials == list(range(50))  # 5-fold x 10 repeats
     finetune = [c for c in grid.cells if c.stage == "finetune"]
-    assert len(finetune) == len(settings.cohorts) * 10 * len(settings.grid["n_bins"])
+    assert len(finetune) == len(settings.cohorts) * 50 * len(settings.grid["n_bins"])
     with pytest.raises(ValueError, match="no files"):
         load_settings(PROJECT_ROOT, env="base", overrides={"cohorts": ["Not_A_Cohort"]})
-    with pytest.raises(ValueError, match="exceeds"):
-        load_settings(PROJECT_ROOT, env="light", overrides={"trials": [5]})
+    with pytest.raises(ValueError, match="are not trials of folds.lodocv"):
+        load_settings(PROJECT_ROOT, env="light", overrides={"trials": [3]})  # light: 3-fold x 1 repeat
+    assert load_settings(PROJECT_ROOT, env="light", overrides={"trials": [2, 1001]}).trials == [2, 1001]  # an 80/20 split

@@ -81,7 +81,7 @@ def test_two_workers_reproduce_the_sequential_grid_even_when_a_worker_dies(
     pd.testing.assert_frame_equal(metrics, expected)
     pd.testing.assert_frame_equal(report.results["predictions"], sequential.results["predictions"])
     assert list(metrics.columns[: len(FOLD_METRIC_COLUMNS)]) == list(FOLD_METRIC_COLUMNS)
-    assert set(metrics.cohort) == set(HELD_OUT) and set(metrics.trial) == {0} and set(metrics.protocol) == {"transfer"}
+    assert set(metrics.cohort) == set(HELD_OUT) and set(metrics.repeat) == {0} and set(metrics.protocol) == {"transfer"}
     assert "logreg" in set(metrics.model) and metrics.auroc.notna().sum() >= len(HELD_OUT)
     assert pd.read_parquet(report.root / "results" / "fold_metrics.parquet").equals(metrics)
 

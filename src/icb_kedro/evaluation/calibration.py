@@ -19,7 +19,7 @@ pooled, and per cohort) this module reports:
 Bins are quantiles of the predicted probabilities (equal-count), so sparse tails do not
 produce empty or one-patient bins. A scope whose rows hold one class is reported with NaN
 where a quantity needs both (slope), never dropped. Every prediction row counts once: a
-patient scored in several trials (transfer) enters once per trial, as in the AUROC tables.
+patient scored in several repeats enters once per repeat, as in the AUROC tables.
 """
 
 from __future__ import annotations

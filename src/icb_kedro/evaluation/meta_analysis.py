@@ -8,7 +8,7 @@ between-cohort variance. ``statsmodels.stats.meta_analysis.combine_effects`` doe
 arithmetic (checked against metafor's DerSimonian-Laird result on the BCG vaccine trials in
 the tests); this module supplies the per-cohort AUROC and its variance:
 
-* effect: the cohort's AUROC, mean over trials (as in ``summary.cohort_summary``);
+* effect: the cohort's AUROC, mean over repeats (as in ``summary.cohort_summary``);
 * variance: of the same patient-level stratified bootstrap that gives the cohort's CI
   (``summary.cohort_bootstrap``, shared when passed in), so trials, repeated patients and small test splits are
   accounted for the same way everywhere;

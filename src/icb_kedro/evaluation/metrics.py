@@ -100,13 +100,22 @@ def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def binary_metrics(y_true: Sequence | np.ndarray, y_prob: Sequence | np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """All ``schema.METRICS`` of one scored fold; ``y_prob`` is P(responder), positive = ``y_prob >= threshold``."""
+def binary_metrics(
+    y_true: Sequence | np.ndarray, y_prob: Sequence | np.ndarray, threshold: float | Sequence | np.ndarray = 0.5
+) -> dict[str, float]:
+    """All ``schema.METRICS`` of one scored set; ``y_prob`` is P(responder), positive = ``y_prob >= threshold``.
+
+    ``threshold`` is one number, or one per row: pooled out-of-fold predictions of K splits
+    are each judged by the threshold their own split fitted on its training rows.
+    """
     labels = as_binary_labels(y_true)
     prob = as_probabilities(y_prob)
     _check_same_length(labels, prob)
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    threshold = np.asarray(threshold, dtype=float)
+    if threshold.ndim and threshold.shape != prob.shape:
+        raise ValueError(f"threshold has {threshold.shape[0]} values for {len(prob)} rows")
+    if not np.all(np.isfinite(threshold)):
+        raise ValueError(f"threshold must be finite, got {threshold!r}")
     predicted = prob >= threshold
     positive = labels == 1
     tp = int(np.sum(predicted & positive))

@@ -3,13 +3,18 @@
 Folds are made once by the ``folds`` pipeline; every model reads them through these
 iterators, so every model is scored on exactly the same samples.
 
-For held-out cohort h and trial t of ``lodocv_folds``:
+For held-out cohort h and trial (split) t of ``lodocv_folds``:
 
-- ``transfer`` (IC2Bert protocol): train = ``source`` + ``target_train``; test = ``target_test``.
+- ``transfer``: train = ``source`` + ``target_train``; test = ``target_test``, over the
+  ``kfold`` trials: the K trials of a repeat test every labelled patient of h once.
+- ``transfer_paper`` (the IC2Bert paper's protocol): the same roles over the ``holdout``
+  trials (stratified 80/20 splits, each its own repeat).
 - ``loco`` (strict leave-one-cohort-out, zero-shot): train = ``source``; test = every
   labelled sample of h (``target_train`` + ``target_test``). Both are the same in every
-  trial, so it is emitted once per held-out cohort (the first trial, usually 0).
-- ``within``: train = ``target_train``; test = ``target_test``.
+  trial, so it is emitted once per held-out cohort (its first K-fold trial, repeat 0).
+- ``within``: train = ``target_train``; test = ``target_test``, over the ``kfold`` trials.
+
+A model's predictions of one repeat are pooled before any metric (``evaluation.summary``).
 
 ``amu_holdout`` reads ``amu_holdout_folds`` (roles ``train``/``test``, held-out name "AMU").
 Unlabelled samples (``*_unlabelled`` roles) never enter supervised train or test sets.
@@ -17,7 +22,7 @@ Unlabelled samples (``*_unlabelled`` roles) never enter supervised train or test
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import pandas as pd
@@ -31,9 +36,12 @@ from icb_kedro.schema import (
     ROLE_TARGET_TRAIN,
     ROLES,
     SAMPLE_KEY,
+    SCHEME_HOLDOUT,
+    SCHEME_KFOLD,
+    SCHEMES,
 )
 
-LODOCV_PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within")
+LODOCV_PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within", "transfer_paper")
 AMU_PROTOCOL = "amu_holdout"
 AMU_HELD_OUT = "AMU"
 AMU_FOLD_COLUMNS: tuple[str, ...] = ("trial", "seed", SAMPLE_KEY, "role")
@@ -44,11 +52,23 @@ _PROTOCOL_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "transfer": ((ROLE_SOURCE, ROLE_TARGET_TRAIN), (ROLE_TARGET_TEST,)),
     "loco": ((ROLE_SOURCE,), (ROLE_TARGET_TRAIN, ROLE_TARGET_TEST)),
     "within": ((ROLE_TARGET_TRAIN,), (ROLE_TARGET_TEST,)),
+    "transfer_paper": ((ROLE_SOURCE, ROLE_TARGET_TRAIN), (ROLE_TARGET_TEST,)),
+}
+# The splitting scheme each protocol reads.
+_PROTOCOL_SCHEME: dict[str, str] = {
+    "transfer": SCHEME_KFOLD,
+    "loco": SCHEME_KFOLD,
+    "within": SCHEME_KFOLD,
+    "transfer_paper": SCHEME_HOLDOUT,
 }
 
 
 class FoldSpec(NamedTuple):
-    """One scored fold: train on ``train_keys``, score ``test_keys`` (sample keys, sorted)."""
+    """One scored fold: train on ``train_keys``, score ``test_keys`` (sample keys, sorted).
+
+    ``trial`` names the split (one model fit); ``repeat`` the group of splits whose pooled
+    predictions score each patient once (``schema``: lodocv_folds).
+    """
 
     protocol: str
     held_out: str
@@ -56,6 +76,7 @@ class FoldSpec(NamedTuple):
     seed: int
     train_keys: list[str]
     test_keys: list[str]
+    repeat: int
 
 
 def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
@@ -64,9 +85,20 @@ def _require_columns(table: pd.DataFrame, columns: Sequence[str], name: str) -> 
         raise ValueError(f"{name} lacks columns {missing}; it has {list(table.columns)}")
 
 
-def _check_n_trials(n_trials: int | None) -> None:
+def _check_n_trials(n_trials: int | None, name: str = "n_trials") -> None:
     if n_trials is not None and int(n_trials) < 1:
-        raise ValueError(f"n_trials must be None or >= 1, got {n_trials}")
+        raise ValueError(f"{name} must be None or >= 1, got {n_trials}")
+
+
+def repeats_for(n_repeats: int | None | Mapping[str, int | None], protocol: str) -> int | None:
+    """``n_repeats`` of one protocol: an int/None for all protocols, or a mapping by protocol."""
+    if isinstance(n_repeats, Mapping):
+        unknown = sorted(set(n_repeats) - set(LODOCV_PROTOCOLS))
+        if unknown:
+            raise ValueError(f"n_repeats names unknown protocols {unknown}; expected some of {LODOCV_PROTOCOLS}")
+        n_repeats = n_repeats.get(protocol)
+    _check_n_trials(n_repeats, "n_repeats")
+    return None if n_repeats is None else int(n_repeats)
 
 
 def _validate_lodocv_folds(folds: pd.DataFrame) -> None:
@@ -76,6 +108,9 @@ def _validate_lodocv_folds(folds: pd.DataFrame) -> None:
     unknown = sorted(set(folds["role"]) - set(ROLES))
     if unknown:
         raise ValueError(f"lodocv_folds has unknown roles {unknown}; expected {ROLES}")
+    unknown = sorted(set(folds["scheme"]) - set(SCHEMES))
+    if unknown:
+        raise ValueError(f"lodocv_folds has unknown schemes {unknown}; expected {SCHEMES}")
     # Only h's own samples may carry target roles, and h's samples never carry source roles.
     is_target_role = folds["role"].str.startswith("target_")
     misplaced = folds[is_target_role != (folds[COHORT] == folds["held_out"])]
@@ -93,7 +128,30 @@ def _validate_lodocv_folds(folds: pd.DataFrame) -> None:
         )
 
 
-def _fold(protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, list[str]]) -> FoldSpec:
+def check_kfold_partitions(folds: pd.DataFrame) -> None:
+    """Each K-fold repeat must test every labelled patient of h exactly once: the premise of
+    pooling its out-of-fold predictions (a patient tested twice would count twice).
+
+    Checked on the whole table where the folds pipeline writes it, not on every read: a grid
+    cell reads the slice of one trial, which is not a partition on its own.
+    """
+    kfold = folds[(folds["scheme"] == SCHEME_KFOLD) & folds["role"].isin((ROLE_TARGET_TRAIN, ROLE_TARGET_TEST))]
+    if kfold.empty:
+        return
+    ids = ["held_out", "repeat", SAMPLE_KEY]
+    tested = kfold[kfold["role"] == ROLE_TARGET_TEST].groupby(ids).size().rename("n_tested").reset_index()
+    counts = kfold[ids].drop_duplicates().merge(tested, on=ids, how="left").fillna({"n_tested": 0})
+    wrong = counts[counts["n_tested"] != 1]
+    if len(wrong):
+        row = wrong.iloc[0]
+        raise ValueError(
+            f"lodocv_folds: K-fold repeat {row['repeat']} of held-out cohort {row['held_out']!r} tests sample "
+            f"{row[SAMPLE_KEY]!r} {int(row['n_tested'])} time(s) ({len(wrong)} such samples); every labelled sample "
+            "must be tested exactly once per repeat"
+        )
+
+
+def _fold(protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, list[str]], repeat: int) -> FoldSpec:
     train_roles, test_roles = _PROTOCOL_ROLES[protocol]
     train = sorted(key for role in train_roles for key in roles.get(role, []))
     test = sorted(key for role in test_roles for key in roles.get(role, []))
@@ -105,39 +163,60 @@ def _fold(protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, 
     overlap = set(train) & set(test)
     if overlap:  # impossible with a valid folds table; a cheap guard against leakage
         raise ValueError(f"{protocol} fold {held_out!r}/{trial}: test samples also in training: {sorted(overlap)[:5]}")
-    return FoldSpec(protocol, held_out, int(trial), int(seed), train, test)
+    return FoldSpec(protocol, held_out, int(trial), int(seed), train, test, int(repeat))
 
 
 def iter_protocol_folds(
-    folds: pd.DataFrame, protocols: Sequence[str], n_trials: int | None = None
+    folds: pd.DataFrame,
+    protocols: Sequence[str],
+    n_repeats: int | None | Mapping[str, int | None] = None,
+    max_trials: int | None = None,
 ) -> Iterator[FoldSpec]:
     """Folds of the LODOCV protocols, in order protocol -> held-out cohort (sorted) -> trial.
 
-    ``n_trials`` keeps the first ``n_trials`` trials of each held-out cohort (all if None);
-    ``loco`` yields one fold per held-out cohort whatever ``n_trials`` is.
+    ``n_repeats`` keeps the first ``n_repeats`` repeats of each held-out cohort (all if None;
+    a mapping gives it per protocol): for the K-fold protocols every trial of those repeats,
+    for ``transfer_paper`` that many 80/20 splits. ``loco`` yields one fold per held-out
+    cohort whatever ``n_repeats`` is. ``max_trials`` then keeps the first ``max_trials``
+    trials of each held-out cohort (interpretation: explain a few splits, not all).
     """
     if isinstance(protocols, str):
         protocols = [protocols]
     unknown = [p for p in protocols if p not in LODOCV_PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown LODOCV protocols {unknown}; expected some of {LODOCV_PROTOCOLS}")
-    _check_n_trials(n_trials)
+    _check_n_trials(max_trials, "max_trials")
     _validate_lodocv_folds(folds)
 
-    # Group once: (held_out, trial) -> (seed, {role: keys}).
-    by_fold: dict[str, list[tuple[int, int, dict[str, list[str]]]]] = {}
-    for (held_out, trial), rows in folds.groupby(["held_out", "trial"], sort=True):
-        seeds = rows["seed"].unique()
-        if len(seeds) != 1:
-            raise ValueError(f"lodocv_folds: held_out={held_out!r} trial={trial} has several seeds {seeds.tolist()}")
+    # Group once: (held_out, scheme) -> [(repeat, trial, seed, {role: keys})] sorted by trial.
+    by_fold: dict[tuple[str, str], list[tuple[int, int, int, dict[str, list[str]]]]] = {}
+    for (held_out, scheme, trial), rows in folds.groupby(["held_out", "scheme", "trial"], sort=True):
+        seeds, repeats = rows["seed"].unique(), rows["repeat"].unique()
+        if len(seeds) != 1 or len(repeats) != 1:
+            raise ValueError(
+                f"lodocv_folds: held_out={held_out!r} trial={trial} has several seeds {seeds.tolist()} or repeats {repeats.tolist()}"
+            )
         roles = {role: keys.tolist() for role, keys in rows.groupby("role")[SAMPLE_KEY]}
-        by_fold.setdefault(held_out, []).append((int(trial), int(seeds[0]), roles))
+        by_fold.setdefault((held_out, scheme), []).append((int(repeats[0]), int(trial), int(seeds[0]), roles))
+    cohorts = sorted({held_out for held_out, _ in by_fold})
 
     for protocol in protocols:
-        for held_out, trials in by_fold.items():
-            chosen = trials[:1] if protocol == "loco" else trials[: n_trials or len(trials)]
-            for trial, seed, roles in chosen:
-                yield _fold(protocol, held_out, trial, seed, roles)
+        scheme = _PROTOCOL_SCHEME[protocol]
+        wanted = repeats_for(n_repeats, protocol)
+        for held_out in cohorts:
+            trials = by_fold.get((held_out, scheme), [])
+            if not trials:
+                raise ValueError(
+                    f"lodocv_folds has no {scheme} splits of held-out cohort {held_out!r}, which protocol {protocol!r} reads "
+                    "(folds.lodocv: kfold.n_repeats / paper.n_trials)"
+                )
+            if protocol == "loco":
+                chosen = trials[:1]
+            else:
+                first = sorted({repeat for repeat, *_ in trials})[: wanted or None]
+                chosen = [t for t in trials if t[0] in first]
+            for repeat, trial, seed, roles in chosen[: max_trials or None]:
+                yield _fold(protocol, held_out, trial, seed, roles, repeat)
 
 
 def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:
@@ -175,4 +254,4 @@ def iter_amu_holdout_folds(amu_folds: pd.DataFrame, n_trials: int | None = None)
         overlap = set(train) & set(test)
         if overlap:
             raise ValueError(f"amu_holdout_folds: trial {trial}: test samples also in training: {sorted(overlap)[:5]}")
-        yield FoldSpec(AMU_PROTOCOL, AMU_HELD_OUT, int(trial), int(seeds[0]), train, test)
+        yield FoldSpec(AMU_PROTOCOL, AMU_HELD_OUT, int(trial), int(seeds[0]), train, test, int(trial))

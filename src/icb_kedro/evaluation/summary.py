@@ -1,11 +1,14 @@
 """From a predictions table to the shared results tables and the report section.
 
-``predictions`` (``schema.PREDICTION_COLUMNS``, one row per scored sample and fold) is the
-only input; every model pipeline produces it, so every model is summarised identically:
+``predictions`` (``schema.PREDICTION_COLUMNS``, one row per scored sample and repeat) is the
+only input; every model pipeline produces it, so every model is summarised identically.
+The unit of every metric is a *repeat*: the pooled out-of-fold predictions of the K splits
+that score each patient of the cohort once (an 80/20 split on its own for the paper's
+protocols). Where the functions below say "trial" they mean that unit.
 
-- :func:`fold_metrics`: the tidy results table, one row per (model, protocol, cohort, trial).
-- :func:`cohort_summary`: per (model, protocol, cohort) mean and sd over trials of every
-  metric, and a patient-level bootstrap 95% CI of the mean-over-trials AUROC.
+- :func:`fold_metrics`: the tidy results table, one row per (model, protocol, cohort, repeat).
+- :func:`cohort_summary`: per (model, protocol, cohort) mean and sd over repeats of every
+  metric, and a patient-level bootstrap 95% CI of the mean-over-repeats AUROC.
 - :func:`overall_summary`: per (model, protocol) unweighted mean over cohorts with a CI
   (patients resampled within cohorts, cohorts fixed).
 - :func:`paired_comparisons`: per cohort, AUROC difference of two models on the samples both
@@ -42,13 +45,13 @@ from icb_kedro.evaluation.statistics import (
 )
 from icb_kedro.schema import FOLD_METRIC_COLUMNS, METRICS, PREDICTION_COLUMNS, PROTOCOLS, SAMPLE_KEY
 
-FOLD_KEYS: tuple[str, ...] = ("model", "protocol", "cohort", "trial")
+FOLD_KEYS: tuple[str, ...] = ("model", "protocol", "cohort", "repeat")
 COHORT_KEYS: tuple[str, ...] = ("model", "protocol", "cohort")
 ALL_COHORTS = "ALL"
 
 COHORT_SUMMARY_COLUMNS: tuple[str, ...] = (
     *COHORT_KEYS,
-    "n_trials",
+    "n_repeats",
     "n_patients",
     *(f"{metric}_{stat}" for metric in METRICS for stat in ("mean", "sd")),
     "ci_low",
@@ -69,7 +72,7 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "model_b",
     "cohort",
     "n_cohorts",
-    "n_trials",
+    "n_repeats",
     "n_samples",
     "auroc_a",
     "auroc_b",
@@ -111,24 +114,25 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
         bad = table.loc[outside].iloc[0]
         raise ValueError(
             f"y_prob must be a probability in [0, 1]; {int(outside.sum())} rows are not, "
-            f"e.g. {bad['y_prob']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']}, trial {bad['trial']})"
+            f"e.g. {bad['y_prob']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']}, repeat {bad['repeat']}, trial {bad['trial']})"
         )
     duplicated = table.duplicated([*FOLD_KEYS, SAMPLE_KEY])
     if duplicated.any():
         bad = table.loc[duplicated].iloc[0]
         raise ValueError(
-            f"predictions score {bad[SAMPLE_KEY]!r} twice in fold ({bad['model']}, {bad['protocol']}, "
-            f"{bad['cohort']}, trial {bad['trial']}); {int(duplicated.sum())} duplicated rows"
+            f"predictions score {bad[SAMPLE_KEY]!r} twice in one repeat ({bad['model']}, {bad['protocol']}, "
+            f"{bad['cohort']}, repeat {bad['repeat']}); {int(duplicated.sum())} duplicated rows: a repeat's splits "
+            "must test each patient once"
         )
+    split_keys = [*FOLD_KEYS, "trial"]
+    per_split = table.groupby(split_keys, sort=False)[["n_train", "threshold"]].nunique()
+    varying = per_split[(per_split > 1).any(axis=1)]
+    if len(varying):
+        key = dict(zip(split_keys, varying.index[0]))
+        raise ValueError(f"n_train and threshold must be constant within a split; split {key} has several values")
     for column in ("model", "protocol", "cohort", SAMPLE_KEY):
         table[column] = table[column].astype(str)
-    return table.astype({"trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"})
-
-
-def _constant_per_fold(values: np.ndarray, name: str, key: tuple) -> float:
-    if np.any(values != values[0]):
-        raise ValueError(f"{name} must be constant within a fold; fold {key} has {sorted(set(values.tolist()))}")
-    return values[0]
+    return table.astype({"repeat": "int64", "trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"})
 
 
 def _cohort_rng(seed: int, cohort: str) -> np.random.Generator:
@@ -140,34 +144,37 @@ def _cohort_rng(seed: int, cohort: str) -> np.random.Generator:
 
 
 def fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The tidy results table: one row per (model, protocol, cohort, trial), ``schema.FOLD_METRIC_COLUMNS``."""
+    """The tidy results table: one row per (model, protocol, cohort, repeat), ``schema.FOLD_METRIC_COLUMNS``.
+
+    Metrics of the repeat's pooled predictions; threshold metrics judge each row by its own
+    split's threshold; ``n_train`` is the mean over the repeat's splits (rounded).
+    """
     table = validate_predictions(predictions)
     y_true = table["y_true"].to_numpy()
     y_prob = table["y_prob"].to_numpy()
-    n_train = table["n_train"].to_numpy()
     threshold = table["threshold"].to_numpy()
+    n_train = table.groupby([*FOLD_KEYS, "trial"], sort=False)["n_train"].first().groupby(list(FOLD_KEYS)).mean()
     rows = []
     for key, index in table.groupby(list(FOLD_KEYS), sort=False).indices.items():
-        fold_threshold = _constant_per_fold(threshold[index], "threshold", key)
         rows.append(
             {
                 **dict(zip(FOLD_KEYS, key)),
-                "n_train": int(_constant_per_fold(n_train[index], "n_train", key)),
+                "n_train": int(round(float(n_train.loc[key]))),
                 "n_test": len(index),
                 "n_test_pos": int(y_true[index].sum()),
-                **binary_metrics(y_true[index], y_prob[index], float(fold_threshold)),
+                **binary_metrics(y_true[index], y_prob[index], threshold[index]),
             }
         )
     result = pd.DataFrame(rows, columns=list(FOLD_METRIC_COLUMNS))
-    result = result.astype({"trial": "int64", "n_train": "int64", "n_test": "int64", "n_test_pos": "int64"})
+    result = result.astype({"repeat": "int64", "n_train": "int64", "n_test": "int64", "n_test_pos": "int64"})
     return result.sort_values(list(FOLD_KEYS), kind="stable").reset_index(drop=True)
 
 
 def _cohort_replicates(table: pd.DataFrame, n_boot: int, seed: int, resample: str) -> dict[tuple, np.ndarray]:
-    """(model, protocol, cohort) -> bootstrap replicates (n_boot,) of the mean-over-trials AUROC."""
+    """(model, protocol, cohort) -> bootstrap replicates (n_boot,) of the mean-over-repeats AUROC."""
     y_true = table["y_true"].to_numpy()
     y_prob = table["y_prob"].to_numpy()
-    trials = table["trial"].to_numpy()
+    trials = table["repeat"].to_numpy()
     keys = table[SAMPLE_KEY].to_numpy()
     replicates = {}
     for key, index in table.groupby(list(COHORT_KEYS), sort=False).indices.items():
@@ -180,16 +187,16 @@ def _cohort_replicates(table: pd.DataFrame, n_boot: int, seed: int, resample: st
 def _cohort_table(table: pd.DataFrame, replicates: dict[tuple, np.ndarray], level: float) -> pd.DataFrame:
     folds = fold_metrics(table)
     grouped = folds.groupby(list(COHORT_KEYS), sort=True)
-    stats = grouped[list(METRICS)].agg(["mean", "std"])  # std: ddof=1 over trials, NaN for one trial
+    stats = grouped[list(METRICS)].agg(["mean", "std"])  # std: ddof=1 over repeats, NaN for one repeat
     stats.columns = [f"{metric}_{'sd' if stat == 'std' else stat}" for metric, stat in stats.columns]
     result = stats.reset_index()
-    result.insert(3, "n_trials", grouped.size().to_numpy())
+    result.insert(3, "n_repeats", grouped.size().to_numpy())
     patients = table.groupby(list(COHORT_KEYS), sort=True)[SAMPLE_KEY].nunique()
     result.insert(4, "n_patients", patients.reindex(pd.MultiIndex.from_frame(result[list(COHORT_KEYS)])).to_numpy())
     intervals = [percentile_ci(replicates[tuple(key)], level) for key in result[list(COHORT_KEYS)].itertuples(index=False)]
     result["ci_low"] = [low for low, _ in intervals]
     result["ci_high"] = [high for _, high in intervals]
-    return result[list(COHORT_SUMMARY_COLUMNS)].astype({"n_trials": "int64", "n_patients": "int64"})
+    return result[list(COHORT_SUMMARY_COLUMNS)].astype({"n_repeats": "int64", "n_patients": "int64"})
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,7 @@ def cohort_bootstrap(
 def cohort_summary(
     predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
 ) -> pd.DataFrame:
-    """Per (model, protocol, cohort): ``n_trials``, ``n_patients``, ``<metric>_mean``/``_sd`` over trials, ``ci_low``/``ci_high``.
+    """Per (model, protocol, cohort): ``n_repeats``, ``n_patients``, ``<metric>_mean``/``_sd`` over repeats, ``ci_low``/``ci_high``.
 
     The CI is the patient-level stratified bootstrap percentile interval of the AUROC
     averaged over trials (``resample``: see :mod:`icb_kedro.evaluation.statistics`).
@@ -267,7 +274,7 @@ def _model_pairs(models: list[str], reference_model: str | Sequence[str] | None)
 
 
 def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, resample) -> dict:
-    row = {"n_cohorts": 1, "n_trials": 0, "n_samples": len(np.unique(keys))}
+    row = {"n_cohorts": 1, "n_repeats": 0, "n_samples": len(np.unique(keys))}
     try:
         delong = delong_test_over_trials(y, score_a, score_b, trials, keys)
     except ValueError:  # no trial with both classes: nothing to compare, reported as NaN
@@ -275,7 +282,7 @@ def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, re
     boot = paired_bootstrap_auroc_difference(y, score_a, score_b, trials, keys, n_boot, rng, level, resample)
     return {
         **row,
-        "n_trials": delong.n_trials,
+        "n_repeats": delong.n_trials,
         "auroc_a": delong.auroc_a,
         "auroc_b": delong.auroc_b,
         "diff": delong.diff,
@@ -301,9 +308,9 @@ def paired_comparisons(
     Pairs: every model against ``reference_model`` (``model_a`` = the model, ``model_b`` =
     the reference; a list = against each reference, every unordered pair once) or, if None,
     all pairs (``model_a`` < ``model_b``). Only samples scored by both models in the same
-    (protocol, cohort, trial) are paired.
+    (protocol, cohort, repeat) are paired.
 
-    Per cohort: ``auroc_a``/``auroc_b`` = mean over trials on the paired samples; ``diff`` =
+    Per cohort: ``auroc_a``/``auroc_b`` = mean over repeats on the paired samples; ``diff`` =
     their difference; ``se``, ``z``, ``p`` from the DeLong test of the mean-over-trials
     difference (:func:`~icb_kedro.evaluation.statistics.delong_test_over_trials`: per-patient
     structural components summed over trials, so overlapping test splits are not counted
@@ -323,7 +330,7 @@ def paired_comparisons(
     z_level = float(norm.ppf(0.5 + level / 2))
     rows = []
     for protocol, rows_of_protocol in table.groupby("protocol", sort=True):
-        index_columns = ["cohort", "trial", SAMPLE_KEY]
+        index_columns = ["cohort", "repeat", SAMPLE_KEY]
         wide = rows_of_protocol.pivot(index=index_columns, columns="model", values="y_prob")
         labels = rows_of_protocol.groupby(index_columns)["y_true"].agg(["min", "max"]).reindex(wide.index)
         if (labels["min"] != labels["max"]).any():
@@ -331,7 +338,7 @@ def paired_comparisons(
             raise ValueError(f"models disagree on y_true of {bad} in protocol {protocol!r}")
         y_all = labels["min"].to_numpy()
         cohort_of_row = wide.index.get_level_values("cohort").to_numpy()
-        trial_of_row = wide.index.get_level_values("trial").to_numpy()
+        trial_of_row = wide.index.get_level_values("repeat").to_numpy()
         key_of_row = wide.index.get_level_values(SAMPLE_KEY).to_numpy()
         cohorts = sorted(set(cohort_of_row))
         for model_a, model_b in pairs:
@@ -361,7 +368,7 @@ def paired_comparisons(
                     "model_b": model_b,
                     "cohort": ALL_COHORTS,
                     "n_cohorts": combined.n_cohorts,
-                    "n_trials": int(cohort_rows["n_trials"].sum()),
+                    "n_repeats": int(cohort_rows["n_repeats"].sum()),
                     "n_samples": int(cohort_rows["n_samples"].sum()),
                     "auroc_a": cohort_rows["auroc_a"].mean(),
                     "auroc_b": cohort_rows["auroc_b"].mean(),
@@ -379,7 +386,7 @@ def paired_comparisons(
         family = [result["protocol"], result["cohort"] == ALL_COHORTS]
         result["q"] = result.groupby(family)["p"].transform(lambda p: pd.Series(bh_adjust(p.to_numpy()), index=p.index))
     result["significant"] = (result["q"] < alpha).astype(bool)
-    return result[list(COMPARISON_COLUMNS)].astype({"n_cohorts": "int64", "n_trials": "int64", "n_samples": "int64"})
+    return result[list(COMPARISON_COLUMNS)].astype({"n_cohorts": "int64", "n_repeats": "int64", "n_samples": "int64"})
 
 
 # ----------------------------------------------------------------------------- markdown
@@ -390,9 +397,10 @@ CAVEAT = (
     "(Padron 3/20, Riaz 4/10), so a single cohort needs an AUROC of about 0.59 (Mariathasan) "
     "to 0.82-0.88 (Riaz, Padron) to differ from chance at p < .05, and the 95% CI of an "
     "AUROC of 0.70 spans 0.60-0.80 at best (Mariathasan) and 0.35-1.0 at worst (Padron). A "
-    "20% test split holds only 2-12 responder x non-responder pairs in the six small "
-    "cohorts (144 in Mariathasan), so a split's AUROC moves in steps of 0.08-0.5 and its SE "
-    "at 0.70 is 0.23-0.39: a mean +- sd over 10 splits mostly reflects split noise. An "
+    "20% test split (protocol transfer_paper) holds only 2-12 responder x non-responder pairs in "
+    "the six small cohorts (144 in Mariathasan), so a split's AUROC moves in steps of 0.08-0.5 "
+    "and its SE at 0.70 is 0.23-0.39: a mean +- sd over 10 splits mostly reflects split noise; "
+    "hence the out-of-fold protocols, which score every patient. An "
     "unweighted mean over 7 cohort AUROCs has SE of about 0.042, so differences in mean "
     "AUROC below about 0.08 are not significant unless tested paired and at the patient "
     "level, as the DeLong comparisons above are; a paired difference needs to reach "
@@ -446,7 +454,10 @@ def summary_markdown(
     comparisons = comparisons.assign(significant=comparisons["significant"].astype(bool))
     lines = ["## Model evaluation", ""]
     lines.append(
-        "AUROC per model: mean over trials within each cohort, then the unweighted mean over "
+        "AUROC per model: computed on each repeat's pooled out-of-fold predictions (every "
+        "labelled patient of the cohort scored once per repeat under transfer / within / loco; "
+        "one 80/20 split per repeat under transfer_paper), averaged over repeats within each "
+        "cohort, then the unweighted mean over "
         "cohorts; [95% CI] from a patient-level stratified bootstrap (patients resampled "
         "within cohorts, cohorts fixed). Paired differences: DeLong per cohort on the samples "
         "both models scored, combined across cohorts by inverse-variance weighting, "
@@ -503,7 +514,7 @@ def summary_markdown(
             )
             grid = cells.pivot(index="model", columns="short", values="cell").reindex(rows["model"]).fillna("-")
             grid = grid[[names[c] for c in sorted(names)]].reset_index()
-            lines += ["Per-cohort AUROC, mean over trials [95% CI]:", "", _markdown_table(grid), ""]
+            lines += ["Per-cohort AUROC, mean over repeats [95% CI]:", "", _markdown_table(grid), ""]
 
         combined = comparisons[(comparisons["protocol"] == protocol) & (comparisons["cohort"] == ALL_COHORTS)]
         significant = combined[combined["significant"]].sort_values("p")

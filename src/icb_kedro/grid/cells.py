@@ -196,7 +196,7 @@ def resolve_trials(trials: Any, n_trials_default: int | None) -> list[int]:
     """``null`` -> ``range(n_trials_default)``; an int n -> ``range(n)``; a list -> itself."""
     if trials is None:
         if n_trials_default is None:
-            raise ValueError("grid.trials is null and folds.lodocv.n_trials is not set: cannot tell which trials to run")
+            raise ValueError("grid.trials is null and folds.lodocv.kfold is not set: cannot tell which trials to run")
         trials = int(n_trials_default)
     if isinstance(trials, bool):
         raise ValueError(f"grid.trials must be null, an int or a list of ints, got {trials!r}")

@@ -95,7 +95,7 @@ def load_settings(
     env: str = "base",
     overrides: Mapping[str, Any] | None = None,
 ) -> GridSettings:
-    """Load ``grid`` parameters (plus ``folds.lodocv.n_trials`` and MLflow settings) for ``env``.
+    """Load ``grid`` parameters (plus ``folds.lodocv``'s trial ids and MLflow settings) for ``env``.
 
     ``overrides`` is deep-merged into the ``grid`` mapping (CLI flags, tests).
     """
@@ -116,11 +116,18 @@ def load_settings(
         raise ValueError(f"grid.cohorts names cohorts with no files in {data_dir / 'cohorts'}: {unknown}")
 
     from icb_kedro.grid.cells import resolve_trials
+    from icb_kedro.schema import PAPER_TRIAL_OFFSET
 
     lodocv = (parameters.get("folds") or {}).get("lodocv") or {}
-    trials = resolve_trials(grid.get("trials"), lodocv.get("n_trials"))
-    if lodocv.get("n_trials") is not None and max(trials) >= int(lodocv["n_trials"]):
-        raise ValueError(f"grid.trials {trials} exceeds folds.lodocv.n_trials={lodocv['n_trials']} (trials 0..n-1 exist)")
+    kfold, paper = lodocv.get("kfold") or {}, lodocv.get("paper") or {}
+    n_kfold = int(kfold["n_splits"]) * int(kfold["n_repeats"]) if kfold else None
+    trials = resolve_trials(grid.get("trials"), n_kfold)
+    existing = set(range(n_kfold or 0)) | {PAPER_TRIAL_OFFSET + t for t in range(int(paper.get("n_trials") or 0))}
+    if n_kfold is not None and not set(trials) <= existing:
+        raise ValueError(
+            f"grid.trials {sorted(set(trials) - existing)} are not trials of folds.lodocv: K-fold trials 0..{n_kfold - 1} "
+            f"(kfold.n_splits x kfold.n_repeats) and 80/20 trials {PAPER_TRIAL_OFFSET}.. (paper.n_trials) exist"
+        )
 
     mlflow_cfg = loader["mlflow"] if "mlflow" in loader.config_patterns else {}
     server = mlflow_cfg.get("server") or {}

@@ -762,7 +762,7 @@ def _validate_result(cell: Cell, kind: str, table: pd.DataFrame) -> None:
             f"cell {cell.cell_id!r}: result {kind!r} has cohorts {sorted(set(table['cohort']))}, expected only "
             f"{cell.held_out!r}; restrict the stage to this held-out cohort (namespaces / slice_inputs)"
         )
-    if cell.trial is not None and set(table["trial"].astype(int)) != {cell.trial}:
+    if cell.trial is not None and "trial" in table.columns and set(table["trial"].astype(int)) != {cell.trial}:
         raise CellError(
             f"cell {cell.cell_id!r}: result {kind!r} has trials {sorted(set(table['trial']))}, expected only {cell.trial}"
         )

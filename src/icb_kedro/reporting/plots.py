@@ -77,7 +77,7 @@ def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
     ax.set_xlim(-0.6, len(cohorts) - 0.4)
     ax.set_ylim(0.0, 1.0)
     ax.set_xlabel("held-out cohort")
-    ax.set_ylabel("AUROC (mean over trials, 95% CI)")
+    ax.set_ylabel("AUROC (mean over repeats, 95% CI)")
     ax.set_title(f"Per-cohort AUROC, protocol '{protocol}'")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax, len(models) + 1)

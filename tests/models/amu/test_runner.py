@@ -16,7 +16,7 @@ def _folds() -> list[FoldData]:
     for trial in range(2):
         X, y = separable_data(n=36, n_genes=8, seed=trial)
         folds.append(
-            FoldData("within", "C", trial, 100 + trial, X[:27], y[:27], X[27:], y[27:], [f"s{i}" for i in range(27, 36)])
+            FoldData("within", "C", trial, trial, 100 + trial, X[:27], y[:27], X[27:], y[27:], [f"s{i}" for i in range(27, 36)])
         )
     return folds
 

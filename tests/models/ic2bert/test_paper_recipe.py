@@ -41,7 +41,7 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
     assert _min_cohorts(panels["ic2bert_prior"], cohorts, "ic2bert_prior") == (1, set())  # 983 where present (in >= 1 cohort)
     assert _min_cohorts(panels["amu160"], cohorts, "amu160") == (12, set())  # the other panels as conf/base
     finetune = paper_params["ic2bert_finetune"]
-    assert finetune["readout"] == "pooled_head" and finetune["n_trials"] == 10
+    assert finetune["readout"] == "pooled_head" and finetune["n_repeats"] is None  # every repeat: 10 K-fold rounds, 10 paper splits
     tiers = {n: train.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)}
     assert [t.max_epochs for t in tiers.values()] == [100, 100, 100]
     assert [t.batch_size for t in tiers.values()] == [8, 16, 32]

@@ -20,7 +20,7 @@ def tiny_params(**overrides) -> dict:
         "threshold_method": "youden",
         "n_jobs": 1,
         "study": {"protocols": ["amu_holdout", "amu_holdout_leaky"], "n_trials": 2, "test_size": 0.2},
-        "cohorts": {"protocols": ["transfer", "loco", "within"], "n_trials": 1, "panel": "amu160", "expression": "harmonized_expression"},
+        "cohorts": {"protocols": ["transfer", "loco", "within"], "n_repeats": 1, "panel": "amu160", "expression": "harmonized_expression"},
         "final_model": {"seed": 0},
         "summary": {"n_boot": 20, "seed": 0},
     }
@@ -62,7 +62,7 @@ def synthetic_inputs() -> dict:
     standardized = harmonized.copy()
     standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(lambda v: (v - v.mean()) / v.std())
     folds = pd.concat(
-        [make_lodocv_folds(harmonized, c, {"n_trials": 2, "base_seed": 1001, "test_size": 0.2}) for c in COHORTS],
+        [make_lodocv_folds(harmonized, c, {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 1}, "paper": {"n_trials": 2, "test_size": 0.2}}) for c in COHORTS],
         ignore_index=True,
     )
     panels = pd.DataFrame({"panel": ["common"] * len(GENES) + ["amu160"] * len(PANEL), "gene": GENES + PANEL})

@@ -33,7 +33,7 @@ SIGNATURE_FILES = {
 TINY_PARAMS = {
     "panel": "common",
     "protocols": ["transfer", "loco", "within", "amu_holdout"],
-    "n_trials": 1,
+    "n_repeats": 1,
     "seed_offset": 0,
     "n_jobs": 1,
     "n_features": 8,
@@ -87,7 +87,7 @@ def make_synthetic_inputs() -> dict:
     standardized = harmonized.copy()
     standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(lambda v: (v - v.mean()) / v.std(ddof=0))
     folds = pd.concat(
-        [make_lodocv_folds(harmonized, c, {"n_trials": 2, "base_seed": 1001, "test_size": 0.2}) for c in COHORTS],
+        [make_lodocv_folds(harmonized, c, {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 1}, "paper": {"n_trials": 2, "test_size": 0.2}}) for c in COHORTS],
         ignore_index=True,
     )
     amu = _amu_matrix(rng)

@@ -121,7 +121,7 @@ def test_signature_predictions_use_the_same_rows_and_training_thresholds(synthet
     moved = scores.copy()
     moved.loc[moved["sample_key"].isin(fold.test_keys), "sig_UP"] = SENTINEL
     again = nodes.predict_signatures(moved, inputs["lodocv_folds"], {**tiny_params, "protocols": ["within"]})
-    pick = lambda t: t[(t.model == "sig_UP") & (t.protocol == "within") & (t.cohort == fold.held_out)]  # noqa: E731
+    pick = lambda t: t[(t.model == "sig_UP") & (t.protocol == "within") & (t.cohort == fold.held_out) & (t.trial == fold.trial)]  # noqa: E731
     assert pick(again)["threshold"].iloc[0] == pick(predictions)["threshold"].iloc[0]
     assert (pick(again)["y_prob"] > 0.99).all()
 
@@ -156,13 +156,13 @@ def test_summary_markdown_lists_signature_failures(synthetic_inputs, tiny_params
 
 
 def test_transfer_search_on_source_rows_is_shared_and_never_sees_the_held_out_cohort(synthetic_inputs, tiny_params):
-    tiny_params.update(transfer_search="source", protocols=["transfer", "loco"], n_trials=2)
+    tiny_params.update(transfer_search="source", protocols=["transfer", "loco"], n_repeats=1)
     predictions, log = _fit(synthetic_inputs, tiny_params, "logreg")
     per_fold = {k: v for k, v in _fit(synthetic_inputs, {**tiny_params, "transfer_search": "fold"}, "logreg")[1].groupby("protocol")}
     for held_out, rows in log.groupby("cohort"):
         loco = rows[rows.protocol == "loco"].iloc[0]
         transfer = rows[rows.protocol == "transfer"]
-        assert len(transfer) == 2 and (transfer["best_params"] == loco["best_params"]).all()
+        assert len(transfer) == 3 and (transfer["best_params"] == loco["best_params"]).all()  # 3-fold, 1 repeat
         assert (transfer["search_rows"] == "source").all() and loco["search_rows"] == "fold"
         assert (transfer["inner_auroc"] == loco["inner_auroc"]).all()
     # loco with the shared search == loco with its own search (same rows, same seed).

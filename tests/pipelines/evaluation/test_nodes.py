@@ -13,7 +13,7 @@ from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
 
 
 def _predictions(model: str, signal: float, seed: int) -> pd.DataFrame:
-    """Two cohorts x two trials of 20 patients; `signal` separates responders from the rest."""
+    """Two cohorts x two repeats of 20 patients (two splits of 10 each); `signal` separates responders from the rest."""
     rng = np.random.default_rng(seed)
     rows = []
     for cohort in ("A", "B"):
@@ -21,7 +21,7 @@ def _predictions(model: str, signal: float, seed: int) -> pd.DataFrame:
         for trial in (0, 1):
             p = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=y.size))))
             for i, (label, prob) in enumerate(zip(y, p, strict=True)):
-                rows.append((model, "transfer", cohort, trial, f"{cohort}:s{i}", label, prob, 80, 0.5))
+                rows.append((model, "transfer", cohort, trial, 2 * trial + i % 2, f"{cohort}:s{i}", label, prob, 80, 0.5))
     return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
 
 
@@ -77,7 +77,7 @@ def test_any_combination_of_pipelines_runs_evaluation_after_its_models() -> None
 def test_results_table_has_one_row_per_scored_fold(predictions) -> None:
     table = build_results_table(predictions)
     assert list(table.columns) == list(FOLD_METRIC_COLUMNS)
-    assert len(table) == 2 * 2 * 2  # models x cohorts x trials
+    assert len(table) == 2 * 2 * 2  # models x cohorts x repeats
     assert table.set_index("model").loc["strong", "auroc"].min() > 0.9
 
 

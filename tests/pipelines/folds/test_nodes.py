@@ -9,9 +9,9 @@ import pytest
 from icb_kedro.io.validation import InputDataError
 from icb_kedro.pipelines.folds.nodes import combine_folds, make_amu_holdout_folds, make_lodocv_folds
 from icb_kedro.pipelines.folds.pipeline import create_pipeline
-from icb_kedro.schema import FOLD_COLUMNS, PRETRAIN_ROLES
+from icb_kedro.schema import FOLD_COLUMNS, PAPER_TRIAL_OFFSET, PRETRAIN_ROLES
 
-PARAMS = {"n_trials": 4, "base_seed": 1001, "test_size": 0.2}
+PARAMS = {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 2}, "paper": {"n_trials": 4, "test_size": 0.2}}
 
 
 def toy_harmonized() -> pd.DataFrame:
@@ -39,17 +39,37 @@ def test_no_test_sample_in_training_or_pretraining_rows():
         assert fold.sample_key.is_unique
 
 
-def test_split_is_stratified_reproducible_and_seeded_per_trial():
+def test_paper_splits_are_stratified_80_20_reproducible_and_seeded_per_trial():
     table = toy_harmonized()
     a = make_lodocv_folds(table, "A", PARAMS)
     pd.testing.assert_frame_equal(a, make_lodocv_folds(table, "A", PARAMS))
-    assert a.groupby("trial").seed.first().tolist() == [1001, 1002, 1003, 1004]
-    tests = [frozenset(a[(a.trial == t) & (a.role == "target_test")].sample_key) for t in range(4)]
+    paper = a[a.scheme == "holdout"]
+    assert paper.groupby("trial").seed.first().tolist() == [1001, 1002, 1003, 1004]
+    assert sorted(paper.trial.unique()) == [PAPER_TRIAL_OFFSET + t for t in range(4)]
+    assert (paper.groupby("trial").repeat.first() == paper.groupby("trial").trial.first() - PAPER_TRIAL_OFFSET).all()
+    tests = [frozenset(paper[(paper.trial == t) & (paper.role == "target_test")].sample_key) for t in sorted(paper.trial.unique())]
     assert len(set(tests)) > 1  # trials differ
     labelled = table[(table.cohort == "A") & table.label.notna()]
     test0 = labelled[labelled.sample_key.isin(tests[0])]
     assert len(test0) == int(np.ceil(0.2 * len(labelled)))
     assert 0 < test0.label.sum() < len(test0)
+
+
+def test_kfold_repeats_partition_the_labelled_patients_stratified_and_seeded_per_repeat():
+    table = toy_harmonized()
+    a = make_lodocv_folds(table, "A", PARAMS)
+    kfold = a[a.scheme == "kfold"]
+    assert sorted(kfold.trial.unique()) == list(range(6))  # repeat * 3 + fold
+    assert kfold.groupby("trial")[["repeat", "seed"]].first().values.tolist() == [[0, 1001]] * 3 + [[1, 1002]] * 3
+    labelled = table[(table.cohort == "A") & table.label.notna()].set_index("sample_key")["label"]
+    for repeat, rows in kfold.groupby("repeat"):
+        tested = rows.loc[rows.role == "target_test", "sample_key"]
+        assert sorted(tested) == sorted(labelled.index)  # every labelled patient exactly once
+        for _, split in rows[rows.role == "target_test"].groupby("trial"):
+            share = labelled.loc[split.sample_key].mean()
+            assert abs(share - labelled.mean()) < 0.2  # stratified
+    firsts = [frozenset(kfold[(kfold.trial == t) & (kfold.role == "target_test")].sample_key) for t in (0, 3)]
+    assert firsts[0] != firsts[1]  # the repeats are different partitions
 
 
 def test_unknown_held_out_cohort_is_an_error():

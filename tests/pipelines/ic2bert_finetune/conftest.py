@@ -25,12 +25,12 @@ _HEAD = {"batch_size": 16, "max_epochs": 10, "min_epochs": 3, "patience": 3, "op
 FINETUNE = {
     "seed": 0,
     "readout": "pooled_head",  # the paper's; the linear readouts: READOUT_PARAMS below
-    "n_trials": 2,
+    "n_repeats": 1,  # one round of 3-fold (tokenization/synthetic.py): trials 0, 1, 2
     "threshold_method": "youden",
     "eval_batch_size": 16,
     "common": {"loss": "auto", "inner_val_fraction": 0.25, "eval_batch_size": 16, "linear_probe_epochs": 2, "encoder_lr_scale": 0.1},
     "tiers": {"small": _TIER, "medium": _TIER, "large": _TIER},
-    "within": {"enabled": True, "n_trials": 1},
+    "within": {"enabled": True, "n_repeats": 1},
     "zero_shot": {"enabled": True, "trainable": "head", "head": _HEAD},
     "ensemble": {"enabled": True, "trainable": "head", "min_samples": 10, "head": _HEAD},
     "sample_size": {"cohorts": ["CohortA"], "n_train": [2, 4, 100], "repeats": 2, "trial": 0},

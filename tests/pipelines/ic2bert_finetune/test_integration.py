@@ -28,14 +28,17 @@ def test_light_run_scores_every_cohort_with_every_protocol(ic2bert_project) -> N
     arms = predictions.groupby(["model", "protocol"])["cohort"].nunique().to_dict()
     # The default readout (per-gene expected bins -> L2-LR) and its ablations on the same
     # folds; Mariathasan2018 (376 of the 937 panel genes, the rest [MISSING]) is held out too.
-    expected = [(m, p) for m in ("ic2bert", "ic2bert_random_init", "ic2bert_token_lr") for p in ("transfer", "loco")]
+    expected = [(m, p) for m in ("ic2bert", "ic2bert_random_init", "ic2bert_token_lr") for p in ("transfer", "loco", "transfer_paper")]
     assert arms == {(m, p): len(cohorts) for m, p in [*expected, ("ic2bert_ensemble", "loco")]}
     assert predictions["y_prob"].between(0, 1).all()
     check = pd.read_csv(ic2bert_project.path / "data/08_reporting/ic2bert/learning_check.csv")
     assert set(check["cohort"]) == set(cohorts) and check["train_auroc"].notna().any()
     assert (check.groupby(["model", "protocol"])["test_prob_sd"].max() > 0).all()  # no arm is a constant predictor
     metrics = ic2bert_project.read("data/07_model_output/fold_metrics_ic2bert.parquet")
-    assert metrics["auroc"].notna().all() and (metrics.loc[metrics.protocol == "transfer", "trial"] == 0).all()
+    assert metrics["auroc"].notna().all() and (metrics.loc[metrics.protocol == "transfer", "repeat"] == 0).all()
+    # Out of fold: every labelled patient of every cohort scored once by each transfer arm.
+    transfer = predictions[predictions.protocol == "transfer"]
+    assert transfer.groupby("model").size().eq(512).all() and not transfer.duplicated(["model", "sample_key"]).any()
     history = ic2bert_project.read("data/07_model_output/ic2bert/pretrain_history.parquet")
     assert sorted(history["held_out"].unique()) == cohorts
     for cohort in cohorts:  # a held-out cohort never enters its own pretraining pool

@@ -31,14 +31,15 @@ def test_transfer_scores_each_trials_test_rows_once(world, finetune_params) -> N
     validate_predictions(predictions)
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert set(predictions["protocol"]) == {"transfer"} and set(predictions["model"]) == {"ic2bert"}
-    for spec in iter_protocol_folds(folds, ["transfer"], 2):
+    for spec in iter_protocol_folds(folds, ["transfer"], 1):
         rows = predictions[predictions["trial"] == spec.trial]
         assert sorted(rows["sample_key"]) == spec.test_keys
         target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
         assert (rows["n_train"] == len(target_train)).all()  # fine-tuned on h's training rows only
-    assert set(history["trial"]) == {0, 1} and set(history["selection"]) <= {"inner_val_auroc", "inner_val_loss"}
+    assert predictions["sample_key"].is_unique and predictions["repeat"].eq(0).all()  # out of fold: each patient once
+    assert set(history["trial"]) == {0, 1, 2} and set(history["selection"]) <= {"inner_val_auroc", "inner_val_loss"}
     bundle = ModelBundle.from_dict(best)
-    assert bundle.metadata["stage"] == "fine-tuned" and bundle.metadata["trial"] in (0, 1)
+    assert bundle.metadata["stage"] == "fine-tuned" and bundle.metadata["trial"] in (0, 1, 2)
     # Picked on inner validation only, on one scale for every trial: the chosen epoch's loss.
     at_best = history[history["epoch"] == history["best_epoch"]].set_index("trial")["val_loss"]
     assert bundle.metadata["trial"] == int(at_best.idxmin())
@@ -49,13 +50,14 @@ def test_transfer_scores_each_trials_test_rows_once(world, finetune_params) -> N
 def test_finetuning_never_reads_test_labels(world, params_fixture, request) -> None:
     finetune_params = request.getfixturevalue(params_fixture)
     tokens, folds, pretrained = _fold(world)
-    finetune_params["n_trials"] = 1  # trial 0's test rows are other trials' training rows
     test_keys = set(folds.loc[(folds.trial == 0) & (folds.role == "target_test"), "sample_key"])
     flipped = tokens.copy()
     is_test = flipped["sample_key"].isin(test_keys)
     flipped.loc[is_test, "label"] = 1 - flipped.loc[is_test, "label"]
     original, _, _ = finetune_transfer(tokens, folds, pretrained, finetune_params, "CohortA")
     changed, _, _ = finetune_transfer(flipped, folds, pretrained, finetune_params, "CohortA")
+    # Trial 0's test rows train the other splits of the repeat: compare trial 0 only.
+    original, changed = original[original["trial"] == 0], changed[changed["trial"] == 0]
     # Same probabilities and thresholds: labels of test rows reach only the y_true column.
     np.testing.assert_array_equal(original["y_prob"], changed["y_prob"])
     np.testing.assert_array_equal(original["threshold"], changed["threshold"])
@@ -66,7 +68,7 @@ def test_within_trains_from_scratch_on_target_rows(world, finetune_params) -> No
     tokens, folds, pretrained = _fold(world, "CohortB")
     predictions, history = finetune_within(tokens, folds, pretrained, finetune_params, "CohortB")
     validate_predictions(predictions)
-    assert set(predictions["protocol"]) == {"within"} and set(predictions["trial"]) == {0}  # within.n_trials = 1
+    assert set(predictions["protocol"]) == {"within"} and set(predictions["trial"]) == {0, 1, 2}  # within.n_repeats = 1
     finetune_params["within"]["enabled"] = False
     empty, _ = finetune_within(tokens, folds, pretrained, finetune_params, "CohortB")
     assert empty.empty and list(empty.columns) == list(PREDICTION_COLUMNS)
@@ -105,7 +107,7 @@ def test_sample_size_analysis(world, finetune_params) -> None:
 
 def test_registry_record(world, finetune_params) -> None:
     tokens, folds, pretrained = _fold(world)
-    _, _, best = finetune_transfer(tokens, folds, pretrained, {**finetune_params, "n_trials": 1}, "CohortA")
+    _, _, best = finetune_transfer(tokens, folds, pretrained, finetune_params, "CohortA")
     model, record = register_best_model(best, finetune_params, "CohortA")
     assert model is best
     assert best["metadata"]["input_transform"] == "cohort_zscore"  # trained on per-cohort z-scores
@@ -133,7 +135,7 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
     predictions, history, best = finetune_transfer(tokens, folds, pretrained, readout_params, "CohortA")
     validate_predictions(predictions)
     assert set(predictions["model"]) == ARMS and set(predictions["protocol"]) == {"transfer"}
-    for spec in iter_protocol_folds(folds, ["transfer"], 2):
+    for spec in iter_protocol_folds(folds, ["transfer"], 1):
         target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
         for _, rows in predictions[predictions["trial"] == spec.trial].groupby("model"):
             assert sorted(rows["sample_key"]) == spec.test_keys  # the same test rows for every arm

@@ -57,10 +57,12 @@ def test_finetune_nodes_run_on_synthetic_cohorts(world, finetune_params) -> None
     assert sorted(predictions["cohort"].unique()) == COHORTS
     metrics = catalog.load("fold_metrics_ic2bert")
     assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
-    # transfer: 2 trials x 3 cohorts; within: 1 x 3; loco: 1 x 3 for each of 2 models.
+    # One row per repeat: transfer and within 1 repeat (3 pooled splits) x 3 cohorts; loco 1 x 3 for each of 2 models.
     assert metrics.groupby(["model", "protocol"]).size().to_dict() == {
-        ("ic2bert", "loco"): 3, ("ic2bert", "transfer"): 6, ("ic2bert", "within"): 3, ("ic2bert_ensemble", "loco"): 3
+        ("ic2bert", "loco"): 3, ("ic2bert", "transfer"): 3, ("ic2bert", "within"): 3, ("ic2bert_ensemble", "loco"): 3
     }
+    transfer = predictions[predictions["protocol"] == "transfer"]
+    assert transfer.groupby("cohort")["trial"].nunique().eq(3).all() and not transfer.duplicated(["cohort", "sample_key"]).any()
     registry = catalog.load("ic2bert_registered_models")
     assert sorted(registry["model_name"]) == [f"icb_ic2bert_{namespace_for(c)}" for c in COHORTS]
     assert catalog.load("ic2bert_sample_size")["cohort"].unique().tolist() == ["CohortA"]

@@ -59,7 +59,7 @@ def _study(seed: int = 0) -> dict[str, pd.DataFrame]:
     harmonized = pd.concat(expression, ignore_index=True)
     standardized = harmonized.copy()
     standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(lambda v: (v - v.mean()) / v.std(ddof=0))
-    folds_params = {"n_trials": 2, "base_seed": 1001, "test_size": 0.2}
+    folds_params = {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 1}, "paper": {"n_trials": 2, "test_size": 0.2}}
     lodocv = combine_folds(*(make_lodocv_folds(harmonized, c, folds_params) for c in COHORTS))
 
     amu_genes = ["PLANT", *NOISE[:9]]

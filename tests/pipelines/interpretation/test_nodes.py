@@ -237,7 +237,7 @@ def _predictions(study) -> pd.DataFrame:
         rows.append(
             pd.DataFrame(
                 {
-                    "model": "oracle", "protocol": "loco", "cohort": fold.held_out, "trial": fold.trial, "sample_key": fold.test_keys,
+                    "model": "oracle", "protocol": "loco", "cohort": fold.held_out, "repeat": fold.repeat, "trial": fold.trial, "sample_key": fold.test_keys,
                     "y_true": expression.loc[fold.test_keys, "label"].astype(int).to_numpy(), "y_prob": 1 / (1 + np.exp(-plant.to_numpy())),
                     "n_train": len(fold.train_keys), "threshold": 0.5,
                 }

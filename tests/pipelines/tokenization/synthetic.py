@@ -34,7 +34,7 @@ def synthetic_expression(seed: int = 0) -> pd.DataFrame:
 
 
 def synthetic_folds(expression: pd.DataFrame, n_trials: int = 2) -> dict[str, pd.DataFrame]:
-    params = {"n_trials": n_trials, "base_seed": 1001, "test_size": 0.2}
+    params = {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": n_trials}, "paper": {"n_trials": n_trials, "test_size": 0.2}}
     return {c: make_lodocv_folds(expression, c, params) for c in COHORTS}
 
 

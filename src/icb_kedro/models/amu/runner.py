@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from icb_kedro.evaluation.metrics import fit_threshold
-from icb_kedro.schema import PREDICTION_COLUMNS, SAMPLE_KEY
+from icb_kedro.schema import SAMPLE_KEY, empty_predictions, prediction_frame
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class FoldData:
     protocol: str
     cohort: str  # the scored cohort ("AMU" for the study setting)
     trial: int
+    repeat: int  # the group of trials whose pooled predictions score each patient once
     seed: int
     X_train: np.ndarray
     y_train: np.ndarray
@@ -42,6 +43,10 @@ class FoldData:
     y_test: np.ndarray
     test_keys: list[str]
     smote: bool = True  # False for the leaky protocol: its duplication *is* the balancing
+
+    @property
+    def held_out(self) -> str:  # the FoldSpec name, so schema.prediction_frame reads both
+        return self.cohort
 
     @property
     def fold_id(self) -> str:
@@ -58,8 +63,10 @@ def fold_data(
     train_keys: Sequence[str],
     test_keys: Sequence[str],
     smote: bool = True,
+    repeat: int | None = None,
 ) -> FoldData:
-    """Slice a (sample_key-indexed) feature table and label series into one fold."""
+    """Slice a (sample_key-indexed) feature table and label series into one fold
+    (``repeat`` defaults to ``trial``: an 80/20 split is its own repeat)."""
     wanted = list(train_keys) + list(test_keys)
     missing = [k for k in wanted if k not in features.index]
     if missing:
@@ -73,6 +80,7 @@ def fold_data(
         protocol=protocol,
         cohort=cohort,
         trial=int(trial),
+        repeat=int(trial if repeat is None else repeat),
         seed=int(seed),
         X_train=features.loc[list(train_keys)].to_numpy(dtype=np.float64),
         y_train=y[:n_train],
@@ -131,19 +139,7 @@ def run_fold(
             "amu %s: P(responder) spans only %.1e over the training rows: the network ignores its input (collapsed)",
             fold.fold_id, np.ptp(p_train),
         )
-    predictions = pd.DataFrame(
-        {
-            "model": MODEL_NAME,
-            "protocol": fold.protocol,
-            "cohort": fold.cohort,
-            "trial": fold.trial,
-            SAMPLE_KEY: fold.test_keys,
-            "y_true": fold.y_test.astype(np.int8),
-            "y_prob": p_test,
-            "n_train": len(fold.y_train),
-            "threshold": float(threshold),
-        }
-    )[list(PREDICTION_COLUMNS)]
+    predictions = prediction_frame(MODEL_NAME, fold, fold.y_test, p_test, threshold, n_train=len(fold.y_train))
     logger.info(
         "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f",
         fold.fold_id, fitted.n_train, fitted.n_synthetic, len(fold.test_keys), config.epochs,
@@ -162,7 +158,7 @@ def run_folds(
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """All folds (largest first, over ``n_jobs`` processes); predictions + weights by fold id."""
     if not folds:
-        return pd.DataFrame(columns=list(PREDICTION_COLUMNS)), {}
+        return empty_predictions(), {}
     ids = [f.fold_id for f in folds]
     if len(set(ids)) != len(ids):
         raise ValueError(f"run_folds: duplicated fold ids {sorted({i for i in ids if ids.count(i) > 1})}")

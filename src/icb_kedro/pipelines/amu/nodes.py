@@ -186,12 +186,12 @@ def run_cohort_protocols(
     features, labels, genes, _ = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
     if not features.index.isin(folds_of_cohort.loc[folds_of_cohort["cohort"] == held_out, SAMPLE_KEY]).any():
         logger.warning("AMU: held-out cohort %s is left out (missing panel genes): no %s folds", held_out, held_out)
-    specs = iter_protocol_folds(folds_of_cohort, list(cohorts.get("protocols", [])), _n_trials(cohorts.get("n_trials")))
+    specs = iter_protocol_folds(folds_of_cohort, list(cohorts.get("protocols", [])), cohorts.get("n_repeats"))
     kept = set(features.index)
     folds = [
         fold_data(
             f.protocol, f.held_out, f.trial, f.seed, features, labels,
-            [k for k in f.train_keys if k in kept], [k for k in f.test_keys if k in kept],
+            [k for k in f.train_keys if k in kept], [k for k in f.test_keys if k in kept], repeat=f.repeat,
         )
         for f in specs
         if any(k in kept for k in f.test_keys)
@@ -215,7 +215,7 @@ def combine_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         raise ValueError("amu produced no predictions: every protocol list is empty")
     combined = validate_predictions(pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)])
-    return combined.sort_values(["protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    return combined.sort_values(["protocol", "cohort", "repeat", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
 
 
 def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from icb_kedro.models.baselines.signatures import (
     scores_to_probability,
     signature_coverage,
 )
-from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, gene_columns
+from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, empty_predictions, gene_columns, prediction_frame
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ SEARCH_LOG_COLUMNS: tuple[str, ...] = (
     "model",
     "protocol",
     "cohort",
+    "repeat",
     "trial",
     "seed",
     "n_train",
@@ -210,21 +211,7 @@ def run_model_folds(
     fits = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name}")
     predictions, log = [], []
     for fold, (_, _, _, y_test), seed, fit, search in zip(folds, arrays, seeds, fits, shared):
-        predictions.append(
-            pd.DataFrame(
-                {
-                    "model": spec.name,
-                    "protocol": fold.protocol,
-                    "cohort": fold.held_out,
-                    "trial": fold.trial,
-                    SAMPLE_KEY: fold.test_keys,
-                    "y_true": y_test,
-                    "y_prob": fit.y_prob,
-                    "n_train": len(fold.train_keys),
-                    "threshold": fit.threshold,
-                }
-            )
-        )
+        predictions.append(prediction_frame(spec.name, fold, y_test, fit.y_prob, fit.threshold))
         if search is not None:  # report the shared search, not the skipped one
             fit = fit._replace(inner_auroc=search.inner_auroc, n_inner_splits=search.n_inner_splits)
         log.append(
@@ -232,6 +219,7 @@ def run_model_folds(
                 "model": spec.name,
                 "protocol": fold.protocol,
                 "cohort": fold.held_out,
+                "repeat": fold.repeat,
                 "trial": fold.trial,
                 "seed": seed,
                 "n_train": len(fold.train_keys),
@@ -249,12 +237,7 @@ def run_model_folds(
 
 
 def _predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("y_prob", "threshold") else "object") for c in PREDICTION_COLUMNS})
-    table = pd.concat(parts, ignore_index=True)
-    return table.astype({"trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"})[
-        list(PREDICTION_COLUMNS)
-    ]
+    return pd.concat(parts, ignore_index=True)[list(PREDICTION_COLUMNS)] if parts else empty_predictions()
 
 
 def lodocv_folds_of(lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]) -> list[FoldSpec]:
@@ -265,7 +248,7 @@ def lodocv_folds_of(lodocv_folds: pd.DataFrame, protocols: list[str], params: Ma
         if unknown:
             raise ValueError(f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}")
         lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(wanted)]
-    return list(iter_protocol_folds(lodocv_folds, protocols, params.get("n_trials")))
+    return list(iter_protocol_folds(lodocv_folds, protocols, params.get("n_repeats")))
 
 
 def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -463,21 +446,8 @@ def _signature_fold_predictions(
             train_scores = scores.loc[fold.train_keys, name].to_numpy(float)
             location, scale = fit_score_scale(train_scores)
             p_train = scores_to_probability(train_scores, location, scale)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "model": name,
-                        "protocol": fold.protocol,
-                        "cohort": fold.held_out,
-                        "trial": fold.trial,
-                        SAMPLE_KEY: fold.test_keys,
-                        "y_true": y_test,
-                        "y_prob": scores_to_probability(scores.loc[fold.test_keys, name].to_numpy(float), location, scale),
-                        "n_train": len(fold.train_keys),
-                        "threshold": fit_threshold(y_train, p_train, method),
-                    }
-                )
-            )
+            y_prob = scores_to_probability(scores.loc[fold.test_keys, name].to_numpy(float), location, scale)
+            parts.append(prediction_frame(name, fold, y_test, y_prob, fit_threshold(y_train, p_train, method)))
     return _predictions_frame(parts)
 
 

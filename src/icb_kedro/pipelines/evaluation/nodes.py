@@ -29,7 +29,7 @@ def gather_predictions(*model_predictions: pd.DataFrame | None) -> pd.DataFrame:
         logger.info("evaluation: %d of %d model pipelines have predictions on disk", len(present), len(model_predictions))
     frames = [summary.validate_predictions(p)[list(PREDICTION_COLUMNS)] for p in present]
     table = pd.concat(frames, ignore_index=True)
-    duplicated = table.duplicated(["model", "protocol", "cohort", "trial", "sample_key"])
+    duplicated = table.duplicated(["model", "protocol", "cohort", "repeat", "sample_key"])
     if duplicated.any():
         clash = table.loc[duplicated, "model"].unique().tolist()
         raise ValueError(f"model name(s) {clash} appear in more than one model pipeline's predictions")
@@ -37,7 +37,7 @@ def gather_predictions(*model_predictions: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def build_results_table(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The one tidy results table: one row per scored fold (model, protocol, cohort, trial)."""
+    """The one tidy results table: one row per scored repeat (model, protocol, cohort, repeat)."""
     return summary.fold_metrics(predictions)
 
 

@@ -1,27 +1,33 @@
-"""Nodes of the folds pipeline: LODOCV folds and AMU hold-out splits, stored as data.
+"""Nodes of the folds pipeline: LODOCV folds (repeated stratified K-fold + the paper's 80/20)
+and AMU hold-out splits, stored as data.
 
 Folds are made once, here, and every model reads them: no model pipeline re-splits.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from icb_kedro.evaluation.protocols import check_kfold_partitions
 from icb_kedro.io.validation import InputDataError
 from icb_kedro.schema import (
     COHORT,
     FOLD_COLUMNS,
     LABEL,
+    PAPER_TRIAL_OFFSET,
     ROLE_SOURCE,
     ROLE_SOURCE_UNLABELLED,
     ROLE_TARGET_TEST,
     ROLE_TARGET_TRAIN,
     ROLE_TARGET_UNLABELLED,
     SAMPLE_KEY,
+    SCHEME_HOLDOUT,
+    SCHEME_KFOLD,
 )
 
 
@@ -31,14 +37,54 @@ def stratified_split(keys: np.ndarray, labels: np.ndarray, test_size: float, see
     return np.sort(train), np.sort(test)
 
 
-def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params: dict[str, Any]) -> pd.DataFrame:
-    """All trials of one held-out cohort: who trains, who is tested, who pretrains.
+def stratified_kfold_splits(keys: np.ndarray, labels: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One round of seeded stratified K-fold: K (train, test) pairs whose tests partition ``keys``.
 
-    For held-out cohort h and trial t (seed = base_seed + t): h's labelled samples are
-    split stratified 80/20 into ``target_train``/``target_test``; h's unlabelled samples are
-    ``target_unlabelled``; every other cohort's samples are ``source`` (labelled) or
-    ``source_unlabelled``. The pretraining pool of h is ``source`` + ``source_unlabelled``:
-    h never enters it, so one pretraining serves all of h's trials.
+    A class with fewer than K patients (Padron 2022 has 3 responders) leaves some test folds
+    without it; that is harmless here because the cohort's AUROC is computed on the pooled
+    out-of-fold predictions of the whole round, never on one fold, so sklearn's warning
+    about it is silenced rather than K lowered for that cohort.
+    """
+    if n_splits < 2:
+        raise ValueError(f"folds.lodocv.kfold.n_splits must be >= 2, got {n_splits}")
+    if n_splits > len(keys):
+        raise ValueError(f"folds.lodocv.kfold.n_splits = {n_splits} exceeds the {len(keys)} labelled patients")
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        pairs = list(splitter.split(keys, labels))
+    return [(np.sort(keys[train]), np.sort(keys[test])) for train, test in pairs]
+
+
+def _split_rows(held_out: str, train: np.ndarray, test: np.ndarray, fixed: pd.DataFrame, **ids: Any) -> pd.DataFrame:
+    split = pd.concat(
+        [
+            pd.DataFrame({COHORT: held_out, SAMPLE_KEY: train, "role": ROLE_TARGET_TRAIN}),
+            pd.DataFrame({COHORT: held_out, SAMPLE_KEY: test, "role": ROLE_TARGET_TEST}),
+            fixed[[COHORT, SAMPLE_KEY, "role"]],
+        ],
+        ignore_index=True,
+    )
+    return split.assign(held_out=held_out, **ids)
+
+
+def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params: dict[str, Any]) -> pd.DataFrame:
+    """Every split of one held-out cohort: who trains, who is tested, who pretrains.
+
+    Two schemes over h's labelled samples (``schema.SCHEMES``):
+
+    - ``kfold`` (protocols transfer / within / loco): ``kfold.n_repeats`` rounds of seeded
+      stratified ``kfold.n_splits``-fold (round r: seed = base_seed + r; trial = r * K + fold),
+      so every labelled patient is tested exactly once per repeat and a cohort's AUROC is
+      computed on all of its patients, not on the 3-8 of a 20 % split.
+    - ``holdout`` (protocol transfer_paper, the IC2Bert paper's): ``paper.n_trials`` stratified
+      80/20 splits (trial t: seed = base_seed + t, the original run_ic2bert.sh's 1000 + trial
+      shifted by one; trial id = ``PAPER_TRIAL_OFFSET`` + t), each its own repeat.
+
+    In every split h's unlabelled samples are ``target_unlabelled``; every other cohort's
+    samples are ``source`` (labelled) or ``source_unlabelled``. The pretraining pool of h is
+    ``source`` + ``source_unlabelled``: h never enters it, so one pretraining serves all of
+    h's splits.
     """
     table = harmonized_expression[[COHORT, SAMPLE_KEY, LABEL]]
     if held_out not in set(table[COHORT]):
@@ -63,28 +109,29 @@ def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params
             others[others[LABEL].isna()].assign(role=ROLE_SOURCE_UNLABELLED),
         ]
     )
+    keys, labels = labelled[SAMPLE_KEY].to_numpy(), labelled[LABEL].astype(int).to_numpy()
+    base_seed = int(params["base_seed"])
+    kfold, paper = params["kfold"], params.get("paper") or {}
+    n_splits = int(kfold["n_splits"])
     rows = []
-    for trial in range(int(params["n_trials"])):
-        seed = int(params["base_seed"]) + trial
-        train, test = stratified_split(
-            labelled[SAMPLE_KEY].to_numpy(), labelled[LABEL].astype(int).to_numpy(), params["test_size"], seed
-        )
-        split = pd.concat(
-            [
-                pd.DataFrame({COHORT: held_out, SAMPLE_KEY: train, "role": ROLE_TARGET_TRAIN}),
-                pd.DataFrame({COHORT: held_out, SAMPLE_KEY: test, "role": ROLE_TARGET_TEST}),
-                fixed[[COHORT, SAMPLE_KEY, "role"]],
-            ],
-            ignore_index=True,
-        )
-        rows.append(split.assign(held_out=held_out, trial=trial, seed=seed))
+    for repeat in range(int(kfold["n_repeats"])):
+        seed = base_seed + repeat
+        for fold, (train, test) in enumerate(stratified_kfold_splits(keys, labels, n_splits, seed)):
+            ids = {"scheme": SCHEME_KFOLD, "repeat": repeat, "trial": repeat * n_splits + fold, "seed": seed}
+            rows.append(_split_rows(held_out, train, test, fixed, **ids))
+    for trial in range(int(paper.get("n_trials") or 0)):
+        seed = base_seed + trial
+        train, test = stratified_split(keys, labels, float(paper["test_size"]), seed)
+        ids = {"scheme": SCHEME_HOLDOUT, "repeat": trial, "trial": PAPER_TRIAL_OFFSET + trial, "seed": seed}
+        rows.append(_split_rows(held_out, train, test, fixed, **ids))
     folds = pd.concat(rows, ignore_index=True)[list(FOLD_COLUMNS)]
-    return folds.astype({"trial": "int64", "seed": "int64"})
+    return folds.astype({"repeat": "int64", "trial": "int64", "seed": "int64"})
 
 
 def combine_folds(*partial_folds: pd.DataFrame) -> pd.DataFrame:
     """Concatenate the per-held-out-cohort tables into the one ``lodocv_folds`` dataset."""
     folds = pd.concat(partial_folds, ignore_index=True)
+    check_kfold_partitions(folds)
     return folds.sort_values(["held_out", "trial", "role", SAMPLE_KEY], kind="stable").reset_index(drop=True)
 
 

@@ -37,7 +37,7 @@ from icb_kedro.evaluation.metrics import binary_metrics, fit_threshold
 from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
 from icb_kedro.paths import ic2bert_model_name, namespace_for
 from icb_kedro.pipelines.tokenization.nodes import token_matrix
-from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY
+from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, empty_predictions, prediction_frame
 
 logger = logging.getLogger(__name__)
 
@@ -96,29 +96,15 @@ def _folds_of(folds: pd.DataFrame, held_out: str) -> pd.DataFrame:
     return rows
 
 
-def _specs(folds: pd.DataFrame, protocol: str, held_out: str, n_trials: int | None) -> list[FoldSpec]:
-    return list(iter_protocol_folds(_folds_of(folds, held_out), [protocol], n_trials))
+def _specs(folds: pd.DataFrame, protocol: str, held_out: str, n_repeats: Any = None) -> list[FoldSpec]:
+    return list(iter_protocol_folds(_folds_of(folds, held_out), [protocol], n_repeats))
 
 
-def _prediction_table(model: str, protocol: str, held_out: str, trial: int, keys, y_true, y_prob, n_train: int, threshold: float) -> pd.DataFrame:
-    table = pd.DataFrame(
-        {
-            "model": model,
-            "protocol": protocol,
-            "cohort": held_out,
-            "trial": int(trial),
-            SAMPLE_KEY: list(keys),
-            "y_true": np.asarray(y_true, int),
-            "y_prob": np.asarray(y_prob, float),
-            "n_train": int(n_train),
-            "threshold": float(threshold),
-        }
-    )
-    return table[list(PREDICTION_COLUMNS)]
-
-
-def _empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(PREDICTION_COLUMNS, ("str", "str", "str", "int64", "str", "int64", "float64", "int64", "float64"), strict=True)})
+def _transfer_specs(folds: pd.DataFrame, held_out: str, params: dict[str, Any]) -> list[FoldSpec]:
+    """The transfer folds of h: out-of-fold K-fold (``transfer``) and, where configured, the
+    paper's 80/20 splits (``transfer_paper``), each as many repeats as ``n_repeats`` says."""
+    protocols = list(params.get("transfer_protocols") or ["transfer"])
+    return list(iter_protocol_folds(_folds_of(folds, held_out), protocols, params.get("n_repeats")))
 
 
 def _history(result, held_out: str, protocol: str, trial: int, member: str = "", train_auroc: float = float("nan"), model: str = MODEL) -> pd.DataFrame:
@@ -319,24 +305,24 @@ def finetune_transfer(
         return _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization, features)
     cohort = _cohort_of(tokens)
     tables, histories, best = [], [], None
-    for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
+    for spec in _transfer_specs(folds, held_out, params):
         train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
         result, threshold = _fit_full(bundle, bundle.params, train_keys, tokens, params, spec.seed, _cohort_size(tokens, held_out))
         # Test rows enter only now, after the epoch was chosen on the inner validation split.
         y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
-        tables.append(_prediction_table(MODEL, "transfer", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(train_keys), threshold))
+        tables.append(prediction_frame(MODEL, spec, _labels(tokens, spec.test_keys), y_prob, threshold, n_train=len(train_keys)))
         y_train = _labels(tokens, train_keys)
         train_auroc = _auroc(y_train, _score(bundle, result.params, train_keys, tokens, int(params.get("eval_batch_size", 64))))
-        histories.append(_history(result, held_out, "transfer", spec.trial, train_auroc=train_auroc))
+        histories.append(_history(result, held_out, spec.protocol, spec.trial, train_auroc=train_auroc))
         score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
         if best is None or score > best[0]:
-            best = (score, spec.trial, result, threshold, len(train_keys))
+            best = (score, spec, result, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)", held_out, spec.trial, result.best_epoch, result.selection, result.score)
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
-    score, trial, result, threshold, n_rows = best
+    score, spec, result, threshold, n_rows = best
     chosen = _transfer_bundle(
-        bundle, result.params, tokenization, trial, threshold, stage="fine-tuned", inner_val_score=float(result.score),
+        bundle, result.params, tokenization, spec, threshold, stage="fine-tuned", inner_val_score=float(result.score),
         inner_val_loss=float(-score), selection=result.selection, finetune_best_epoch=int(result.best_epoch),
         **_provenance(tokens, held_out, n_rows),
     )
@@ -349,7 +335,7 @@ def _provenance(tokens: pd.DataFrame, held_out: str, n_rows: int) -> dict[str, A
     return {"pretrain_cohorts": ", ".join(others), "n_finetune_rows": int(n_rows)}
 
 
-def _transfer_bundle(bundle, model_params, tokenization, trial: int, threshold: float, **metadata) -> dict[str, Any]:
+def _transfer_bundle(bundle, model_params, tokenization, spec: FoldSpec, threshold: float, **metadata) -> dict[str, Any]:
     """The registered transfer model of a held-out cohort: its weights, the fold's tokenizer
     and what it was chosen by (never a test score)."""
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
@@ -360,8 +346,8 @@ def _transfer_bundle(bundle, model_params, tokenization, trial: int, threshold: 
         bundle.tokenizer,
         {
             **bundle.metadata,
-            "protocol": "transfer",
-            "trial": int(trial),
+            "protocol": spec.protocol,
+            "trial": int(spec.trial),
             "threshold": float(threshold),
             "input_transform": input_transform(tokenization),
             "n_genes": len(bundle.genes),
@@ -377,23 +363,23 @@ def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization
     cohort = _cohort_of(tokens)
     method = params.get("threshold_method", "youden")
     tables, histories, best = [], [], None
-    for spec in _specs(folds, "transfer", held_out, params.get("n_trials")):
+    for spec in _transfer_specs(folds, held_out, params):
         train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
         y_train, y_test = _labels(tokens, train_keys), _labels(tokens, spec.test_keys)
         for model in arms.features:
             readout, oof, train_auroc = arms.fit(model, train_keys, y_train, spec.seed)
             threshold = fit_threshold(y_train, oof, method)  # out-of-fold, training rows only
             y_prob = arms.predict(model, readout, spec.test_keys)
-            tables.append(_prediction_table(model, "transfer", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(train_keys), threshold))
-            histories.append(_readout_history(readout, held_out, model, "transfer", spec.trial, "", train_auroc))
+            tables.append(prediction_frame(model, spec, y_test, y_prob, threshold, n_train=len(train_keys)))
+            histories.append(_readout_history(readout, held_out, model, spec.protocol, spec.trial, "", train_auroc))
             if model == MODEL and (best is None or readout.cv_auroc > best[0]):
-                best = (readout.cv_auroc, spec.trial, readout, threshold, len(train_keys))
+                best = (readout.cv_auroc, spec, readout, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: readout %s fitted on %d rows", held_out, spec.trial, arms.kind, len(train_keys))
     if best is None:
         raise ValueError(f"no transfer folds for held-out cohort {held_out!r}")
-    score, trial, readout, threshold, n_rows = best
+    score, spec, readout, threshold, n_rows = best
     chosen = _transfer_bundle(
-        bundle, bundle.params, tokenization, trial, threshold, stage="pretrained encoder + linear readout",
+        bundle, bundle.params, tokenization, spec, threshold, stage="pretrained encoder + linear readout",
         inner_val_score=float(score), inner_val_loss=float("nan"), selection="readout_cv_auroc", finetune_best_epoch=0,
         readout_kind=arms.kind, readout=readout.to_dict(), **_provenance(tokens, held_out, n_rows),
     )
@@ -413,14 +399,14 @@ def finetune_within(
 
     within = params.get("within") or {}
     if not within.get("enabled", True):
-        return _empty_predictions(), pd.DataFrame(columns=list(HISTORY_COLUMNS))
+        return empty_predictions(), pd.DataFrame(columns=list(HISTORY_COLUMNS))
     bundle = _bundle(pretrained, held_out)
     tables, histories = [], []
-    for spec in _specs(folds, "within", held_out, within.get("n_trials", params.get("n_trials"))):
+    for spec in _specs(folds, "within", held_out, within.get("n_repeats", params.get("n_repeats"))):
         init = train.init_params(bundle.config, spec.seed)
         result, threshold = _fit_full(bundle, init, spec.train_keys, tokens, params, spec.seed, _cohort_size(tokens, held_out))
         y_prob = _score(bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64)))
-        tables.append(_prediction_table(MODEL, "within", held_out, spec.trial, spec.test_keys, _labels(tokens, spec.test_keys), y_prob, len(spec.train_keys), threshold))
+        tables.append(prediction_frame(MODEL, spec, _labels(tokens, spec.test_keys), y_prob, threshold))
         histories.append(_history(result, held_out, "within", spec.trial))
     return pd.concat(tables, ignore_index=True), pd.concat(histories, ignore_index=True)
 
@@ -481,7 +467,7 @@ def zero_shot_and_ensemble(
     if zero_shot.get("enabled", True):
         model_params, threshold, result = _train_source_model(bundle, features, tokens, spec.train_keys, params, zero_shot, seed)
         y_prob = _predict_with(bundle, model_params, features, tokens, spec.test_keys, zero_shot, params)
-        tables.append(_prediction_table(MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), threshold))
+        tables.append(prediction_frame(MODEL, spec, y_test, y_prob, threshold))
         histories.append(_history(result, held_out, "loco", spec.trial, "zero_shot"))
     if ensemble.get("enabled", True):
         members, probs, train_probs = [], [], []
@@ -495,9 +481,9 @@ def zero_shot_and_ensemble(
             raise ValueError(f"ensemble of {held_out!r}: no source cohort has both classes and enough samples")
         # The threshold of the averaged model is fitted on its training rows (all sources).
         threshold = fit_threshold(_labels(tokens, spec.train_keys), np.mean(train_probs, axis=0), params.get("threshold_method", "youden"))
-        tables.append(_prediction_table(ENSEMBLE_MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, np.mean(probs, axis=0), len(spec.train_keys), threshold))
+        tables.append(prediction_frame(ENSEMBLE_MODEL, spec, y_test, np.mean(probs, axis=0), threshold))
         logger.info("Ensemble of %s: %d members %s", held_out, len(members), members)
-    predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
+    predictions = pd.concat(tables, ignore_index=True) if tables else empty_predictions()
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=list(HISTORY_COLUMNS))
     return predictions, history
 
@@ -529,7 +515,7 @@ def _loco_with_readout(tokens, folds, params, held_out, features):
         for model in arms.features:
             readout, oof, train_auroc = arms.fit(model, spec.train_keys, y_train, seed)
             y_prob = arms.predict(model, readout, spec.test_keys)
-            tables.append(_prediction_table(model, "loco", held_out, spec.trial, spec.test_keys, y_test, y_prob, len(spec.train_keys), fit_threshold(y_train, oof, method)))
+            tables.append(prediction_frame(model, spec, y_test, y_prob, fit_threshold(y_train, oof, method)))
             histories.append(_readout_history(readout, held_out, model, "loco", spec.trial, "zero_shot", train_auroc))
     if ensemble.get("enabled", True):
         probs, train_probs, members = [], [], []
@@ -542,9 +528,9 @@ def _loco_with_readout(tokens, folds, params, held_out, features):
         if not members:
             raise ValueError(f"ensemble of {held_out!r}: no source cohort has both classes and enough samples")
         threshold = fit_threshold(y_train, np.mean(train_probs, axis=0), method)
-        tables.append(_prediction_table(ENSEMBLE_MODEL, "loco", held_out, spec.trial, spec.test_keys, y_test, np.mean(probs, axis=0), len(spec.train_keys), threshold))
+        tables.append(prediction_frame(ENSEMBLE_MODEL, spec, y_test, np.mean(probs, axis=0), threshold))
         logger.info("Ensemble of %s: %d members %s", held_out, len(members), members)
-    predictions = pd.concat(tables, ignore_index=True) if tables else _empty_predictions()
+    predictions = pd.concat(tables, ignore_index=True) if tables else empty_predictions()
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=list(HISTORY_COLUMNS))
     return predictions, history
 
@@ -568,10 +554,13 @@ def sample_size_analysis(
     from icb_kedro.models.ic2bert.predict import pooled_features
 
     bundle = _bundle(pretrained, held_out)
-    trial = int(section.get("trial", 0))
-    spec = next((s for s in _specs(folds, "transfer", held_out, None) if s.trial == trial), None)
+    # The paper's analysis: one 80/20 split (transfer_paper split number ``trial``), its 80 %
+    # subsampled to n training patients, its 20 % scored.
+    paper_split = int(section.get("trial", 0))
+    spec = next((s for s in _specs(folds, "transfer_paper", held_out) if s.repeat == paper_split), None)
     if spec is None:
-        raise ValueError(f"sample_size.trial {trial} is not a trial of {held_out!r}")
+        raise ValueError(f"sample_size.trial {paper_split} is not an 80/20 split of {held_out!r} (folds.lodocv.paper.n_trials)")
+    trial = spec.trial
     cohort = _cohort_of(tokens)
     target = np.asarray([k for k in spec.train_keys if cohort[k] == held_out])
     y_target = _labels(tokens, list(target))

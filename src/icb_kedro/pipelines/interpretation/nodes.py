@@ -231,7 +231,7 @@ def explain_baseline(
         n_features = baselines_params["amu_holdout"].get("n_features")  # as the baselines pipeline: all 160
     else:
         features, labels, genes = _baseline_features(expression, gene_panels, baselines_params["panel"])
-        folds = iter_protocol_folds(lodocv_folds, [settings["protocol"]], settings.get("n_trials", 1))
+        folds = iter_protocol_folds(lodocv_folds, [settings["protocol"]], 1, max_trials=settings.get("n_trials", 1))
         smote = False
         n_features = baselines_params.get("n_features")
     if model not in settings.get("models", []):
@@ -543,7 +543,7 @@ def explain_amu_cohorts(
     labels = table.set_index(SAMPLE_KEY)[LABEL]
     protocol, wanted = shap_params["protocol"], shap_params.get("cohorts")
     parts, genes = [], []
-    for fold in iter_protocol_folds(lodocv_folds, [protocol], shap_params.get("n_trials", 1)):
+    for fold in iter_protocol_folds(lodocv_folds, [protocol], 1, max_trials=shap_params.get("n_trials", 1)):
         if wanted and fold.held_out not in wanted:
             continue
         fitted = _amu_fitted(networks, f"{fold.protocol}|{fold.held_out}|{fold.trial}")
