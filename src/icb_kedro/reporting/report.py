@@ -511,7 +511,10 @@ def _section_shap(inputs: StudyInputs, top_k: int) -> Section:
         protocols = rows.groupby("model")["protocol"].first()
         sub.add(Text("Folds explained: " + "; ".join(f"{m}: `{p}`" for m, p in protocols.items()) + "."))
         top = rows[(rows["rank"] <= top_k) & (rows["mean_abs_shap"] > 0)].sort_values(["model", "rank"])
-        grid = top.pivot(index="rank", columns="model", values="gene").reset_index()
+        # A model explained under two protocols (IC2Bert: transfer, transfer_paper) gets a column each.
+        several = top.groupby("model")["protocol"].transform("nunique") > 1
+        top = top.assign(column=top["model"].where(~several, top["model"] + " (" + top["protocol"] + ")"))
+        grid = top.pivot(index="rank", columns="column", values="gene").reset_index()
         sub.add(Table(grid, f"Top-{top_k} genes by mean |SHAP| per model", max_rows=top_k))
         if _present(inputs.overlap):
             mine = inputs.overlap[inputs.overlap["setting"] == setting]
@@ -526,8 +529,10 @@ def _section_shap(inputs: StudyInputs, top_k: int) -> Section:
                 sub.add(Text(text))
         if _present(inputs.stability) and (inputs.stability["setting"] == setting).any():
             sub.add(_stability_table(inputs.stability[inputs.stability["setting"] == setting], top_k))
+        n_protocols = rows.groupby("model")["protocol"].nunique()
         for (protocol, model), ranking in rows.groupby(["protocol", "model"], sort=True):
-            sub.add(_safe_figure(f"shap_bar_{setting}_{model}", lambda r=ranking, m=model, p=protocol: shap_analysis.plot_shap_bar(r, f"{m} ({p}): mean |SHAP|", max_display=top_k * 2), f"{model}: mean |SHAP| of the top genes ({int(ranking['n_rows'].iloc[0])} test rows)."))
+            name = model if n_protocols[model] == 1 else f"{model}_{protocol}"  # figure names are unique
+            sub.add(_safe_figure(f"shap_bar_{setting}_{name}", lambda r=ranking, m=model, p=protocol: shap_analysis.plot_shap_bar(r, f"{m} ({p}): mean |SHAP|", max_display=top_k * 2), f"{model}: mean |SHAP| of the top genes ({int(ranking['n_rows'].iloc[0])} test rows)."))
             table = inputs.shap_tables.get(f"{protocol}:{model}")
             if _present(table):
                 order = ["cohort", "trial", "sample_key"]
@@ -536,7 +541,7 @@ def _section_shap(inputs: StudyInputs, top_k: int) -> Section:
                 feature_rows = table[table["kind"] == "feature"].sort_values(order)
                 genes = [g for g in genes if shap_rows[g].notna().all()]
                 sub.add(_safe_figure(
-                    f"shap_beeswarm_{setting}_{model}",
+                    f"shap_beeswarm_{setting}_{name}",
                     lambda s=shap_rows, f=feature_rows, g=genes, m=model, p=protocol: shap_analysis.plot_shap_beeswarm(s[g].to_numpy(float), f[g].to_numpy(float), g, f"{m} ({p})", max_display=top_k * 2),
                     f"{model}: SHAP value per test row (colour: the model's input value of the gene).",
                 ))

@@ -100,11 +100,14 @@ def _specs(folds: pd.DataFrame, protocol: str, held_out: str, n_repeats: Any = N
     return list(iter_protocol_folds(_folds_of(folds, held_out), [protocol], n_repeats))
 
 
+def _transfer_protocols(params: dict[str, Any]) -> list[str]:
+    return list(params.get("transfer_protocols") or ["transfer"])
+
+
 def _transfer_specs(folds: pd.DataFrame, held_out: str, params: dict[str, Any]) -> list[FoldSpec]:
     """The transfer folds of h: out-of-fold K-fold (``transfer``) and, where configured, the
     paper's 80/20 splits (``transfer_paper``), each as many repeats as ``n_repeats`` says."""
-    protocols = list(params.get("transfer_protocols") or ["transfer"])
-    return list(iter_protocol_folds(_folds_of(folds, held_out), protocols, params.get("n_repeats")))
+    return list(iter_protocol_folds(_folds_of(folds, held_out), _transfer_protocols(params), params.get("n_repeats")))
 
 
 def _history(result, held_out: str, protocol: str, trial: int, member: str = "", train_auroc: float = float("nan"), model: str = MODEL) -> pd.DataFrame:
@@ -315,7 +318,8 @@ def finetune_transfer(
         train_auroc = _auroc(y_train, _score(bundle, result.params, train_keys, tokens, int(params.get("eval_batch_size", 64))))
         histories.append(_history(result, held_out, spec.protocol, spec.trial, train_auroc=train_auroc))
         score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
-        if best is None or score > best[0]:
+        # ... among the splits of the first transfer protocol (one protocol per registered model).
+        if spec.protocol == _transfer_protocols(params)[0] and (best is None or score > best[0]):
             best = (score, spec, result, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)", held_out, spec.trial, result.best_epoch, result.selection, result.score)
     if best is None:
@@ -372,7 +376,8 @@ def _transfer_with_readout(bundle, tokens, folds, params, held_out, tokenization
             y_prob = arms.predict(model, readout, spec.test_keys)
             tables.append(prediction_frame(model, spec, y_test, y_prob, threshold, n_train=len(train_keys)))
             histories.append(_readout_history(readout, held_out, model, spec.protocol, spec.trial, "", train_auroc))
-            if model == MODEL and (best is None or readout.cv_auroc > best[0]):
+            registered = model == MODEL and spec.protocol == _transfer_protocols(params)[0]  # see finetune_transfer
+            if registered and (best is None or readout.cv_auroc > best[0]):
                 best = (readout.cv_auroc, spec, readout, threshold, len(train_keys))
         logger.info("IC2Bert transfer %s trial %d: readout %s fitted on %d rows", held_out, spec.trial, arms.kind, len(train_keys))
     if best is None:
