@@ -11,6 +11,7 @@ from icb_kedro.evaluation.calibration import (
     brier_decomposition,
     calibration_slope,
     calibration_table,
+    fit_platt,
     quantile_bins,
     reliability_curves,
 )
@@ -52,6 +53,22 @@ def test_the_calibration_slope_sees_overconfident_predictions() -> None:
     y, p = _simulated(sharpen=2.0)
     assert calibration_slope(y, p)[1] == pytest.approx(0.5, abs=0.06)  # logits twice too large
     assert np.isnan(calibration_slope(np.ones(20), np.linspace(0.1, 0.9, 20))[1])  # one class: not estimable
+
+
+def test_platt_scaling_undoes_overconfidence_and_never_invents_a_map() -> None:
+    from icb_kedro.models.portable import platt_scale
+
+    y, p = _simulated(sharpen=2.0)  # logits twice too large
+    intercept, slope = fit_platt(y, p)
+    assert slope == pytest.approx(0.5, abs=0.06) and intercept == pytest.approx(0.0, abs=0.1)
+    _, truth = _simulated()  # the true probabilities of the same draws
+    assert np.abs(platt_scale(p, intercept, slope) - truth).max() < 0.05
+    assert calibration_slope(y, platt_scale(p, intercept, slope))[1] == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(platt_scale(p, 0.0, 1.0), p, atol=1e-9)  # (0, 1) is the identity
+    assert fit_platt(np.ones(20), np.linspace(0.1, 0.9, 20)) == (0.0, 1.0)  # one class
+    assert fit_platt(y[:5], p[:5]) == (0.0, 1.0)  # too few rows
+    flipped = 1.0 - p  # a score that ranks backwards: a negative slope would invert it
+    assert fit_platt(y, flipped) == (0.0, 1.0)
 
 
 def test_quantile_bins_are_equal_count_and_ties_share_a_bin() -> None:

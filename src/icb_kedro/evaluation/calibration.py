@@ -92,6 +92,23 @@ def calibration_slope(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return float(fit.params[0]), float(fit.params[1])
 
 
+def fit_platt(y_train: np.ndarray, p_oof: np.ndarray) -> tuple[float, float]:
+    """Post-hoc Platt scaling, fitted on TRAINING rows only: (intercept, slope) of the logistic
+    recalibration of the training rows' out-of-fold probabilities (the same fit as
+    :func:`calibration_slope`), to apply to test probabilities with
+    ``models.portable.platt_scale``.
+
+    Out-of-fold, not in-sample, probabilities: in-sample ones are overconfident, so a map
+    fitted on them would stretch rather than shrink. The identity (0, 1) where the map is not
+    estimable (one class, fewer than ``MIN_ROWS_FOR_SLOPE`` rows, constant or separable
+    scores) or would invert the ranking (slope <= 0): recalibration never invents a map.
+    """
+    intercept, slope = calibration_slope(y_train, p_oof)
+    if not (np.isfinite(intercept) and np.isfinite(slope)) or slope <= 0:
+        return 0.0, 1.0
+    return intercept, slope
+
+
 def _row(model: str, protocol: str, scope: str, y: np.ndarray, p: np.ndarray, n_bins: int) -> dict:
     _, slope = calibration_slope(y, p)
     return {

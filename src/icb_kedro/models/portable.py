@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -58,6 +59,29 @@ class ModelInputError(MlflowException, ValueError):
 #: Fewest rows a ``cohort_zscore`` model accepts: its inputs are standardized over the rows
 #: given (one cohort, as in training), so a handful of samples gives meaningless z-scores.
 MIN_COHORT_ROWS = 10
+
+
+def platt_scale(p: np.ndarray, intercept: float, slope: float) -> np.ndarray:
+    """P(responder) after Platt scaling: sigmoid(intercept + slope * logit p). (0, 1) is the identity."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9)
+    return 1.0 / (1.0 + np.exp(-(intercept + slope * np.log(p / (1.0 - p)))))
+
+
+class PlattScaled:
+    """A fitted classifier whose ``predict_proba`` is Platt-scaled (a map fitted on its
+    training rows' out-of-fold probabilities, ``evaluation.calibration.fit_platt``). Lives
+    here, in the code every registered model carries, so a pickled one loads without the project."""
+
+    def __init__(self, estimator: Any, intercept: float, slope: float) -> None:
+        self.estimator, self.intercept, self.slope = estimator, float(intercept), float(slope)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.estimator.classes_
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        q = platt_scale(self.estimator.predict_proba(x)[:, 1], self.intercept, self.slope)
+        return np.column_stack([1.0 - q, q])
 
 
 def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:

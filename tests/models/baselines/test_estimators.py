@@ -119,6 +119,44 @@ def test_sentinel_in_test_rows_changes_no_fitted_object(smote):
     assert not np.allclose(moved["coef"], before["coef"])
 
 
+def _overconfident_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """600 patients, 30 genes of which 4 carry signal: L2-LR at C = 10 is overconfident."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(600) < 0.4).astype(int)
+    return rng.normal(size=(600, 30)) + 0.6 * y[:, None] * (np.arange(30) < 4), y
+
+
+def test_post_hoc_platt_is_fitted_on_training_rows_and_travels_with_the_estimator():
+    """Platt scaling is fitted on the training rows' out-of-fold probabilities only: test rows
+    (even absurd ones) leave the map unchanged; the returned estimator applies the same map;
+    on held-out rows it brings probabilities nearer calibration than the model's own."""
+    from icb_kedro.evaluation.calibration import calibration_slope
+    from icb_kedro.models.portable import PlattScaled, platt_scale
+
+    spec = model_spec_from_params("logreg", {"grid": {"C": [10.0]}})
+    kwargs = dict(seed=3, inner_splits=5)
+    log_slope, brier = {"none": [], "platt": []}, {"none": [], "platt": []}
+    for seed in range(4):
+        x, y = _overconfident_data(seed)
+        raw = fit_predict_fold(spec, x[:300], y[:300], x[300:], **kwargs)
+        fit = fit_predict_fold(spec, x[:300], y[:300], x[300:], calibration="platt", **kwargs)
+        intercept, slope = fit.platt
+        assert raw.platt == (0.0, 1.0) and 0 < slope < 1  # the map shrinks the overconfident logits
+        np.testing.assert_allclose(fit.y_prob, platt_scale(raw.y_prob, intercept, slope), atol=1e-9)
+        assert isinstance(fit.estimator, PlattScaled)
+        np.testing.assert_allclose(fit.estimator.predict_proba(x[300:])[:, 1], fit.y_prob, atol=1e-12)
+        for name, result in (("none", raw), ("platt", fit)):
+            log_slope[name].append(abs(np.log(calibration_slope(y[300:], result.y_prob)[1])))
+            brier[name].append(np.mean((result.y_prob - y[300:]) ** 2))
+    # Held-out rows, averaged over four draws (one draw of 300 rows is noisy):
+    assert np.mean(log_slope["platt"]) < np.mean(log_slope["none"]) and np.mean(brier["platt"]) < np.mean(brier["none"])
+    # No test row reaches the map (or the threshold).
+    poisoned = fit_predict_fold(spec, x[:300], y[:300], np.full_like(x[300:], SENTINEL), calibration="platt", **kwargs)
+    assert poisoned.platt == fit.platt and poisoned.threshold == fit.threshold
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        fit_predict_fold(spec, x[:300], y[:300], x[300:], calibration="isotonic", **kwargs)
+
+
 def test_svm_probabilities_are_platt_scaled_on_training_rows():
     from sklearn.calibration import CalibratedClassifierCV
 

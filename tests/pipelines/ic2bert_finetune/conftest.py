@@ -49,7 +49,7 @@ def readout_params() -> dict[str, Any]:
     return {
         **copy.deepcopy(FINETUNE),
         "readout": "per_gene_expected_bin",
-        "linear_readout": {"Cs": [0.01, 1.0], "n_splits": 3},
+        "linear_readout": {"Cs": [0.01, 1.0], "n_splits": 3, "calibration": "platt"},  # the registered readout carries the map
         "ablations": {"random_init": True, "token_lr": True},
     }
 

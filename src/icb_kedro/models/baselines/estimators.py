@@ -46,13 +46,16 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
+from icb_kedro.evaluation.calibration import fit_platt
 from icb_kedro.evaluation.metrics import fit_threshold
+from icb_kedro.models.portable import PlattScaled, platt_scale
 
 logger = logging.getLogger(__name__)
 
 MODEL_FAMILIES: tuple[str, ...] = ("logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn")
 SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "none")
 THRESHOLD_SOURCES: tuple[str, ...] = ("oof", "in_sample")
+CALIBRATIONS: tuple[str, ...] = ("none", "platt")
 CLASSIFIER_STEP = "clf"
 
 
@@ -90,6 +93,7 @@ class FoldFit(NamedTuple):
     estimator: Any  # the pipeline refitted on all training rows
     seconds: float
     threshold_source: str = "oof"  # what the threshold was fitted on (oof falls back to in_sample)
+    platt: tuple[float, float] = (0.0, 1.0)  # post-hoc (intercept, slope) applied; (0, 1) = none
 
 
 def expand_candidates(values: Any, where: str) -> list[Any]:
@@ -353,6 +357,7 @@ def fit_predict_fold(
     smote: bool = False,
     n_features: int | None = None,
     fixed_params: Mapping[str, Any] | None = None,
+    calibration: str = "none",
 ) -> FoldFit:
     """Fit ``spec`` on the training rows (search, refit, threshold) and score ``x_test``.
 
@@ -362,7 +367,14 @@ def fit_predict_fold(
     the search. With fewer than 2 rows of a class in the training rows there is no inner
     CV: the first candidate of every grid entry is used and the threshold comes from
     in-sample probabilities (logged as a warning).
+
+    ``calibration="platt"``: post-hoc Platt scaling fitted on the training rows' out-of-fold
+    probabilities (``evaluation.calibration.fit_platt``), applied to the test probabilities,
+    to the training probabilities the threshold is fitted on, and to the returned estimator
+    (``models.portable.PlattScaled``); none where there are no out-of-fold probabilities.
     """
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if threshold_source not in THRESHOLD_SOURCES:
         raise ValueError(f"threshold_source must be one of {THRESHOLD_SOURCES}, got {threshold_source!r}")
     x_train, y_train = _checked_training_rows(spec, x_train, y_train)
@@ -389,15 +401,26 @@ def fit_predict_fold(
         nested_ok = spec.family != "svm" or oof_minority >= 2
         calibration_splits = min(n_splits, oof_minority) if n_splits and nested_ok else n_splits
         final = _final_estimator(spec, clone(pipeline).set_params(**_prefixed(search.best_params)), calibration_splits, seed)
-        used_source = "oof" if threshold_source == "oof" and cv is not None and nested_ok else "in_sample"
+        has_oof = cv is not None and nested_ok
+        used_source = "oof" if threshold_source == "oof" and has_oof else "in_sample"
+        if used_source == "oof" or (calibration == "platt" and has_oof):
+            p_oof = cross_val_predict(clone(final), x_train, y_train, cv=cv, method="predict_proba", n_jobs=n_jobs)[:, 1]
         if used_source == "oof":
-            p_train = cross_val_predict(clone(final), x_train, y_train, cv=cv, method="predict_proba", n_jobs=n_jobs)[:, 1]
+            p_train = p_oof
         final.fit(x_train, y_train)
         if used_source == "in_sample":
             if threshold_source == "oof":
                 logger.warning("%s: too few training rows per class for out-of-fold probabilities; in-sample threshold", spec.name)
             p_train = final.predict_proba(x_train)[:, 1]
         y_prob = final.predict_proba(x_test)[:, 1]
+    platt = (0.0, 1.0)
+    if calibration == "platt":
+        if has_oof:
+            platt = fit_platt(y_train, p_oof)
+        else:
+            logger.warning("%s: too few training rows per class for out-of-fold probabilities; not recalibrated", spec.name)
+        p_train, y_prob = platt_scale(p_train, *platt), platt_scale(y_prob, *platt)
+        final = PlattScaled(final, *platt)
     threshold = fit_threshold(y_train, np.clip(p_train, 0.0, 1.0), threshold_method)
     return FoldFit(
         y_prob=np.clip(np.asarray(y_prob, dtype=float), 0.0, 1.0),
@@ -408,6 +431,7 @@ def fit_predict_fold(
         estimator=final,
         seconds=time.perf_counter() - started,
         threshold_source=used_source,
+        platt=platt,
     )
 
 

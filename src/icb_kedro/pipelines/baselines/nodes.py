@@ -69,6 +69,8 @@ SEARCH_LOG_COLUMNS: tuple[str, ...] = (
     "best_params",
     "threshold",
     "threshold_source",
+    "platt_intercept",
+    "platt_slope",
     "seconds",
 )
 
@@ -148,6 +150,7 @@ def _fit_fold_task(
         smote=smote,
         n_features=settings.get("n_features"),
         fixed_params=fixed_params,
+        calibration=settings["calibration"],
     )
     return fit._replace(estimator=None)
 
@@ -230,6 +233,8 @@ def run_model_folds(
                 "best_params": params_to_json(fit.best_params),
                 "threshold": fit.threshold,
                 "threshold_source": fit.threshold_source,
+                "platt_intercept": fit.platt[0],
+                "platt_slope": fit.platt[1],
                 "seconds": fit.seconds,
             }
         )
@@ -259,6 +264,7 @@ def _settings(params: Mapping[str, Any]) -> dict[str, Any]:
         "threshold_source": params["threshold"]["source"],
         "seed_offset": params.get("seed_offset", 0),
         "n_features": params.get("n_features"),
+        "calibration": params.get("calibration", "none"),
     }
 
 
@@ -353,6 +359,7 @@ def fit_deployment_baseline(features: pd.DataFrame, cohort_table: pd.DataFrame, 
     fit = fit_predict_fold(
         spec, x, y, x[:1], seed=seed, inner_splits=settings["inner_cv_splits"], n_jobs=settings["n_jobs"],
         threshold_method=settings["threshold_method"], threshold_source=settings["threshold_source"], n_features=settings["n_features"],
+        calibration=settings["calibration"],
     )
     cohorts = sorted(features.loc[labelled, COHORT].unique())
     protocol = (params.get("registry") or {}).get("selection_protocol", "loco")

@@ -197,6 +197,7 @@ def _readout_settings(params: dict[str, Any]) -> dict[str, Any]:
         "context": int(readout.get("context", 0)),
         "context_seed": int(params.get("seed", 0)),
         "batch_size": int(readout.get("batch_size", 8)),
+        "calibration": str(readout.get("calibration", "none")),
     }
 
 
@@ -231,6 +232,18 @@ class _ReadoutArms:
         readout = dataclasses.replace(
             readout, context=self.settings["context"], context_seed=self.settings["context_seed"], batch_size=self.settings["batch_size"]
         )
+        if self.settings["calibration"] == "platt":
+            # Post-hoc Platt scaling on the training rows' out-of-fold probabilities; for a
+            # logistic readout it is a rescaling of the readout's own coefficients, so the
+            # registered model carries it with no extra step.
+            from icb_kedro.evaluation.calibration import fit_platt
+            from icb_kedro.models.portable import platt_scale
+
+            intercept, slope = fit_platt(y, oof)
+            readout = dataclasses.replace(readout, coef=slope * readout.coef, intercept=intercept + slope * readout.intercept)
+            oof = platt_scale(oof, intercept, slope)
+        elif self.settings["calibration"] != "none":
+            raise ValueError(f"ic2bert_finetune.linear_readout.calibration must be none or platt, got {self.settings['calibration']!r}")
         return readout, oof, _auroc(y, readout.predict_proba(x))
 
     def predict(self, model: str, readout, keys) -> np.ndarray:
