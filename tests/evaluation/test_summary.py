@@ -116,6 +116,38 @@ def test_paired_comparisons_columns_rows_and_significance(predictions):
         np.testing.assert_allclose(family["q"], bh_adjust(family["p"].to_numpy()))
 
 
+def test_cohort_differences_pool_by_random_effects():
+    from icb_kedro.evaluation.statistics import combine_cohort_differences
+    from icb_kedro.evaluation.summary import combine_differences_random_effects
+
+    ses = np.array([0.05, 0.08, 0.1, 0.06])
+    same = combine_differences_random_effects([0.1, 0.1, 0.1, 0.1], ses)  # no heterogeneity: tau² = 0
+    fixed = combine_cohort_differences([0.1, 0.1, 0.1, 0.1], ses)
+    assert same["tau2"] == 0 and same["diff"] == pytest.approx(fixed.diff) and same["se"] == pytest.approx(fixed.se)
+    spread = combine_differences_random_effects([0.3, -0.2, 0.25, -0.15], ses)  # opposite effects
+    fixed = combine_cohort_differences([0.3, -0.2, 0.25, -0.15], ses)
+    assert spread["tau2"] > 0 and spread["i2"] > 0.5 and spread["se"] > fixed.se and spread["p"] > fixed.p
+    # DerSimonian-Laird by hand: Q, tau², weights 1 / (v + tau²).
+    d, w = np.array([0.3, -0.2, 0.25, -0.15]), 1 / ses**2
+    q = np.sum(w * (d - np.sum(w * d) / w.sum()) ** 2)
+    tau2 = max(0.0, (q - 3) / (w.sum() - np.sum(w**2) / w.sum()))
+    w_re = 1 / (ses**2 + tau2)
+    assert spread["tau2"] == pytest.approx(tau2) and spread["diff"] == pytest.approx(np.sum(w_re * d) / w_re.sum())
+    one = combine_differences_random_effects([0.2, np.nan], [0.1, 0.1])  # one usable cohort: itself
+    assert one["diff"] == pytest.approx(0.2) and one["n_cohorts"] == 1
+
+
+def test_the_combined_row_is_the_random_effects_pool_of_the_cohort_rows(predictions):
+    from icb_kedro.evaluation.summary import combine_differences_random_effects
+
+    table = paired_comparisons(predictions, reference_model="random", n_boot=N_BOOT, seed=2)
+    for (protocol, model), rows in table.groupby(["protocol", "model_a"]):
+        cohorts, combined = rows[rows["cohort"] != ALL_COHORTS], rows[rows["cohort"] == ALL_COHORTS].iloc[0]
+        expected = combine_differences_random_effects(cohorts["diff"], cohorts["se"])
+        assert combined["diff"] == pytest.approx(expected["diff"]) and combined["tau2"] == pytest.approx(expected["tau2"])
+        assert cohorts["tau2"].isna().all()
+
+
 def test_identical_models_have_p_one_and_only_paired_samples_count(predictions):
     twin = predictions[predictions["model"] == "good"].assign(model="twin")
     both = pd.concat([predictions[predictions["model"] == "good"], twin])

@@ -13,8 +13,8 @@ protocols). Where the functions below say "trial" they mean that unit.
   (patients resampled within cohorts, cohorts fixed).
 - :func:`paired_comparisons`: per cohort, AUROC difference of two models on the samples both
   scored in the same trials, DeLong test (extended to overlapping trial splits) and paired
-  bootstrap CI; plus a row per pair combining cohorts (inverse-variance = weighted
-  Stouffer) with Benjamini-Hochberg q-values.
+  bootstrap CI; plus a row per pair combining cohorts (random effects, DerSimonian-Laird,
+  with tau² and I²) with Benjamini-Hochberg q-values.
 - :func:`summary_markdown`: the readable report section.
 
 Determinism: each bootstrap draws from a generator seeded by (``seed``, cohort), so a
@@ -82,6 +82,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "p",
     "ci_low",
     "ci_high",
+    "tau2",
+    "i2",
     "q",
     "significant",
 )
@@ -294,6 +296,31 @@ def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, re
     }
 
 
+def combine_differences_random_effects(diffs, ses, level: float = 0.95) -> dict[str, float]:
+    """Random-effects (DerSimonian-Laird) combination of per-cohort paired AUROC differences,
+    the same model as the AUROC meta-analysis (``meta_analysis.random_effects``): cohorts may
+    differ in how much better one model is, so the pooled difference is weighted by
+    1 / (its variance + tau²) and its SE includes tau². With tau² = 0 (or one usable cohort)
+    it is the fixed-effect inverse-variance result (= weighted Stouffer,
+    ``statistics.combine_cohort_differences``), which also keeps that function's handling of
+    cohorts without a variance (left out; identical rankings everywhere: diff 0, p 1).
+    """
+    from icb_kedro.evaluation.meta_analysis import random_effects
+
+    d, s = np.asarray(diffs, float), np.asarray(ses, float)
+    usable = np.isfinite(d) & np.isfinite(s) & (s > 0)
+    z_level = float(norm.ppf(0.5 + level / 2))
+    if usable.sum() < 2:
+        fixed = combine_cohort_differences(d, s)
+        return {"diff": fixed.diff, "se": fixed.se, "z": fixed.z, "p": fixed.p, "n_cohorts": fixed.n_cohorts,
+                "ci_low": fixed.diff - z_level * fixed.se, "ci_high": fixed.diff + z_level * fixed.se,
+                "tau2": 0.0 if fixed.n_cohorts else np.nan, "i2": np.nan}
+    pooled = random_effects(d[usable], s[usable] ** 2, "dl", level)
+    z = pooled["pooled"] / pooled["se"]
+    return {"diff": pooled["pooled"], "se": pooled["se"], "z": z, "p": float(2.0 * norm.sf(abs(z))), "n_cohorts": int(usable.sum()),
+            "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"], "tau2": pooled["tau2"], "i2": pooled["i2"]}
+
+
 def paired_comparisons(
     predictions: pd.DataFrame,
     reference_model: str | Sequence[str] | None = None,
@@ -317,8 +344,10 @@ def paired_comparisons(
     as independent evidence; one trial = plain DeLong); ``ci_low``/``ci_high`` = paired
     patient bootstrap percentile CI of ``diff``.
 
-    ``ALL`` rows: ``diff``/``se``/``z``/``p`` = fixed-effect inverse-variance combination of
-    the cohorts' differences (= weighted Stouffer), CI = diff +- z_(1-alpha/2) se;
+    ``ALL`` rows: ``diff``/``se``/``z``/``p``/CI = random-effects (DerSimonian-Laird)
+    combination of the cohorts' differences with its ``tau2`` and ``i2``
+    (:func:`combine_differences_random_effects`; tau² = 0 gives the fixed-effect weighted
+    Stouffer result); per-cohort rows have NaN ``tau2``/``i2``;
     ``auroc_a``/``auroc_b`` = unweighted means over the cohorts (their difference need not
     equal the weighted ``diff``). ``q`` = Benjamini-Hochberg within each family, i.e. per
     protocol separately for the per-cohort rows and for the ``ALL`` rows;
@@ -327,7 +356,6 @@ def paired_comparisons(
     table = validate_predictions(predictions)
     models = sorted(table["model"].unique())
     pairs = _model_pairs(models, reference_model)
-    z_level = float(norm.ppf(0.5 + level / 2))
     rows = []
     for protocol, rows_of_protocol in table.groupby("protocol", sort=True):
         index_columns = ["cohort", "repeat", SAMPLE_KEY]
@@ -360,24 +388,18 @@ def paired_comparisons(
                 continue
             rows.extend(per_cohort)
             cohort_rows = pd.DataFrame(per_cohort)
-            combined = combine_cohort_differences(cohort_rows["diff"], cohort_rows["se"])
+            combined = combine_differences_random_effects(cohort_rows["diff"], cohort_rows["se"], level)
             rows.append(
                 {
                     "protocol": protocol,
                     "model_a": model_a,
                     "model_b": model_b,
                     "cohort": ALL_COHORTS,
-                    "n_cohorts": combined.n_cohorts,
                     "n_repeats": int(cohort_rows["n_repeats"].sum()),
                     "n_samples": int(cohort_rows["n_samples"].sum()),
                     "auroc_a": cohort_rows["auroc_a"].mean(),
                     "auroc_b": cohort_rows["auroc_b"].mean(),
-                    "diff": combined.diff,
-                    "se": combined.se,
-                    "z": combined.z,
-                    "p": combined.p,
-                    "ci_low": combined.diff - z_level * combined.se,
-                    "ci_high": combined.diff + z_level * combined.se,
+                    **combined,
                 }
             )
     result = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("q", "significant")])
@@ -460,7 +482,7 @@ def summary_markdown(
         "cohort, then the unweighted mean over "
         "cohorts; [95% CI] from a patient-level stratified bootstrap (patients resampled "
         "within cohorts, cohorts fixed). Paired differences: DeLong per cohort on the samples "
-        "both models scored, combined across cohorts by inverse-variance weighting, "
+        "both models scored, combined across cohorts by random effects (DerSimonian-Laird), "
         "Benjamini-Hochberg q < 0.05 per protocol."
     )
     for protocol in _protocol_order(overall["protocol"].unique() if len(overall) else []):

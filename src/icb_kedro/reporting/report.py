@@ -325,9 +325,13 @@ SETTING_TITLES = {
 }
 PROTOCOL_TITLES = {
     "amu_holdout": "AMU study setting (207 melanoma samples, 160 genes, held-out 20% splits)",
-    "loco": "Seven cohorts, each held out in turn (leave-one-cohort-out)",
-    "transfer": "Seven cohorts, transfer (other cohorts + 80% of the held-out cohort)",
-    "within": "Seven cohorts, within-cohort 80/20",
+    "loco": "Every cohort held out in turn (leave-one-cohort-out): trained on the other cohorts only",
+    "transfer": (
+        "Transfer, out of fold: trained on the other cohorts + 4 of 5 stratified folds of the held-out cohort "
+        "(IC2Bert: its readout on those folds), every patient of the held-out cohort scored once per repeat"
+    ),
+    "within": "Within-cohort, out of fold: 4 of 5 stratified folds of the held-out cohort, every patient scored once per repeat",
+    "transfer_paper": "Transfer on the IC2Bert paper's stratified 80/20 splits (kept to compare with the paper; 3-8 test patients in most cohorts)",
 }
 
 
