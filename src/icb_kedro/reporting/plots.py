@@ -87,7 +87,7 @@ def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
 def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequence[str] | None = None) -> Figure:
     """Pooled ROC (left) and precision-recall (right) curves per model for one protocol.
 
-    Pooled = all cohorts and trials concatenated, so the curves mix cohorts whose score
+    Pooled = all cohorts and repeats concatenated, so the curves mix cohorts whose score
     scales differ; they show overall shape, the per-cohort AUROC plot is the fair comparison.
     PR uses the responder class; its baseline is the pooled responder prevalence.
     """
@@ -122,8 +122,8 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
         ax_pr.axhline(prevalence, color="grey", linestyle="--", linewidth=1, label=f"prevalence ({prevalence:.2f})")
     ax_roc.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (recall)", xlim=(0, 1), ylim=(0, 1.01))
     ax_pr.set(xlabel="recall (responders)", ylabel="precision (responders)", xlim=(0, 1), ylim=(0, 1.01))
-    ax_roc.set_title("ROC, pooled over cohorts and trials")
-    ax_pr.set_title("Precision-recall, pooled over cohorts and trials")
+    ax_roc.set_title("ROC, pooled over cohorts and repeats")
+    ax_pr.set_title("Precision-recall, pooled over cohorts and repeats")
     ax_roc.legend(loc="lower right", fontsize="x-small")
     if many:
         _legend(ax_pr, len(chosen) + 1)

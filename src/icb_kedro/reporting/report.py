@@ -408,7 +408,7 @@ def _section_performance(inputs: StudyInputs) -> Section:
         sub.add(Text(PROTOCOL_TITLES.get(protocol, protocol)))
         if _present(inputs.cohort_table) and (inputs.cohort_table["protocol"] == protocol).any():
             sub.add(_safe_figure(f"cohort_auroc_{protocol}", lambda p=protocol: plots.plot_cohort_auroc(inputs.cohort_table, p), f"Per-cohort AUROC (mean over repeats, 95% CI), protocol {protocol}."))
-        sub.add(_safe_figure(f"roc_pr_{protocol}", lambda p=protocol: plots.plot_roc_pr_curves(inputs.predictions, p), f"ROC and precision-recall curves pooled over cohorts and trials, protocol {protocol}."))
+        sub.add(_safe_figure(f"roc_pr_{protocol}", lambda p=protocol: plots.plot_roc_pr_curves(inputs.predictions, p), f"ROC and precision-recall curves pooled over cohorts and repeats, protocol {protocol}."))
         if _present(inputs.comparisons):
             significant = inputs.comparisons[(inputs.comparisons["protocol"] == protocol) & inputs.comparisons["significant"].astype(bool)]
             tested = inputs.comparisons[inputs.comparisons["protocol"] == protocol]
