@@ -62,8 +62,12 @@ MIN_COHORT_ROWS = 10
 
 
 def platt_scale(p: np.ndarray, intercept: float, slope: float) -> np.ndarray:
-    """P(responder) after Platt scaling: sigmoid(intercept + slope * logit p). (0, 1) is the identity."""
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9)
+    """P(responder) after Platt scaling: sigmoid(intercept + slope * logit p). (0, 1) is the identity.
+
+    p is clipped to [1e-6, 1 - 1e-6] before the logit, as where the map is fitted
+    (``evaluation.calibration.calibration_slope``), so fit and application see the same logits.
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0 - 1e-6)
     return 1.0 / (1.0 + np.exp(-(intercept + slope * np.log(p / (1.0 - p)))))
 
 

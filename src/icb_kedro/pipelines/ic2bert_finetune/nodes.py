@@ -191,6 +191,8 @@ def readout_features_table(tokens: pd.DataFrame, pretrained: dict[str, Any], par
 
 def _readout_settings(params: dict[str, Any]) -> dict[str, Any]:
     readout = params.get("linear_readout") or {}
+    if readout.get("calibration", "none") not in ("none", "platt"):
+        raise ValueError(f"ic2bert_finetune.linear_readout.calibration must be none or platt, got {readout['calibration']!r}")
     return {
         "Cs": tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0))),
         "n_splits": int(readout.get("n_splits", 5)),
@@ -242,8 +244,6 @@ class _ReadoutArms:
             intercept, slope = fit_platt(y, oof)
             readout = dataclasses.replace(readout, coef=slope * readout.coef, intercept=intercept + slope * readout.intercept)
             oof = platt_scale(oof, intercept, slope)
-        elif self.settings["calibration"] != "none":
-            raise ValueError(f"ic2bert_finetune.linear_readout.calibration must be none or platt, got {self.settings['calibration']!r}")
         return readout, oof, _auroc(y, readout.predict_proba(x))
 
     def predict(self, model: str, readout, keys) -> np.ndarray:
