@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 
 # The main job, `kedro run` (__default__) on conf/base: the IC2Bert chain (ingestion ->
 # harmonization -> folds -> tokenization -> pretraining -> fine-tuning), the baselines, the
-# cross-model evaluation and the interpretation report. AMU runs by name (see README).
+# AMU (fused engine, leave-one-cohort-out), the cross-model evaluation and the
+# interpretation report.
 run: $(STAMP)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
 	@$(BIN)/python -m icb_kedro.where

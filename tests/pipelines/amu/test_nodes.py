@@ -116,3 +116,20 @@ def test_report_and_combine(synthetic_inputs) -> None:
     audit = pd.DataFrame({"trial": [0], "seed": [42], "n_train": [224], "n_test": [56], "n_test_responders": [29], "n_test_copies_of_train": [21]})
     text = nodes.write_report(overall, pd.DataFrame(columns=["protocol", "cohort", "auroc_mean"]), audit)
     assert "+0.200 from leakage" in text and "0.941" in text and "21.0 of 56" in text
+
+
+def test_learning_check_puts_the_training_fit_beside_the_held_out_auroc() -> None:
+    predictions = pd.DataFrame(
+        {
+            "protocol": ["loco"] * 4, "cohort": ["A"] * 4, "trial": [0] * 4,
+            "y_true": [0, 1, 0, 1], "y_prob": [0.1, 0.9, 0.8, 0.2],
+        }
+    )
+    fit = {
+        "protocol": "loco", "cohort": "A", "repeat": 0, "trial": 0, "n_train": 30, "n_synthetic": 6,
+        "loss_history": [0.7, 0.5, 0.4], "train_auroc": 0.91, "fit_seconds": 1.5,
+    }
+    table = nodes.learning_check(predictions, {"loco|A|0": fit})
+    assert table.columns.tolist() == list(nodes.LEARNING_COLUMNS)
+    row = table.iloc[0]
+    assert (row.epochs, row.final_loss, row.train_auroc, row.test_auroc) == (3, 0.4, 0.91, 0.75)

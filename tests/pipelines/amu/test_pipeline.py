@@ -58,7 +58,15 @@ def test_pipeline_runs_and_scores_every_protocol(pipeline_run, synthetic_inputs)
     overall = pipeline_run["amu_overall_summary"].load()
     assert set(overall["protocol"]) == set(predictions["protocol"])
     report = pipeline_run["amu_summary_md"].load()
-    assert "from leakage" in report
+    assert "from leakage" in report and "training AUROC" in report
+    learning = pipeline_run["amu_learning_check"].load()
+    # one row per fitted fold, its training fit beside the held-out AUROC of the same split
+    fitted = predictions[["protocol", "cohort", "repeat", "trial"]].drop_duplicates()
+    assert len(learning) == len(fitted)
+    assert learning["train_auroc"].between(0, 1).all() and (learning["epochs"] >= 1).all()
+    scored = learning.dropna(subset=["test_auroc"])
+    merged = scored.merge(metrics, on=["protocol", "cohort", "repeat"])
+    assert len(merged) and merged["test_auroc"].between(0, 1).all()
     from matplotlib.figure import Figure
 
     assert isinstance(pipeline_run["amu_roc_pr_plot"].load(), Figure)

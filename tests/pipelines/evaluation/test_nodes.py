@@ -118,15 +118,16 @@ def test_default_run_orders_evaluation_and_interpretation_after_every_model() ->
     study, default = pipelines["study"], pipelines["__default__"]
     for model in ("baselines", "amu", "ic2bert_finetune"):
         assert {n.name for n in pipelines[model].nodes} <= {n.name for n in study.nodes}
-    for model in ("baselines", "ic2bert_finetune"):  # the main job; AMU runs by name (budget)
+    for model in ("baselines", "amu", "ic2bert_finetune"):  # the main job runs every model
         assert {n.name for n in pipelines[model].nodes} <= {n.name for n in default.nodes}
-    assert not {n.name for n in pipelines["amu"].nodes if n.namespace is None} & {n.name for n in default.nodes}
     assert not {n.name for n in pipelines["predict"].nodes} & {n.name for n in study.nodes}
     # Inside a run the reports read the models' real outputs (ordered after them); what the
     # run does not produce is read from disk through the optional mirrors.
-    assert {"predictions_ic2bert", "predictions_baselines"} <= default.all_inputs()
-    assert "predictions_amu" in default.inputs()  # not produced by the main job: read from disk (or None)
+    assert {"predictions_ic2bert", "predictions_baselines", "predictions_amu"} <= default.all_inputs()
+    assert "predictions_amu" not in default.inputs()  # produced by the main job itself
     assert "predictions_amu" in study.all_inputs() and "predictions_amu" not in study.inputs()
+    # by name, evaluation reads whatever is on disk through its optional mirrors
+    assert "predictions_amu" in pipelines["evaluation"].inputs()
     order = [n.name for n in study.nodes]  # topologically sorted
     producer = next(n.name for n in study.nodes if "predictions_amu" in n.outputs)
     assert order.index("gather_predictions") > order.index(producer)

@@ -42,6 +42,36 @@ def test_model_uri_choice() -> None:
     assert model_uri_for({"model_uri": "runs:/abc/model", "held_out": "Y"}, registry) == "runs:/abc/model"
     with pytest.raises(ValueError, match="no registered IC2Bert model"):
         model_uri_for({"held_out": "Y"}, registry)
+    # predict.model picks AMU's or the baseline's single registered model (held_out unused)
+    assert model_uri_for({"model": "amu", "held_out": "Y", "model_alias": "champion"}, registry) == "models:/icb_amu@champion"
+    assert model_uri_for({"model": "baseline", "model_version": 2}, registry) == "models:/icb_baseline/2"
+    with pytest.raises(ValueError, match="predict.model must be one of"):
+        model_uri_for({"model": "svm"}, registry)
+
+
+def test_scores_a_new_cohort_with_a_saved_amu_pyfunc_and_refuses_missing_genes(tmp_path) -> None:
+    import mlflow
+
+    from icb_kedro.models.amu.pyfunc import AmuPyfuncModel, log_model
+    from icb_kedro.models.amu.train import TrainConfig, fit_network
+    from icb_kedro.pipelines.predict.nodes import _score_with
+
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(6)]
+    y = np.arange(24) % 2
+    X = np.log(rng.uniform(0.05, 0.3, size=(24, 6)))
+    fitted = fit_network(X, y, model_config={"n_layers": 1, "ffn_dim": 8}, train_config=TrainConfig(epochs=2, seed=0), features=genes)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        info = log_model(AmuPyfuncModel(fitted, "log2_tpm1"), "amu")
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    tpm = rng.uniform(1, 50, size=(5, 6))
+    expression = pd.DataFrame(np.log2(tpm + 1), index=[f"s{i}" for i in range(5)], columns=genes)
+    scores = _score_with(model, "models:/icb_amu@champion", expression.assign(OTHER=1.0))
+    assert list(scores["sample_id"]) == list(expression.index) and scores["y_prob"].between(0, 1).all()
+    assert (scores["n_missing_genes"] == 0).all()
+    with pytest.raises(Exception, match="G2"):  # AMU refuses a file without one of its genes, naming it
+        _score_with(model, "models:/icb_amu@champion", expression.drop(columns=["G2"]))
 
 
 def test_scores_with_a_saved_pyfunc_and_names_missing_genes(tmp_path) -> None:

@@ -23,6 +23,9 @@ import paddle
 from paddle import nn
 
 
+ENGINES: tuple[str, ...] = ("eager", "fused")
+
+
 @dataclass(frozen=True)
 class AmuConfig:
     """Architecture hyper-parameters (defaults = the published model, spec 1.3)."""
@@ -55,12 +58,20 @@ class AmuNet(nn.Layer):
     """The AMU classifier: gene-identity embeddings scaled by expression, a post-LN
     transformer encoder, a 1x1 convolution head and a linear read-out to two logits."""
 
-    def __init__(self, config: AmuConfig) -> None:
+    def __init__(self, config: AmuConfig, engine: str = "eager") -> None:
         super().__init__()
+        if engine not in ENGINES:
+            raise ValueError(f"AmuNet: engine must be one of {ENGINES}, got {engine!r}")
         self.config = config
+        self.engine = engine
         # Gene identity table (G x D); token g = value_g * e_g, no positional encoding (spec 1.3 step 2).
         self.gene_embedding = nn.Embedding(config.n_genes, config.d_model)
-        layer = nn.TransformerEncoderLayer(
+        # "fused" swaps only the encoder layer's forward (same sublayers, parameters and
+        # initialisation; models/amu/fused.py); "eager" is Paddle's own layer.
+        layer_class = nn.TransformerEncoderLayer
+        if engine == "fused":
+            from .fused import FusedEncoderLayer as layer_class
+        layer = layer_class(
             d_model=config.d_model,
             nhead=config.n_heads,
             dim_feedforward=config.ffn_dim,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from icb_kedro.evaluation.metrics import fit_threshold
@@ -140,12 +141,16 @@ def run_fold(
             fold.fold_id, np.ptp(p_train),
         )
     predictions = prediction_frame(MODEL_NAME, fold, fold.y_test, p_test, threshold, n_train=len(fold.y_train))
+    # The training fit (real training rows, no SMOTE rows): a model that cannot fit its
+    # training rows says nothing about leakage or transfer (issue 13).
+    train_auroc = float(roc_auc_score(fold.y_train, p_train)) if len(set(fold.y_train)) == 2 else float("nan")
     logger.info(
-        "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f",
+        "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f, training AUROC %.3f",
         fold.fold_id, fitted.n_train, fitted.n_synthetic, len(fold.test_keys), config.epochs,
-        fitted.fit_seconds, fitted.loss_history[-1],
+        fitted.fit_seconds, fitted.loss_history[-1], train_auroc,
     )
-    return predictions, {"fold": fold.fold_id, **asdict(fitted)}
+    fit_record = {"protocol": fold.protocol, "cohort": fold.cohort, "repeat": fold.repeat, "trial": fold.trial}
+    return predictions, {"fold": fold.fold_id, **fit_record, "train_auroc": train_auroc, **asdict(fitted)}
 
 
 def run_folds(

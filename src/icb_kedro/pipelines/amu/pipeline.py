@@ -28,6 +28,7 @@ from .nodes import (
     compute_fold_metrics,
     export_gene_embeddings,
     leakage_audit,
+    learning_check,
     plot_confusion,
     plot_roc_pr,
     run_cohort_protocols,
@@ -99,6 +100,12 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
             ),
             Node(compute_fold_metrics, "predictions_amu", "fold_metrics_amu", name="amu_fold_metrics"),
             Node(
+                learning_check,
+                ["predictions_amu", "amu_weights_study", *(n.outputs[1] for n in per_cohort)],
+                "amu_learning_check",
+                name="amu_learning_check",
+            ),
+            Node(
                 summarize,
                 ["predictions_amu", "params:amu"],
                 ["amu_cohort_summary", "amu_overall_summary"],
@@ -108,7 +115,7 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
             Node(plot_confusion, "predictions_amu", "amu_confusion_plot", name="amu_plot_confusion"),
             Node(
                 write_report,
-                ["amu_overall_summary", "amu_cohort_summary", "amu_leakage_audit"],
+                ["amu_overall_summary", "amu_cohort_summary", "amu_leakage_audit", "amu_learning_check"],
                 "amu_summary_md",
                 name="amu_write_report",
             ),

@@ -1,8 +1,12 @@
 """Nodes of the predict pipeline: read an expression file, score it with a registered model.
 
-The model is an MLflow pyfunc registered by ``ic2bert_finetune`` (``IC2BertPyfunc``: the
-tokenizer, weights and gene panel travel inside it). Panel genes the file lacks enter as
-[MISSING] (the training policy); the output names them and their number. Loading a model is a read, so it happens here; nothing is logged.
+``predict.model`` chooses the model: ``ic2bert`` (the default; one model per held-out
+cohort, registered by ``ic2bert_finetune``: tokenizer, weights and gene panel travel
+inside it; panel genes the file lacks enter as [MISSING], its training policy), ``amu``
+(``icb_amu``, trained on every labelled sample of its cohorts; it needs all its panel genes
+and refuses a file that lacks any, naming them) or ``baseline`` (``icb_baseline``). The
+output names the missing genes and their number. Loading a model is a read, so it happens
+here; nothing is logged.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.paths import project_root
-from icb_kedro.schema import require_genes
+from icb_kedro.schema import SAMPLE_KEY, require_genes
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +80,29 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
     return values.astype(np.float64)
 
 
+# predict.model -> registered model name (None: IC2Bert's, per held-out cohort).
+REGISTERED_MODELS: dict[str, str | None] = {"ic2bert": None, "amu": "icb_amu", "baseline": "icb_baseline"}
+
+
 def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> str:
-    """``params.model_uri``, else the registered model of ``params.held_out``: at
-    ``model_version`` if given, else at ``model_alias`` (``champion``), else the latest."""
+    """``params.model_uri``, else the registered model named by ``params.model`` (IC2Bert:
+    the one of ``params.held_out``): at ``model_version`` if given, else at ``model_alias``
+    (``champion``), else the latest."""
     if params.get("model_uri"):
         return str(params["model_uri"])
-    held_out = params.get("held_out")
-    rows = registered_models[registered_models["held_out"] == held_out]
-    if rows.empty:
-        raise ValueError(
-            f"predict.held_out {held_out!r} has no registered IC2Bert model; registered: "
-            f"{registered_models['held_out'].tolist()} (or set predict.model_uri)"
-        )
-    name = rows["model_name"].iloc[0]
+    model = str(params.get("model") or "ic2bert")
+    if model not in REGISTERED_MODELS:
+        raise ValueError(f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} (or set predict.model_uri)")
+    name = REGISTERED_MODELS[model]
+    if name is None:
+        held_out = params.get("held_out")
+        rows = registered_models[registered_models["held_out"] == held_out]
+        if rows.empty:
+            raise ValueError(
+                f"predict.held_out {held_out!r} has no registered IC2Bert model; registered: "
+                f"{registered_models['held_out'].tolist()} (or set predict.model_uri)"
+            )
+        name = rows["model_name"].iloc[0]
     if params.get("model_version"):  # an explicit version wins over the alias
         return f"models:/{name}/{params['model_version']}"
     if params.get("model_alias"):
@@ -117,13 +131,14 @@ def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
     if schema is not None:
         # Check the genes here, not in MLflow's schema enforcement: its error lists every
         # extra column of the file (~1,400 genes for a cohort file) next to the missing ones.
-        genes = schema.input_names()
+        # The panel's genes; AMU's schema also names an optional sample_key, carried only if given.
+        genes = [name for name in schema.input_names() if name != SAMPLE_KEY]
         if not set(genes) & set(expression.columns):
             require_genes(expression.columns, genes, uri)  # none of the panel: refuse, naming genes
         missing = [g for g in genes if g not in expression.columns or expression[g].isna().all()]
         if missing:
             logger.warning("%s: the input lacks %d of %d panel genes; scored with them as [MISSING]: %s", uri, len(missing), len(genes), ", ".join(missing[:20]))
-        expression = expression.reindex(columns=genes)
+        expression = expression.reindex(columns=genes + [SAMPLE_KEY] * (SAMPLE_KEY in expression.columns))
     else:
         missing = []
     scores = model.predict(expression)

@@ -1,0 +1,339 @@
+"""numba kernels of AMU's fused encoder (see :mod:`icb_kedro.models.amu.fused` for the why).
+
+Imported only by the fused path, so the eager path never needs numba. Compiled on first
+use and cached on disk (``cache=True``) so later processes load machine code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_UINT32_RANGE = 4294967296.0
+
+# fastmath without "reassoc": LLVM may not reorder a floating-point sum, so every result is a
+# fixed function of the inputs. With full fastmath two runs on 2 threads differed by ~4e-7:
+# whether a reduction took its vector or its scalar path depended on where the thread's
+# buffers lay. Speed comes from the layout instead. The forward pass holds a block of query
+# rows "key-major" ([key j, row r]), so every inner loop runs across rows, elementwise, and
+# nothing reduces across a SIMD register. The backward pass works row by row (its dK and dV
+# accumulate across rows, elementwise over keys) and reduces dQ and the softmax's row dot
+# product in 8 fixed lanes.
+EXACT_ORDER = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
+
+
+@njit(inline="always", fastmath=EXACT_ORDER)
+def exp_parts(s, mantissa, exponent_bits, shift):
+    """exp(s[j] - shift) = mantissa[j] * 2**n[j] for s[j] <= shift (+ rounding), float32.
+
+    Cody-Waite reduction x = n ln2 + f with |f| <= ln2/2 and a degree-6 Taylor polynomial
+    for e**f (relative error < 4e-6 down to exp(-87)); 2**n is returned as float32 exponent
+    bits in an int32 row that the caller views as float32 (numba cannot bit-cast a scalar,
+    an array view it can), which keeps the loop vectorisable.
+    """
+    for j in range(s.size):
+        x = max(s[j] - shift, np.float32(-87.0))
+        n = np.int32(x * np.float32(1.4426950408889634) - np.float32(0.5))
+        nf = np.float32(n)
+        f = x - nf * np.float32(0.693359375) + nf * np.float32(2.12194440e-4)
+        p = np.float32(1.0 / 720.0)
+        p = p * f + np.float32(1.0 / 120.0)
+        p = p * f + np.float32(1.0 / 24.0)
+        p = p * f + np.float32(1.0 / 6.0)
+        p = p * f + np.float32(0.5)
+        p = p * f + np.float32(1.0)
+        p = p * f + np.float32(1.0)
+        mantissa[j] = p
+        exponent_bits[j] = (n + np.int32(127)) << np.int32(23)
+
+
+def attention_block(n_tokens: int) -> int:
+    """Query rows per forward block: all of them, padded to 16 (one AVX-512 float32 register), at most 256.
+
+    Long blocks amortise the per-key loop overhead (measured at 160 genes: 16 rows 9.4 ms,
+    160 rows 3.4 ms per layer and batch of 32).
+    """
+    return int(min(256, -(-max(int(n_tokens), 1) // 16) * 16))
+
+
+@njit(inline="always")
+def keep_bits(key, counter):
+    """lowbias32 (C. Wellons) of counter ^ key: a uniform uint32 per (call, element).
+
+    numba widens uint32 arithmetic to 64 bits, so every step is truncated back to uint32
+    explicitly (without it the products never wrap and almost nothing is dropped; tested).
+    """
+    x = np.uint32(np.uint32(counter) ^ np.uint32(key))
+    x = np.uint32(x ^ (x >> np.uint32(16)))
+    x = np.uint32(x * np.uint32(0x7FEB352D))
+    x = np.uint32(x ^ (x >> np.uint32(15)))
+    x = np.uint32(x * np.uint32(0x846CA68B))
+    x = np.uint32(x ^ (x >> np.uint32(16)))
+    return x
+
+
+@njit(inline="always")
+def drop_threshold(p_drop):
+    """Elements whose hash is below this are dropped: P(drop) = p_drop to 2**-32."""
+    return np.uint32(min(p_drop * _UINT32_RANGE, _UINT32_RANGE - 1.0))
+
+
+@njit(inline="always", fastmath=EXACT_ORDER)
+def load_block(x, b, i0, h, G, scale, out):
+    nb = out.shape[1]
+    """out[d, r] = scale * x[b, i0 + r, h, d]; rows past G are zero (computed, never stored)."""
+    D = x.shape[3]
+    for d in range(D):
+        for r in range(nb):
+            out[d, r] = x[b, i0 + r, h, d] * scale if i0 + r < G else np.float32(0.0)
+
+
+@njit(inline="always", fastmath=EXACT_ORDER)
+def block_scores(qs, k, b, j, h, out):
+    nb = out.size
+    """out[r] = sum_d qs[d, r] * k[b, j, h, d] (the scores of key j for the block's rows)."""
+    D = qs.shape[0]
+    kd = k[b, j, h, 0]
+    for r in range(nb):
+        out[r] = qs[0, r] * kd
+    for d in range(1, D):
+        kd = k[b, j, h, d]
+        for r in range(nb):
+            out[r] += qs[d, r] * kd
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def attention_forward(q, k, v, scale, p_drop, key, block):
+    """softmax(scale q kᵀ) with inverted dropout, times v; q, k, v [B, G, H, D] -> out [B, G, H, D].
+
+    Also returns each row's log-sum-exp [B, H, G] for the backward pass. Paddle's layout
+    before its head transpose, so no transpose is needed on either side. ``block`` query rows
+    are processed at once (:func:`attention_block`); results do not depend on it (tested).
+    """
+    B, G, H, D = q.shape
+    out = np.empty((B, G, H, D), np.float32)
+    lse = np.empty((B, H, G), np.float32)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    nb = block
+    for bh in prange(B * H):
+        b = bh // H
+        h = bh - b * H
+        scores = np.empty((G, block), np.float32)  # [key j, row r]
+        qs = np.empty((D, block), np.float32)
+        acc = np.empty((D, block), np.float32)
+        row_max = np.empty(block, np.float32)
+        total = np.empty(block, np.float32)
+        shifted = np.empty(block, np.float32)
+        mantissa = np.empty(block, np.float32)
+        exponent_bits = np.empty(block, np.int32)
+        two_pow = exponent_bits.view(np.float32)
+        for i0 in range(0, G, block):
+            load_block(q, b, i0, h, G, scale, qs)
+            row_max[:] = np.float32(-3.0e38)
+            for j in range(G):
+                block_scores(qs, k, b, j, h, scores[j])
+                for r in range(nb):
+                    row_max[r] = max(row_max[r], scores[j, r])
+            total[:] = np.float32(0.0)
+            acc[:] = np.float32(0.0)
+            for j in range(G):
+                for r in range(nb):
+                    shifted[r] = scores[j, r] - row_max[r]
+                exp_parts(shifted, mantissa, exponent_bits, np.float32(0.0))
+                for r in range(nb):
+                    e = mantissa[r] * two_pow[r]
+                    total[r] += e
+                    shifted[r] = e
+                if dropping:
+                    base = np.uint32((bh * G + i0) * G + j)
+                    for r in range(nb):
+                        keep = keep_bits(key, base + np.uint32(r * G)) >= threshold
+                        shifted[r] = shifted[r] * keep_scale if keep else np.float32(0.0)
+                for d in range(D):
+                    vd = v[b, j, h, d]
+                    for r in range(nb):
+                        acc[d, r] += shifted[r] * vd
+            for r in range(min(block, G - i0)):
+                lse[b, h, i0 + r] = row_max[r] + np.log(total[r])
+                inv = np.float32(1.0) / total[r]
+                for d in range(D):
+                    out[b, i0 + r, h, d] = acc[d, r] * inv
+    return out, lse
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def attention_backward(q, k, v, lse, dout, scale, p_drop, key, block):
+    B, G, H, D = q.shape
+    dq = np.empty_like(q)
+    dk = np.empty_like(k)
+    dv = np.empty_like(v)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    nb = block
+    for bh in prange(B * H):
+        b = bh // H
+        h = bh - b * H
+        probs = np.empty((G, block), np.float32)  # softmax probabilities, then d score [key j, row r]
+        dprobs = np.empty((G, block), np.float32)
+        weights = np.empty((G, block), np.float32)  # dropped probabilities
+        qs = np.empty((D, block), np.float32)
+        qraw = np.empty((D, block), np.float32)
+        grad_out = np.empty((D, block), np.float32)
+        acc = np.empty((D, block), np.float32)
+        row_lse = np.empty(block, np.float32)
+        row_dot = np.empty(block, np.float32)
+        kept = np.empty(block, np.float32)
+        shifted = np.empty(block, np.float32)
+        mantissa = np.empty(block, np.float32)
+        exponent_bits = np.empty(block, np.int32)
+        two_pow = exponent_bits.view(np.float32)
+        dk_sum = np.zeros((G, D), np.float32)
+        dv_sum = np.zeros((G, D), np.float32)
+        for i0 in range(0, G, block):
+            load_block(q, b, i0, h, G, scale, qs)
+            load_block(q, b, i0, h, G, np.float32(1.0), qraw)
+            load_block(dout, b, i0, h, G, np.float32(1.0), grad_out)  # zero past G: no contribution
+            for r in range(nb):
+                row_lse[r] = lse[b, h, i0 + r] if i0 + r < G else np.float32(0.0)
+            row_dot[:] = np.float32(0.0)
+            for j in range(G):
+                block_scores(qs, k, b, j, h, shifted)
+                for r in range(nb):
+                    shifted[r] -= row_lse[r]
+                exp_parts(shifted, mantissa, exponent_bits, np.float32(0.0))
+                for r in range(nb):
+                    probs[j, r] = mantissa[r] * two_pow[r]
+                block_scores(grad_out, v, b, j, h, shifted)  # d(dropped probability) = dout . v[j]
+                if dropping:
+                    base = np.uint32((bh * G + i0) * G + j)
+                    for r in range(nb):
+                        keep = keep_bits(key, base + np.uint32(r * G)) >= threshold
+                        kept[r] = keep_scale if keep else np.float32(0.0)
+                    for r in range(nb):
+                        shifted[r] *= kept[r]
+                        weights[j, r] = probs[j, r] * kept[r]
+                else:
+                    for r in range(nb):
+                        weights[j, r] = probs[j, r]
+                for r in range(nb):
+                    dprobs[j, r] = shifted[r]
+                    row_dot[r] += probs[j, r] * shifted[r]
+            acc[:] = np.float32(0.0)
+            for j in range(G):
+                for r in range(nb):
+                    probs[j, r] = probs[j, r] * (dprobs[j, r] - row_dot[r]) * scale  # d score
+                for d in range(D):
+                    kd = k[b, j, h, d]
+                    for r in range(nb):
+                        acc[d, r] += probs[j, r] * kd
+            for r in range(min(block, G - i0)):
+                for d in range(D):
+                    dq[b, i0 + r, h, d] = acc[d, r]
+            dk_sum += np.dot(probs, qraw.T)  # sum over the block's rows: one small GEMM each
+            dv_sum += np.dot(weights, grad_out.T)
+        for j in range(G):
+            for d in range(D):
+                dk[b, j, h, d] = dk_sum[j, d]
+                dv[b, j, h, d] = dv_sum[j, d]
+    return dq, dk, dv
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def dropout_mask(n, p_drop, key):
+    """Flat float32 inverted-dropout mask: 1/(1-p) where kept, 0 where dropped."""
+    out = np.empty(n, np.float32)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    for j in prange(n):
+        keep = keep_bits(key, np.uint32(j)) >= threshold
+        out[j] = keep_scale if keep else np.float32(0.0)
+    return out
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def residual_layer_norm_forward(x, y, p_drop, key, gamma, beta, eps):
+    """LayerNorm(x + dropout(y)) over rows of [N, E]; returns out, normalised rows, 1/std per row."""
+    N, E = x.shape
+    out = np.empty_like(x)
+    normed = np.empty_like(x)
+    rstd = np.empty(N, np.float32)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    for r in prange(N):
+        total = np.float32(0.0)
+        for c in range(E):
+            value = y[r, c]
+            if dropping:
+                keep = keep_bits(key, np.uint32(r * E + c)) >= threshold
+                value = value * keep_scale if keep else np.float32(0.0)
+            value += x[r, c]
+            normed[r, c] = value
+            total += value
+        mean = total / E
+        sq = np.float32(0.0)
+        for c in range(E):
+            centred = normed[r, c] - mean
+            sq += centred * centred
+        inv = np.float32(1.0) / np.sqrt(sq / E + eps)
+        rstd[r] = inv
+        for c in range(E):
+            n = (normed[r, c] - mean) * inv
+            normed[r, c] = n
+            out[r, c] = n * gamma[c] + beta[c]
+    return out, normed, rstd
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def residual_layer_norm_backward(dout, normed, rstd, gamma, p_drop, key):
+    """Gradients of :func:`residual_layer_norm_forward` w.r.t. x and y (not gamma/beta)."""
+    N, E = dout.shape
+    dx = np.empty_like(dout)
+    dy = np.empty_like(dout)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    for r in prange(N):
+        mean_d = np.float32(0.0)
+        mean_dn = np.float32(0.0)
+        for c in range(E):
+            dn = dout[r, c] * gamma[c]
+            mean_d += dn
+            mean_dn += dn * normed[r, c]
+        mean_d /= E
+        mean_dn /= E
+        for c in range(E):
+            g = rstd[r] * (dout[r, c] * gamma[c] - mean_d - normed[r, c] * mean_dn)
+            dx[r, c] = g
+            if dropping:
+                keep = keep_bits(key, np.uint32(r * E + c)) >= threshold
+                g = g * keep_scale if keep else np.float32(0.0)
+            dy[r, c] = g
+    return dx, dy
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def relu_dropout_forward(pre, bias, p_drop, key):
+    """dropout(relu(pre + bias)) on [N, F] in place of ``pre``; returns it and the gradient gate.
+
+    gate = 1/(1-p) where the unit is active and kept, else 0: the backward pass is one multiply.
+    """
+    N, F = pre.shape
+    gate = np.empty_like(pre)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    for r in prange(N):
+        base = np.uint32(r * F)
+        for c in range(F):
+            value = pre[r, c] + bias[c]
+            g = np.float32(1.0) if value > 0 else np.float32(0.0)
+            if dropping:
+                keep = keep_bits(key, base + np.uint32(c)) >= threshold
+                g = g * keep_scale if keep else np.float32(0.0)
+            gate[r, c] = g
+            pre[r, c] = value * g
+    return pre, gate
