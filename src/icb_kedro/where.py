@@ -17,7 +17,7 @@ def main() -> None:
         f"  results : {root / 'data' / '07_model_output' / 'results_table.parquet'}  (one row per scored fold)",
         f"  summary : {root / 'data' / '08_reporting' / 'results_summary.md'}",
         f"  report  : {root / 'data' / '08_reporting' / 'interpretation' / 'report.html'}  (+ PNGs under data/08_reporting)",
-        "  AMU     : .venv/bin/kedro run --pipelines amu && .venv/bin/kedro run --pipelines evaluation,interpretation",
+        "  AMU     : in the main job (loco); the paper's budget and protocols: .venv/bin/kedro run --env paper --pipelines amu",
         "  kedro-viz: .venv/bin/kedro viz run        (or: make viz; static: kedro viz build -> build/)",
         f"  MLflow  : .venv/bin/mlflow ui --backend-store-uri {uri}   (or: make mlflow-ui)",
         "",

@@ -172,3 +172,18 @@ def test_fused_training_is_deterministic_and_learns() -> None:
     assert first.loss_history[-1] < 0.6 * first.loss_history[0]  # eager on the same data: 1.11 -> 0.59
     prob = predict_proba(first, X)  # eager inference of fused-trained weights
     assert np.mean((prob > 0.5) == y) > 0.9
+
+
+def test_fused_training_is_bit_identical_on_one_and_two_threads() -> None:
+    # run_folds gives a lone fold the idle workers' threads: that must not change a number.
+    rng = np.random.default_rng(0)
+    y = (np.arange(96) % 2).astype(int)
+    X = rng.normal(size=(96, 40))
+    X[:, :4] += y[:, None]
+    model = {"n_layers": 2, "ffn_dim": 32}
+    states = [
+        fit_network(X, y, model_config=model, train_config=TrainConfig(epochs=3, learning_rate=1e-3, seed=3, num_threads=t)).state
+        for t in (1, 2)
+    ]
+    for name, value in states[0].items():
+        np.testing.assert_array_equal(value, states[1][name], err_msg=name)

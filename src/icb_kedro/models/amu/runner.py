@@ -171,7 +171,14 @@ def run_folds(
     from tqdm.auto import tqdm
 
     progress = tqdm(total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False)
-    if n_jobs == 1 or len(ordered) == 1:
+    if 1 < n_jobs and len(ordered) < n_jobs:
+        # Fewer folds than workers (e.g. loco: one fold per held-out cohort node): the idle
+        # workers' threads go to the fits. Results do not change: the fused kernels are
+        # bit-identical on any thread count (tests/models/amu/test_fused.py).
+        workers = len(ordered)
+        train_config = {**train_config, "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // workers)}
+        n_jobs = workers
+    if n_jobs == 1:
         results = []
         for fold in ordered:
             results.append(run_fold(fold, features, model_config, train_config, threshold_method))

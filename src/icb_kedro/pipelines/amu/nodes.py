@@ -332,7 +332,8 @@ def train_final_model(
     gene_panels: pd.DataFrame,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """The deployable AMU: every labelled sample of the seven cohorts, cohort settings.
+    """The deployable AMU: every labelled sample of the cohorts, cohort settings (one fit,
+    so it gets every worker's threads: the fused engine's numbers do not depend on them).
 
     No model is chosen by test scores: its expected performance is what the loco/transfer
     protocols measured with the same settings.
@@ -342,7 +343,9 @@ def train_final_model(
     cohorts = params["cohorts"]
     features, labels, genes, scale = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
     labelled = labels[labels.notna()].astype(int)
-    config = TrainConfig.from_dict({**_train_settings(params, "cohorts"), "seed": int(params.get("final_model", {}).get("seed", 0))})
+    settings = _train_settings(params, "cohorts")
+    threads = int(settings.get("num_threads", 1)) * max(1, int(params.get("n_jobs", 1)))
+    config = TrainConfig.from_dict({**settings, "num_threads": threads, "seed": int(params.get("final_model", {}).get("seed", 0))})
     fitted = fit_network(
         features.loc[labelled.index].to_numpy(), labelled.to_numpy(), model_config=_model_config(params, len(genes)),
         train_config=config, features=genes,
