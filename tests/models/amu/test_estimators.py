@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from icb_kedro.models.amu.cnn import AmuCnnClassifier
-from icb_kedro.models.amu.estimators import AmuClassifier
+from icb_kedro.models.amu.estimators import AmuClassifier, AmuCnnClassifier
 
 from .conftest import separable_data
 

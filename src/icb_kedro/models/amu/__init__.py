@@ -1,9 +1,10 @@
 """AMU (Attention mechanism Model for melanoma iMMUnotherapy response) in PaddlePaddle.
 
 Modules: ``features`` (log constituent ratios; numpy only), ``model`` (the AMU
-``paddle.nn.Layer``), ``cnn`` (the AMU paper's small CNN and its scikit-learn wrapper
-``AmuCnnClassifier``), ``estimators`` (scikit-learn wrappers), ``train`` (seeded CPU
-fit/predict), ``runner`` (folds in parallel), ``pyfunc`` (MLflow model), ``plots``.
-This package imports nothing heavy itself: import the submodule you need (Paddle loads
-with ``model``/``cnn``/``train``/``pyfunc``).
+``paddle.nn.Layer``; ``fused``/``attention_kernels``: its fast CPU engine), ``cnn`` (the AMU
+paper's small CNN), ``train`` (seeded CPU fit/predict), ``estimators`` (scikit-learn
+wrappers ``AmuClassifier``, ``AmuCnnClassifier``), ``runner`` (folds in parallel), ``pyfunc``
+(MLflow model), ``plots``. Imports run one way (estimators -> train -> model, cnn; no
+circle). This package imports nothing heavy itself: import the submodule you need (Paddle
+loads with ``model``/``cnn``/``train``/``estimators``/``pyfunc``).
 """

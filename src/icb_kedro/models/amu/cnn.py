@@ -1,4 +1,5 @@
-"""The AMU paper's small CNN baseline (spec 1.7) in Paddle, and its scikit-learn wrapper.
+"""The AMU paper's small CNN baseline (spec 1.7) in Paddle (its scikit-learn wrapper:
+``estimators.AmuCnnClassifier``).
 
 Shapes (G genes, 160 in the paper):
 
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 
 import paddle
 from paddle import nn
-
-from .estimators import PaddleNetworkClassifier
 
 
 def _strided_length(length: int) -> int:
@@ -76,44 +75,3 @@ class AmuCnn(nn.Layer):
         hidden = self.relu(self.norm3(self.conv3(hidden)))  # [B, 5, G2]
         flat = hidden.transpose([0, 2, 1]).flatten(1)  # [B, G2 * 5], position-major as the original
         return self.classifier(flat)
-
-
-class AmuCnnClassifier(PaddleNetworkClassifier):
-    """scikit-learn classifier around :class:`AmuCnn` (fit / predict_proba, seeded).
-
-    ``learning_rate`` defaults to 1e-3: the paper does not report the CNN's optimiser
-    settings, and at AMU's 1e-4 this 767-parameter net barely moves in 100 epochs (the
-    paper's "hard to converge"). Balancing is left to the caller (``smote=False``), so a
-    baselines pipeline can treat it like any other estimator.
-    """
-
-    _architecture = "cnn"
-
-    def __init__(
-        self,
-        epochs: int = 100,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
-        l2: float = 1e-4,
-        lr_milestones: tuple[float, ...] = (0.5, 0.75),
-        lr_gamma: float = 0.1,
-        standardize: bool = True,
-        smote: bool = False,
-        shared_batch_norm: bool = True,
-        seed: int = 0,
-        num_threads: int = 1,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.lr_milestones = lr_milestones
-        self.lr_gamma = lr_gamma
-        self.standardize = standardize
-        self.smote = smote
-        self.shared_batch_norm = shared_batch_norm
-        self.seed = seed
-        self.num_threads = num_threads
-
-    def _model_config(self, n_features: int) -> dict:
-        return {"n_genes": n_features, "shared_batch_norm": bool(self.shared_batch_norm)}

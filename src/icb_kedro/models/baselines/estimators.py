@@ -25,7 +25,7 @@ so multi-threaded BLAS only adds synchronisation (measured 7x slower MLP fits on
 
 Model families (``MODEL_FAMILIES``): L2 logistic regression, SVM (AMU grid), random forest
 and AdaBoost (AMU grids), XGBoost, an MLP, and the AMU paper's small 1-D CNN
-(``icb_kedro.models.amu.cnn.AmuCnnClassifier``, Paddle, imported lazily).
+(``icb_kedro.models.amu.estimators.AmuCnnClassifier``, Paddle, imported lazily).
 """
 
 from __future__ import annotations
@@ -167,10 +167,10 @@ def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
         return MLPClassifier(**{"random_state": seed, **params})
     if family == "cnn":
         try:
-            from icb_kedro.models.amu.cnn import AmuCnnClassifier
+            from icb_kedro.models.amu.estimators import AmuCnnClassifier
         except ImportError as error:  # written by the AMU work; optional here
             raise ValueError(
-                "model family 'cnn' needs icb_kedro.models.amu.cnn.AmuCnnClassifier, which cannot be "
+                "model family 'cnn' needs icb_kedro.models.amu.estimators.AmuCnnClassifier, which cannot be "
                 f"imported ({error}); disable it in parameters_baselines.yml (baselines.models.cnn.enabled: false)"
             ) from None
         return AmuCnnClassifier(**{"seed": seed, **params})
