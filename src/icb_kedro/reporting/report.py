@@ -301,6 +301,7 @@ class StudyInputs:
     pretrain_history: pd.DataFrame | None = None
     sample_size: pd.DataFrame | None = None
     learning_summary: pd.DataFrame | None = None
+    amu_learning: pd.DataFrame | None = None  # amu_learning_check: one row per AMU fit
     shap_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     rankings: pd.DataFrame | None = None
     overlap: pd.DataFrame | None = None
@@ -321,7 +322,7 @@ class StudyInputs:
 
 SETTING_TITLES = {
     "study": "AMU study setting (207 melanoma samples, the paper's 160 genes; amu_holdout test splits)",
-    "cohorts": "Seven cohorts (SVM/XGBoost/AMU: each cohort held out in turn; IC2Bert: its fine-tuned transfer test split)",
+    "cohorts": "The cohorts (SVM/XGBoost/AMU: each cohort held out in turn; IC2Bert: its fine-tuned transfer test split)",
 }
 PROTOCOL_TITLES = {
     "amu_holdout": "AMU study setting (207 melanoma samples, 160 genes, held-out 20% splits)",
@@ -480,6 +481,41 @@ def _section_ic2bert_training(inputs: StudyInputs) -> Section:
         section.add(_safe_figure("ic2bert_sample_size", lambda: plot_sample_size(inputs.sample_size), "Test AUROC by number of labelled training samples of the held-out cohort (mean and spread over draws)."))
     else:
         section.add(NotRun("Sample-size curves", "no sample-size analysis output was found"))
+    return section
+
+
+def amu_learning_table(learning: pd.DataFrame, overall: pd.DataFrame | None, fits_below: float = 0.7) -> tuple[pd.DataFrame, list[str]]:
+    """Per protocol: AMU's training fit and held-out AUROC beside L2-LR's on the same folds,
+    and one plain sentence each on whether AMU fitted its training rows at all."""
+    table = (
+        learning.groupby("protocol")
+        .agg(fits=("train_auroc", "size"), epochs=("epochs", "max"), train_auroc=("train_auroc", "mean"),
+             train_auroc_min=("train_auroc", "min"), test_auroc=("test_auroc", "mean"), final_loss=("final_loss", "mean"))
+        .reset_index()
+    )
+    logreg = {}
+    if _present(overall):
+        rows = overall[overall["model"] == "logreg"]
+        logreg = dict(zip(rows["protocol"], rows["auroc_mean"]))
+    table["logreg_test_auroc"] = table["protocol"].map(logreg)
+    lines = []
+    for row in table.itertuples():
+        verdict = "does not fit its training rows" if row.train_auroc < fits_below else "fits its training rows"
+        lines.append(
+            f"{row.protocol}: AMU {verdict} (mean training AUROC {row.train_auroc:.3f} after {row.epochs} epochs, "
+            f"final training loss {row.final_loss:.2f}); held-out AUROC {row.test_auroc:.3f}."
+        )
+    return table.round(3), lines
+
+
+def _section_amu_training(inputs: StudyInputs) -> Section:
+    section = Section("AMU: does it learn?")
+    if not _present(inputs.amu_learning):
+        section.add(NotRun("Learning check", "no AMU learning-check table was found"))
+        return section
+    table, lines = amu_learning_table(inputs.amu_learning, inputs.overall)
+    section.add(Text("\n".join(f"- {line}" for line in lines) + "\n\nA model that does not fit its training rows says nothing about transfer or leakage: read its held-out AUROC as an untrained model's."))
+    section.add(Table(table, "AMU learning check (amu_learning_check, one row per fit, averaged per protocol): training AUROC on the real training rows, held-out AUROC (mean over splits/cohorts), and L2 logistic regression's held-out AUROC on the protocol (mean over all of its splits, which may be more than AMU's)", max_rows=20))
     return section
 
 
@@ -734,6 +770,7 @@ def build_study_report(inputs: StudyInputs, title: str, top_k: int = 10, dpi: in
         _section_cohorts(inputs),
         _section_performance(inputs),
         _section_ic2bert_training(inputs),
+        _section_amu_training(inputs),
         _section_shap(inputs, top_k),
         _section_ic2bert_importance(inputs),
         _section_embeddings(inputs),

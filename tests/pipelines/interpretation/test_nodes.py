@@ -270,8 +270,14 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
         study["clinical_table"], None, predictions, None, None, None, None, None, None, None, None, None,
         *[nodes.empty_shap_table()] * 7, pd.DataFrame(columns=list(nodes.RANKING_COLUMNS)), empty, empty, empty,
         empty, empty, empty, empty, empty, empty, km, interpretation_params,
+        amu_learning_check=pd.DataFrame(
+            {"protocol": ["loco", "loco"], "cohort": ["A", "B"], "repeat": 0, "trial": 0, "n_train": 50, "n_synthetic": 5,
+             "epochs": 4, "final_loss": [1.1, 1.2], "train_auroc": [0.52, 0.48], "test_auroc": [0.6, 0.4], "fit_seconds": 1.0}
+        ),
     )
     assert assert_report_images(html) == len(figures) > 0
+    # AMU's learning check: the report says plainly that this AMU did not fit its training rows
+    assert "AMU: does it learn?" in html and "loco: AMU does not fit its training rows (mean training AUROC 0.500" in html
     assert all(image.format == "PNG" and min(image.size) > 50 for image in figures.values())
     assert {"harmonization_pca", "panel_coverage", "km_oracle_os", "overall_auroc", "cohort_auroc_loco", "roc_pr_loco"} <= set(figures)
     for missing in ("amu predictions", "ic2bert predictions", "IC2Bert importance", "AMU gene embeddings"):

@@ -1,9 +1,9 @@
-"""amu pipeline: AMU (PaddlePaddle) on the AMU study matrix and on the seven cohorts.
+"""amu pipeline: AMU (PaddlePaddle) on the AMU study matrix and on the cohorts.
 
 - study setting: ``amu_matrix`` + ``amu_holdout_folds`` -> honest ``amu_holdout`` and the
   paper's leaky ``amu_holdout_leaky`` (only if listed in ``amu.study.protocols``), plus
   an audit of the leaky protocol's duplicated validation rows;
-- seven cohorts: one namespaced node per held-out cohort (``fold_<cohort>``; visible and
+- the cohorts: one namespaced node per held-out cohort (``fold_<cohort>``; visible and
   re-runnable in kedro-viz / ``--namespaces``) running its transfer / loco / within folds;
 - results: ``predictions_amu`` -> ``fold_metrics_amu`` (one MLflow child run per row, via
   the project hook) -> summaries, ROC/PR and confusion-matrix figures, a markdown report;

@@ -270,7 +270,7 @@ def explain_baseline(
 
 
 def setting_of(protocol: str) -> str:
-    """``study`` for the AMU matrix protocols, ``cohorts`` for the seven cohorts' protocols."""
+    """``study`` for the AMU matrix protocols, ``cohorts`` for the cohorts' protocols."""
     return "study" if str(protocol).startswith("amu_holdout") else "cohorts"
 
 
@@ -865,6 +865,7 @@ def build_report(
     results_calibration: pd.DataFrame | None = None,
     stability: pd.DataFrame | None = None,
     cox_null: pd.DataFrame | None = None,
+    amu_learning_check: pd.DataFrame | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The self-contained HTML study report and its figures (``<name>.png`` -> Figure)."""
     from icb_kedro.pipelines.harmonization.nodes import plot_panel_coverage, plot_pca_before_after
@@ -918,6 +919,7 @@ def build_report(
         pretrain_history=ic2bert_pretrain_history,
         sample_size=ic2bert_sample_size,
         learning_summary=ic2bert_learning_summary,
+        amu_learning=amu_learning_check,
         shap_tables=shap_tables,
         rankings=rankings,
         overlap=overlap,

@@ -110,6 +110,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "ic2bert_pretrain_history": mirror("ic2bert_pretrain_history"),
         "ic2bert_sample_size": mirror("ic2bert_sample_size"),
         "ic2bert_learning_summary": mirror("ic2bert_learning_summary"),
+        "amu_learning_check": mirror("amu_learning_check"),
         **{name.removeprefix("interpretation_"): name for name in SHAP_TABLES},
         "rankings": "interpretation_gene_rankings",
         "overlap": "interpretation_top_gene_overlap",
