@@ -121,6 +121,7 @@ class AmuClassifier(PaddleNetworkClassifier):
             "attn_dropout": None if self.attn_dropout is None else float(self.attn_dropout),
         }
 
+
 class AmuCnnClassifier(PaddleNetworkClassifier):
     """scikit-learn classifier around :class:`AmuCnn` (fit / predict_proba, seeded).
 
