@@ -136,8 +136,8 @@ def _tiny_fit(monkeypatch, seed: int = 5, epochs: int = 2):
     captured = {}
     build = train.build_network
 
-    def build_and_capture(architecture, model_config):
-        network = build(architecture, model_config)
+    def build_and_capture(architecture, model_config, engine="eager"):
+        network = build(architecture, model_config, engine)
         captured["initial"] = network.gene_embeddings()
         return network
 
