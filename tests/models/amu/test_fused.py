@@ -187,3 +187,12 @@ def test_fused_training_is_bit_identical_on_one_and_two_threads() -> None:
     ]
     for name, value in states[0].items():
         np.testing.assert_array_equal(value, states[1][name], err_msg=name)
+
+
+def test_lone_fits_get_the_idle_threads_on_the_fused_engine_only() -> None:
+    from icb_kedro.models.amu.train import lone_fit_threads
+
+    fused = {"engine": "fused", "num_threads": 1}
+    assert lone_fit_threads(fused, n_jobs=2, n_fits=1)["num_threads"] == 2
+    assert lone_fit_threads(fused, n_jobs=2, n_fits=5)["num_threads"] == 1  # every worker busy
+    assert lone_fit_threads({"engine": "eager", "num_threads": 1}, n_jobs=2, n_fits=1)["num_threads"] == 1

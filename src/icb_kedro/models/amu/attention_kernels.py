@@ -80,8 +80,8 @@ def drop_threshold(p_drop):
 
 @njit(inline="always", fastmath=EXACT_ORDER)
 def load_block(x, b, i0, h, G, scale, out):
-    nb = out.shape[1]
     """out[d, r] = scale * x[b, i0 + r, h, d]; rows past G are zero (computed, never stored)."""
+    nb = out.shape[1]
     D = x.shape[3]
     for d in range(D):
         for r in range(nb):
@@ -90,8 +90,8 @@ def load_block(x, b, i0, h, G, scale, out):
 
 @njit(inline="always", fastmath=EXACT_ORDER)
 def block_scores(qs, k, b, j, h, out):
-    nb = out.size
     """out[r] = sum_d qs[d, r] * k[b, j, h, d] (the scores of key j for the block's rows)."""
+    nb = out.size
     D = qs.shape[0]
     kd = k[b, j, h, 0]
     for r in range(nb):

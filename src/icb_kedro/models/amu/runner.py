@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from icb_kedro.evaluation.metrics import fit_threshold
+from icb_kedro.evaluation.metrics import auroc, fit_threshold
 from icb_kedro.schema import SAMPLE_KEY, empty_predictions, prediction_frame
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ def run_fold(
     predictions = prediction_frame(MODEL_NAME, fold, fold.y_test, p_test, threshold, n_train=len(fold.y_train))
     # The training fit (real training rows, no SMOTE rows): a model that cannot fit its
     # training rows says nothing about leakage or transfer (issue 13).
-    train_auroc = float(roc_auc_score(fold.y_train, p_train)) if len(set(fold.y_train)) == 2 else float("nan")
+    train_auroc = auroc(fold.y_train, p_train)  # NaN if one class
     logger.info(
         "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f, training AUROC %.3f",
         fold.fold_id, fitted.n_train, fitted.n_synthetic, len(fold.test_keys), config.epochs,
@@ -171,13 +170,12 @@ def run_folds(
     from tqdm.auto import tqdm
 
     progress = tqdm(total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False)
-    if 1 < n_jobs and len(ordered) < n_jobs:
-        # Fewer folds than workers (e.g. loco: one fold per held-out cohort node): the idle
-        # workers' threads go to the fits. Results do not change: the fused kernels are
-        # bit-identical on any thread count (tests/models/amu/test_fused.py).
-        workers = len(ordered)
-        train_config = {**train_config, "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // workers)}
-        n_jobs = workers
+    from .train import lone_fit_threads
+
+    # Fewer folds than workers (loco: one fold per cohort node): the idle workers' threads go
+    # to the fits (fused engine only: its numbers do not depend on the thread count).
+    train_config = lone_fit_threads(train_config, n_jobs, len(ordered))
+    n_jobs = min(int(n_jobs), len(ordered))
     if n_jobs == 1:
         results = []
         for fold in ordered:

@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 42
     num_threads: int = 2  # CPU math threads for this process
     # "fused": AMU's encoder layers run as one fused CPU node each (models/amu/fused.py; same
-    # parameters and initialisation, ~8x the training throughput); "eager": Paddle's own layers.
+    # parameters and initialisation, ~7x the training throughput); "eager": Paddle's own layers.
     # The CNN has no encoder and ignores it.
     engine: str = "fused"
 
@@ -107,6 +107,11 @@ class FittedNetwork:
         """From the plain dict the amu pipeline persists (extra keys, e.g. ``fold``, ignored)."""
         fields = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in fields})
+
+    @property
+    def engine(self) -> str:
+        """The engine it was trained with ("eager" for the CNN, which has no encoder)."""
+        return str(self.train_config.get("engine", "eager")) if self.architecture == "amu" else "eager"
 
     def gene_embeddings(self) -> np.ndarray:
         """The learned gene-identity table [G, D] (AMU only)."""
@@ -371,8 +376,22 @@ def fit_predict(
     fitted = fit_network(
         X_train, y_train, architecture=architecture, model_config=model_config, train_config=train_config, features=features
     )
-    network = load_network(fitted, fitted.train_config.get("engine", "eager") if architecture == "amu" else "eager")
+    network = load_network(fitted, fitted.engine)
     return fitted, predict_proba(fitted, X_train, network=network), predict_proba(fitted, X_test, network=network)
+
+
+def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) -> dict[str, Any]:
+    """``train_config`` with the idle workers' threads given to its fits when there are fewer
+    fits than worker processes (e.g. loco: one fold per cohort node; the final model).
+
+    Only for the fused engine, whose results are bit-identical on any thread count
+    (tests/models/amu/test_fused.py); eager Paddle's reductions are not tested for that, so
+    it keeps its configured threads and its results stay independent of ``n_jobs``.
+    """
+    n_jobs, n_fits = max(1, int(n_jobs)), max(1, int(n_fits))
+    if train_config.get("engine", "fused") != "fused" or n_fits >= n_jobs:
+        return dict(train_config)
+    return {**train_config, "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // n_fits)}
 
 
 def with_seed(config: TrainConfig, seed: int) -> TrainConfig:

@@ -227,18 +227,17 @@ LEARNING_COLUMNS = (
 def learning_check(predictions: pd.DataFrame, *weights: dict[str, Any]) -> pd.DataFrame:
     """``amu_learning_check``: per fold, the fit on its own training rows beside the held-out AUROC.
 
-    Training AUROC is on the real training rows (no SMOTE rows); test AUROC on the split's
-    test rows (NaN where they hold one class). A held-out AUROC near 0.5 with a training
-    AUROC near 0.5 is an unfitted model, not evidence about transfer or leakage.
+    Training AUROC is on the real training rows (no SMOTE rows); test AUROC on that one
+    split's test rows (NaN where they hold one class; a K-fold repeat's pooled AUROC is in
+    ``fold_metrics_amu``). A held-out AUROC near 0.5 with a training AUROC near 0.5 is an
+    unfitted model, not evidence about transfer or leakage.
     """
-    from sklearn.metrics import roc_auc_score
+    from icb_kedro.evaluation.metrics import auroc
 
-    test_auroc = {}
-    for (protocol, cohort, trial), rows in predictions.groupby(["protocol", "cohort", "trial"], sort=False):
-        labels = rows["y_true"].to_numpy()
-        test_auroc[(protocol, cohort, int(trial))] = (
-            float(roc_auc_score(labels, rows["y_prob"])) if len(set(labels)) == 2 else float("nan")
-        )
+    test_auroc = {
+        (protocol, cohort, int(trial)): auroc(rows["y_true"].to_numpy(), rows["y_prob"].to_numpy())
+        for (protocol, cohort, trial), rows in predictions.groupby(["protocol", "cohort", "trial"], sort=False)
+    }
     records = []
     for table in weights:
         for fit in table.values():
@@ -338,14 +337,13 @@ def train_final_model(
     No model is chosen by test scores: its expected performance is what the loco/transfer
     protocols measured with the same settings.
     """
-    from icb_kedro.models.amu.train import TrainConfig, fit_network
+    from icb_kedro.models.amu.train import TrainConfig, fit_network, lone_fit_threads
 
     cohorts = params["cohorts"]
     features, labels, genes, scale = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
     labelled = labels[labels.notna()].astype(int)
-    settings = _train_settings(params, "cohorts")
-    threads = int(settings.get("num_threads", 1)) * max(1, int(params.get("n_jobs", 1)))
-    config = TrainConfig.from_dict({**settings, "num_threads": threads, "seed": int(params.get("final_model", {}).get("seed", 0))})
+    settings = lone_fit_threads(_train_settings(params, "cohorts"), params.get("n_jobs", 1), n_fits=1)
+    config = TrainConfig.from_dict({**settings, "seed": int(params.get("final_model", {}).get("seed", 0))})
     fitted = fit_network(
         features.loc[labelled.index].to_numpy(), labelled.to_numpy(), model_config=_model_config(params, len(genes)),
         train_config=config, features=genes,

@@ -479,7 +479,7 @@ def _amu_kernel_shap(fitted: Any, x_train: np.ndarray, x_rows: np.ndarray, shap_
     from icb_kedro.models.amu.train import load_network, predict_proba
 
     # The engine it was trained with (fused: ~7x faster inference, same outputs to 1e-5).
-    network = load_network(fitted, fitted.train_config.get("engine", "eager") if fitted.architecture == "amu" else "eager")
+    network = load_network(fitted, fitted.engine)
     return shap_analysis.kernel_shap_values(
         # 256 rows a batch: one [batch, 10 heads, genes, genes] attention tensor at 4096 rows
         # and 160 genes is ~4 GB with the eager engine, which a larger nsamples would reach.

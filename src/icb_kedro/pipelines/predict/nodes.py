@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from icb_kedro.hooks import registered_model_name
 from icb_kedro.paths import project_root
 from icb_kedro.schema import SAMPLE_KEY, require_genes
 
@@ -80,8 +81,13 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
     return values.astype(np.float64)
 
 
-# predict.model -> registered model name (None: IC2Bert's, per held-out cohort).
-REGISTERED_MODELS: dict[str, str | None] = {"ic2bert": None, "amu": "icb_amu", "baseline": "icb_baseline"}
+# predict.model -> registered model name (None: IC2Bert's, per held-out cohort), the names
+# the registry hook gives the catalog's registered-model datasets (one source).
+REGISTERED_MODELS: dict[str, str | None] = {
+    "ic2bert": None,
+    "amu": registered_model_name("amu_registered_model"),
+    "baseline": registered_model_name("baseline_registered_model"),
+}
 
 
 def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> str:
@@ -131,14 +137,14 @@ def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
     if schema is not None:
         # Check the genes here, not in MLflow's schema enforcement: its error lists every
         # extra column of the file (~1,400 genes for a cohort file) next to the missing ones.
-        # The panel's genes; AMU's schema also names an optional sample_key, carried only if given.
+        # The panel's genes (AMU's schema also names an optional sample_key, not read here).
         genes = [name for name in schema.input_names() if name != SAMPLE_KEY]
         if not set(genes) & set(expression.columns):
             require_genes(expression.columns, genes, uri)  # none of the panel: refuse, naming genes
         missing = [g for g in genes if g not in expression.columns or expression[g].isna().all()]
         if missing:
-            logger.warning("%s: the input lacks %d of %d panel genes; scored with them as [MISSING]: %s", uri, len(missing), len(genes), ", ".join(missing[:20]))
-        expression = expression.reindex(columns=genes + [SAMPLE_KEY] * (SAMPLE_KEY in expression.columns))
+            logger.warning("%s: the input lacks %d of %d panel genes (the model's missing-gene policy applies): %s", uri, len(missing), len(genes), ", ".join(missing[:20]))
+        expression = expression.reindex(columns=genes)
     else:
         missing = []
     scores = model.predict(expression)
