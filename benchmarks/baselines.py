@@ -25,14 +25,28 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FOUNDATION_LAYERS = ("02_intermediate", "03_primary", "05_model_input")
-DATA_LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting")
+DATA_LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
 
 
 def project_copy(target: Path) -> Path:
     """pyproject.toml + conf/ (without local/) + empty data layers: enough for a KedroSession."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"), dirs_exist_ok=True)
+    shutil.copytree(
+        PROJECT_ROOT / "conf",
+        target / "conf",
+        ignore=shutil.ignore_patterns("local"),
+        dirs_exist_ok=True,
+    )
     (target / "conf" / "local").mkdir(exist_ok=True)
     (target / "src").mkdir(exist_ok=True)
     for layer in DATA_LAYERS:
@@ -83,12 +97,16 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_pipelines(project: Path, env: str, pipelines: list[str], runtime_params: dict | None = None) -> None:
+def run_pipelines(
+    project: Path, env: str, pipelines: list[str], runtime_params: dict | None = None
+) -> None:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env, runtime_params=runtime_params) as session:
+    with KedroSession.create(
+        project_path=project, env=env, runtime_params=runtime_params
+    ) as session:
         session.run(pipeline_names=pipelines)
     import mlflow
 
@@ -108,11 +126,25 @@ def auroc_table(project: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="base", help="Kedro config environment (base = the full protocol)")
-    parser.add_argument("--foundation-from", type=Path, default=None, help="copy the foundation layers from this project")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the project copy goes (default: a temp dir)")
+    parser.add_argument(
+        "--env", default="base", help="Kedro config environment (base = the full protocol)"
+    )
+    parser.add_argument(
+        "--foundation-from",
+        type=Path,
+        default=None,
+        help="copy the foundation layers from this project",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the project copy goes (default: a temp dir)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the project copy")
-    parser.add_argument("--trials", default="all", help="LODOCV trials per held-out cohort: all (10) or a number")
+    parser.add_argument(
+        "--trials", default="all", help="LODOCV trials per held-out cohort: all (10) or a number"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
@@ -120,7 +152,9 @@ def main() -> None:
     from icb_kedro.paths import data_dir
 
     os.environ.setdefault("ICB_DATA_DIR", data_dir())  # resolved from this checkout, not the copy
-    foundation = args.foundation_from.resolve() if args.foundation_from else None  # before the chdir below
+    foundation = (
+        args.foundation_from.resolve() if args.foundation_from else None
+    )  # before the chdir below
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="icb_baselines_bench_"))
     project = project_copy(workdir)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
@@ -129,7 +163,9 @@ def main() -> None:
     try:
         if foundation:
             for layer in FOUNDATION_LAYERS:
-                shutil.copytree(foundation / "data" / layer, project / "data" / layer, dirs_exist_ok=True)
+                shutil.copytree(
+                    foundation / "data" / layer, project / "data" / layer, dirs_exist_ok=True
+                )
         else:
             started = time.perf_counter()
             run_pipelines(project, args.env, ["ingestion", "harmonization", "folds"])
@@ -146,20 +182,32 @@ def main() -> None:
             wall = time.perf_counter() - started
             from joblib.externals.loky import get_reusable_executor
 
-            get_reusable_executor().shutdown(wait=True)  # reap the fold workers: their CPU counts below
+            get_reusable_executor().shutdown(
+                wait=True
+            )  # reap the fold workers: their CPU counts below
         cpu = cpu_seconds() - cpu_before
         load_after = os.getloadavg()[0]
 
         import pandas as pd
 
         log = pd.read_csv(project / "data" / "08_reporting" / "baselines" / "search_log.csv")
-        metrics = pd.read_parquet(project / "data" / "07_model_output" / "fold_metrics_baselines.parquet")
-        print(f"\nbaselines pipeline, env '{args.env}', {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}")
+        metrics = pd.read_parquet(
+            project / "data" / "07_model_output" / "fold_metrics_baselines.parquet"
+        )
+        print(
+            f"\nbaselines pipeline, env '{args.env}', {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}"
+        )
         print(f"  wall time      : {wall:8.1f} s  ({wall / 60:.1f} min)")
         print(f"  CPU time       : {cpu:8.1f} s  (process + fold workers)")
         print(f"  peak memory    : {memory.peak_bytes / 2**20:8.0f} MiB  (resident, process tree)")
-        print(f"  scored folds   : {len(metrics)} rows in fold_metrics_baselines ({metrics['model'].nunique()} models)")
-        per_model = log.groupby("model")["seconds"].agg(["sum", "count"]).sort_values("sum", ascending=False)
+        print(
+            f"  scored folds   : {len(metrics)} rows in fold_metrics_baselines ({metrics['model'].nunique()} models)"
+        )
+        per_model = (
+            log.groupby("model")["seconds"]
+            .agg(["sum", "count"])
+            .sort_values("sum", ascending=False)
+        )
         print("  fit time per model (s, summed over folds; folds run in parallel):")
         for model, row in per_model.iterrows():
             print(f"    {model:<10} {row['sum']:8.1f} s over {int(row['count'])} folds")

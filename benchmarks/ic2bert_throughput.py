@@ -38,7 +38,9 @@ def cpu_flags() -> str:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
-    wanted = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni")]
+    wanted = [
+        f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni")
+    ]
     return " ".join(wanted) or "no AVX2/AVX-512"
 
 
@@ -80,24 +82,43 @@ def pretrain_step_flops(config: IC2BertConfig, batch: int) -> float:
     tokens = jnp.zeros((batch, config.n_genes), jnp.int32)
     state = jax.eval_shape(lambda: init(0, tokens))
     gene_ids = jnp.arange(config.n_genes, dtype=jnp.int32)
-    return xla_flops(update.lower(state, tokens, jnp.ones(batch, jnp.float32), train.StepHyper(1e-4, 0.01, 1.0), gene_ids))
+    return xla_flops(
+        update.lower(
+            state, tokens, jnp.ones(batch, jnp.float32), train.StepHyper(1e-4, 0.01, 1.0), gene_ids
+        )
+    )
 
 
 def finetune_step_flops(config: IC2BertConfig, batch: int) -> float:
     flat = dataclasses.replace(config, scan_layers=False)
     update, _, optimizer = train._supervised_functions(flat, "all", 0)
-    params = jax.eval_shape(lambda: build_model(flat).init(jax.random.PRNGKey(0), jnp.zeros((1, config.n_genes), jnp.int32), True))
-    state = jax.eval_shape(lambda p: train.TrainingState(p, optimizer.init(p), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32)), params)
+    params = jax.eval_shape(
+        lambda: build_model(flat).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, config.n_genes), jnp.int32), True
+        )
+    )
+    state = jax.eval_shape(
+        lambda p: train.TrainingState(
+            p, optimizer.init(p), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32)
+        ),
+        params,
+    )
     tokens = jnp.zeros((batch, config.n_genes), jnp.int32)
     vector = jnp.ones(batch, jnp.float32)
     loss_args = (np.float32(0.6), np.float32(0.4), np.float32(2.0))
-    return xla_flops(update.lower(state, tokens, vector, vector, train.StepHyper(1e-4, 0.01, 1.0), loss_args))
+    return xla_flops(
+        update.lower(state, tokens, vector, vector, train.StepHyper(1e-4, 0.01, 1.0), loss_args)
+    )
 
 
-def pretrain_step(config: IC2BertConfig, batch: int, repeats: int, micro_batch: int) -> dict[str, float]:
+def pretrain_step(
+    config: IC2BertConfig, batch: int, repeats: int, micro_batch: int
+) -> dict[str, float]:
     """The real pretraining update (masking + forward + backward + clip/AdamW), donated state."""
     update, _, init, _ = train._mlm_functions(config, train.MaskingConfig(), micro_batch)
-    tokens = jnp.asarray(np.random.default_rng(1).integers(0, config.n_bins, size=(batch, config.n_genes)), jnp.int32)
+    tokens = jnp.asarray(
+        np.random.default_rng(1).integers(0, config.n_bins, size=(batch, config.n_genes)), jnp.int32
+    )
     weights = jnp.ones(batch, jnp.float32)
     hyper = train.StepHyper(1e-4, 0.01, 1.0)
     state = init(0, tokens)
@@ -114,15 +135,27 @@ def pretrain_step(config: IC2BertConfig, batch: int, repeats: int, micro_batch: 
 
     step()  # warm-up
     best, median = best_time(step, repeats)
-    return {"compile_s": compile_seconds, "step_s": best, "median_step_s": median, "flops": flops, "tokens_per_s": batch * config.n_genes / best}
+    return {
+        "compile_s": compile_seconds,
+        "step_s": best,
+        "median_step_s": median,
+        "flops": flops,
+        "tokens_per_s": batch * config.n_genes / best,
+    }
 
 
-def finetune_step(config: IC2BertConfig, batch: int, repeats: int, micro_batch: int) -> dict[str, float]:
+def finetune_step(
+    config: IC2BertConfig, batch: int, repeats: int, micro_batch: int
+) -> dict[str, float]:
     """The real supervised fine-tuning update (focal loss, all parameters trainable)."""
     update, _, optimizer = train._supervised_functions(config, "all", micro_batch)
     params = jax.tree_util.tree_map(jnp.asarray, train.init_params(config, 0))
-    state = train.TrainingState(params, optimizer.init(params), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32))
-    tokens = jnp.asarray(np.random.default_rng(2).integers(0, config.n_bins, size=(batch, config.n_genes)), jnp.int32)
+    state = train.TrainingState(
+        params, optimizer.init(params), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32)
+    )
+    tokens = jnp.asarray(
+        np.random.default_rng(2).integers(0, config.n_bins, size=(batch, config.n_genes)), jnp.int32
+    )
     labels = jnp.asarray(np.arange(batch) % 2, jnp.float32)
     weights = jnp.ones(batch, jnp.float32)
     hyper = train.StepHyper(1e-4, 0.01, 1.0)
@@ -138,17 +171,37 @@ def finetune_step(config: IC2BertConfig, batch: int, repeats: int, micro_batch: 
 
     step()
     best, _ = best_time(step, repeats)
-    return {"compile_s": compile_seconds, "step_s": best, "samples_per_s": batch / best, "flops": finetune_step_flops(config, batch)}
+    return {
+        "compile_s": compile_seconds,
+        "step_s": best,
+        "samples_per_s": batch / best,
+        "flops": finetune_step_flops(config, batch),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--genes", type=int, default=983, help="sequence length (983 = the paper's panel)")
-    parser.add_argument("--batch", type=int, default=32, help="pretraining batch (32 = the paper's)")
+    parser.add_argument(
+        "--genes", type=int, default=983, help="sequence length (983 = the paper's panel)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=32, help="pretraining batch (32 = the paper's)"
+    )
     parser.add_argument("--bins", type=int, default=4)
-    parser.add_argument("--finetune-batches", type=int, nargs="*", default=[8, 32], help="fine-tuning tier batch sizes")
+    parser.add_argument(
+        "--finetune-batches",
+        type=int,
+        nargs="*",
+        default=[8, 32],
+        help="fine-tuning tier batch sizes",
+    )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--micro-batch", type=int, default=train.PretrainConfig.micro_batch_size, help="gradient-accumulation micro-batch (0 = off)")
+    parser.add_argument(
+        "--micro-batch",
+        type=int,
+        default=train.PretrainConfig.micro_batch_size,
+        help="gradient-accumulation micro-batch (0 = off)",
+    )
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--variants", action="store_true", help="also time the design alternatives")
     parser.add_argument(
@@ -165,8 +218,12 @@ def main() -> None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     config = IC2BertConfig(n_genes=args.genes, n_bins=args.bins)
-    print(f"JAX {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; CPU flags: {cpu_flags()}")
-    print(f"load average before: {os.getloadavg()[0]:.2f}; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}")
+    print(
+        f"JAX {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; CPU flags: {cpu_flags()}"
+    )
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f}; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}"
+    )
     peak = peak_matmul_flops(args.matmul_size, max(args.repeats, 5))
     print(f"peak jnp.dot (float32 {args.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
 
@@ -196,13 +253,20 @@ def main() -> None:
             ("unrolled blocks (no layer_stack)", {"scan_layers": False}),
             ("bfloat16 matmuls", {"matmul_dtype": "bfloat16"}),
         ]:
-            variant = pretrain_step(dataclasses.replace(config, **change), args.batch, max(2, args.repeats // 2), args.micro_batch)
+            variant = pretrain_step(
+                dataclasses.replace(config, **change),
+                args.batch,
+                max(2, args.repeats // 2),
+                args.micro_batch,
+            )
             print(
                 f"  variant {name}: compile {variant['compile_s']:.1f} s, step {variant['step_s']:.3f} s, "
                 f"{variant['tokens_per_s']:,.0f} tokens/s, {variant['flops'] / variant['step_s'] / peak:.0%} of peak"
             )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f"peak resident memory: {peak_rss:,.0f} MiB; load average after: {os.getloadavg()[0]:.2f}")
+    print(
+        f"peak resident memory: {peak_rss:,.0f} MiB; load average after: {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

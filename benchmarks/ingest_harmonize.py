@@ -23,18 +23,33 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    data_dir = Path(os.environ.get("ICB_DATA_DIR") or PROJECT_ROOT / ".." / "shared" / "data").resolve()
+    data_dir = Path(
+        os.environ.get("ICB_DATA_DIR") or PROJECT_ROOT / ".." / "shared" / "data"
+    ).resolve()
     with tempfile.TemporaryDirectory(prefix="icb_bench_") as tmp:
         project = Path(tmp) / "project"
         project.mkdir()
         shutil.copy(PROJECT_ROOT / "pyproject.toml", project)
-        shutil.copytree(PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+        shutil.copytree(
+            PROJECT_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local")
+        )
         (project / "conf" / "local").mkdir(exist_ok=True)
         (project / "src").mkdir()
-        env = {**os.environ, "ICB_DATA_DIR": str(data_dir), "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+        env = {
+            **os.environ,
+            "ICB_DATA_DIR": str(data_dir),
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        }
         kedro = Path(sys.executable).with_name("kedro")
         started = time.perf_counter()
-        result = subprocess.run([str(kedro), "run", "--pipelines", "ingestion,harmonization"], cwd=project, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [str(kedro), "run", "--pipelines", "ingestion,harmonization"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(result.stdout[-3000:] + result.stderr[-3000:])
@@ -44,8 +59,12 @@ def main() -> None:
         table = pd.read_parquet(project / "data/03_primary/harmonized_expression.parquet")
         panels = pd.read_parquet(project / "data/03_primary/gene_panels.parquet")
         sizes = panels.panel.value_counts().to_dict()
-        print(f"cohorts {table['cohort'].nunique()}, samples {len(table)}, harmonized genes {table.shape[1] - 4}, panels {sizes}")
-        print(f"ingestion + harmonization: {wall:.1f} s wall (kedro start-up included), peak RSS {peak_gib:.2f} GiB, {os.cpu_count()} cores")
+        print(
+            f"cohorts {table['cohort'].nunique()}, samples {len(table)}, harmonized genes {table.shape[1] - 4}, panels {sizes}"
+        )
+        print(
+            f"ingestion + harmonization: {wall:.1f} s wall (kedro start-up included), peak RSS {peak_gib:.2f} GiB, {os.cpu_count()} cores"
+        )
         print("target: <= 60 s, <= 3 GiB")
 
 

@@ -48,7 +48,10 @@ def _files_using(names: set[str]) -> frozenset[str]:
 # so xdist 3.8's `--dist loadgroup` renaming of `item._nodeid` no longer takes effect and the
 # marked tests were spread over both workers (each building the whole project: found when
 # module fixtures showed up twice in `--durations`).
-GROUPS = {"real_data_project": _files_using(REAL_PROJECT_FIXTURES), "grid_dask": _files_using({"dask_client"})}
+GROUPS = {
+    "real_data_project": _files_using(REAL_PROJECT_FIXTURES),
+    "grid_dask": _files_using({"dask_client"}),
+}
 
 
 def work_unit(nodeid: str) -> str:
@@ -105,10 +108,24 @@ def make_project_copy(target: Path) -> Path:
     """A minimal Kedro project at ``target`` using this checkout's conf/ (package installed)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", target / "pyproject.toml")
-    shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"), dirs_exist_ok=True)
+    shutil.copytree(
+        PROJECT_ROOT / "conf",
+        target / "conf",
+        ignore=shutil.ignore_patterns("local"),
+        dirs_exist_ok=True,
+    )
     (target / "conf" / "local").mkdir(exist_ok=True)
     (target / "src").mkdir(exist_ok=True)  # bootstrap_project wants source_dir to exist
-    for layer in ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input", "06_models", "07_model_output", "08_reporting"):
+    for layer in (
+        "01_raw",
+        "02_intermediate",
+        "03_primary",
+        "04_feature",
+        "05_model_input",
+        "06_models",
+        "07_model_output",
+        "08_reporting",
+    ):
         (target / "data" / layer).mkdir(parents=True, exist_ok=True)
     return target
 
@@ -135,7 +152,9 @@ class KedroProject:
         finally:
             import mlflow
 
-            while mlflow.active_run() is not None:  # kedro-mlflow leaves its finished run on the stack
+            while (
+                mlflow.active_run() is not None
+            ):  # kedro-mlflow leaves its finished run on the stack
                 mlflow.end_run()
             from mlflow.tracking import fluent
 
@@ -192,7 +211,9 @@ class ModelFreeEnv:
         import sys
         import sysconfig
 
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True
+        )
         libraries = root / "libraries"
         libraries.mkdir()
         for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
@@ -205,12 +226,22 @@ class ModelFreeEnv:
         self.python = self.bin / "python"
         # The console script `mlflow models serve` starts (pip would have written it).
         launcher = self.bin / "uvicorn"
-        launcher.write_text(f"#!{self.python}\nimport sys\nfrom uvicorn.main import main\nsys.exit(main())\n")
+        launcher.write_text(
+            f"#!{self.python}\nimport sys\nfrom uvicorn.main import main\nsys.exit(main())\n"
+        )
         launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
 
     def environ(self, tracking_uri: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("MLFLOW_")}
-        env.update(PATH=f"{self.bin}{os.pathsep}{env.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_REGISTRY_URI=tracking_uri)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("MLFLOW_")
+        }
+        env.update(
+            PATH=f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
+            MLFLOW_TRACKING_URI=tracking_uri,
+            MLFLOW_REGISTRY_URI=tracking_uri,
+        )
         return env
 
     def run(self, script: str, *args: str, tracking_uri: str, cwd: Path):
@@ -218,7 +249,12 @@ class ModelFreeEnv:
         import subprocess
 
         done = subprocess.run(
-            [str(self.python), "-c", script, *args], cwd=cwd, env=self.environ(tracking_uri), capture_output=True, text=True, timeout=600
+            [str(self.python), "-c", script, *args],
+            cwd=cwd,
+            env=self.environ(tracking_uri),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stderr[-4000:]
         return done
@@ -228,6 +264,10 @@ class ModelFreeEnv:
 def model_free_env(tmp_path_factory) -> ModelFreeEnv:
     env = ModelFreeEnv(tmp_path_factory.mktemp("model_free_env"))
     probe = "import importlib.util as u; print(u.find_spec('icb_kedro'), u.find_spec('kedro'), u.find_spec('mlflow') is not None)"
-    done = env.run(probe, tracking_uri="sqlite:///unused.db", cwd=Path(tmp_path_factory.getbasetemp()))
-    assert done.stdout.split() == ["None", "None", "True"], done.stdout  # no project, no Kedro; MLflow there
+    done = env.run(
+        probe, tracking_uri="sqlite:///unused.db", cwd=Path(tmp_path_factory.getbasetemp())
+    )
+    assert done.stdout.split() == ["None", "None", "True"], (
+        done.stdout
+    )  # no project, no Kedro; MLflow there
     return env

@@ -61,12 +61,20 @@ def _atomic(base: type, name: str | None = None) -> type:
             raise
         finally:
             self._filepath, self._filepath_final = final, None
-        for stale in Path(str(final)).parent.glob(f".{Path(str(final)).name}{PARTIAL}*"):  # earlier crashes
+        for stale in Path(str(final)).parent.glob(
+            f".{Path(str(final)).name}{PARTIAL}*"
+        ):  # earlier crashes
             stale.unlink(missing_ok=True)
 
-    save.__doc__ = f"{base.__name__}.save, written to a temporary sibling and renamed over the target."
+    save.__doc__ = (
+        f"{base.__name__}.save, written to a temporary sibling and renamed over the target."
+    )
     name = name or base.__name__
-    return type(name, (base,), {"save": save, "__module__": __name__, "__qualname__": name, "__doc__": base.__doc__})
+    return type(
+        name,
+        (base,),
+        {"save": save, "__module__": __name__, "__qualname__": name, "__doc__": base.__doc__},
+    )
 
 
 ParquetDataset = _atomic(_ParquetDataset)
@@ -89,7 +97,6 @@ class _ImageFormatFromTarget(_ImageDataset):
 ImageDataset = _atomic(_ImageFormatFromTarget, "ImageDataset")
 
 
-
 class OptionalDataset(AbstractDataset[Any, Any]):
     """Load the wrapped dataset if it exists, else ``None``.
 
@@ -100,10 +107,17 @@ class OptionalDataset(AbstractDataset[Any, Any]):
     ``predictions_<model>`` tables are declared this way for the evaluation pipeline.
     """
 
-    def __init__(self, dataset: dict[str, Any] | str, writable: bool = False, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: dict[str, Any] | str,
+        writable: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         config = {"type": dataset} if isinstance(dataset, str) else deepcopy(dataset)
         if "type" not in config:
-            raise DatasetError(f"OptionalDataset needs a wrapped dataset with a 'type', got {dataset!r}")
+            raise DatasetError(
+                f"OptionalDataset needs a wrapped dataset with a 'type', got {dataset!r}"
+            )
         self._dataset = AbstractDataset.from_config("optional", config)
         self._writable = bool(writable)
         self.metadata = metadata
@@ -127,4 +141,13 @@ class OptionalDataset(AbstractDataset[Any, Any]):
         return {"dataset": self._dataset._describe()}
 
 
-__all__ = ["CSVDataset", "ImageDataset", "MatplotlibDataset", "OptionalDataset", "ParquetDataset", "PickleDataset", "TextDataset", "partial_path"]
+__all__ = [
+    "CSVDataset",
+    "ImageDataset",
+    "MatplotlibDataset",
+    "OptionalDataset",
+    "ParquetDataset",
+    "PickleDataset",
+    "TextDataset",
+    "partial_path",
+]

@@ -30,7 +30,9 @@ def is_fold_metrics_dataset(name: str) -> bool:
     return name.rsplit(".", 1)[-1].startswith("fold_metrics")
 
 
-def log_fold_runs(table: pd.DataFrame, dataset: str, parent_run_id: str, experiment_id: str) -> list[str]:
+def log_fold_runs(
+    table: pd.DataFrame, dataset: str, parent_run_id: str, experiment_id: str
+) -> list[str]:
     """Create one finished child run per row of a fold-metrics table; return their ids."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
@@ -76,7 +78,12 @@ class LodocvFoldRunsHook:
             return
         for name, table in tables.items():
             ids = log_fold_runs(table, name, parent.info.run_id, parent.info.experiment_id)
-            logger.info("Logged %d fold runs from %s under MLflow run %s", len(ids), name, parent.info.run_id)
+            logger.info(
+                "Logged %d fold runs from %s under MLflow run %s",
+                len(ids),
+                name,
+                parent.info.run_id,
+            )
 
 
 HOST_TAG, PID_TAG = "icb.host", "icb.pid"
@@ -106,14 +113,18 @@ def mark_orphaned_runs_killed(client: Any, host: str) -> list[str]:
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return killed
-    runs = client.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
+    runs = client.search_runs(
+        experiments, filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    )
     for run in runs:
         pid = run.data.tags.get(PID_TAG, "")
         if pid.isdigit() and not _process_alive(int(pid)):
             client.set_terminated(run.info.run_id, "KILLED")
             killed.append(run.info.run_id)
     if killed:
-        logger.warning("Marked %d MLflow run(s) of killed kedro runs as KILLED: %s", len(killed), killed)
+        logger.warning(
+            "Marked %d MLflow run(s) of killed kedro runs as KILLED: %s", len(killed), killed
+        )
     return killed
 
 
@@ -144,9 +155,23 @@ class OrphanedRunsHook:
 # catalog's save_args.registered_model_name; tests/test_hooks_registry.py checks they agree).
 IC2BERT_REGISTERED_SUFFIX = ".ic2bert_registered_model"
 REGISTERED_MODEL_TAGS = (
-    "held_out", "protocol", "trial", "readout_kind", "selection", "inner_val_score", "stage",
-    "input_transform", "n_genes", "pretrain_cohorts", "n_finetune_rows",
-    "family", "selection_auroc", "n_train", "training_cohorts", "best_params", "threshold",
+    "held_out",
+    "protocol",
+    "trial",
+    "readout_kind",
+    "selection",
+    "inner_val_score",
+    "stage",
+    "input_transform",
+    "n_genes",
+    "pretrain_cohorts",
+    "n_finetune_rows",
+    "family",
+    "selection_auroc",
+    "n_train",
+    "training_cohorts",
+    "best_params",
+    "threshold",
 )
 #: Cohort tables (``evaluation.summary.cohort_summary``) whose saving writes each IC2Bert
 #: champion's measured AUROC [CI]: IC2Bert's own, then the evaluation's (the last one wins).
@@ -179,19 +204,29 @@ def registration_description(name: str, metadata: dict[str, Any]) -> str:
     )
 
 
-def measured_auroc_tags(cohort_summary: pd.DataFrame, held_out: str, model: str = "ic2bert") -> dict[str, str]:
+def measured_auroc_tags(
+    cohort_summary: pd.DataFrame, held_out: str, model: str = "ic2bert"
+) -> dict[str, str]:
     """``auroc_<protocol>`` tags for one held-out cohort: mean over repeats [patient-bootstrap CI]."""
     tags = {}
     for protocol, tag in MEASURED_PROTOCOLS:
-        rows = cohort_summary[(cohort_summary["model"] == model) & (cohort_summary["protocol"] == protocol) & (cohort_summary["cohort"] == held_out)]
+        rows = cohort_summary[
+            (cohort_summary["model"] == model)
+            & (cohort_summary["protocol"] == protocol)
+            & (cohort_summary["cohort"] == held_out)
+        ]
         if rows.empty or pd.isna(rows["auroc_mean"].iloc[0]):
             continue
         row = rows.iloc[0]
-        tags[tag] = f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_repeats'])} repeat(s), {int(row['n_patients'])} patients"
+        tags[tag] = (
+            f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_repeats'])} repeat(s), {int(row['n_patients'])} patients"
+        )
     return tags
 
 
-def describe_champions(client: Any, cohort_summary: pd.DataFrame, model_names: dict[str, str]) -> int:
+def describe_champions(
+    client: Any, cohort_summary: pd.DataFrame, model_names: dict[str, str]
+) -> int:
     """Write the measured AUROC [CI] on the @champion of each ``held_out -> model name``.
 
     The numbers measure this recipe on the held-out cohort (``transfer``: the cohort's test
@@ -209,9 +244,15 @@ def describe_champions(client: Any, cohort_summary: pd.DataFrame, model_names: d
             continue
         for key, value in tags.items():
             client.set_model_version_tag(name, champion.version, key, value)
-        measured = "; ".join(f"{k.removeprefix('auroc_').replace('_', '-')} AUROC {v}" for k, v in tags.items())
+        measured = "; ".join(
+            f"{k.removeprefix('auroc_').replace('_', '-')} AUROC {v}" for k, v in tags.items()
+        )
         description = (champion.description or "").split("\nMeasured on ")[0]
-        client.update_model_version(name, champion.version, description=f"{description}\nMeasured on {held_out}: {measured}.")
+        client.update_model_version(
+            name,
+            champion.version,
+            description=f"{description}\nMeasured on {held_out}: {measured}.",
+        )
         described += 1
     return described
 
@@ -265,8 +306,14 @@ class RegistryAliasHook:
         client = mlflow.MlflowClient()
         version = promote_to_champion(client, name, tags)
         if version is not None:
-            client.update_model_version(name, version, description=metadata.get("description") or registration_description(name, metadata))
-            if self._measured is not None and "held_out" in metadata:  # the table came first in this run
+            client.update_model_version(
+                name,
+                version,
+                description=metadata.get("description") or registration_description(name, metadata),
+            )
+            if (
+                self._measured is not None and "held_out" in metadata
+            ):  # the table came first in this run
                 describe_champions(client, self._measured, {metadata["held_out"]: name})
         logger.info("Registered model %s version %s is @champion", name, version)
 
@@ -283,7 +330,11 @@ class RegistryAliasHook:
         try:
             described = describe_champions(mlflow.MlflowClient(), cohort_summary, names)
         except Exception as error:  # noqa: BLE001 - a registry that cannot be reached never fails the evaluation
-            logger.warning("Could not write the measured AUROC on the registered IC2Bert models: %s", error)
+            logger.warning(
+                "Could not write the measured AUROC on the registered IC2Bert models: %s", error
+            )
             return
         if described:
-            logger.info("Wrote the measured AUROC [CI] on %d registered IC2Bert champions", described)
+            logger.info(
+                "Wrote the measured AUROC [CI] on %d registered IC2Bert champions", described
+            )

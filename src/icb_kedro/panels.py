@@ -36,20 +36,31 @@ DEFAULT_PANELS: dict[str, dict[str, Any]] = {
 }
 
 
-def _requested_genes(spec: Mapping[str, Any], named_lists: Mapping[str, Sequence[str]], per_cohort: Mapping[str, set[str]], panel: str) -> list[str]:
+def _requested_genes(
+    spec: Mapping[str, Any],
+    named_lists: Mapping[str, Sequence[str]],
+    per_cohort: Mapping[str, set[str]],
+    panel: str,
+) -> list[str]:
     genes = spec.get("genes", "all")
     if isinstance(genes, str):
         if genes == "all":
             return sorted(set.union(*per_cohort.values()))
         if genes not in named_lists:
-            raise ValueError(f"harmonization.panels.{panel}.genes: unknown gene list {genes!r}; use one of {GENE_SOURCES} or a list")
+            raise ValueError(
+                f"harmonization.panels.{panel}.genes: unknown gene list {genes!r}; use one of {GENE_SOURCES} or a list"
+            )
         return list(named_lists[genes])
     if not isinstance(genes, Sequence) or not genes:
-        raise ValueError(f"harmonization.panels.{panel}.genes must be a gene-list name or a non-empty list, got {genes!r}")
+        raise ValueError(
+            f"harmonization.panels.{panel}.genes must be a gene-list name or a non-empty list, got {genes!r}"
+        )
     return [str(g) for g in genes]
 
 
-def _min_cohorts(spec: Mapping[str, Any], cohorts: Sequence[str], panel: str) -> tuple[int, set[str]]:
+def _min_cohorts(
+    spec: Mapping[str, Any], cohorts: Sequence[str], panel: str
+) -> tuple[int, set[str]]:
     """(minimum number of cohorts a gene must be in, cohorts exempt from the rule)."""
     present_in = spec.get("present_in", "all")
     n = len(cohorts)
@@ -57,20 +68,28 @@ def _min_cohorts(spec: Mapping[str, Any], cohorts: Sequence[str], panel: str) ->
         return n, set()
     if isinstance(present_in, int) and not isinstance(present_in, bool):
         if not 1 <= present_in <= n:
-            raise ValueError(f"harmonization.panels.{panel}.present_in: {present_in} is not between 1 and the {n} cohorts")
+            raise ValueError(
+                f"harmonization.panels.{panel}.present_in: {present_in} is not between 1 and the {n} cohorts"
+            )
         return present_in, set()
     if isinstance(present_in, Mapping):
-        present_in = {k: v for k, v in present_in.items() if v is not None}  # null: a base key switched off
+        present_in = {
+            k: v for k, v in present_in.items() if v is not None
+        }  # null: a base key switched off
         if set(present_in) == {"at_least"}:
             return _min_cohorts({"present_in": present_in["at_least"]}, cohorts, panel)
     if isinstance(present_in, Mapping) and set(present_in) == {"all_but"}:
         allowed = present_in["all_but"]
         if isinstance(allowed, int) and not isinstance(allowed, bool):
             if not 0 <= allowed < n:
-                raise ValueError(f"harmonization.panels.{panel}.present_in.all_but: {allowed} must be in [0, {n - 1}]")
+                raise ValueError(
+                    f"harmonization.panels.{panel}.present_in.all_but: {allowed} must be in [0, {n - 1}]"
+                )
             return n - allowed, set()
         if isinstance(allowed, Sequence) and not isinstance(allowed, str):
-            exempt = {str(c) for c in allowed} & set(cohorts)  # names not ingested: nothing to exempt
+            exempt = {str(c) for c in allowed} & set(
+                cohorts
+            )  # names not ingested: nothing to exempt
             return n - len(exempt), exempt
     raise ValueError(
         f"harmonization.panels.{panel}.present_in must be 'all', an integer, {{at_least: N}}, {{all_but: K}} or {{all_but: [cohorts]}}, got {present_in!r}"
@@ -78,7 +97,10 @@ def _min_cohorts(spec: Mapping[str, Any], cohorts: Sequence[str], panel: str) ->
 
 
 def select_panel(
-    spec: Mapping[str, Any], named_lists: Mapping[str, Sequence[str]], per_cohort: Mapping[str, set[str]], panel: str
+    spec: Mapping[str, Any],
+    named_lists: Mapping[str, Sequence[str]],
+    per_cohort: Mapping[str, set[str]],
+    panel: str,
 ) -> tuple[list[str], list[str]]:
     """(kept genes in the requested order, requested genes that were dropped by ``present_in``)."""
     requested = list(dict.fromkeys(_requested_genes(spec, named_lists, per_cohort, panel)))
@@ -93,7 +115,9 @@ def select_panel(
             ok = sum(gene in per_cohort[c] for c in cohorts) >= minimum
         (kept if ok else dropped).append(gene)
     if not kept:
-        raise ValueError(f"gene panel {panel!r} is empty: none of its {len(requested)} genes passes present_in={spec.get('present_in', 'all')!r}")
+        raise ValueError(
+            f"gene panel {panel!r} is empty: none of its {len(requested)} genes passes present_in={spec.get('present_in', 'all')!r}"
+        )
     return kept, dropped
 
 
@@ -109,7 +133,9 @@ def build_panels(
     """
     config = dict(panels_config or DEFAULT_PANELS)
     if "common" not in config:
-        raise ValueError("harmonization.panels must declare a 'common' panel (the baselines', signatures' and plots' default)")
+        raise ValueError(
+            "harmonization.panels must declare a 'common' panel (the baselines', signatures' and plots' default)"
+        )
     rows, coverage = [], []
     for panel, spec in config.items():
         kept, _ = select_panel(spec or {}, named_lists, per_cohort, panel)
@@ -136,11 +162,15 @@ def panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
     """The genes of ``panel`` in panel order; a clear error for an unknown or empty panel."""
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
-        raise ValueError(f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}")
+        raise ValueError(
+            f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}"
+        )
     return genes
 
 
-def missing_by_cohort(table: pd.DataFrame, genes: Sequence[str], cohort_column: str = "cohort") -> dict[str, list[str]]:
+def missing_by_cohort(
+    table: pd.DataFrame, genes: Sequence[str], cohort_column: str = "cohort"
+) -> dict[str, list[str]]:
     """Per cohort, the genes of ``genes`` that are NaN for every one of its samples (not measured)."""
     absent = table[list(genes)].isna().groupby(table[cohort_column]).all()
     return {cohort: [g for g, flag in row.items() if flag] for cohort, row in absent.iterrows()}

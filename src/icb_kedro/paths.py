@@ -44,7 +44,9 @@ def discover_cohorts(directory: str | os.PathLike | None = None) -> list[str]:
     if wanted:
         missing = sorted(set(wanted) - set(found))
         if missing:
-            raise ValueError(f"ICB_COHORTS names cohorts with no expression file in {folder}: {missing}")
+            raise ValueError(
+                f"ICB_COHORTS names cohorts with no expression file in {folder}: {missing}"
+            )
         found = [c for c in found if c in wanted]
     return found
 

@@ -66,7 +66,16 @@ SCHEMES: tuple[str, ...] = (SCHEME_KFOLD, SCHEME_HOLDOUT)
 # cohort whatever K and the number of repeats are (K-fold trials: repeat * K + fold).
 PAPER_TRIAL_OFFSET = 1000
 
-FOLD_COLUMNS: tuple[str, ...] = ("held_out", "scheme", "repeat", "trial", "seed", COHORT, SAMPLE_KEY, "role")
+FOLD_COLUMNS: tuple[str, ...] = (
+    "held_out",
+    "scheme",
+    "repeat",
+    "trial",
+    "seed",
+    COHORT,
+    SAMPLE_KEY,
+    "role",
+)
 
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "model",
@@ -100,7 +109,14 @@ FOLD_METRIC_COLUMNS: tuple[str, ...] = (
     *METRICS,
 )
 
-PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within", "transfer_paper", "amu_holdout", "amu_holdout_leaky")
+PROTOCOLS: tuple[str, ...] = (
+    "transfer",
+    "loco",
+    "within",
+    "transfer_paper",
+    "amu_holdout",
+    "amu_holdout_leaky",
+)
 
 
 # Gene panels (table ``gene_panels``: columns ``panel, gene``; genes present in every cohort).
@@ -155,5 +171,12 @@ def prediction_frame(
 
 def empty_predictions() -> pd.DataFrame:
     """A typed ``PREDICTION_COLUMNS`` table with no rows."""
-    dtypes = {"repeat": "int64", "trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"}
+    dtypes = {
+        "repeat": "int64",
+        "trial": "int64",
+        "y_true": "int8",
+        "y_prob": "float64",
+        "n_train": "int64",
+        "threshold": "float64",
+    }
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in PREDICTION_COLUMNS})

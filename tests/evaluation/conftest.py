@@ -16,7 +16,10 @@ N_SPLITS, N_REPEATS, N_PAPER = 3, 2, 2
 
 
 def build_folds(
-    cohorts: dict[str, tuple[int, int, int]] = COHORTS, n_repeats: int = N_REPEATS, n_splits: int = N_SPLITS, n_paper: int = N_PAPER
+    cohorts: dict[str, tuple[int, int, int]] = COHORTS,
+    n_repeats: int = N_REPEATS,
+    n_splits: int = N_SPLITS,
+    n_paper: int = N_PAPER,
 ) -> pd.DataFrame:
     """A folds table made by the folds pipeline's own node from a synthetic sample table
     (keys ``<cohort>:R<i>`` responders, ``:N<i>`` non-responders, ``:U<i>`` unlabelled)."""
@@ -25,13 +28,22 @@ def build_folds(
         rows += [(cohort, f"{cohort}:R{i}", 1) for i in range(n_pos)]
         rows += [(cohort, f"{cohort}:N{i}", 0) for i in range(n_neg)]
         rows += [(cohort, f"{cohort}:U{i}", None) for i in range(n_unl)]
-    samples = pd.DataFrame(rows, columns=["cohort", "sample_key", "label"]).astype({"label": "Int8"})
-    params = {"base_seed": 1001, "kfold": {"n_splits": n_splits, "n_repeats": n_repeats}, "paper": {"n_trials": n_paper, "test_size": 0.34}}
+    samples = pd.DataFrame(rows, columns=["cohort", "sample_key", "label"]).astype(
+        {"label": "Int8"}
+    )
+    params = {
+        "base_seed": 1001,
+        "kfold": {"n_splits": n_splits, "n_repeats": n_repeats},
+        "paper": {"n_trials": n_paper, "test_size": 0.34},
+    }
     return combine_folds(*(make_lodocv_folds(samples, cohort, params) for cohort in cohorts))
 
 
 def build_predictions(
-    folds: pd.DataFrame, strengths: dict[str, float], protocols=("transfer", "loco", "within"), seed: int = 0
+    folds: pd.DataFrame,
+    strengths: dict[str, float],
+    protocols=("transfer", "loco", "within"),
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Predictions of models whose score is strength * label + noise (0 = random model)."""
     rng = np.random.default_rng(seed)

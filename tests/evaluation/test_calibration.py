@@ -28,9 +28,15 @@ def _simulated(n: int = 4000, sharpen: float = 1.0, seed: int = 0) -> tuple[np.n
 def test_the_decomposition_adds_up_to_the_brier_score_exactly() -> None:
     y, p = _simulated()
     parts = brier_decomposition(y, p, n_bins=10)
-    rebuilt = parts["reliability"] - parts["resolution"] + parts["uncertainty"] + parts["within_bin"]
-    assert parts["brier"] == pytest.approx(np.mean((p - y) ** 2)) and rebuilt == pytest.approx(parts["brier"], abs=1e-12)
-    assert parts["n_bins"] == 10 and parts["uncertainty"] == pytest.approx(y.mean() * (1 - y.mean()))
+    rebuilt = (
+        parts["reliability"] - parts["resolution"] + parts["uncertainty"] + parts["within_bin"]
+    )
+    assert parts["brier"] == pytest.approx(np.mean((p - y) ** 2)) and rebuilt == pytest.approx(
+        parts["brier"], abs=1e-12
+    )
+    assert parts["n_bins"] == 10 and parts["uncertainty"] == pytest.approx(
+        y.mean() * (1 - y.mean())
+    )
 
 
 def test_textbook_cases() -> None:
@@ -43,7 +49,11 @@ def test_textbook_cases() -> None:
     # observed rates 0.2 / 0.6, so reliability 0; resolution = (0.2-0.4)^2/2 + (0.6-0.4)^2/2 = 0.04.
     y = np.array([1, 0, 0, 0, 0, 1, 1, 1, 0, 0], float)
     two = brier_decomposition(y, np.array([0.2] * 5 + [0.6] * 5), n_bins=2)
-    assert two["n_bins"] == 2 and two["reliability"] == pytest.approx(0) and two["resolution"] == pytest.approx(0.04)
+    assert (
+        two["n_bins"] == 2
+        and two["reliability"] == pytest.approx(0)
+        and two["resolution"] == pytest.approx(0.04)
+    )
     assert two["within_bin"] == pytest.approx(0) and two["brier"] == pytest.approx(0.24 - 0.04)
 
 
@@ -52,7 +62,9 @@ def test_the_calibration_slope_sees_overconfident_predictions() -> None:
     assert calibration_slope(y, p)[1] == pytest.approx(1.0, abs=0.1)  # calibrated
     y, p = _simulated(sharpen=2.0)
     assert calibration_slope(y, p)[1] == pytest.approx(0.5, abs=0.06)  # logits twice too large
-    assert np.isnan(calibration_slope(np.ones(20), np.linspace(0.1, 0.9, 20))[1])  # one class: not estimable
+    assert np.isnan(
+        calibration_slope(np.ones(20), np.linspace(0.1, 0.9, 20))[1]
+    )  # one class: not estimable
 
 
 def test_platt_scaling_undoes_overconfidence_and_never_invents_a_map() -> None:
@@ -80,15 +92,35 @@ def test_quantile_bins_are_equal_count_and_ties_share_a_bin() -> None:
 def test_tables_per_model_protocol_and_cohort() -> None:
     y, p = _simulated(n=600)
     predictions = pd.DataFrame(
-        {"model": "m", "protocol": "loco", "cohort": np.repeat(["A", "B", "C"], 200), "y_true": y.astype(int), "y_prob": p}
+        {
+            "model": "m",
+            "protocol": "loco",
+            "cohort": np.repeat(["A", "B", "C"], 200),
+            "y_true": y.astype(int),
+            "y_prob": p,
+        }
     )
-    predictions.loc[predictions["cohort"] == "C", "y_true"] = 0  # a one-class cohort: reported, slope NaN
+    predictions.loc[predictions["cohort"] == "C", "y_true"] = (
+        0  # a one-class cohort: reported, slope NaN
+    )
     table = calibration_table(predictions, n_bins=5)
-    assert table["scope"].tolist() == [POOLED, "A", "B", "C"] and table["n"].tolist() == [600, 200, 200, 200]
+    assert table["scope"].tolist() == [POOLED, "A", "B", "C"] and table["n"].tolist() == [
+        600,
+        200,
+        200,
+        200,
+    ]
     assert np.isnan(table.loc[table["scope"] == "C", "calibration_slope"]).all()
-    assert (table["brier"] - (table["reliability"] - table["resolution"] + table["uncertainty"] + table["within_bin"])).abs().max() < 1e-12
+    assert (
+        table["brier"]
+        - (table["reliability"] - table["resolution"] + table["uncertainty"] + table["within_bin"])
+    ).abs().max() < 1e-12
     curves = reliability_curves(predictions, n_bins=5)
-    assert len(curves) == 5 and curves["n"].sum() == 600 and curves["mean_prob"].is_monotonic_increasing
+    assert (
+        len(curves) == 5
+        and curves["n"].sum() == 600
+        and curves["mean_prob"].is_monotonic_increasing
+    )
 
 
 def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() -> None:
@@ -97,13 +129,30 @@ def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() 
     y, p = _simulated(n=400)
     predictions = pd.DataFrame(
         {
-            "sample_key": [f"A:{i}" for i in range(400)], "cohort": "A", "model": "m", "protocol": "loco", "repeat": 0, "trial": 0,
-            "y_true": y.astype(int), "y_prob": p, "y_pred": (p > 0.5).astype(int), "n_train": 100, "threshold": 0.5,
+            "sample_key": [f"A:{i}" for i in range(400)],
+            "cohort": "A",
+            "model": "m",
+            "protocol": "loco",
+            "repeat": 0,
+            "trial": 0,
+            "y_true": y.astype(int),
+            "y_prob": p,
+            "y_pred": (p > 0.5).astype(int),
+            "n_train": 100,
+            "threshold": 0.5,
         }
     )
-    section = _section_calibration(StudyInputs(predictions=predictions, calibration=calibration_table(predictions, n_bins=5)))
+    section = _section_calibration(
+        StudyInputs(predictions=predictions, calibration=calibration_table(predictions, n_bins=5))
+    )
     html = render_report("t", [section])
-    assert "over 5 quantile bins" in html  # the table's bin count, not a number written into the text
-    assert "Calibration slope" in html and html.count("<img") == 1 and "Calibration per model and protocol" in html
+    assert (
+        "over 5 quantile bins" in html
+    )  # the table's bin count, not a number written into the text
+    assert (
+        "Calibration slope" in html
+        and html.count("<img") == 1
+        and "Calibration per model and protocol" in html
+    )
     empty = render_report("t", [_section_calibration(StudyInputs())])
     assert "not run" in empty.lower() and "results_calibration" in empty

@@ -6,14 +6,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icb_kedro.evaluation.meta_analysis import META_COLUMNS, auroc_meta_analysis, hanley_mcneil_variance, random_effects
+from icb_kedro.evaluation.meta_analysis import (
+    META_COLUMNS,
+    auroc_meta_analysis,
+    hanley_mcneil_variance,
+    random_effects,
+)
 
 # BCG vaccine trials (Colditz et al. 1994; metafor's dat.bcg): tpos, tneg, cpos, cneg.
-BCG = np.array([
-    [4, 119, 11, 128], [6, 300, 29, 274], [3, 228, 11, 209], [62, 13536, 248, 12619], [33, 5036, 47, 5761],
-    [180, 1361, 372, 1079], [8, 2537, 10, 619], [505, 87886, 499, 87892], [29, 7470, 45, 7232],
-    [17, 1699, 65, 1600], [186, 50448, 141, 27197], [5, 2493, 3, 2338], [27, 16886, 29, 17825],
-], float)
+BCG = np.array(
+    [
+        [4, 119, 11, 128],
+        [6, 300, 29, 274],
+        [3, 228, 11, 209],
+        [62, 13536, 248, 12619],
+        [33, 5036, 47, 5761],
+        [180, 1361, 372, 1079],
+        [8, 2537, 10, 619],
+        [505, 87886, 499, 87892],
+        [29, 7470, 45, 7232],
+        [17, 1699, 65, 1600],
+        [186, 50448, 141, 27197],
+        [5, 2493, 3, 2338],
+        [27, 16886, 29, 17825],
+    ],
+    float,
+)
 
 
 def test_dersimonian_laird_reproduces_metafor_on_the_bcg_trials():
@@ -38,17 +56,31 @@ def test_hanley_mcneil_floor_is_positive_for_a_perfect_split():
     assert hanley_mcneil_variance(0.0, 4, 4) == pytest.approx(hanley_mcneil_variance(1.0, 4, 4))
 
 
-def _predictions(rng, cohorts: dict[str, tuple[int, float]], models=("good", "chance")) -> pd.DataFrame:
+def _predictions(
+    rng, cohorts: dict[str, tuple[int, float]], models=("good", "chance")
+) -> pd.DataFrame:
     rows = []
     for model in models:
         for cohort, (n, shift) in cohorts.items():
             for trial in range(2):
                 y = np.array([0, 1] * (n // 2))
                 score = rng.normal(size=n) + (shift if model == "good" else 0.0) * y
-                rows.append(pd.DataFrame({
-                    "model": model, "protocol": "transfer", "cohort": cohort, "repeat": trial, "trial": trial, "sample_key": [f"{cohort}:{i}" for i in range(n)],
-                    "y_true": y, "y_prob": 1 / (1 + np.exp(-score)), "threshold": 0.5, "n_train": 50,
-                }))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "model": model,
+                            "protocol": "transfer",
+                            "cohort": cohort,
+                            "repeat": trial,
+                            "trial": trial,
+                            "sample_key": [f"{cohort}:{i}" for i in range(n)],
+                            "y_true": y,
+                            "y_prob": 1 / (1 + np.exp(-score)),
+                            "threshold": 0.5,
+                            "n_train": 50,
+                        }
+                    )
+                )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -57,12 +89,19 @@ def test_auroc_meta_analysis_pools_cohorts_and_names_the_ones_not_estimable():
     predictions = _predictions(rng, {"A": (60, 1.5), "B": (40, 1.5), "C": (20, 1.5)})
     # Cohort D: every test row a responder - its AUROC is undefined.
     one_class = _predictions(rng, {"D": (10, 1.0)}).assign(y_true=1)
-    table = auroc_meta_analysis(pd.concat([predictions, one_class], ignore_index=True), {"n_boot": 200, "seed": 0})
+    table = auroc_meta_analysis(
+        pd.concat([predictions, one_class], ignore_index=True), {"n_boot": 200, "seed": 0}
+    )
     assert list(table.columns) == list(META_COLUMNS)
     good = table.set_index("model").loc["good"]
     assert good["k"] == 3 and good["not_estimable"] == "D"
-    assert 0.7 < good["pooled_auroc"] < 0.95 and good["ci_low"] < good["pooled_auroc"] < good["ci_high"]
+    assert (
+        0.7 < good["pooled_auroc"] < 0.95
+        and good["ci_low"] < good["pooled_auroc"] < good["ci_high"]
+    )
     chance = table.set_index("model").loc["chance"]
     assert chance["ci_low"] < 0.5 < chance["ci_high"] + 0.05
-    again = auroc_meta_analysis(pd.concat([predictions, one_class], ignore_index=True), {"n_boot": 200, "seed": 0})
+    again = auroc_meta_analysis(
+        pd.concat([predictions, one_class], ignore_index=True), {"n_boot": 200, "seed": 0}
+    )
     pd.testing.assert_frame_equal(table, again)  # same seed, same numbers

@@ -18,7 +18,11 @@ FIXED_CASES = [
     ([1, 0, 1, 0, 1, 0, 0, 0, 1, 0], [0.5, 0.5, 0.5, 0.2, 0.7, 0.7, 0.1, 0.3, 0.9, 0.5], 0.5),
     ([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], 0.3),
     ([0, 1, 0, 1, 1], [0.9, 0.1, 0.8, 0.2, 0.3], 0.25),
-    ([1, 0, 0, 0, 0, 0], [0.6, 0.4, 0.4, 0.2, 0.0, 1.0], 0.95),  # predicts one positive: a false one
+    (
+        [1, 0, 0, 0, 0, 0],
+        [0.6, 0.4, 0.4, 0.2, 0.0, 1.0],
+        0.95,
+    ),  # predicts one positive: a false one
 ]
 
 
@@ -52,14 +56,18 @@ def test_auroc_and_ap_equal_sklearn_on_random_tied_scores():
         y[:2] = [0, 1]
         p = np.round(rng.random(n), 1)  # coarse scores: many ties
         assert auroc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
-        assert average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+        assert average_precision(y, p) == pytest.approx(
+            skm.average_precision_score(y, p), abs=1e-12
+        )
 
 
 def test_known_values():
     # 2 responders x 2 non-responders, one discordant pair -> AUROC 3/4.
     assert auroc(np.array([1, 1, 0, 0]), np.array([0.9, 0.3, 0.5, 0.1])) == 0.75
     # AP: ranks R, N, R -> precision 1 at recall 1/2, 2/3 at recall 1.
-    assert average_precision(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert average_precision(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])) == pytest.approx(
+        0.5 + 0.5 * 2 / 3
+    )
 
 
 @pytest.mark.parametrize("label", [0, 1])

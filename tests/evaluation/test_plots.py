@@ -51,5 +51,8 @@ def test_overall_plot_with_many_models_puts_legend_outside(predictions, tmp_path
     figure = plot_roc_pr_curves(many, "loco")
     ax = figure.axes[1]
     legend = ax.get_legend()
-    assert legend is not None and legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted()).x0 > 1
+    assert (
+        legend is not None
+        and legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted()).x0 > 1
+    )
     assert_saves_png(figure, tmp_path / "many.png")

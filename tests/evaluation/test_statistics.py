@@ -51,7 +51,9 @@ def test_fast_delong_equals_structural_components_definition():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 45)
     base = rng.normal(size=45) + y
-    scores = np.vstack([np.round(base, 1), np.round(base + rng.normal(size=45), 1), rng.integers(0, 3, 45)])  # ties
+    scores = np.vstack(
+        [np.round(base, 1), np.round(base + rng.normal(size=45), 1), rng.integers(0, 3, 45)]
+    )  # ties
     aucs, cov = delong_covariance(y, scores)
     expected_aucs, expected_cov = slow_delong_covariance(y, scores)
     np.testing.assert_allclose(aucs, expected_aucs, atol=1e-12)
@@ -81,14 +83,23 @@ def test_delong_over_one_trial_is_plain_delong_and_duplicated_trials_add_no_evid
     one = delong_test_over_trials(y, a, b, np.zeros(30), np.arange(30))
     assert one.se == pytest.approx(plain.se) and one.p == pytest.approx(plain.p)
     # The same test set scored identically in two trials is the same evidence, not twice as much.
-    twice = delong_test_over_trials(np.r_[y, y], np.r_[a, a], np.r_[b, b], np.repeat([0, 1], 30), np.r_[np.arange(30), np.arange(30)])
+    twice = delong_test_over_trials(
+        np.r_[y, y],
+        np.r_[a, a],
+        np.r_[b, b],
+        np.repeat([0, 1], 30),
+        np.r_[np.arange(30), np.arange(30)],
+    )
     assert twice.diff == pytest.approx(plain.diff) and twice.se == pytest.approx(plain.se)
 
 
 def overlapping_trials_dataset(rng, splits, y, n_trials):
     """Per-trial scores of two equally good models (null) and of one model, on overlapping splits."""
     latent = rng.normal(size=len(y)) + y
-    rows = [(t, idx, latent[idx] + rng.normal(size=len(idx)), latent[idx] + rng.normal(size=len(idx))) for t, idx in enumerate(splits[:n_trials])]
+    rows = [
+        (t, idx, latent[idx] + rng.normal(size=len(idx)), latent[idx] + rng.normal(size=len(idx)))
+        for t, idx in enumerate(splits[:n_trials])
+    ]
     trial = np.concatenate([np.full(len(idx), t) for t, idx, _, _ in rows])
     keys = np.concatenate([idx for _, idx, _, _ in rows])
     a = np.concatenate([sa for *_, sa, _ in rows])
@@ -101,22 +112,31 @@ def test_delong_over_overlapping_trials_matches_monte_carlo_variance_and_level()
     n_pos, n_neg = 15, 25
     y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
     # 10 stratified 20% test splits of one cohort: each patient is tested ~2 times.
-    splits = [np.r_[rng.choice(n_pos, 3, replace=False), n_pos + rng.choice(n_neg, 5, replace=False)] for _ in range(10)]
+    splits = [
+        np.r_[rng.choice(n_pos, 3, replace=False), n_pos + rng.choice(n_neg, 5, replace=False)]
+        for _ in range(10)
+    ]
     diffs, variances, p_values = [], [], []
     for _ in range(300):
-        labels, a, b, trial, keys = overlapping_trials_dataset(rng, splits, y, 10)  # a, b equally good: null
+        labels, a, b, trial, keys = overlapping_trials_dataset(
+            rng, splits, y, 10
+        )  # a, b equally good: null
         result = delong_test_over_trials(labels, a, b, trial, keys)
         diffs.append(result.diff)
         variances.append(result.se**2)
         p_values.append(result.p)
-    assert 0.9 < np.mean(variances) / np.var(diffs) < 1.4  # slightly conservative, never anti-conservative
+    assert (
+        0.9 < np.mean(variances) / np.var(diffs) < 1.4
+    )  # slightly conservative, never anti-conservative
     assert np.mean(np.array(p_values) < 0.05) <= 0.08
 
 
 def test_delong_over_trials_needs_two_per_class_per_trial():
     y = np.array([1, 0, 0, 1, 0, 0])  # each trial tests one responder
     a = np.array([0.9, 0.1, 0.2, 0.8, 0.3, 0.4])
-    result = delong_test_over_trials(y, a, a[::-1].copy(), [0, 0, 0, 1, 1, 1], ["r1", "n1", "n2", "r2", "n1", "n3"])
+    result = delong_test_over_trials(
+        y, a, a[::-1].copy(), [0, 0, 0, 1, 1, 1], ["r1", "n1", "n2", "r2", "n1", "n3"]
+    )
     assert np.isfinite(result.diff) and np.isnan(result.se) and np.isnan(result.p)
 
 
@@ -139,14 +159,21 @@ def test_patient_bootstrap_over_overlapping_trials_covers_truth_and_is_wider_tha
     rng = np.random.default_rng(5)
     n_pos, n_neg = 15, 25
     y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
-    splits = [np.r_[rng.choice(n_pos, 3, replace=False), n_pos + rng.choice(n_neg, 5, replace=False)] for _ in range(10)]
+    splits = [
+        np.r_[rng.choice(n_pos, 3, replace=False), n_pos + rng.choice(n_neg, 5, replace=False)]
+        for _ in range(10)
+    ]
     truth = norm.cdf(1.0 / np.sqrt(2 * 2.0))  # latent N(y, 1) + noise N(0, 1): shift 1, variance 2
     covered, ratios = [], []
     for sim in range(60):
         labels, a, _, trial, keys = overlapping_trials_dataset(rng, splits, y, 10)
         patient = bootstrap_mean_auroc_ci(labels, norm.cdf(a), trial, keys, n_boot=300, seed=sim)
-        per_trial = bootstrap_mean_auroc_ci(labels, norm.cdf(a), trial, keys, n_boot=300, seed=sim, resample="trial")
-        assert patient.estimate == pytest.approx(np.mean([roc_auc_score(labels[trial == t], a[trial == t]) for t in range(10)]))
+        per_trial = bootstrap_mean_auroc_ci(
+            labels, norm.cdf(a), trial, keys, n_boot=300, seed=sim, resample="trial"
+        )
+        assert patient.estimate == pytest.approx(
+            np.mean([roc_auc_score(labels[trial == t], a[trial == t]) for t in range(10)])
+        )
         covered.append(patient.ci_low <= truth <= patient.ci_high)
         ratios.append((patient.ci_high - patient.ci_low) / (per_trial.ci_high - per_trial.ci_low))
     assert np.mean(covered) >= 0.82
@@ -158,15 +185,21 @@ def test_bootstrap_is_stratified_and_deterministic():
     score = np.array([0.6, 0.1, 0.7, 0.3, 0.2])
     replicates = bootstrap_auroc_replicates(y, score, n_boot=200, seed=11)
     assert replicates.shape == (200,) and np.isfinite(replicates).all()
-    np.testing.assert_array_equal(replicates, bootstrap_auroc_replicates(y, score, n_boot=200, seed=11))
+    np.testing.assert_array_equal(
+        replicates, bootstrap_auroc_replicates(y, score, n_boot=200, seed=11)
+    )
     assert not np.array_equal(replicates, bootstrap_auroc_replicates(y, score, n_boot=200, seed=12))
 
 
 def test_bootstrap_input_errors():
     with pytest.raises(ValueError, match="different labels"):
-        bootstrap_auroc_replicates([1, 0, 0], [0.2, 0.3, 0.4], trials=[0, 0, 1], patient_keys=["a", "b", "a"])
+        bootstrap_auroc_replicates(
+            [1, 0, 0], [0.2, 0.3, 0.4], trials=[0, 0, 1], patient_keys=["a", "b", "a"]
+        )
     with pytest.raises(ValueError, match="more than once"):
-        bootstrap_auroc_replicates([1, 0, 1], [0.2, 0.3, 0.4], trials=[0, 0, 0], patient_keys=["a", "b", "a"])
+        bootstrap_auroc_replicates(
+            [1, 0, 1], [0.2, 0.3, 0.4], trials=[0, 0, 0], patient_keys=["a", "b", "a"]
+        )
     with pytest.raises(ValueError, match="resample"):
         bootstrap_auroc_replicates([1, 0], [0.2, 0.3], resample="cohort")
 
@@ -205,6 +238,8 @@ def test_bh_adjust():
 
 
 def test_pooled_mean_ci_keeps_cohorts_fixed():
-    replicates = np.array([np.linspace(0.5, 0.7, 101), np.full(101, 0.9)])  # cohort 2 has no uncertainty
+    replicates = np.array(
+        [np.linspace(0.5, 0.7, 101), np.full(101, 0.9)]
+    )  # cohort 2 has no uncertainty
     low, high = pooled_mean_ci(replicates, level=0.9)
     assert low == pytest.approx((0.51 + 0.9) / 2) and high == pytest.approx((0.69 + 0.9) / 2)

@@ -70,7 +70,12 @@ def make_settings(grid_workdir: Path, tracking_uri: str):
         base = {"name": name, "workdir": str(grid_workdir), "cohorts": HELD_OUT}
         # load_settings reads both: the shared data, and a tracking store that is never the
         # project's mlflow.db. Set only while loading; the settings carry them from then on.
-        with _environ({"ICB_DATA_DIR": os.environ.get("ICB_DATA_DIR") or str(shared_data_path()), "MLFLOW_TRACKING_URI": tracking_uri}):
+        with _environ(
+            {
+                "ICB_DATA_DIR": os.environ.get("ICB_DATA_DIR") or str(shared_data_path()),
+                "MLFLOW_TRACKING_URI": tracking_uri,
+            }
+        ):
             return load_settings(PROJECT_ROOT, env=env, overrides=deep_merge(base, overrides or {}))
 
     return _make
@@ -83,7 +88,13 @@ def dask_client(payloads) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 3}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
     client = Client(cluster)
     yield client
     client.close()

@@ -38,8 +38,13 @@ IC2BERT_LIKE = {
                     "after": "pretrain",
                     "pipelines": ["ic2bert_finetune"],
                     "namespaces": ["{namespace}"],
-                    "runtime_params": {"tokenization.n_bins": "{n_bins}", "ic2bert": {"tag": "h={held_out}/t={trial}"}},
-                    "slice_inputs": {"lodocv_folds": {"held_out": "{held_out}", "trial": "{trial}"}},
+                    "runtime_params": {
+                        "tokenization.n_bins": "{n_bins}",
+                        "ic2bert": {"tag": "h={held_out}/t={trial}"},
+                    },
+                    "slice_inputs": {
+                        "lodocv_folds": {"held_out": "{held_out}", "trial": "{trial}"}
+                    },
                     "results": {"fold_metrics": "{namespace}.fold_metrics_ic2bert"},
                 },
             }
@@ -57,7 +62,10 @@ def test_grid_expands_axes_into_cells_with_stable_ids_and_dependencies():
     assert (cell.held_out, cell.n_bins, cell.trial) == ("Melanoma_PD1_Hugo2016", 8, 1)
     assert cell.depends_on == (PREPARE_ID, "ic2bert.pretrain.Melanoma_PD1_Hugo2016.nb8")
     # Templates: an exact placeholder keeps its type, dotted keys nest, strings format.
-    assert cell.runtime_params == {"tokenization": {"n_bins": 8}, "ic2bert": {"tag": "h=Melanoma_PD1_Hugo2016/t=1"}}
+    assert cell.runtime_params == {
+        "tokenization": {"n_bins": 8},
+        "ic2bert": {"tag": "h=Melanoma_PD1_Hugo2016/t=1"},
+    }
     assert cell.slice_inputs == {"lodocv_folds": {"held_out": "Melanoma_PD1_Hugo2016", "trial": 1}}
     assert cell.selection == {"namespaces": ["fold_Melanoma_PD1_Hugo2016"]}
     assert cell.results == {"fold_metrics": "fold_Melanoma_PD1_Hugo2016.fold_metrics_ic2bert"}
@@ -83,19 +91,44 @@ def test_the_papers_grid_is_910_finetune_cells_over_91_pretrainings():
     config["n_bins"] = [2, 4, 8, 16, 32, 64, 128]
     grid = build_grid(config, [f"cohort_{i:02d}" for i in range(13)], list(range(10)))
     stages = [c.stage for c in grid.cells]
-    assert (stages.count("finetune"), stages.count("pretrain"), stages.count(PREPARE_ID)) == (910, 91, 1)
+    assert (stages.count("finetune"), stages.count("pretrain"), stages.count(PREPARE_ID)) == (
+        910,
+        91,
+        1,
+    )
     assert len(set(grid.ids)) == len(grid)
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(axes=["held_out", "fold"]), "unknown axes"),
-        (lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(after="nope"), "not an earlier stage"),
-        (lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(axes=["held_out", "trial"]), "spans axes"),
-        (lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(pipline=["x"]), "unknown keys"),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(
+                axes=["held_out", "fold"]
+            ),
+            "unknown axes",
+        ),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(after="nope"),
+            "not an earlier stage",
+        ),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(
+                axes=["held_out", "trial"]
+            ),
+            "spans axes",
+        ),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(pipline=["x"]),
+            "unknown keys",
+        ),
         (lambda c: c["models"]["ic2bert"]["stages"]["pretrain"].update(pipelines=[]), "pipelines"),
-        (lambda c: c["models"]["ic2bert"]["stages"]["pretrain"].update(runtime_params={"x": "{trial}"}), "uses 'trial'"),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["pretrain"].update(
+                runtime_params={"x": "{trial}"}
+            ),
+            "uses 'trial'",
+        ),
         (lambda c: c.update(n_bins=[]), "no n_bins values"),
         (lambda c: c["models"]["ic2bert"].update(enabled=False), "no enabled model"),
     ],
@@ -115,7 +148,11 @@ def test_no_cohorts_is_an_error():
 def test_select_cells_keeps_what_the_selection_depends_on():
     grid = build_grid(IC2BERT_LIKE, COHORTS, [0, 1])
     sub = select_cells(grid, ["*Hugo*.nb4.t1"])
-    assert sub.ids == [PREPARE_ID, "ic2bert.pretrain.Melanoma_PD1_Hugo2016.nb4", "ic2bert.finetune.Melanoma_PD1_Hugo2016.nb4.t1"]
+    assert sub.ids == [
+        PREPARE_ID,
+        "ic2bert.pretrain.Melanoma_PD1_Hugo2016.nb4",
+        "ic2bert.finetune.Melanoma_PD1_Hugo2016.nb4.t1",
+    ]
     with pytest.raises(ValueError, match="no cell"):
         select_cells(grid, ["nothing*"])
 
@@ -146,7 +183,9 @@ def test_light_grid_config_only_shrinks_trials_and_bins():
     base = config_loader(PROJECT_ROOT / "conf", "base")["parameters"]["grid"]
     light = config_loader(PROJECT_ROOT / "conf", "light")["parameters"]["grid"]
     shrunk = {"name", "trials", "n_bins"}
-    assert {k: v for k, v in base.items() if k not in shrunk} == {k: v for k, v in light.items() if k not in shrunk}
+    assert {k: v for k, v in base.items() if k not in shrunk} == {
+        k: v for k, v in light.items() if k not in shrunk
+    }
     assert light["trials"] == 1 and len(light["n_bins"]) == 1
     assert light["name"] != base["name"]  # same workdir: different folders, or they would clobber
 
@@ -154,7 +193,9 @@ def test_light_grid_config_only_shrinks_trials_and_bins():
 def test_configured_grid_builds_for_the_real_cohorts():
     from icb_kedro.grid.config import load_settings
 
-    settings = load_settings(PROJECT_ROOT, env="base", overrides={"cohorts": None, "workdir": "/nonexistent"})
+    settings = load_settings(
+        PROJECT_ROOT, env="base", overrides={"cohorts": None, "workdir": "/nonexistent"}
+    )
     grid = build_grid(settings.grid, settings.cohorts, settings.trials)
     assert len(settings.cohorts) >= 2 and settings.trials == list(range(50))  # 5-fold x 10 repeats
     finetune = [c for c in grid.cells if c.stage == "finetune"]
@@ -162,5 +203,10 @@ def test_configured_grid_builds_for_the_real_cohorts():
     with pytest.raises(ValueError, match="no files"):
         load_settings(PROJECT_ROOT, env="base", overrides={"cohorts": ["Not_A_Cohort"]})
     with pytest.raises(ValueError, match="are not trials of folds.lodocv"):
-        load_settings(PROJECT_ROOT, env="light", overrides={"trials": [3]})  # light: 3-fold x 1 repeat
-    assert load_settings(PROJECT_ROOT, env="light", overrides={"trials": [2, 1001]}).trials == [2, 1001]  # an 80/20 split
+        load_settings(
+            PROJECT_ROOT, env="light", overrides={"trials": [3]}
+        )  # light: 3-fold x 1 repeat
+    assert load_settings(PROJECT_ROOT, env="light", overrides={"trials": [2, 1001]}).trials == [
+        2,
+        1001,
+    ]  # an 80/20 split

@@ -69,7 +69,9 @@ def test_permutation_importance_finds_planted_gene():
     table = permutation_auroc_drop(predict, x, y, GENES, n_repeats=4, seed=0)
     assert table.loc[table["auroc_drop"].idxmax(), "gene"] == "D"
     assert table["base_auroc"].iloc[0] == pytest.approx(1.0)
-    assert table.set_index("gene").drop("D")["auroc_drop"].abs().max() == 0  # predictor ignores them
+    assert (
+        table.set_index("gene").drop("D")["auroc_drop"].abs().max() == 0
+    )  # predictor ignores them
     again = permutation_auroc_drop(predict, x, y, GENES, n_repeats=4, seed=0)
     pd.testing.assert_frame_equal(table, again)
     with pytest.raises(ValueError, match="both classes"):
@@ -95,8 +97,14 @@ def test_combination_uses_paper_weights_and_normalisation():
 
 def test_top_k_frequency_counts_held_out_cohorts():
     rows = []
-    for cohort, order in {"h1": ["A", "B", "C", "D"], "h2": ["A", "C", "B", "D"], "h3": ["B", "A", "D", "C"]}.items():
-        rows += [{"held_out": cohort, "gene": g, "combined": 1.0 - i / 10} for i, g in enumerate(order)]
+    for cohort, order in {
+        "h1": ["A", "B", "C", "D"],
+        "h2": ["A", "C", "B", "D"],
+        "h3": ["B", "A", "D", "C"],
+    }.items():
+        rows += [
+            {"held_out": cohort, "gene": g, "combined": 1.0 - i / 10} for i, g in enumerate(order)
+        ]
     table = top_k_frequency(pd.DataFrame(rows), ks=(1, 2)).set_index("gene")
     assert table.loc["A", "top1"] == 2 and table.loc["B", "top1"] == 1
     assert table.loc["A", "top2"] == 3 and table.loc["C", "top2"] == 1
@@ -110,7 +118,9 @@ def test_top_k_frequency_counts_held_out_cohorts():
 def test_importance_plots():
     frequency = pd.DataFrame({"gene": ["A", "B"], "top10": [3, 1], "n_groups": [3, 3]})
     assert isinstance(plot_top_k_frequency(frequency, k=10), Figure)
-    table = combine_importance(pd.Series([0.5, 0.5], index=["A", "B"]), pd.Series([0.1, -0.1], index=["A", "B"]))
+    table = combine_importance(
+        pd.Series([0.5, 0.5], index=["A", "B"]), pd.Series([0.1, -0.1], index=["A", "B"])
+    )
     assert isinstance(plot_importance_components(table), Figure)
     with pytest.raises(ValueError, match="top5"):
         plot_top_k_frequency(frequency, k=5)

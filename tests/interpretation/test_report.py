@@ -33,8 +33,17 @@ def _figure(title: str) -> Figure:
 
 def test_report_embeds_every_figure_and_checks_them(tmp_path):
     sections = [
-        Section("Cohorts").add(Text("Seven cohorts, **bulk RNA-seq**.\n\n| a | b |\n|---|---|\n| 1 | 2 |"), Table(pd.DataFrame({"x": [1.23456, float("nan")], "y": ["a", "b"]}), "numbers")),
-        Section("Models", subsections=[Section("AMU").add(NotRun("AMU SHAP", "the amu pipeline has not been run")), Section("SVM").add(Image("svm_bar", _figure("svm"), "bar"))]),
+        Section("Cohorts").add(
+            Text("Seven cohorts, **bulk RNA-seq**.\n\n| a | b |\n|---|---|\n| 1 | 2 |"),
+            Table(pd.DataFrame({"x": [1.23456, float("nan")], "y": ["a", "b"]}), "numbers"),
+        ),
+        Section(
+            "Models",
+            subsections=[
+                Section("AMU").add(NotRun("AMU SHAP", "the amu pipeline has not been run")),
+                Section("SVM").add(Image("svm_bar", _figure("svm"), "bar")),
+            ],
+        ),
         Section("Survival").add(Image("forest", figure_png(_figure("forest")), "forest")),
     ]
     html = render_report("Study report", sections, intro="Intro *text*.")
@@ -68,7 +77,10 @@ def test_report_embeds_every_figure_and_checks_them(tmp_path):
 
 
 def test_figure_names_must_be_unique_and_bytes_must_be_png():
-    sections = [Section("A").add(Image("same", _figure("a"))), Section("B").add(Image("same", _figure("b")))]
+    sections = [
+        Section("A").add(Image("same", _figure("a"))),
+        Section("B").add(Image("same", _figure("b"))),
+    ]
     with pytest.raises(ValueError, match="unique"):
         render_report("r", sections)
     with pytest.raises(ValueError, match="not a PNG"):
@@ -78,15 +90,32 @@ def test_figure_names_must_be_unique_and_bytes_must_be_png():
 def test_training_curves_and_rasterised_sections():
     from icb_kedro.reporting.report import plot_mlm_accuracy, plot_sample_size, rasterise
 
-    history = pd.DataFrame({"held_out": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2, "val_accuracy": [0.3, 0.5, 0.6, 0.2, 0.4, 0.7]})
+    history = pd.DataFrame(
+        {
+            "held_out": ["a"] * 3 + ["b"] * 3,
+            "epoch": [1, 2, 3] * 2,
+            "val_accuracy": [0.3, 0.5, 0.6, 0.2, 0.4, 0.7],
+        }
+    )
     single = plot_mlm_accuracy(history)
     assert len(single.axes[0].lines) == 2  # one curve per held-out cohort
     several = plot_mlm_accuracy(pd.concat([history.assign(n_bins=4), history.assign(n_bins=8)]))
     assert len(several.axes[0].lines) == 2 and "vs n_bins" in several.axes[0].get_title()
-    sizes = pd.DataFrame({"cohort": ["X_a"] * 4, "n_train": [2, 2, 4, 4], "repeat": [0, 1, 0, 1], "auroc": [0.5, 0.6, 0.7, 0.8]})
+    sizes = pd.DataFrame(
+        {
+            "cohort": ["X_a"] * 4,
+            "n_train": [2, 2, 4, 4],
+            "repeat": [0, 1, 0, 1],
+            "auroc": [0.5, 0.6, 0.7, 0.8],
+        }
+    )
     assert plot_sample_size(sizes).axes[0].get_xlabel().startswith("labelled training samples")
     with pytest.raises(ValueError, match="lacks columns"):
         plot_mlm_accuracy(history.drop(columns="val_accuracy"))
-    sections = rasterise([Section("A", [Image("a", _figure("a"))], [Section("B", [Image("b", _figure("b"))])])])
+    sections = rasterise(
+        [Section("A", [Image("a", _figure("a"))], [Section("B", [Image("b", _figure("b"))])])]
+    )
     figures = report_figures(sections)
-    assert set(figures) == {"a", "b"} and all(isinstance(v, bytes) and v.startswith(b"\x89PNG") for v in figures.values())
+    assert set(figures) == {"a", "b"} and all(
+        isinstance(v, bytes) and v.startswith(b"\x89PNG") for v in figures.values()
+    )

@@ -43,7 +43,9 @@ def test_kernel_shap_ranks_planted_gene_first_and_is_reproducible(planted):
     # Efficiency: SHAP values of a row sum to f(row) - E_background f (summarised background).
     import shap
 
-    background_mean = np.average(predict(shap.kmeans(x[:120], 10).data), weights=shap.kmeans(x[:120], 10).weights)
+    background_mean = np.average(
+        predict(shap.kmeans(x[:120], 10).data), weights=shap.kmeans(x[:120], 10).weights
+    )
     np.testing.assert_allclose(values.sum(axis=1), predict(x[120:]) - background_mean, atol=1e-6)
     ranking = shap_gene_ranking(values, GENES, x[120:])
     assert ranking.loc[0, "gene"] == GENES[INFORMATIVE]
@@ -52,14 +54,18 @@ def test_kernel_shap_ranks_planted_gene_first_and_is_reproducible(planted):
     state_before = np.random.get_state()[1].copy()
     again = kernel_shap_values(predict, x[:120], x[120:], n_background=10, nsamples=120, seed=5)
     np.testing.assert_array_equal(values, again)
-    np.testing.assert_array_equal(np.random.get_state()[1], state_before)  # global RNG left untouched
+    np.testing.assert_array_equal(
+        np.random.get_state()[1], state_before
+    )  # global RNG left untouched
 
 
 def test_tree_shap_ranks_planted_gene_first(planted):
     from xgboost import XGBClassifier
 
     x, y = planted
-    model = XGBClassifier(n_estimators=30, max_depth=2, random_state=0, n_jobs=1).fit(x[:120], y[:120])
+    model = XGBClassifier(n_estimators=30, max_depth=2, random_state=0, n_jobs=1).fit(
+        x[:120], y[:120]
+    )
     values = tree_shap_values(model, x[120:])
     assert values.shape == (40, len(GENES))
     ranking = shap_gene_ranking(values, GENES)
@@ -101,10 +107,16 @@ def test_top_gene_overlap_finds_the_intersection():
     def ranking(genes: list[str]) -> pd.DataFrame:
         return pd.DataFrame({"gene": genes, "rank": range(1, len(genes) + 1)})
 
-    rankings = {"svm": ranking(["TNF", "A", "TNFRSF1A", "B"]), "xgb": ranking(["TNFRSF1A", "TNF", "C", "A"]), "amu": ranking(["TNF", "TNFRSF1A", "D", "E"])}
+    rankings = {
+        "svm": ranking(["TNF", "A", "TNFRSF1A", "B"]),
+        "xgb": ranking(["TNFRSF1A", "TNF", "C", "A"]),
+        "amu": ranking(["TNF", "TNFRSF1A", "D", "E"]),
+    }
     overlap = top_gene_overlap(rankings, k=3)
     assert sorted(overlap.loc[overlap["in_all"], "gene"]) == ["TNF", "TNFRSF1A"]
-    assert overlap.set_index("gene").loc["A", "n_models"] == 1  # top-3 of svm only ("A" is 4th in xgb)
+    assert (
+        overlap.set_index("gene").loc["A", "n_models"] == 1
+    )  # top-3 of svm only ("A" is 4th in xgb)
     assert overlap.set_index("gene").loc["TNF", "models"] == "amu,svm,xgb"
     with pytest.raises(ValueError, match="at least one"):
         top_gene_overlap({}, k=3)
@@ -132,10 +144,17 @@ def test_top_k_stability_separates_a_dominant_gene_from_noise():
     folds = np.repeat(["A|0", "B|0", "C|0"], 20)
     table = top_k_stability(values, genes, folds, k=3, n_boot=100, seed=0)
     first = table.iloc[0]
-    assert first["gene"] == "G0" and first["rank"] == 1 and first["bootstrap_top_k"] == 1.0 and first["fold_top_k"] == 1.0
+    assert (
+        first["gene"] == "G0"
+        and first["rank"] == 1
+        and first["bootstrap_top_k"] == 1.0
+        and first["fold_top_k"] == 1.0
+    )
     assert first["rank_ci_low"] == first["rank_ci_high"] == 1
     others = table[table["gene"] != "G0"]
-    assert (others["bootstrap_top_k"] < 1.0).all()  # the noise genes' places in the top 3 are not stable
+    assert (
+        others["bootstrap_top_k"] < 1.0
+    ).all()  # the noise genes' places in the top 3 are not stable
     assert table["n_folds"].eq(3).all() and table["n_rows"].eq(60).all()
     again = top_k_stability(values, genes, folds, k=3, n_boot=100, seed=0)
     pd.testing.assert_frame_equal(table, again)  # seeded

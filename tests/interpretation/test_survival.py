@@ -34,7 +34,17 @@ def cohorts() -> tuple[pd.DataFrame, pd.DataFrame]:
         event_time = rng.exponential(1 / rate)
         censor_time = rng.uniform(5, 60, size=n)
         keys = [f"{cohort}:{i}" for i in range(n)]
-        expression.append(pd.DataFrame({"cohort": cohort, "sample_key": keys, "HAZARD": z[:, 0] + shift, "PROTECT": z[:, 1] * 2 + shift, "NULL": z[:, 2]}))
+        expression.append(
+            pd.DataFrame(
+                {
+                    "cohort": cohort,
+                    "sample_key": keys,
+                    "HAZARD": z[:, 0] + shift,
+                    "PROTECT": z[:, 1] * 2 + shift,
+                    "NULL": z[:, 2],
+                }
+            )
+        )
         time = np.minimum(event_time, censor_time)
         clinical.append(
             pd.DataFrame(
@@ -45,7 +55,9 @@ def cohorts() -> tuple[pd.DataFrame, pd.DataFrame]:
                     "event_occurred_os": (event_time <= censor_time).astype(float),
                     # PFS only for cohort A (as PFS is missing for some real cohorts)
                     "survival_time_pfs": time if cohort == "A" else np.nan,
-                    "event_occurred_pfs": (event_time <= censor_time).astype(float) if cohort == "A" else np.nan,
+                    "event_occurred_pfs": (event_time <= censor_time).astype(float)
+                    if cohort == "A"
+                    else np.nan,
                     "survival_unit": "month",
                 }
             )
@@ -55,7 +67,9 @@ def cohorts() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_planted_hazard_genes_get_the_right_hazard_ratios(cohorts):
     expression, clinical = cohorts
-    table = cox_per_gene(expression, clinical, ["HAZARD", "PROTECT", "NULL"], endpoints=("os", "pfs"))
+    table = cox_per_gene(
+        expression, clinical, ["HAZARD", "PROTECT", "NULL"], endpoints=("os", "pfs")
+    )
     os_rows = table[table["endpoint"] == "os"].set_index("gene")
     assert os_rows.loc["HAZARD", "hr"] > 1.8 and os_rows.loc["HAZARD", "ci_low"] > 1.0
     assert os_rows.loc["PROTECT", "hr"] < 0.7 and os_rows.loc["PROTECT", "ci_high"] < 1.0
@@ -63,7 +77,9 @@ def test_planted_hazard_genes_get_the_right_hazard_ratios(cohorts):
     assert os_rows.loc["HAZARD", "q_value"] < 1e-6
     assert os_rows.loc["HAZARD", "n"] == 300 and os_rows.loc["HAZARD", "n_cohorts"] == 2
     pfs_rows = table[table["endpoint"] == "pfs"].set_index("gene")
-    assert pfs_rows.loc["HAZARD", "n"] == 150 and pfs_rows.loc["HAZARD", "n_excluded"] == 150  # B has no PFS
+    assert (
+        pfs_rows.loc["HAZARD", "n"] == 150 and pfs_rows.loc["HAZARD", "n_excluded"] == 150
+    )  # B has no PFS
     assert pfs_rows.loc["HAZARD", "hr"] > 1.5
     assert isinstance(plot_forest(table), Figure)
 
@@ -80,7 +96,9 @@ def test_survival_frame_validates(cohorts):
     assert len(frame) == 150 and excluded == 150
     days = clinical.assign(survival_unit="days")
     frame_days, _ = survival_frame(days, "os")
-    np.testing.assert_allclose(frame_days["time"].to_numpy() * 30.4375, clinical["survival_time_os"].to_numpy())
+    np.testing.assert_allclose(
+        frame_days["time"].to_numpy() * 30.4375, clinical["survival_time_os"].to_numpy()
+    )
     with pytest.raises(ValueError, match="unknown survival_unit"):
         survival_frame(clinical.assign(survival_unit="fortnight"), "os")
     with pytest.raises(ValueError, match="unknown endpoint"):
@@ -103,7 +121,14 @@ def test_kaplan_meier_by_prediction_separates_planted_groups(cohorts):
                     "trial": trial,
                     "sample_key": expression["sample_key"],
                     "y_true": 0,
-                    "y_prob": 1 / (1 + np.exp(expression["HAZARD"] - expression.groupby("cohort")["HAZARD"].transform("mean"))),
+                    "y_prob": 1
+                    / (
+                        1
+                        + np.exp(
+                            expression["HAZARD"]
+                            - expression.groupby("cohort")["HAZARD"].transform("mean")
+                        )
+                    ),
                     "n_train": 10,
                     "threshold": 0.5,
                 }
@@ -126,18 +151,29 @@ def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
 
     expression, clinical = cohorts
     rng = np.random.default_rng(1)
-    noise = pd.DataFrame(rng.normal(size=(len(expression), 30)), columns=[f"N{i}" for i in range(30)])
+    noise = pd.DataFrame(
+        rng.normal(size=(len(expression), 30)), columns=[f"N{i}" for i in range(30)]
+    )
     expression = pd.concat([expression, noise], axis=1)
     pool = [f"N{i}" for i in range(30)]
     planted = cox_per_gene(expression, clinical, ["HAZARD", "PROTECT"], endpoints=("os",))
     null = random_gene_null(planted, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
     row = null.iloc[0]
-    assert row["endpoint"] == "os" and row["n_selected"] == 2 and row["n_selected_significant"] == 2 and row["n_random"] == 20
+    assert (
+        row["endpoint"] == "os"
+        and row["n_selected"] == 2
+        and row["n_selected_significant"] == 2
+        and row["n_random"] == 20
+    )
     assert row["share_random"] < 0.3 and row["empirical_p"] < 0.1
     chosen_noise = cox_per_gene(expression, clinical, ["N0", "N1", "NULL"], endpoints=("os",))
-    null = random_gene_null(chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
+    null = random_gene_null(
+        chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0
+    )
     assert null.iloc[0]["empirical_p"] > 0.2  # nothing special about these genes
-    again = random_gene_null(chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0)
+    again = random_gene_null(
+        chosen_noise, expression, clinical, pool, n_random=20, n_sets=200, seed=0
+    )
     pd.testing.assert_frame_equal(null, again)  # seeded
 
 
@@ -147,10 +183,32 @@ def test_the_report_says_when_the_random_gene_null_is_not_estimable():
 
     null = pd.DataFrame(
         [
-            {"endpoint": "os", "n_selected": 4, "n_selected_significant": 2, "share_selected": 0.5, "n_random": 10, "share_random": 0.1,
-             "null_mean": 0.4, "null_q95": 2.0, "empirical_p": 0.02, "alpha": 0.05, "n_sets": 100},
-            {"endpoint": "pfs", "n_selected": 0, "n_selected_significant": 0, "share_selected": np.nan, "n_random": 10, "share_random": 0.1,
-             "null_mean": np.nan, "null_q95": np.nan, "empirical_p": np.nan, "alpha": 0.05, "n_sets": 100},
+            {
+                "endpoint": "os",
+                "n_selected": 4,
+                "n_selected_significant": 2,
+                "share_selected": 0.5,
+                "n_random": 10,
+                "share_random": 0.1,
+                "null_mean": 0.4,
+                "null_q95": 2.0,
+                "empirical_p": 0.02,
+                "alpha": 0.05,
+                "n_sets": 100,
+            },
+            {
+                "endpoint": "pfs",
+                "n_selected": 0,
+                "n_selected_significant": 0,
+                "share_selected": np.nan,
+                "n_random": 10,
+                "share_random": 0.1,
+                "null_mean": np.nan,
+                "null_q95": np.nan,
+                "empirical_p": np.nan,
+                "alpha": 0.05,
+                "n_sets": 100,
+            },
         ],
         columns=list(NULL_COLUMNS),
     )

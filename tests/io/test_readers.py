@@ -26,10 +26,15 @@ def raw_expression(rows: list[list[str]], header=("gene", "S1", "S2", "S3")) -> 
     return pd.DataFrame([list(header), *rows], dtype=object)
 
 
-GOOD_ROWS = [["CD8A", "1.0", "2.0", "-9.96578428466209"], ["GZMA", "0.5", "3.5", "-9.96578428466209"]]  # TPM 0: at the floor
+GOOD_ROWS = [
+    ["CD8A", "1.0", "2.0", "-9.96578428466209"],
+    ["GZMA", "0.5", "3.5", "-9.96578428466209"],
+]  # TPM 0: at the floor
 
 
-def raw_clinical(responses=("R", "NR", None), samples=("S1", "S2", "S3"), recist=("PR", "PD", "SD")) -> pd.DataFrame:
+def raw_clinical(
+    responses=("R", "NR", None), samples=("S1", "S2", "S3"), recist=("PR", "PD", "SD")
+) -> pd.DataFrame:
     header = ["sample_id", "response", "recist", "survival_time_os", "event_occurred_os"]
     rows = [[s, r, c, "10.5", "1"] for s, r, c in zip(samples, responses, recist)]
     return pd.DataFrame([header, *rows], dtype=object)
@@ -46,7 +51,9 @@ def test_parse_expression_is_sample_major_and_typed():
 
 def test_duplicate_gene_names_file_and_line():
     rows = [*GOOD_ROWS, ["CD8A", "1", "1", "1"]]
-    with pytest.raises(InputDataError, match=r"Toy.expression.tsv.gz: duplicate gene.*'CD8A': \[2, 4\]"):
+    with pytest.raises(
+        InputDataError, match=r"Toy.expression.tsv.gz: duplicate gene.*'CD8A': \[2, 4\]"
+    ):
         parse_expression(raw_expression(rows), SRC)
 
 
@@ -80,7 +87,11 @@ def test_missing_values_imputed_with_gene_median_and_counted():
     rows = [["CD8A", "1.0", None, "3.0"], GOOD_ROWS[1]]
     table, report = parse_expression(raw_expression(rows), SRC, missing_policy="impute_gene_median")
     assert table.loc["S2", "CD8A"] == pytest.approx(2.0)
-    assert report == {"n_missing_values": 1, "missing_policy": "impute_gene_median", "genes_with_missing": 1}
+    assert report == {
+        "n_missing_values": 1,
+        "missing_policy": "impute_gene_median",
+        "genes_with_missing": 1,
+    }
     assert table.shape == (3, 2)  # nothing dropped
 
 
@@ -95,7 +106,10 @@ def test_unreadable_file_names_the_file():
     def broken():
         raise OSError("not a gzip file")
 
-    with pytest.raises(InputDataError, match=r"Toy.expression.tsv.gz: cannot read file \(OSError: not a gzip file\)"):
+    with pytest.raises(
+        InputDataError,
+        match=r"Toy.expression.tsv.gz: cannot read file \(OSError: not a gzip file\)",
+    ):
         load_partition(broken, SRC)
 
 
@@ -132,23 +146,41 @@ def test_duplicate_clinical_sample_ids():
 def test_samples_in_clinical_but_not_expression_and_reverse():
     expr, _ = parse_expression(raw_expression(GOOD_ROWS), SRC)
     clin = parse_clinical(raw_clinical(samples=("S1", "S2", "S9")), CLIN)
-    with pytest.raises(InputDataError, match=r"Toy.clinical.tsv: sample_id\(s\) with no column in .*\['S9'\]"):
+    with pytest.raises(
+        InputDataError, match=r"Toy.clinical.tsv: sample_id\(s\) with no column in .*\['S9'\]"
+    ):
         check_samples_match(expr, clin, SRC, CLIN)
     clin = parse_clinical(raw_clinical(samples=("S1", "S2"), responses=("R", "NR")), CLIN)
-    with pytest.raises(InputDataError, match=r"Toy.expression.tsv.gz: sample column\(s\) with no row .*\['S3'\]"):
+    with pytest.raises(
+        InputDataError, match=r"Toy.expression.tsv.gz: sample column\(s\) with no row .*\['S3'\]"
+    ):
         check_samples_match(expr, clin, SRC, CLIN)
 
 
 def test_cohort_without_labelled_samples_is_refused():
-    params = {"data_dir": "/data", "missing_values": {"policy": "error"}, "recist_labels": {"CR": 1, "PR": 1, "PD": 0}}
+    params = {
+        "data_dir": "/data",
+        "missing_values": {"policy": "error"},
+        "recist_labels": {"CR": 1, "PR": 1, "PD": 0},
+    }
     clinical = raw_clinical(responses=(None, None, None), recist=("SD", None, "SD"))
-    with pytest.raises(InputDataError, match=r"Toy.clinical.tsv: cohort 'Toy' has no labelled sample"):
-        ingest_cohorts({"Toy": lambda: raw_expression(GOOD_ROWS)}, {"Toy": lambda: clinical}, params)
+    with pytest.raises(
+        InputDataError, match=r"Toy.clinical.tsv: cohort 'Toy' has no labelled sample"
+    ):
+        ingest_cohorts(
+            {"Toy": lambda: raw_expression(GOOD_ROWS)}, {"Toy": lambda: clinical}, params
+        )
 
 
 def test_ingest_cohorts_reports_and_types():
-    params = {"data_dir": "/data", "missing_values": {"policy": "impute_gene_median"}, "recist_labels": {"PD": 0}}
-    expr, clin, report = ingest_cohorts({"Toy": lambda: raw_expression(GOOD_ROWS)}, {"Toy": lambda: raw_clinical()}, params)
+    params = {
+        "data_dir": "/data",
+        "missing_values": {"policy": "impute_gene_median"},
+        "recist_labels": {"PD": 0},
+    }
+    expr, clin, report = ingest_cohorts(
+        {"Toy": lambda: raw_expression(GOOD_ROWS)}, {"Toy": lambda: raw_clinical()}, params
+    )
     # Gene-major partitions (the file's own layout: fast parquet for 20,000-gene cohorts).
     assert list(expr["Toy"].columns) == ["gene", "S1", "S2", "S3"]
     assert expr["Toy"]["gene"].tolist() == ["CD8A", "GZMA"]
@@ -162,15 +194,21 @@ def amu_raw(values: list[list[str]]) -> pd.DataFrame:
 
 
 def test_amu_matrix_checks_ratios_labels_and_rows():
-    table = parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["1.0", "0", "0"]]), "amu.csv", n_genes=2)
+    table = parse_amu_matrix(
+        amu_raw([["0.25", "0.75", "1"], ["1.0", "0", "0"]]), "amu.csv", n_genes=2
+    )
     assert table["sample_key"].tolist() == ["amu_000", "amu_001"]
     assert table["label"].tolist() == [1, 0]
     with pytest.raises(InputDataError, match=r"amu.csv: rows must sum to 1.*lines \[3\]"):
-        parse_amu_matrix(amu_raw([["0.25", "0.75", "1"], ["0.5", "0.2", "0"]]), "amu.csv", n_genes=2)
+        parse_amu_matrix(
+            amu_raw([["0.25", "0.75", "1"], ["0.5", "0.2", "0"]]), "amu.csv", n_genes=2
+        )
     with pytest.raises(InputDataError, match=r"column 'response' must be 0/1, lines \[2\]"):
         parse_amu_matrix(amu_raw([["0.25", "0.75", "2"]]), "amu.csv", n_genes=2)
     with pytest.raises(InputDataError, match=r"column 'G2', line 2: 'x'"):
         parse_amu_matrix(amu_raw([["0.25", "x", "1"]]), "amu.csv", n_genes=2)
     # A gene column missing: said as such, not as "rows must sum to 1".
-    with pytest.raises(InputDataError, match=r"amu.csv: 2 gene columns, the AMU study's matrix has 160"):
+    with pytest.raises(
+        InputDataError, match=r"amu.csv: 2 gene columns, the AMU study's matrix has 160"
+    ):
         parse_amu_matrix(amu_raw([["0.25", "0.75", "1"]]), "amu.csv")

@@ -54,7 +54,12 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(folder: Path, mode: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(folder), mode], stdout=subprocess.PIPE, text=True, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"})
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(folder), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
 
 
 def test_kill_mid_write_then_resume(tmp_path):
@@ -79,12 +84,17 @@ def test_kill_mid_write_then_resume(tmp_path):
     # The earlier output is intact and readable; the half-written bytes are in a .partial file.
     for name, table in before.items():
         pd.testing.assert_frame_equal(pd.read_parquet(folder / f"{name}.parquet"), table)
-    assert list(folder.glob(".table.parquet.partial-*"))  # killed while writing the first node's output
+    assert list(
+        folder.glob(".table.parquet.partial-*")
+    )  # killed while writing the first node's output
 
     resumed = _run(folder, "fast")
     assert "DONE" in resumed.communicate(timeout=120)[0]
     for name in ("table", "summary"):
-        pd.testing.assert_frame_equal(pd.read_parquet(folder / f"{name}.parquet"), pd.read_parquet(tmp_path / "clean" / f"{name}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(folder / f"{name}.parquet"),
+            pd.read_parquet(tmp_path / "clean" / f"{name}.parquet"),
+        )
     assert not list(folder.glob(".*.partial-*"))  # the crash's leftovers are cleaned up
 
 
@@ -107,14 +117,21 @@ def test_runs_of_killed_kedro_runs_are_marked_killed(tmp_path):
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("icb", artifact_location=str(tmp_path / "artifacts"))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     host = socket.gethostname()
     runs = {
         "killed": {HOST_TAG: host, PID_TAG: gone.stdout.strip()},  # its process has exited
         "alive": {HOST_TAG: host, PID_TAG: str(os.getpid())},
         "other host": {HOST_TAG: "elsewhere", PID_TAG: gone.stdout.strip()},
     }
-    ids = {name: client.create_run(experiment, tags=tags).info.run_id for name, tags in runs.items()}
+    ids = {
+        name: client.create_run(experiment, tags=tags).info.run_id for name, tags in runs.items()
+    }
     assert mark_orphaned_runs_killed(client, host) == [ids["killed"]]
     status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
     assert status == {"killed": "KILLED", "alive": "RUNNING", "other host": "RUNNING"}
@@ -143,6 +160,8 @@ def test_every_atomic_dataset_writes_its_target_only(tmp_path):
     for name, (cls, data) in cases.items():
         cls(filepath=str(tmp_path / name)).save(data)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cases)
-    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and (
+        tmp_path / "f.png"
+    ).read_bytes()[:4] == b"\x89PNG"
     assert datasets.ImageDataset(filepath=str(tmp_path / "t.png")).load().size == (3, 2)
     assert datasets.ImageDataset.__name__ == "ImageDataset"

@@ -31,7 +31,9 @@ def good_values() -> np.ndarray:
     return np.log2(tpm + 0.001)
 
 
-def write(path: Path, genes=GENES, samples=SAMPLES, values=None, cells: dict | None = None, header=None) -> Path:
+def write(
+    path: Path, genes=GENES, samples=SAMPLES, values=None, cells: dict | None = None, header=None
+) -> Path:
     """A gene-major TSV; ``cells`` overrides single cells {(gene row, sample col): text}."""
     values = good_values() if values is None else values
     text = [[repr(float(v)) for v in row] for row in values]
@@ -57,23 +59,59 @@ def predict(path: Path, **params):
 
 # name -> (file builder kwargs, words every message must hold)
 REFUSED = {
-    "duplicate sample column": ({"header": ["gene", "S1", "S1", "S3"]}, ["duplicate sample id", "'S1'"]),
-    "duplicate gene row": ({"genes": ["CD8A", "GZMA", "CD8A", "CXCL9"]}, ["duplicate gene id", "'CD8A'", "[2, 4]"]),
+    "duplicate sample column": (
+        {"header": ["gene", "S1", "S1", "S3"]},
+        ["duplicate sample id", "'S1'"],
+    ),
+    "duplicate gene row": (
+        {"genes": ["CD8A", "GZMA", "CD8A", "CXCL9"]},
+        ["duplicate gene id", "'CD8A'", "[2, 4]"],
+    ),
     "non-numeric cell": ({"cells": {(0, 1): "high"}}, ["non-numeric", "'S2'", "'CD8A'", "'high'"]),
     "impossible value 55": ({"cells": {(1, 1): "55"}}, ["invalid value", "'GZMA'", "'S2'", "55.0"]),
     "below the floor": ({"cells": {(2, 0): "-12"}}, ["invalid value", "'PRF1'", "'S1'", "-12.0"]),
     "infinite value": ({"cells": {(3, 2): "inf"}}, ["invalid value", "'CXCL9'", "'S3'", "inf"]),
-    "raw TPM given as log2": ({"values": np.array([[10.0, 0.0, 3.0], [0.0, 25.0, 0.0], [5.0, 1.0, 0.0], [1200.0, 40.0, 7.0]])}, ["invalid value", "'CXCL9'", "1200.0"]),
-    "log2(TPM+1) given as log2(TPM+0.001)": ({"values": np.log2(np.exp2(good_values()) - 0.001 + 1.0)}, ["do not look like log2(TPM+0.001)", "floor", "scale_check"]),
-    "ln(TPM+0.001)": ({"values": np.log(np.exp2(good_values()))}, ["do not look like log2(TPM+0.001)", "-6.908"]),
-    "TPM sums above 1e6": ({"values": np.log2(np.array([[6e5, 0.0, 3.0], [6e5, 25.0, 0.0], [0.0, 1.0, 0.0], [1.0, 40.0, 7.0]]) + 0.001)}, ["sum above", "1e6", "'S1'"]),
-    "a sample with no value": ({"cells": {(r, 1): "" for r in range(4)}}, ["no value for any gene", "'S2'"]),
+    "raw TPM given as log2": (
+        {
+            "values": np.array(
+                [[10.0, 0.0, 3.0], [0.0, 25.0, 0.0], [5.0, 1.0, 0.0], [1200.0, 40.0, 7.0]]
+            )
+        },
+        ["invalid value", "'CXCL9'", "1200.0"],
+    ),
+    "log2(TPM+1) given as log2(TPM+0.001)": (
+        {"values": np.log2(np.exp2(good_values()) - 0.001 + 1.0)},
+        ["do not look like log2(TPM+0.001)", "floor", "scale_check"],
+    ),
+    "ln(TPM+0.001)": (
+        {"values": np.log(np.exp2(good_values()))},
+        ["do not look like log2(TPM+0.001)", "-6.908"],
+    ),
+    "TPM sums above 1e6": (
+        {
+            "values": np.log2(
+                np.array([[6e5, 0.0, 3.0], [6e5, 25.0, 0.0], [0.0, 1.0, 0.0], [1.0, 40.0, 7.0]])
+                + 0.001
+            )
+        },
+        ["sum above", "1e6", "'S1'"],
+    ),
+    "a sample with no value": (
+        {"cells": {(r, 1): "" for r in range(4)}},
+        ["no value for any gene", "'S2'"],
+    ),
     "empty sample id": ({"header": ["gene", "S1", "", "S3"]}, ["empty sample id", "column(s) [3]"]),
     "sample id NA": ({"header": ["gene", "S1", "NA", "S3"]}, ["empty sample id", "NA/NULL", "[3]"]),
     "sample id NULL": ({"header": ["gene", "S1", "NULL", "S3"]}, ["empty sample id", "NA/NULL"]),
     "empty gene id": ({"genes": ["CD8A", "", "PRF1", "CXCL9"]}, ["column 'gene' is empty", "[3]"]),
-    "gene id NA": ({"genes": ["CD8A", "GZMA", "NA", "CXCL9"]}, ["column 'gene' is empty", "NA/NULL", "[4]"]),
-    "first column not gene": ({"header": ["symbol", *SAMPLES]}, ["first column must be 'gene'", "symbol"]),
+    "gene id NA": (
+        {"genes": ["CD8A", "GZMA", "NA", "CXCL9"]},
+        ["column 'gene' is empty", "NA/NULL", "[4]"],
+    ),
+    "first column not gene": (
+        {"header": ["symbol", *SAMPLES]},
+        ["first column must be 'gene'", "symbol"],
+    ),
 }
 
 
@@ -138,7 +176,10 @@ def test_a_gene_absent_from_every_sample_is_absent_in_predict(tmp_path):
 
 # Harmless variations: accepted with the same numbers as the clean file.
 ACCEPTED = {
-    "spaces around ids": {"header": ["gene", " S1", "S2 ", "S3"], "genes": [" CD8A", "GZMA ", "PRF1", "CXCL9"]},
+    "spaces around ids": {
+        "header": ["gene", " S1", "S2 ", "S3"],
+        "genes": [" CD8A", "GZMA ", "PRF1", "CXCL9"],
+    },
     "scientific notation": {"cells": {(0, 0): "3.32195e+00"}},
     "plus sign and trailing zeros": {"cells": {(0, 0): "+3.3219000"}},
 }
@@ -188,16 +229,26 @@ def test_gene_ids_that_do_not_match_stop_ingestion_with_the_likely_cause():
     reference = {f"GENE{i}" for i in range(100)} | {"MARCHF1", "SEPTIN2"}
     sources = {"Mine": "cohorts/Mine.expression.tsv.gz"}
     cases = {
-        "lower case": ({g.lower() for g in reference}, "match another cohort's only when case is ignored"),
+        "lower case": (
+            {g.lower() for g in reference},
+            "match another cohort's only when case is ignored",
+        ),
         "Ensembl": ({f"ENSG{i:011d}" for i in range(100)}, "Ensembl id"),
-        "few shared": ({f"GENE{i}" for i in range(40)} | {f"OTHER{i}" for i in range(100)}, "shares 40 of its 140"),
+        "few shared": (
+            {f"GENE{i}" for i in range(40)} | {f"OTHER{i}" for i in range(100)},
+            "shares 40 of its 140",
+        ),
     }
     for name, (genes, words) in cases.items():
         with pytest.raises(InputDataError, match="cohorts/Mine.expression.tsv.gz") as err:
             check_gene_overlap({"Ref1": reference, "Ref2": reference, "Mine": genes}, sources, 0.5)
         assert words in str(err.value) and "ingestion.min_gene_overlap" in str(err.value), name
     # Excel-mangled symbols in a cohort that otherwise matches: accepted, and named.
-    table = check_gene_overlap({"Ref1": reference, "Ref2": reference, "Mine": (reference - {"MARCHF1"}) | {"1-Mar"}}, sources, 0.5)
+    table = check_gene_overlap(
+        {"Ref1": reference, "Ref2": reference, "Mine": (reference - {"MARCHF1"}) | {"1-Mar"}},
+        sources,
+        0.5,
+    )
     assert table.set_index("cohort").loc["Mine", "n_shared"] == len(reference) - 1
 
 
@@ -205,7 +256,10 @@ def test_an_empty_gene_list_is_refused():
     from icb_kedro.pipelines.ingestion.nodes import ingest_gene_list
 
     with pytest.raises(InputDataError, match="ic2bert_prior_genes.txt: lists no gene"):
-        ingest_gene_list(pd.DataFrame({0: ["", "  "]}), {"data_dir": "/d", "ic2bert_prior_file": "ic2bert_prior_genes.txt"})
+        ingest_gene_list(
+            pd.DataFrame({0: ["", "  "]}),
+            {"data_dir": "/d", "ic2bert_prior_file": "ic2bert_prior_genes.txt"},
+        )
 
 
 def test_an_unreadable_file_names_the_file_and_the_cause_without_settings_dump(tmp_path):

@@ -25,7 +25,9 @@ def _data_dir(root: Path, shared: Path, cohorts) -> Path:
         (root / entry).symlink_to(shared / entry)
     for cohort in cohorts:
         for suffix in (".expression.tsv.gz", ".clinical.tsv"):
-            (root / "cohorts" / f"{cohort}{suffix}").symlink_to(shared / "cohorts" / f"{cohort}{suffix}")
+            (root / "cohorts" / f"{cohort}{suffix}").symlink_to(
+                shared / "cohorts" / f"{cohort}{suffix}"
+            )
     return root
 
 
@@ -35,10 +37,14 @@ def small_project(tmp_path, shared_data_dir, monkeypatch):
     monkeypatch.setenv("ICB_DATA_DIR", str(data))
     project = KedroProject(make_project_copy(tmp_path / "project"))
     # Panels "in all but one cohort" would shrink to the intersection of two here: use "all".
-    base = yaml.safe_load((project.path / "conf" / "base" / "parameters_harmonization.yml").read_text())
+    base = yaml.safe_load(
+        (project.path / "conf" / "base" / "parameters_harmonization.yml").read_text()
+    )
     for panel in base["harmonization"]["panels"].values():
         panel["present_in"] = "all"
-    (project.path / "conf" / "light" / "parameters_harmonization.yml").write_text(yaml.safe_dump(base))
+    (project.path / "conf" / "light" / "parameters_harmonization.yml").write_text(
+        yaml.safe_dump(base)
+    )
     return project, data
 
 
@@ -56,7 +62,15 @@ def test_a_removed_cohort_does_not_come_back(small_project):
         os.unlink(file)
     project.run(["ingestion", "harmonization"])
 
-    ingested = {p.name.removesuffix(".parquet") for p in (project.path / "data/02_intermediate/expression").glob("*.parquet")}
+    ingested = {
+        p.name.removesuffix(".parquet")
+        for p in (project.path / "data/02_intermediate/expression").glob("*.parquet")
+    }
     assert ingested == set(COHORTS) - {removed}  # the earlier run's partition is gone
-    for table in ("harmonized_expression", "expression_standardized", "expression_combat", "clinical_table"):
+    for table in (
+        "harmonized_expression",
+        "expression_standardized",
+        "expression_combat",
+        "clinical_table",
+    ):
         assert _cohorts(project, f"data/03_primary/{table}.parquet") == ingested, table

@@ -28,8 +28,21 @@ import numpy as np
 import pandas as pd
 
 CALIBRATION_COLUMNS = (
-    "model", "protocol", "scope", "n", "n_pos", "mean_prob", "observed_rate", "calibration_in_the_large",
-    "calibration_slope", "brier", "reliability", "resolution", "uncertainty", "within_bin", "n_bins",
+    "model",
+    "protocol",
+    "scope",
+    "n",
+    "n_pos",
+    "mean_prob",
+    "observed_rate",
+    "calibration_in_the_large",
+    "calibration_slope",
+    "brier",
+    "reliability",
+    "resolution",
+    "uncertainty",
+    "within_bin",
+    "n_bins",
 )
 CURVE_COLUMNS = ("model", "protocol", "bin", "n", "mean_prob", "observed_rate")
 POOLED = "pooled"
@@ -51,7 +64,9 @@ def brier_decomposition(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[
     """Brier score and its Murphy decomposition over quantile bins (see the module doc)."""
     y, p = np.asarray(y, float), np.asarray(p, float)
     if len(y) == 0 or len(y) != len(p):
-        raise ValueError(f"brier_decomposition needs matching non-empty y and p, got {len(y)} and {len(p)}")
+        raise ValueError(
+            f"brier_decomposition needs matching non-empty y and p, got {len(y)} and {len(p)}"
+        )
     bins = quantile_bins(p, n_bins)
     rate = y.mean()
     reliability = resolution = within = 0.0
@@ -63,7 +78,9 @@ def brier_decomposition(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[
         resolution += n_b * (o_b - rate) ** 2
         # Brier within a bin = (p_b - o_b)^2 + var(p) - 2 cov(p, y) + o_b (1 - o_b): the terms
         # beyond reliability and the bin's own uncertainty are exactly what follows.
-        within += np.sum((p[in_bin] - p_b) ** 2) - 2.0 * np.sum((p[in_bin] - p_b) * (y[in_bin] - o_b))
+        within += np.sum((p[in_bin] - p_b) ** 2) - 2.0 * np.sum(
+            (p[in_bin] - p_b) * (y[in_bin] - o_b)
+        )
         used += 1
     n = len(y)
     return {
@@ -112,9 +129,16 @@ def fit_platt(y_train: np.ndarray, p_oof: np.ndarray) -> tuple[float, float]:
 def _row(model: str, protocol: str, scope: str, y: np.ndarray, p: np.ndarray, n_bins: int) -> dict:
     _, slope = calibration_slope(y, p)
     return {
-        "model": model, "protocol": protocol, "scope": scope, "n": len(y), "n_pos": int(y.sum()),
-        "mean_prob": float(p.mean()), "observed_rate": float(y.mean()), "calibration_in_the_large": float(y.mean() - p.mean()),
-        "calibration_slope": slope, **brier_decomposition(y, p, n_bins),
+        "model": model,
+        "protocol": protocol,
+        "scope": scope,
+        "n": len(y),
+        "n_pos": int(y.sum()),
+        "mean_prob": float(p.mean()),
+        "observed_rate": float(y.mean()),
+        "calibration_in_the_large": float(y.mean() - p.mean()),
+        "calibration_slope": slope,
+        **brier_decomposition(y, p, n_bins),
     }
 
 
@@ -125,7 +149,16 @@ def calibration_table(predictions: pd.DataFrame, n_bins: int = 10) -> pd.DataFra
         y, p = group["y_true"].to_numpy(float), group["y_prob"].to_numpy(float)
         rows.append(_row(model, protocol, POOLED, y, p, n_bins))
         for cohort, part in group.groupby("cohort", sort=True):
-            rows.append(_row(model, protocol, str(cohort), part["y_true"].to_numpy(float), part["y_prob"].to_numpy(float), n_bins))
+            rows.append(
+                _row(
+                    model,
+                    protocol,
+                    str(cohort),
+                    part["y_true"].to_numpy(float),
+                    part["y_prob"].to_numpy(float),
+                    n_bins,
+                )
+            )
     return pd.DataFrame(rows, columns=list(CALIBRATION_COLUMNS))
 
 
@@ -145,5 +178,14 @@ def reliability_curves(predictions: pd.DataFrame, n_bins: int = 10) -> pd.DataFr
         if len(counts) != len(observed):  # ties merged differently: report the curve without counts
             counts = np.full(len(observed), np.nan)
         for b, (o, m, n) in enumerate(zip(observed, predicted, counts, strict=True)):
-            rows.append({"model": model, "protocol": protocol, "bin": b, "n": n, "mean_prob": float(m), "observed_rate": float(o)})
+            rows.append(
+                {
+                    "model": model,
+                    "protocol": protocol,
+                    "bin": b,
+                    "n": n,
+                    "mean_prob": float(m),
+                    "observed_rate": float(o),
+                }
+            )
     return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))

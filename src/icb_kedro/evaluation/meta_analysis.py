@@ -29,8 +29,20 @@ import numpy as np
 import pandas as pd
 
 META_COLUMNS: tuple[str, ...] = (
-    "model", "protocol", "k", "pooled_auroc", "se", "ci_low", "ci_high", "tau2", "i2", "q", "p_heterogeneity",
-    "method", "n_floored", "not_estimable",
+    "model",
+    "protocol",
+    "k",
+    "pooled_auroc",
+    "se",
+    "ci_low",
+    "ci_high",
+    "tau2",
+    "i2",
+    "q",
+    "p_heterogeneity",
+    "method",
+    "n_floored",
+    "not_estimable",
 )
 
 
@@ -45,16 +57,38 @@ def random_effects(effects, variances, method: str = "dl", level: float = 0.95) 
 
     effects, variances = np.asarray(effects, float), np.asarray(variances, float)
     if effects.shape != variances.shape or effects.ndim != 1:
-        raise ValueError(f"effects and variances must be 1-D of the same length, got {effects.shape} and {variances.shape}")
+        raise ValueError(
+            f"effects and variances must be 1-D of the same length, got {effects.shape} and {variances.shape}"
+        )
     if not (np.isfinite(effects).all() and np.isfinite(variances).all() and (variances > 0).all()):
         raise ValueError("effects must be finite and variances finite and > 0")
     k = len(effects)
     if k == 0:
-        return {"pooled": np.nan, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "tau2": np.nan, "i2": np.nan, "q": np.nan, "p_heterogeneity": np.nan, "k": 0}
+        return {
+            "pooled": np.nan,
+            "se": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "tau2": np.nan,
+            "i2": np.nan,
+            "q": np.nan,
+            "p_heterogeneity": np.nan,
+            "k": 0,
+        }
     if k == 1:  # nothing to pool: the study itself
         se = float(np.sqrt(variances[0]))
         z = norm.ppf(0.5 + level / 2)
-        return {"pooled": float(effects[0]), "se": se, "ci_low": effects[0] - z * se, "ci_high": effects[0] + z * se, "tau2": 0.0, "i2": np.nan, "q": 0.0, "p_heterogeneity": np.nan, "k": 1}
+        return {
+            "pooled": float(effects[0]),
+            "se": se,
+            "ci_low": effects[0] - z * se,
+            "ci_high": effects[0] + z * se,
+            "tau2": 0.0,
+            "i2": np.nan,
+            "q": 0.0,
+            "p_heterogeneity": np.nan,
+            "k": 1,
+        }
     methods = {"dl": "dl", "pm": "iterated"}
     if method not in methods:
         raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}")
@@ -108,29 +142,60 @@ def auroc_meta_analysis(
     method = str(params.get("method", "dl"))
     if bootstrap is None:
         bootstrap = summary.cohort_bootstrap(
-            predictions, int(params.get("n_boot", 1000)), int(params.get("seed", 0)), float(params.get("level", 0.95))
+            predictions,
+            int(params.get("n_boot", 1000)),
+            int(params.get("seed", 0)),
+            float(params.get("level", 0.95)),
         )
-    table, replicates, cohorts, level = bootstrap.table, bootstrap.replicates, bootstrap.cohorts, bootstrap.level
+    table, replicates, cohorts, level = (
+        bootstrap.table,
+        bootstrap.replicates,
+        bootstrap.cohorts,
+        bootstrap.level,
+    )
     labels = table.drop_duplicates(["model", "protocol", "cohort", SAMPLE_KEY])
     positives = labels.groupby(["model", "protocol", "cohort"])["y_true"].agg(["sum", "size"])
     rows = []
     for (model, protocol), group in cohorts.groupby(["model", "protocol"], sort=True):
         effects, variances, not_estimable, floored = [], [], [], 0
         for cohort, auc in zip(group["cohort"], group["auroc_mean"], strict=True):
-            variance = float(np.nanvar(replicates[(model, protocol, cohort)], ddof=1)) if np.isfinite(auc) else np.nan
+            variance = (
+                float(np.nanvar(replicates[(model, protocol, cohort)], ddof=1))
+                if np.isfinite(auc)
+                else np.nan
+            )
             if not np.isfinite(auc) or not np.isfinite(variance):
                 not_estimable.append(cohort)
                 continue
-            if variance <= 1e-12:  # no bootstrap spread (a perfect split): the continuity-corrected floor
+            if (
+                variance <= 1e-12
+            ):  # no bootstrap spread (a perfect split): the continuity-corrected floor
                 n_pos, n = positives.loc[(model, protocol, cohort)]
-                variance, floored = hanley_mcneil_variance(float(auc), int(n_pos), int(n - n_pos)), floored + 1
+                variance, floored = (
+                    hanley_mcneil_variance(float(auc), int(n_pos), int(n - n_pos)),
+                    floored + 1,
+                )
             effects.append(float(auc))
             variances.append(variance)
         pooled = random_effects(effects, variances, method, level)
-        rows.append({
-            "model": model, "protocol": protocol, "k": pooled["k"], "pooled_auroc": pooled["pooled"], "se": pooled["se"],
-            "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"], "tau2": pooled["tau2"], "i2": pooled["i2"],
-            "q": pooled["q"], "p_heterogeneity": pooled["p_heterogeneity"], "method": method, "n_floored": floored,
-            "not_estimable": ",".join(not_estimable),
-        })
-    return pd.DataFrame(rows, columns=list(META_COLUMNS)).astype({"k": "int64", "n_floored": "int64"})
+        rows.append(
+            {
+                "model": model,
+                "protocol": protocol,
+                "k": pooled["k"],
+                "pooled_auroc": pooled["pooled"],
+                "se": pooled["se"],
+                "ci_low": pooled["ci_low"],
+                "ci_high": pooled["ci_high"],
+                "tau2": pooled["tau2"],
+                "i2": pooled["i2"],
+                "q": pooled["q"],
+                "p_heterogeneity": pooled["p_heterogeneity"],
+                "method": method,
+                "n_floored": floored,
+                "not_estimable": ",".join(not_estimable),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(META_COLUMNS)).astype(
+        {"k": "int64", "n_floored": "int64"}
+    )

@@ -42,7 +42,9 @@ def as_binary_labels(values: Sequence | np.ndarray, name: str = "y_true") -> np.
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
     bad = ~np.isin(array, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"{name} must hold only 0/1 labels; {int(bad.sum())} values are not, e.g. {array[bad][:3].tolist()}")
+        raise ValueError(
+            f"{name} must hold only 0/1 labels; {int(bad.sum())} values are not, e.g. {array[bad][:3].tolist()}"
+        )
     return array.astype(np.int8)
 
 
@@ -101,7 +103,9 @@ def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 
 def binary_metrics(
-    y_true: Sequence | np.ndarray, y_prob: Sequence | np.ndarray, threshold: float | Sequence | np.ndarray = 0.5
+    y_true: Sequence | np.ndarray,
+    y_prob: Sequence | np.ndarray,
+    threshold: float | Sequence | np.ndarray = 0.5,
 ) -> dict[str, float]:
     """All ``schema.METRICS`` of one scored set; ``y_prob`` is P(responder), positive = ``y_prob >= threshold``.
 
@@ -134,7 +138,9 @@ def binary_metrics(
     return {name: float(result[name]) for name in METRICS}
 
 
-def fit_threshold(y_train: Sequence | np.ndarray, p_train: Sequence | np.ndarray, method: str = "youden") -> float:
+def fit_threshold(
+    y_train: Sequence | np.ndarray, p_train: Sequence | np.ndarray, method: str = "youden"
+) -> float:
     """Decision threshold fitted on TRAINING rows only (spec item 6: never on the evaluated set).
 
     - ``"youden"``: the training score maximising Youden's J = TPR - FPR for the rule
@@ -145,7 +151,9 @@ def fit_threshold(y_train: Sequence | np.ndarray, p_train: Sequence | np.ndarray
       probability exceeds the base rate (a common rule for imbalanced classes).
     """
     if method not in THRESHOLD_METHODS:
-        raise ValueError(f"unknown threshold method {method!r}; expected one of {THRESHOLD_METHODS}")
+        raise ValueError(
+            f"unknown threshold method {method!r}; expected one of {THRESHOLD_METHODS}"
+        )
     if method == "fixed":
         return 0.5
     labels = as_binary_labels(y_train, "y_train")

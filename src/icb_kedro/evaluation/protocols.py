@@ -95,7 +95,9 @@ def repeats_for(n_repeats: int | None | Mapping[str, int | None], protocol: str)
     if isinstance(n_repeats, Mapping):
         unknown = sorted(set(n_repeats) - set(LODOCV_PROTOCOLS))
         if unknown:
-            raise ValueError(f"n_repeats names unknown protocols {unknown}; expected some of {LODOCV_PROTOCOLS}")
+            raise ValueError(
+                f"n_repeats names unknown protocols {unknown}; expected some of {LODOCV_PROTOCOLS}"
+            )
         n_repeats = n_repeats.get(protocol)
     _check_n_trials(n_repeats, "n_repeats")
     return None if n_repeats is None else int(n_repeats)
@@ -104,7 +106,9 @@ def repeats_for(n_repeats: int | None | Mapping[str, int | None], protocol: str)
 def _validate_lodocv_folds(folds: pd.DataFrame) -> None:
     _require_columns(folds, FOLD_COLUMNS, "lodocv_folds")
     if folds[list(FOLD_COLUMNS)].isna().any().any():
-        raise ValueError("lodocv_folds has missing values in " + str(folds.columns[folds.isna().any()].tolist()))
+        raise ValueError(
+            "lodocv_folds has missing values in " + str(folds.columns[folds.isna().any()].tolist())
+        )
     unknown = sorted(set(folds["role"]) - set(ROLES))
     if unknown:
         raise ValueError(f"lodocv_folds has unknown roles {unknown}; expected {ROLES}")
@@ -135,11 +139,20 @@ def check_kfold_partitions(folds: pd.DataFrame) -> None:
     Checked on the whole table where the folds pipeline writes it, not on every read: a grid
     cell reads the slice of one trial, which is not a partition on its own.
     """
-    kfold = folds[(folds["scheme"] == SCHEME_KFOLD) & folds["role"].isin((ROLE_TARGET_TRAIN, ROLE_TARGET_TEST))]
+    kfold = folds[
+        (folds["scheme"] == SCHEME_KFOLD)
+        & folds["role"].isin((ROLE_TARGET_TRAIN, ROLE_TARGET_TEST))
+    ]
     if kfold.empty:
         return
     ids = ["held_out", "repeat", SAMPLE_KEY]
-    tested = kfold[kfold["role"] == ROLE_TARGET_TEST].groupby(ids).size().rename("n_tested").reset_index()
+    tested = (
+        kfold[kfold["role"] == ROLE_TARGET_TEST]
+        .groupby(ids)
+        .size()
+        .rename("n_tested")
+        .reset_index()
+    )
     counts = kfold[ids].drop_duplicates().merge(tested, on=ids, how="left").fillna({"n_tested": 0})
     wrong = counts[counts["n_tested"] != 1]
     if len(wrong):
@@ -151,7 +164,9 @@ def check_kfold_partitions(folds: pd.DataFrame) -> None:
         )
 
 
-def _fold(protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, list[str]], repeat: int) -> FoldSpec:
+def _fold(
+    protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, list[str]], repeat: int
+) -> FoldSpec:
     train_roles, test_roles = _PROTOCOL_ROLES[protocol]
     train = sorted(key for role in train_roles for key in roles.get(role, []))
     test = sorted(key for role in test_roles for key in roles.get(role, []))
@@ -162,7 +177,9 @@ def _fold(protocol: str, held_out: str, trial: int, seed: int, roles: dict[str, 
         )
     overlap = set(train) & set(test)
     if overlap:  # impossible with a valid folds table; a cheap guard against leakage
-        raise ValueError(f"{protocol} fold {held_out!r}/{trial}: test samples also in training: {sorted(overlap)[:5]}")
+        raise ValueError(
+            f"{protocol} fold {held_out!r}/{trial}: test samples also in training: {sorted(overlap)[:5]}"
+        )
     return FoldSpec(protocol, held_out, int(trial), int(seed), train, test, int(repeat))
 
 
@@ -190,14 +207,18 @@ def iter_protocol_folds(
 
     # Group once: (held_out, scheme) -> [(repeat, trial, seed, {role: keys})] sorted by trial.
     by_fold: dict[tuple[str, str], list[tuple[int, int, int, dict[str, list[str]]]]] = {}
-    for (held_out, scheme, trial), rows in folds.groupby(["held_out", "scheme", "trial"], sort=True):
+    for (held_out, scheme, trial), rows in folds.groupby(
+        ["held_out", "scheme", "trial"], sort=True
+    ):
         seeds, repeats = rows["seed"].unique(), rows["repeat"].unique()
         if len(seeds) != 1 or len(repeats) != 1:
             raise ValueError(
                 f"lodocv_folds: held_out={held_out!r} trial={trial} has several seeds {seeds.tolist()} or repeats {repeats.tolist()}"
             )
         roles = {role: keys.tolist() for role, keys in rows.groupby("role")[SAMPLE_KEY]}
-        by_fold.setdefault((held_out, scheme), []).append((int(repeats[0]), int(trial), int(seeds[0]), roles))
+        by_fold.setdefault((held_out, scheme), []).append(
+            (int(repeats[0]), int(trial), int(seeds[0]), roles)
+        )
     cohorts = sorted({held_out for held_out, _ in by_fold})
 
     for protocol in protocols:
@@ -227,14 +248,18 @@ def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:
     _validate_lodocv_folds(folds)
     rows = folds[folds["held_out"] == held_out]
     if rows.empty:
-        raise ValueError(f"held-out cohort {held_out!r} is not in lodocv_folds; it has {sorted(folds['held_out'].unique())}")
+        raise ValueError(
+            f"held-out cohort {held_out!r} is not in lodocv_folds; it has {sorted(folds['held_out'].unique())}"
+        )
     pool = rows[rows["role"].isin(PRETRAIN_ROLES)]
     if (pool[COHORT] == held_out).any():
         raise ValueError(f"pretraining pool of {held_out!r} contains its own samples")
     return sorted(pool[SAMPLE_KEY].unique().tolist())
 
 
-def iter_amu_holdout_folds(amu_folds: pd.DataFrame, n_trials: int | None = None) -> Iterator[FoldSpec]:
+def iter_amu_holdout_folds(
+    amu_folds: pd.DataFrame, n_trials: int | None = None
+) -> Iterator[FoldSpec]:
     """Folds of the AMU 207-sample matrix (protocol ``amu_holdout``, held-out name ``"AMU"``), by trial."""
     _require_columns(amu_folds, AMU_FOLD_COLUMNS, "amu_holdout_folds")
     _check_n_trials(n_trials)
@@ -250,8 +275,14 @@ def iter_amu_holdout_folds(amu_folds: pd.DataFrame, n_trials: int | None = None)
         train = sorted(rows.loc[rows["role"] == "train", SAMPLE_KEY])
         test = sorted(rows.loc[rows["role"] == "test", SAMPLE_KEY])
         if not train or not test:
-            raise ValueError(f"amu_holdout_folds: trial {trial} has {len(train)} train and {len(test)} test samples")
+            raise ValueError(
+                f"amu_holdout_folds: trial {trial} has {len(train)} train and {len(test)} test samples"
+            )
         overlap = set(train) & set(test)
         if overlap:
-            raise ValueError(f"amu_holdout_folds: trial {trial}: test samples also in training: {sorted(overlap)[:5]}")
-        yield FoldSpec(AMU_PROTOCOL, AMU_HELD_OUT, int(trial), int(seeds[0]), train, test, int(trial))
+            raise ValueError(
+                f"amu_holdout_folds: trial {trial}: test samples also in training: {sorted(overlap)[:5]}"
+            )
+        yield FoldSpec(
+            AMU_PROTOCOL, AMU_HELD_OUT, int(trial), int(seeds[0]), train, test, int(trial)
+        )

@@ -101,7 +101,9 @@ def _rng(seed: SeedLike) -> np.random.Generator:
 def _scores_2d(scores: Sequence | np.ndarray, n: int) -> np.ndarray:
     array = np.atleast_2d(np.asarray(scores, dtype=float))
     if array.ndim != 2 or array.shape[1] != n:
-        raise ValueError(f"scores must have shape (n,) or (k, n) with n = {n} labels, got {np.shape(scores)}")
+        raise ValueError(
+            f"scores must have shape (n,) or (k, n) with n = {n} labels, got {np.shape(scores)}"
+        )
     if not np.isfinite(array).all():
         raise ValueError("scores contain NaN or infinite values")
     return array
@@ -140,12 +142,16 @@ def _design(y_true, scores, trials, patient_keys) -> _Design:
     trial_ids = np.zeros(n, dtype=int) if trials is None else np.asarray(trials)
     keys = np.arange(n) if patient_keys is None else np.asarray(patient_keys)
     if len(trial_ids) != n or len(keys) != n:
-        raise ValueError(f"y_true, trials and patient_keys must have the same length ({n}, {len(trial_ids)}, {len(keys)})")
+        raise ValueError(
+            f"y_true, trials and patient_keys must have the same length ({n}, {len(trial_ids)}, {len(keys)})"
+        )
     patient_codes, patient_of_row = np.unique(keys, return_inverse=True)
     label_of_patient = np.full(len(patient_codes), -1, dtype=np.int8)
     label_of_patient[patient_of_row] = labels
     if np.any(label_of_patient[patient_of_row] != labels):
-        raise ValueError("a patient has different labels in different rows (y_true must be a patient property)")
+        raise ValueError(
+            "a patient has different labels in different rows (y_true must be a patient property)"
+        )
     # Position of each patient within its class, so weights can be drawn per class.
     class_index = np.empty(len(patient_codes), dtype=int)
     for cls in (0, 1):
@@ -175,13 +181,21 @@ def _multinomial_weights(n_items: int, n_boot: int, rng: np.random.Generator) ->
     """
     draws = rng.integers(0, n_items, size=(n_boot, n_items))
     offsets = (np.arange(n_boot) * n_items)[:, None]
-    return np.bincount((draws + offsets).ravel(), minlength=n_boot * n_items).reshape(n_boot, n_items).astype(float)
+    return (
+        np.bincount((draws + offsets).ravel(), minlength=n_boot * n_items)
+        .reshape(n_boot, n_items)
+        .astype(float)
+    )
 
 
-def _weighted_trial_aurocs(design: _Design, n_boot: int, rng: np.random.Generator, resample: str) -> np.ndarray:
+def _weighted_trial_aurocs(
+    design: _Design, n_boot: int, rng: np.random.Generator, resample: str
+) -> np.ndarray:
     """(n_trials, n_boot, k) AUROC of every trial under every bootstrap replicate (NaN if a class vanished)."""
     if resample not in RESAMPLE_SCHEMES:
-        raise ValueError(f"unknown resample scheme {resample!r}; expected one of {RESAMPLE_SCHEMES}")
+        raise ValueError(
+            f"unknown resample scheme {resample!r}; expected one of {RESAMPLE_SCHEMES}"
+        )
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if resample == "patient":
@@ -255,7 +269,9 @@ def bootstrap_mean_auroc_ci(
     design = _design(y_true, y_score, trials, patient_keys)
     if not design.trials:
         return BootstrapCI(float("nan"), float("nan"), float("nan"))
-    replicates = _nanmean(_weighted_trial_aurocs(design, n_boot, _rng(seed), resample), axis=0)[:, 0]
+    replicates = _nanmean(_weighted_trial_aurocs(design, n_boot, _rng(seed), resample), axis=0)[
+        :, 0
+    ]
     return BootstrapCI(float(_trial_mean_auroc(design)[0]), *percentile_ci(replicates, level))
 
 
@@ -294,8 +310,14 @@ def paired_bootstrap_auroc_difference(
     differences = _nanmean(aurocs[..., 0] - aurocs[..., 1], axis=0)
     observed = _trial_mean_auroc(design)
     finite = differences[np.isfinite(differences)]
-    p = min(1.0, 2.0 * min(np.mean(finite <= 0), np.mean(finite >= 0))) if finite.size else float("nan")
-    return PairedBootstrapResult(float(observed[0] - observed[1]), *percentile_ci(differences, level), float(p))
+    p = (
+        min(1.0, 2.0 * min(np.mean(finite <= 0), np.mean(finite >= 0)))
+        if finite.size
+        else float("nan")
+    )
+    return PairedBootstrapResult(
+        float(observed[0] - observed[1]), *percentile_ci(differences, level), float(p)
+    )
 
 
 def pooled_mean_ci(cohort_replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -313,7 +335,9 @@ def pooled_mean_ci(cohort_replicates: np.ndarray, level: float = 0.95) -> tuple[
 # ----------------------------------------------------------------------------- DeLong
 
 
-def _structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _structural_components(
+    labels: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AUROCs (k,), V10 (k, m) per responder and V01 (k, n) per non-responder (Sun & Xu 2014).
 
     V10_i = P(score_i > score of a random non-responder) (+1/2 ties), V01_j = P(score of a
@@ -342,10 +366,14 @@ def _structural_components(labels: np.ndarray, scores: np.ndarray) -> tuple[np.n
 def _check_two_classes(labels: np.ndarray) -> None:
     n_pos = int(labels.sum())
     if n_pos == 0 or n_pos == len(labels):
-        raise ValueError(f"DeLong needs both classes; got {n_pos} responders among {len(labels)} samples")
+        raise ValueError(
+            f"DeLong needs both classes; got {n_pos} responders among {len(labels)} samples"
+        )
 
 
-def delong_covariance(y_true: Sequence | np.ndarray, scores: Sequence | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def delong_covariance(
+    y_true: Sequence | np.ndarray, scores: Sequence | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """AUROCs (k,) and their DeLong covariance matrix (k, k) for k score sets on the same samples.
 
     ``S = S10 / m + S01 / n`` with S10, S01 the sample covariances (ddof 1) of the
@@ -369,14 +397,22 @@ def _z_test(diff: float, variance: float) -> tuple[float, float, float]:
     variance = max(variance, 0.0)  # rounding can make an exact zero slightly negative
     se = float(np.sqrt(variance))
     if se == 0.0:
-        return 0.0, (0.0 if diff == 0 else float(np.copysign(np.inf, diff))), (1.0 if diff == 0 else 0.0)
+        return (
+            0.0,
+            (0.0 if diff == 0 else float(np.copysign(np.inf, diff))),
+            (1.0 if diff == 0 else 0.0),
+        )
     z = diff / se
     return se, float(z), float(2.0 * norm.sf(abs(z)))
 
 
-def delong_test(y_true: Sequence | np.ndarray, score_a: Sequence | np.ndarray, score_b: Sequence | np.ndarray) -> DeLongResult:
+def delong_test(
+    y_true: Sequence | np.ndarray, score_a: Sequence | np.ndarray, score_b: Sequence | np.ndarray
+) -> DeLongResult:
     """DeLong test of two correlated AUROCs on the same samples (identical scores give p = 1)."""
-    aurocs, covariance = delong_covariance(y_true, np.vstack([np.asarray(score_a, float), np.asarray(score_b, float)]))
+    aurocs, covariance = delong_covariance(
+        y_true, np.vstack([np.asarray(score_a, float), np.asarray(score_b, float)])
+    )
     diff = float(aurocs[0] - aurocs[1])
     se, z, p = _z_test(diff, float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]))
     return DeLongResult(float(aurocs[0]), float(aurocs[1]), diff, se, z, p, 1)
@@ -405,7 +441,9 @@ def delong_test_over_trials(
     Trials with one class are skipped.
     """
     labels = as_binary_labels(y_true)
-    scores = _scores_2d(np.vstack([np.asarray(score_a, float), np.asarray(score_b, float)]), len(labels))
+    scores = _scores_2d(
+        np.vstack([np.asarray(score_a, float), np.asarray(score_b, float)]), len(labels)
+    )
     trial_ids, keys = np.asarray(trials), np.asarray(patient_keys)
     if len(trial_ids) != len(labels) or len(keys) != len(labels):
         raise ValueError("y_true, scores, trials and patient_keys must have the same length")
@@ -427,16 +465,30 @@ def delong_test_over_trials(
             estimable = False
             continue
         pos_rows, neg_rows = rows[trial_labels == 1], rows[trial_labels == 0]
-        np.add.at(influence, (slice(None), patient_of_row[pos_rows]), (v10 - aurocs[:, None]) / np.sqrt(m * (m - 1)))
-        np.add.at(influence, (slice(None), patient_of_row[neg_rows]), (v01 - aurocs[:, None]) / np.sqrt(n * (n - 1)))
+        np.add.at(
+            influence,
+            (slice(None), patient_of_row[pos_rows]),
+            (v10 - aurocs[:, None]) / np.sqrt(m * (m - 1)),
+        )
+        np.add.at(
+            influence,
+            (slice(None), patient_of_row[neg_rows]),
+            (v01 - aurocs[:, None]) / np.sqrt(n * (n - 1)),
+        )
     if not trial_aurocs:
         raise ValueError("no trial has both classes: the AUROC difference is undefined")
     n_trials = len(trial_aurocs)
     mean_aurocs = np.mean(trial_aurocs, axis=0)
     diff = float(mean_aurocs[0] - mean_aurocs[1])
-    variance = float(np.sum((influence[0] - influence[1]) ** 2)) / n_trials**2 if estimable else float("nan")
+    variance = (
+        float(np.sum((influence[0] - influence[1]) ** 2)) / n_trials**2
+        if estimable
+        else float("nan")
+    )
     if np.array_equal(scores[0], scores[1]):
-        variance = 0.0  # identical predictions: no difference to estimate, p = 1 whatever the design
+        variance = (
+            0.0  # identical predictions: no difference to estimate, p = 1 whatever the design
+        )
     se, z, p = _z_test(diff, variance)
     return DeLongResult(float(mean_aurocs[0]), float(mean_aurocs[1]), diff, se, z, p, n_trials)
 
@@ -444,7 +496,9 @@ def delong_test_over_trials(
 # ----------------------------------------------------------------------------- combining
 
 
-def combine_cohort_differences(diffs: Sequence[float] | np.ndarray, ses: Sequence[float] | np.ndarray) -> CombinedResult:
+def combine_cohort_differences(
+    diffs: Sequence[float] | np.ndarray, ses: Sequence[float] | np.ndarray
+) -> CombinedResult:
     """Fixed-effect inverse-variance combination of independent per-cohort AUROC differences.
 
     Cohorts are independent patient samples, so their paired differences d_c (SE s_c)
@@ -463,7 +517,9 @@ def combine_cohort_differences(diffs: Sequence[float] | np.ndarray, ses: Sequenc
     usable = np.isfinite(d) & np.isfinite(s) & (s > 0)
     if not usable.any():
         identical = np.isfinite(d) & (s == 0) & (d == 0)
-        if identical.any() and identical.sum() == np.isfinite(d).sum():  # same ranking in every cohort
+        if (
+            identical.any() and identical.sum() == np.isfinite(d).sum()
+        ):  # same ranking in every cohort
             return CombinedResult(0.0, 0.0, 0.0, 1.0, int(identical.sum()))
         return CombinedResult(float("nan"), float("nan"), float("nan"), float("nan"), 0)
     weights = 1.0 / s[usable] ** 2

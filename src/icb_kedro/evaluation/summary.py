@@ -102,14 +102,20 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("predictions table is empty")
     has_na = table.isna().any()
     if has_na.any():
-        raise ValueError(f"predictions have missing values in columns {has_na[has_na].index.tolist()}")
+        raise ValueError(
+            f"predictions have missing values in columns {has_na[has_na].index.tolist()}"
+        )
     unknown = sorted(set(table["protocol"]) - set(PROTOCOLS))
     if unknown:
-        raise ValueError(f"predictions have unknown protocols {unknown}; expected some of {PROTOCOLS}")
+        raise ValueError(
+            f"predictions have unknown protocols {unknown}; expected some of {PROTOCOLS}"
+        )
     labels = table["y_true"].astype(float)
     if not labels.isin((0.0, 1.0)).all():
         bad = table.loc[~labels.isin((0.0, 1.0))].iloc[0]
-        raise ValueError(f"y_true must be 0/1; got {bad['y_true']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']})")
+        raise ValueError(
+            f"y_true must be 0/1; got {bad['y_true']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']})"
+        )
     prob = table["y_prob"].astype(float)
     outside = ~np.isfinite(prob) | (prob < 0) | (prob > 1)
     if outside.any():
@@ -131,15 +137,28 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     varying = per_split[(per_split > 1).any(axis=1)]
     if len(varying):
         key = dict(zip(split_keys, varying.index[0]))
-        raise ValueError(f"n_train and threshold must be constant within a split; split {key} has several values")
+        raise ValueError(
+            f"n_train and threshold must be constant within a split; split {key} has several values"
+        )
     for column in ("model", "protocol", "cohort", SAMPLE_KEY):
         table[column] = table[column].astype(str)
-    return table.astype({"repeat": "int64", "trial": "int64", "y_true": "int8", "y_prob": "float64", "n_train": "int64", "threshold": "float64"})
+    return table.astype(
+        {
+            "repeat": "int64",
+            "trial": "int64",
+            "y_true": "int8",
+            "y_prob": "float64",
+            "n_train": "int64",
+            "threshold": "float64",
+        }
+    )
 
 
 def _cohort_rng(seed: int, cohort: str) -> np.random.Generator:
     """Generator for one cohort's resamples: the same for every model and protocol."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(str(cohort).encode())]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed), zlib.crc32(str(cohort).encode())])
+    )
 
 
 # ----------------------------------------------------------------------------- tables
@@ -155,7 +174,12 @@ def fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     y_true = table["y_true"].to_numpy()
     y_prob = table["y_prob"].to_numpy()
     threshold = table["threshold"].to_numpy()
-    n_train = table.groupby([*FOLD_KEYS, "trial"], sort=False)["n_train"].first().groupby(list(FOLD_KEYS)).mean()
+    n_train = (
+        table.groupby([*FOLD_KEYS, "trial"], sort=False)["n_train"]
+        .first()
+        .groupby(list(FOLD_KEYS))
+        .mean()
+    )
     rows = []
     for key, index in table.groupby(list(FOLD_KEYS), sort=False).indices.items():
         rows.append(
@@ -168,11 +192,15 @@ def fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
             }
         )
     result = pd.DataFrame(rows, columns=list(FOLD_METRIC_COLUMNS))
-    result = result.astype({"repeat": "int64", "n_train": "int64", "n_test": "int64", "n_test_pos": "int64"})
+    result = result.astype(
+        {"repeat": "int64", "n_train": "int64", "n_test": "int64", "n_test_pos": "int64"}
+    )
     return result.sort_values(list(FOLD_KEYS), kind="stable").reset_index(drop=True)
 
 
-def _cohort_replicates(table: pd.DataFrame, n_boot: int, seed: int, resample: str) -> dict[tuple, np.ndarray]:
+def _cohort_replicates(
+    table: pd.DataFrame, n_boot: int, seed: int, resample: str
+) -> dict[tuple, np.ndarray]:
     """(model, protocol, cohort) -> bootstrap replicates (n_boot,) of the mean-over-repeats AUROC."""
     y_true = table["y_true"].to_numpy()
     y_prob = table["y_prob"].to_numpy()
@@ -181,24 +209,45 @@ def _cohort_replicates(table: pd.DataFrame, n_boot: int, seed: int, resample: st
     replicates = {}
     for key, index in table.groupby(list(COHORT_KEYS), sort=False).indices.items():
         replicates[key] = bootstrap_auroc_replicates(
-            y_true[index], y_prob[index], trials[index], keys[index], n_boot, _cohort_rng(seed, key[2]), resample
+            y_true[index],
+            y_prob[index],
+            trials[index],
+            keys[index],
+            n_boot,
+            _cohort_rng(seed, key[2]),
+            resample,
         )
     return replicates
 
 
-def _cohort_table(table: pd.DataFrame, replicates: dict[tuple, np.ndarray], level: float) -> pd.DataFrame:
+def _cohort_table(
+    table: pd.DataFrame, replicates: dict[tuple, np.ndarray], level: float
+) -> pd.DataFrame:
     folds = fold_metrics(table)
     grouped = folds.groupby(list(COHORT_KEYS), sort=True)
-    stats = grouped[list(METRICS)].agg(["mean", "std"])  # std: ddof=1 over repeats, NaN for one repeat
-    stats.columns = [f"{metric}_{'sd' if stat == 'std' else stat}" for metric, stat in stats.columns]
+    stats = grouped[list(METRICS)].agg(
+        ["mean", "std"]
+    )  # std: ddof=1 over repeats, NaN for one repeat
+    stats.columns = [
+        f"{metric}_{'sd' if stat == 'std' else stat}" for metric, stat in stats.columns
+    ]
     result = stats.reset_index()
     result.insert(3, "n_repeats", grouped.size().to_numpy())
     patients = table.groupby(list(COHORT_KEYS), sort=True)[SAMPLE_KEY].nunique()
-    result.insert(4, "n_patients", patients.reindex(pd.MultiIndex.from_frame(result[list(COHORT_KEYS)])).to_numpy())
-    intervals = [percentile_ci(replicates[tuple(key)], level) for key in result[list(COHORT_KEYS)].itertuples(index=False)]
+    result.insert(
+        4,
+        "n_patients",
+        patients.reindex(pd.MultiIndex.from_frame(result[list(COHORT_KEYS)])).to_numpy(),
+    )
+    intervals = [
+        percentile_ci(replicates[tuple(key)], level)
+        for key in result[list(COHORT_KEYS)].itertuples(index=False)
+    ]
     result["ci_low"] = [low for low, _ in intervals]
     result["ci_high"] = [high for _, high in intervals]
-    return result[list(COHORT_SUMMARY_COLUMNS)].astype({"n_repeats": "int64", "n_patients": "int64"})
+    return result[list(COHORT_SUMMARY_COLUMNS)].astype(
+        {"n_repeats": "int64", "n_patients": "int64"}
+    )
 
 
 @dataclass(frozen=True)
@@ -213,7 +262,11 @@ class CohortBootstrap:
 
 
 def cohort_bootstrap(
-    predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
+    predictions: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    resample: str = "patient",
 ) -> CohortBootstrap:
     table = validate_predictions(predictions)
     replicates = _cohort_replicates(table, n_boot, seed, resample)
@@ -221,7 +274,11 @@ def cohort_bootstrap(
 
 
 def cohort_summary(
-    predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
+    predictions: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    resample: str = "patient",
 ) -> pd.DataFrame:
     """Per (model, protocol, cohort): ``n_repeats``, ``n_patients``, ``<metric>_mean``/``_sd`` over repeats, ``ci_low``/``ci_high``.
 
@@ -232,7 +289,11 @@ def cohort_summary(
 
 
 def overall_summary(
-    predictions: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95, resample: str = "patient"
+    predictions: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    resample: str = "patient",
 ) -> pd.DataFrame:
     """Per (model, protocol): unweighted mean over cohorts of the per-cohort means, with a CI.
 
@@ -252,12 +313,16 @@ def overall_from_bootstrap(bootstrap: CohortBootstrap) -> pd.DataFrame:
         row.update({f"{metric}_mean": defined[f"{metric}_mean"].mean() for metric in METRICS})
         row["auroc_cohort_sd"] = defined["auroc_mean"].std()
         stacked = [bootstrap.replicates[(model, protocol, cohort)] for cohort in defined["cohort"]]
-        row["ci_low"], row["ci_high"] = pooled_mean_ci(np.stack(stacked), bootstrap.level) if stacked else (np.nan, np.nan)
+        row["ci_low"], row["ci_high"] = (
+            pooled_mean_ci(np.stack(stacked), bootstrap.level) if stacked else (np.nan, np.nan)
+        )
         rows.append(row)
     return pd.DataFrame(rows, columns=list(OVERALL_SUMMARY_COLUMNS)).astype({"n_cohorts": "int64"})
 
 
-def _model_pairs(models: list[str], reference_model: str | Sequence[str] | None) -> list[tuple[str, str]]:
+def _model_pairs(
+    models: list[str], reference_model: str | Sequence[str] | None
+) -> list[tuple[str, str]]:
     """(model_a, model_b) pairs: all pairs, or every model against each reference, each
     unordered pair once (a pair of two references is kept the first way it comes)."""
     if reference_model is None:
@@ -280,8 +345,16 @@ def _compare_in_cohort(y, score_a, score_b, trials, keys, n_boot, rng, level, re
     try:
         delong = delong_test_over_trials(y, score_a, score_b, trials, keys)
     except ValueError:  # no trial with both classes: nothing to compare, reported as NaN
-        return {**row, **{c: np.nan for c in ("auroc_a", "auroc_b", "diff", "se", "z", "p", "ci_low", "ci_high")}}
-    boot = paired_bootstrap_auroc_difference(y, score_a, score_b, trials, keys, n_boot, rng, level, resample)
+        return {
+            **row,
+            **{
+                c: np.nan
+                for c in ("auroc_a", "auroc_b", "diff", "se", "z", "p", "ci_low", "ci_high")
+            },
+        }
+    boot = paired_bootstrap_auroc_difference(
+        y, score_a, score_b, trials, keys, n_boot, rng, level, resample
+    )
     return {
         **row,
         "n_repeats": delong.n_trials,
@@ -312,13 +385,30 @@ def combine_differences_random_effects(diffs, ses, level: float = 0.95) -> dict[
     z_level = float(norm.ppf(0.5 + level / 2))
     if usable.sum() < 2:
         fixed = combine_cohort_differences(d, s)
-        return {"diff": fixed.diff, "se": fixed.se, "z": fixed.z, "p": fixed.p, "n_cohorts": fixed.n_cohorts,
-                "ci_low": fixed.diff - z_level * fixed.se, "ci_high": fixed.diff + z_level * fixed.se,
-                "tau2": 0.0 if fixed.n_cohorts else np.nan, "i2": np.nan}
+        return {
+            "diff": fixed.diff,
+            "se": fixed.se,
+            "z": fixed.z,
+            "p": fixed.p,
+            "n_cohorts": fixed.n_cohorts,
+            "ci_low": fixed.diff - z_level * fixed.se,
+            "ci_high": fixed.diff + z_level * fixed.se,
+            "tau2": 0.0 if fixed.n_cohorts else np.nan,
+            "i2": np.nan,
+        }
     pooled = random_effects(d[usable], s[usable] ** 2, "dl", level)
     z = pooled["pooled"] / pooled["se"]
-    return {"diff": pooled["pooled"], "se": pooled["se"], "z": z, "p": float(2.0 * norm.sf(abs(z))), "n_cohorts": int(usable.sum()),
-            "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"], "tau2": pooled["tau2"], "i2": pooled["i2"]}
+    return {
+        "diff": pooled["pooled"],
+        "se": pooled["se"],
+        "z": z,
+        "p": float(2.0 * norm.sf(abs(z))),
+        "n_cohorts": int(usable.sum()),
+        "ci_low": pooled["ci_low"],
+        "ci_high": pooled["ci_high"],
+        "tau2": pooled["tau2"],
+        "i2": pooled["i2"],
+    }
 
 
 def paired_comparisons(
@@ -360,7 +450,11 @@ def paired_comparisons(
     for protocol, rows_of_protocol in table.groupby("protocol", sort=True):
         index_columns = ["cohort", "repeat", SAMPLE_KEY]
         wide = rows_of_protocol.pivot(index=index_columns, columns="model", values="y_prob")
-        labels = rows_of_protocol.groupby(index_columns)["y_true"].agg(["min", "max"]).reindex(wide.index)
+        labels = (
+            rows_of_protocol.groupby(index_columns)["y_true"]
+            .agg(["min", "max"])
+            .reindex(wide.index)
+        )
         if (labels["min"] != labels["max"]).any():
             bad = labels.index[labels["min"] != labels["max"]][0]
             raise ValueError(f"models disagree on y_true of {bad} in protocol {protocol!r}")
@@ -380,15 +474,32 @@ def paired_comparisons(
                 if len(rows_) == 0:
                     continue
                 result = _compare_in_cohort(
-                    y_all[rows_], score_a[rows_], score_b[rows_], trial_of_row[rows_], key_of_row[rows_],
-                    n_boot, _cohort_rng(seed, cohort), level, resample,
+                    y_all[rows_],
+                    score_a[rows_],
+                    score_b[rows_],
+                    trial_of_row[rows_],
+                    key_of_row[rows_],
+                    n_boot,
+                    _cohort_rng(seed, cohort),
+                    level,
+                    resample,
                 )
-                per_cohort.append({"protocol": protocol, "model_a": model_a, "model_b": model_b, "cohort": cohort, **result})
+                per_cohort.append(
+                    {
+                        "protocol": protocol,
+                        "model_a": model_a,
+                        "model_b": model_b,
+                        "cohort": cohort,
+                        **result,
+                    }
+                )
             if not per_cohort:
                 continue
             rows.extend(per_cohort)
             cohort_rows = pd.DataFrame(per_cohort)
-            combined = combine_differences_random_effects(cohort_rows["diff"], cohort_rows["se"], level)
+            combined = combine_differences_random_effects(
+                cohort_rows["diff"], cohort_rows["se"], level
+            )
             rows.append(
                 {
                     "protocol": protocol,
@@ -402,13 +513,19 @@ def paired_comparisons(
                     **combined,
                 }
             )
-    result = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("q", "significant")])
+    result = pd.DataFrame(
+        rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("q", "significant")]
+    )
     result["q"] = np.nan
     if not result.empty:
         family = [result["protocol"], result["cohort"] == ALL_COHORTS]
-        result["q"] = result.groupby(family)["p"].transform(lambda p: pd.Series(bh_adjust(p.to_numpy()), index=p.index))
+        result["q"] = result.groupby(family)["p"].transform(
+            lambda p: pd.Series(bh_adjust(p.to_numpy()), index=p.index)
+        )
     result["significant"] = (result["q"] < alpha).astype(bool)
-    return result[list(COMPARISON_COLUMNS)].astype({"n_cohorts": "int64", "n_repeats": "int64", "n_samples": "int64"})
+    return result[list(COMPARISON_COLUMNS)].astype(
+        {"n_cohorts": "int64", "n_repeats": "int64", "n_samples": "int64"}
+    )
 
 
 # ----------------------------------------------------------------------------- markdown
@@ -463,7 +580,10 @@ def _protocol_order(protocols) -> list[str]:
 
 
 def summary_markdown(
-    overall: pd.DataFrame, cohort_table: pd.DataFrame, comparisons: pd.DataFrame, meta: pd.DataFrame | None = None
+    overall: pd.DataFrame,
+    cohort_table: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    meta: pd.DataFrame | None = None,
 ) -> str:
     """A readable report section: per protocol the overall AUROC table, the random-effects
     meta-analysis across cohorts (``meta``, optional), the per-cohort AUROC table, the
@@ -471,8 +591,12 @@ def summary_markdown(
 
     Empty tables (e.g. ``pd.DataFrame()`` when no comparison was run) are allowed.
     """
-    cohort_table = cohort_table if len(cohort_table) else pd.DataFrame(columns=list(COHORT_SUMMARY_COLUMNS))
-    comparisons = comparisons if len(comparisons) else pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    cohort_table = (
+        cohort_table if len(cohort_table) else pd.DataFrame(columns=list(COHORT_SUMMARY_COLUMNS))
+    )
+    comparisons = (
+        comparisons if len(comparisons) else pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    )
     comparisons = comparisons.assign(significant=comparisons["significant"].astype(bool))
     lines = ["## Model evaluation", ""]
     lines.append(
@@ -504,23 +628,34 @@ def summary_markdown(
         )
         lines += [_markdown_table(shown), ""]
         if meta is not None and len(meta):
-            pooled = meta[(meta["protocol"] == protocol) & meta["pooled_auroc"].notna()].sort_values("pooled_auroc", ascending=False)
+            pooled = meta[
+                (meta["protocol"] == protocol) & meta["pooled_auroc"].notna()
+            ].sort_values("pooled_auroc", ascending=False)
             if len(pooled):
                 lines += [
                     "Random-effects meta-analysis across cohorts (DerSimonian-Laird; each cohort's AUROC weighted by "
                     "1 / (its bootstrap variance + tau²); I² = share of the spread that is between cohorts):",
                     "",
-                    _markdown_table(pd.DataFrame({
-                        "model": pooled["model"],
-                        "k": pooled["k"],
-                        "pooled AUROC [95% CI]": [
-                            f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in zip(pooled["pooled_auroc"], pooled["ci_low"], pooled["ci_high"])
-                        ],
-                        "I²": pooled["i2"].map(lambda v: f"{v:.0%}" if pd.notna(v) else "-"),
-                        "tau²": pooled["tau2"].map(lambda v: _fmt(v, 4)),
-                        "p (heterogeneity)": pooled["p_heterogeneity"].map(_fmt_p),
-                        "not estimable": pooled["not_estimable"].replace("", "-"),
-                    })),
+                    _markdown_table(
+                        pd.DataFrame(
+                            {
+                                "model": pooled["model"],
+                                "k": pooled["k"],
+                                "pooled AUROC [95% CI]": [
+                                    f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"
+                                    for m, lo, hi in zip(
+                                        pooled["pooled_auroc"], pooled["ci_low"], pooled["ci_high"]
+                                    )
+                                ],
+                                "I²": pooled["i2"].map(
+                                    lambda v: f"{v:.0%}" if pd.notna(v) else "-"
+                                ),
+                                "tau²": pooled["tau2"].map(lambda v: _fmt(v, 4)),
+                                "p (heterogeneity)": pooled["p_heterogeneity"].map(_fmt_p),
+                                "not estimable": pooled["not_estimable"].replace("", "-"),
+                            }
+                        )
+                    ),
                     "",
                 ]
 
@@ -530,15 +665,28 @@ def summary_markdown(
             cells = per_cohort.assign(
                 cell=[
                     f"{_fmt(m, 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]"
-                    for m, lo, hi in zip(per_cohort["auroc_mean"], per_cohort["ci_low"], per_cohort["ci_high"])
+                    for m, lo, hi in zip(
+                        per_cohort["auroc_mean"], per_cohort["ci_low"], per_cohort["ci_high"]
+                    )
                 ],
                 short=per_cohort["cohort"].map(names),
             )
-            grid = cells.pivot(index="model", columns="short", values="cell").reindex(rows["model"]).fillna("-")
+            grid = (
+                cells.pivot(index="model", columns="short", values="cell")
+                .reindex(rows["model"])
+                .fillna("-")
+            )
             grid = grid[[names[c] for c in sorted(names)]].reset_index()
-            lines += ["Per-cohort AUROC, mean over repeats [95% CI]:", "", _markdown_table(grid), ""]
+            lines += [
+                "Per-cohort AUROC, mean over repeats [95% CI]:",
+                "",
+                _markdown_table(grid),
+                "",
+            ]
 
-        combined = comparisons[(comparisons["protocol"] == protocol) & (comparisons["cohort"] == ALL_COHORTS)]
+        combined = comparisons[
+            (comparisons["protocol"] == protocol) & (comparisons["cohort"] == ALL_COHORTS)
+        ]
         significant = combined[combined["significant"]].sort_values("p")
         if combined.empty:
             lines.append("No paired comparisons were run for this protocol.")
@@ -558,7 +706,9 @@ def summary_markdown(
                     f"(95% CI {_fmt(row.ci_low)} to {_fmt(row.ci_high)}; {row.n_cohorts} cohorts), "
                     f"p = {_fmt_p(row.p)}, q = {_fmt_p(row.q)}"
                 )
-        per_cohort = comparisons[(comparisons["protocol"] == protocol) & (comparisons["cohort"] != ALL_COHORTS)]
+        per_cohort = comparisons[
+            (comparisons["protocol"] == protocol) & (comparisons["cohort"] != ALL_COHORTS)
+        ]
         usable = np.isfinite(per_cohort["se"].astype(float)) & (per_cohort["se"].astype(float) > 0)
         left_out = sorted(set(per_cohort["cohort"]) - set(per_cohort.loc[usable, "cohort"]))
         if left_out:  # never silently: a cohort without a DeLong SE cannot enter the combination
@@ -569,7 +719,11 @@ def summary_markdown(
             ]
         cohort_level = per_cohort[per_cohort["significant"]]
         if len(cohort_level):
-            count = "1 per-cohort difference has" if len(cohort_level) == 1 else f"{len(cohort_level)} per-cohort differences have"
+            count = (
+                "1 per-cohort difference has"
+                if len(cohort_level) == 1
+                else f"{len(cohort_level)} per-cohort differences have"
+            )
             lines += ["", f"Within single cohorts, {count} q < 0.05 (see the comparisons table)."]
     lines += ["", CAVEAT, ""]
     return "\n".join(lines)

@@ -43,7 +43,16 @@ SELECTION_KEYS: tuple[str, ...] = (
     "to_outputs",
     "namespaces",
 )
-_STAGE_KEYS = {"axes", "after", "pipelines", "runtime_params", "results", "slice_inputs", "only_missing_outputs", *SELECTION_KEYS}
+_STAGE_KEYS = {
+    "axes",
+    "after",
+    "pipelines",
+    "runtime_params",
+    "results",
+    "slice_inputs",
+    "only_missing_outputs",
+    *SELECTION_KEYS,
+}
 _PLACEHOLDER = re.compile(r"^\{(\w+)\}$")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -99,7 +108,9 @@ class Grid:
                 raise ValueError(f"grid {self.name!r}: duplicate cell id {cell.cell_id!r}")
             missing = [d for d in cell.depends_on if d not in seen]
             if missing:
-                raise ValueError(f"grid {self.name!r}: cell {cell.cell_id!r} depends on {missing}, not defined before it")
+                raise ValueError(
+                    f"grid {self.name!r}: cell {cell.cell_id!r} depends on {missing}, not defined before it"
+                )
             seen.add(cell.cell_id)
 
     def __len__(self) -> int:
@@ -136,7 +147,9 @@ class Grid:
         return found
 
 
-def make_cell_id(model: str, stage: str, held_out: str | None, n_bins: int | None, trial: int | None) -> str:
+def make_cell_id(
+    model: str, stage: str, held_out: str | None, n_bins: int | None, trial: int | None
+) -> str:
     """Stable, readable, filesystem-safe id, e.g. ``ic2bert.finetune.Melanoma_PD1_Hugo2016.nb4.t0``."""
     parts = [model, stage]
     if held_out is not None:
@@ -161,7 +174,10 @@ def fill_template(value: Any, context: Mapping[str, Any], where: str = "grid con
                 f"{where}: template {value!r} uses {exc}, not available here (available: {sorted(context)})"
             ) from None
     if isinstance(value, Mapping):
-        return {fill_template(k, context, where): fill_template(v, context, where) for k, v in value.items()}
+        return {
+            fill_template(k, context, where): fill_template(v, context, where)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [fill_template(v, context, where) for v in value]
     return value
@@ -177,7 +193,9 @@ def nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise ValueError(f"runtime param {key!r} conflicts with a non-mapping value at {part!r}")
+                raise ValueError(
+                    f"runtime param {key!r} conflicts with a non-mapping value at {part!r}"
+                )
         if isinstance(value, dict) and isinstance(target.get(leaf), dict):
             target[leaf] = _merge(target[leaf], value)
         else:
@@ -188,7 +206,11 @@ def nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:
 def _merge(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     out = dict(left)
     for key, value in right.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -196,7 +218,9 @@ def resolve_trials(trials: Any, n_trials_default: int | None) -> list[int]:
     """``null`` -> ``range(n_trials_default)``; an int n -> ``range(n)``; a list -> itself."""
     if trials is None:
         if n_trials_default is None:
-            raise ValueError("grid.trials is null and folds.lodocv.kfold is not set: cannot tell which trials to run")
+            raise ValueError(
+                "grid.trials is null and folds.lodocv.kfold is not set: cannot tell which trials to run"
+            )
         trials = int(n_trials_default)
     if isinstance(trials, bool):
         raise ValueError(f"grid.trials must be null, an int or a list of ints, got {trials!r}")
@@ -219,16 +243,24 @@ def build_grid(config: Mapping[str, Any], cohorts: Sequence[str], trials: Sequen
     name = str(config.get("name") or "grid")
     cohorts = list(cohorts)
     if not cohorts:
-        raise ValueError("grid: no held-out cohorts (grid.cohorts is empty or the data directory has no cohorts)")
+        raise ValueError(
+            "grid: no held-out cohorts (grid.cohorts is empty or the data directory has no cohorts)"
+        )
     n_bins_values = [int(b) for b in (config.get("n_bins") or [])]
-    axis_values: dict[str, list[Any]] = {"held_out": cohorts, "n_bins": n_bins_values, "trial": list(trials)}
+    axis_values: dict[str, list[Any]] = {
+        "held_out": cohorts,
+        "n_bins": n_bins_values,
+        "trial": list(trials),
+    }
 
     prepare_cfg = dict(config.get("prepare") or {})
     prepare = _prepare_cell(prepare_cfg)
     cells: list[Cell] = [prepare]
     models = config.get("models") or {}
     if not isinstance(models, Mapping):
-        raise ValueError(f"grid.models must be a mapping of model name -> settings, got {type(models).__name__}")
+        raise ValueError(
+            f"grid.models must be a mapping of model name -> settings, got {type(models).__name__}"
+        )
     for model, model_cfg in models.items():
         model_cfg = model_cfg or {}
         if not model_cfg.get("enabled", True):
@@ -261,7 +293,9 @@ def _prepare_cell(cfg: Mapping[str, Any]) -> Cell:
     )
 
 
-def _model_cells(model: str, stages: Mapping[str, Any], axis_values: Mapping[str, list[Any]], prepare_id: str) -> list[Cell]:
+def _model_cells(
+    model: str, stages: Mapping[str, Any], axis_values: Mapping[str, list[Any]], prepare_id: str
+) -> list[Cell]:
     cells: list[Cell] = []
     stage_axes: dict[str, list[str]] = {}
     for stage, cfg in stages.items():
@@ -269,7 +303,9 @@ def _model_cells(model: str, stages: Mapping[str, Any], axis_values: Mapping[str
         cfg = dict(cfg or {})
         unknown = set(cfg) - _STAGE_KEYS
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_STAGE_KEYS)}")
+            raise ValueError(
+                f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_STAGE_KEYS)}"
+            )
         axes = list(cfg.get("axes") or [])
         bad = [a for a in axes if a not in AXES]
         if bad:
@@ -277,14 +313,20 @@ def _model_cells(model: str, stages: Mapping[str, Any], axis_values: Mapping[str
         axes = [a for a in AXES if a in axes]  # canonical order -> stable ids
         for axis in axes:
             if not axis_values[axis]:
-                raise ValueError(f"{where} spans axis {axis!r} but the grid has no {axis} values (grid.{axis if axis != 'held_out' else 'cohorts'})")
+                raise ValueError(
+                    f"{where} spans axis {axis!r} but the grid has no {axis} values (grid.{axis if axis != 'held_out' else 'cohorts'})"
+                )
         after = cfg.get("after")
         if after is not None:
             if after not in stage_axes:
-                raise ValueError(f"{where}.after: {after!r} is not an earlier stage of {model} ({list(stage_axes)})")
+                raise ValueError(
+                    f"{where}.after: {after!r} is not an earlier stage of {model} ({list(stage_axes)})"
+                )
             extra = set(stage_axes[after]) - set(axes)
             if extra:
-                raise ValueError(f"{where}: its 'after' stage {after!r} spans axes {sorted(extra)} that {stage!r} lacks")
+                raise ValueError(
+                    f"{where}: its 'after' stage {after!r} spans axes {sorted(extra)} that {stage!r} lacks"
+                )
         stage_axes[stage] = axes
         pipelines = tuple(str(p) for p in (cfg.get("pipelines") or ()))
         if not pipelines:
@@ -304,7 +346,13 @@ def _model_cells(model: str, stages: Mapping[str, Any], axis_values: Mapping[str
             if after is not None:
                 dep_point = {a: point[a] for a in stage_axes[after]}
                 depends.append(
-                    make_cell_id(model, after, dep_point.get("held_out"), dep_point.get("n_bins"), dep_point.get("trial"))
+                    make_cell_id(
+                        model,
+                        after,
+                        dep_point.get("held_out"),
+                        dep_point.get("n_bins"),
+                        dep_point.get("trial"),
+                    )
                 )
             cells.append(
                 Cell(
@@ -315,14 +363,23 @@ def _model_cells(model: str, stages: Mapping[str, Any], axis_values: Mapping[str
                     n_bins=None if n_bins is None else int(n_bins),
                     trial=None if trial is None else int(trial),
                     pipelines=pipelines,
-                    selection={k: [str(v) for v in fill(_as_list(cfg[k]), k)] for k in SELECTION_KEYS if cfg.get(k)},
-                    runtime_params=nest_dotted(fill(dict(cfg.get("runtime_params") or {}), "runtime_params")),
+                    selection={
+                        k: [str(v) for v in fill(_as_list(cfg[k]), k)]
+                        for k in SELECTION_KEYS
+                        if cfg.get(k)
+                    },
+                    runtime_params=nest_dotted(
+                        fill(dict(cfg.get("runtime_params") or {}), "runtime_params")
+                    ),
                     results={
                         str(k): [str(x) for x in v] if isinstance(v, list) else str(v)
                         for k, v in fill(dict(cfg.get("results") or {}), "results").items()
                     },
                     slice_inputs={
-                        str(k): dict(v) for k, v in fill(dict(cfg.get("slice_inputs") or {}), "slice_inputs").items()
+                        str(k): dict(v)
+                        for k, v in fill(
+                            dict(cfg.get("slice_inputs") or {}), "slice_inputs"
+                        ).items()
                     },
                     only_missing_outputs=bool(cfg.get("only_missing_outputs", False)),
                     depends_on=tuple(depends),
@@ -354,7 +411,9 @@ def select_cells(grid: Grid, patterns: Iterable[str] | None) -> Grid:
     patterns = list(patterns)
     wanted = {c.cell_id for c in grid.cells if any(fnmatchcase(c.cell_id, p) for p in patterns)}
     if not wanted:
-        raise ValueError(f"no cell of grid {grid.name!r} matches {patterns}; ids look like {grid.ids[1:3]}")
+        raise ValueError(
+            f"no cell of grid {grid.name!r} matches {patterns}; ids look like {grid.ids[1:3]}"
+        )
     for cell in reversed(grid.cells):  # close over dependencies
         if cell.cell_id in wanted:
             wanted.update(cell.depends_on)

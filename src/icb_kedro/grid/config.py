@@ -81,7 +81,9 @@ def config_loader(conf_source: Path, env: str) -> Any:
     from kedro.framework.project import configure_project, settings
 
     configure_project(PACKAGE_NAME)
-    return settings.CONFIG_LOADER_CLASS(conf_source=str(conf_source), env=env, **settings.CONFIG_LOADER_ARGS)
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf_source), env=env, **settings.CONFIG_LOADER_ARGS
+    )
 
 
 def resolve_data_dir(project_root: Path) -> Path:
@@ -103,7 +105,9 @@ def load_settings(
     loader = config_loader(root / "conf", env)
     parameters = dict(loader["parameters"])
     if "grid" not in parameters:
-        raise ValueError(f"no 'grid' parameters in {root / 'conf'} for env {env!r} (conf/base/parameters_grid.yml)")
+        raise ValueError(
+            f"no 'grid' parameters in {root / 'conf'} for env {env!r} (conf/base/parameters_grid.yml)"
+        )
     grid = deep_merge(parameters["grid"], overrides or {})
 
     data_dir = resolve_data_dir(root)
@@ -113,7 +117,9 @@ def load_settings(
     cohorts = list(grid.get("cohorts") or available)
     unknown = sorted(set(cohorts) - set(discover_cohorts_unfiltered(data_dir)))
     if unknown:
-        raise ValueError(f"grid.cohorts names cohorts with no files in {data_dir / 'cohorts'}: {unknown}")
+        raise ValueError(
+            f"grid.cohorts names cohorts with no files in {data_dir / 'cohorts'}: {unknown}"
+        )
 
     from icb_kedro.grid.cells import resolve_trials
     from icb_kedro.schema import PAPER_TRIAL_OFFSET
@@ -122,7 +128,9 @@ def load_settings(
     kfold, paper = lodocv.get("kfold") or {}, lodocv.get("paper") or {}
     n_kfold = int(kfold["n_splits"]) * int(kfold["n_repeats"]) if kfold else None
     trials = resolve_trials(grid.get("trials"), n_kfold)
-    existing = set(range(n_kfold or 0)) | {PAPER_TRIAL_OFFSET + t for t in range(int(paper.get("n_trials") or 0))}
+    existing = set(range(n_kfold or 0)) | {
+        PAPER_TRIAL_OFFSET + t for t in range(int(paper.get("n_trials") or 0))
+    }
     if n_kfold is not None and not set(trials) <= existing:
         raise ValueError(
             f"grid.trials {sorted(set(trials) - existing)} are not trials of folds.lodocv: K-fold trials 0..{n_kfold - 1} "
@@ -131,8 +139,14 @@ def load_settings(
 
     mlflow_cfg = loader["mlflow"] if "mlflow" in loader.config_patterns else {}
     server = mlflow_cfg.get("server") or {}
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or server.get("mlflow_tracking_uri") or f"sqlite:///{root / 'mlflow.db'}"
-    experiment = ((mlflow_cfg.get("tracking") or {}).get("experiment") or {}).get("name") or PACKAGE_NAME
+    tracking_uri = (
+        os.environ.get("MLFLOW_TRACKING_URI")
+        or server.get("mlflow_tracking_uri")
+        or f"sqlite:///{root / 'mlflow.db'}"
+    )
+    experiment = ((mlflow_cfg.get("tracking") or {}).get("experiment") or {}).get(
+        "name"
+    ) or PACKAGE_NAME
     experiment = (grid.get("mlflow") or {}).get("experiment") or experiment
     return GridSettings(
         project_root=root,

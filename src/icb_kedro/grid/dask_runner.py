@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from icb_kedro.evaluation.summary import fold_metrics
 from icb_kedro.grid.cells import Cell, Grid, build_grid, select_cells
 from icb_kedro.grid.config import GridSettings
 from icb_kedro.grid.runner import (
@@ -39,7 +40,6 @@ from icb_kedro.grid.runner import (
     run_cell,
     write_manifest,
 )
-from icb_kedro.evaluation.summary import fold_metrics
 from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,10 @@ class GridReport:
             f"grid {self.grid} ({self.engine}): {len(self.ran)} ran, {len(self.skipped)} already done, "
             f"{len(self.failed)} failed, {len(self.blocked)} blocked in {self.wall_s:.1f} s; results in {self.root / 'results'}"
         ]
-        lines += [f"  FAILED  {cid}: {err.strip().splitlines()[-1] if err.strip() else err}" for cid, err in self.failed.items()]
+        lines += [
+            f"  FAILED  {cid}: {err.strip().splitlines()[-1] if err.strip() else err}"
+            for cid, err in self.failed.items()
+        ]
         lines += [f"  BLOCKED {cid}: {why}" for cid, why in self.blocked.items()]
         if self.mlflow_run_id:
             lines.append(f"  MLflow grid run: {self.mlflow_run_id}")
@@ -86,7 +89,9 @@ class GridReport:
 # ---------------------------------------------------------------- planning
 
 
-def plan_grid(settings: GridSettings, select: Iterable[str] | None = None) -> tuple[Grid, GridLayout, dict[str, str]]:
+def plan_grid(
+    settings: GridSettings, select: Iterable[str] | None = None
+) -> tuple[Grid, GridLayout, dict[str, str]]:
     """Selected cells + layout + fingerprints (of every cell); writes ``grid.json``.
 
     ``grid.json`` (also the SLURM manifest) always lists the WHOLE grid, whatever ``select``
@@ -132,7 +137,13 @@ def grid_status(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str])
 # ---------------------------------------------------------------- executing
 
 
-def execute_cell(cell_fn: CellFunction, cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str], *_deps: Any) -> CellOutcome:
+def execute_cell(
+    cell_fn: CellFunction,
+    cell: Cell,
+    layout: GridLayout,
+    fingerprints: Mapping[str, str],
+    *_deps: Any,
+) -> CellOutcome:
     """The Dask task: run one cell; on error leave ``ERROR.txt`` in its folder and re-raise.
 
     ``_deps`` are the dependency cells' outcomes: Dask passes them only to order the tasks.
@@ -171,7 +182,9 @@ def make_client(settings: GridSettings) -> tuple[Any, Any]:
         raise ValueError(f"grid.engine.n_workers must be >= 1, got {n_workers}")
     # A worker that dies (OOM, segfault, pre-emption) gets its cell re-run elsewhere up to
     # allowed_failures times; that is Dask's own accounting, separate from retries=.
-    with dask.config.set({"distributed.scheduler.allowed-failures": int(engine.get("allowed_failures", 3))}):
+    with dask.config.set(
+        {"distributed.scheduler.allowed-failures": int(engine.get("allowed_failures", 3))}
+    ):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -186,7 +199,14 @@ def make_client(settings: GridSettings) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
-def _run_sequential(cells: list[Cell], layout: GridLayout, fps: Mapping[str, str], cell_fn: CellFunction, retries: int, progress: bool) -> tuple[dict[str, CellOutcome], dict[str, str]]:
+def _run_sequential(
+    cells: list[Cell],
+    layout: GridLayout,
+    fps: Mapping[str, str],
+    cell_fn: CellFunction,
+    retries: int,
+    progress: bool,
+) -> tuple[dict[str, CellOutcome], dict[str, str]]:
     outcomes: dict[str, CellOutcome] = {}
     errors: dict[str, str] = {}
     bar = _progress_bar(len(cells), layout, progress)
@@ -196,19 +216,34 @@ def _run_sequential(cells: list[Cell], layout: GridLayout, fps: Mapping[str, str
         else:
             for attempt in range(retries + 1):
                 try:
-                    outcomes[cell.cell_id] = execute_cell(cell_fn, cell, layout, _cell_fps(cell, fps))
+                    outcomes[cell.cell_id] = execute_cell(
+                        cell_fn, cell, layout, _cell_fps(cell, fps)
+                    )
                     errors.pop(cell.cell_id, None)
                     break
                 except Exception:  # noqa: BLE001 - reported per cell; the others go on
                     errors[cell.cell_id] = traceback.format_exc()
-                    logger.warning("grid cell %s failed (attempt %d/%d)", cell.cell_id, attempt + 1, retries + 1)
+                    logger.warning(
+                        "grid cell %s failed (attempt %d/%d)",
+                        cell.cell_id,
+                        attempt + 1,
+                        retries + 1,
+                    )
         bar.update(1)
         bar.set_postfix(failed=len(errors))
     bar.close()
     return outcomes, errors
 
 
-def _run_dask(cells: list[Cell], layout: GridLayout, fps: Mapping[str, str], cell_fn: CellFunction, retries: int, progress: bool, client: Any) -> tuple[dict[str, CellOutcome], dict[str, str]]:
+def _run_dask(
+    cells: list[Cell],
+    layout: GridLayout,
+    fps: Mapping[str, str],
+    cell_fn: CellFunction,
+    retries: int,
+    progress: bool,
+    client: Any,
+) -> tuple[dict[str, CellOutcome], dict[str, str]]:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # fresh keys per invocation: never reuse a stale erred result
@@ -252,7 +287,9 @@ def _cell_fps(cell: Cell, fps: Mapping[str, str]) -> dict[str, str]:
 def _progress_bar(total: int, layout: GridLayout, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"grid {Path(layout.root).name}", unit="cell", disable=not enabled)
+    return tqdm(
+        total=total, desc=f"grid {Path(layout.root).name}", unit="cell", disable=not enabled
+    )
 
 
 def run_grid(
@@ -282,7 +319,12 @@ def run_grid(
     grid, layout, fps = plan_grid(settings, select)
     pending = [c for c in grid.cells if not is_done(layout, c.cell_id, fps[c.cell_id])]
     pending_ids = {c.cell_id for c in pending}
-    report = GridReport(grid.name, Path(layout.root), engine, skipped=[cid for cid in grid.ids if cid not in pending_ids])
+    report = GridReport(
+        grid.name,
+        Path(layout.root),
+        engine,
+        skipped=[cid for cid in grid.ids if cid not in pending_ids],
+    )
     logger.info("grid %s: %d cells, %d to run", grid.name, len(grid), len(pending))
 
     if pending:
@@ -294,7 +336,9 @@ def run_grid(
             if own_client:
                 client, cluster = make_client(settings)
             try:
-                outcomes, errors = _run_dask(pending, layout, fps, cell_fn, retries, progress, client)
+                outcomes, errors = _run_dask(
+                    pending, layout, fps, cell_fn, retries, progress, client
+                )
             finally:
                 if own_client:
                     client.close()
@@ -316,11 +360,17 @@ def run_grid(
     # not overwrite results/*.parquet with its part only.
     whole = build_grid(settings.grid, settings.cohorts, settings.trials) if select else grid
     report.results = merge_results(whole, layout, fps)
-    use_mlflow = bool((settings.grid.get("mlflow") or {}).get("enabled", True)) if log_mlflow is None else log_mlflow
+    use_mlflow = (
+        bool((settings.grid.get("mlflow") or {}).get("enabled", True))
+        if log_mlflow is None
+        else log_mlflow
+    )
     if use_mlflow and any(len(t) for t in report.results.values()):
         from icb_kedro.grid.tracking import log_grid
 
-        report.mlflow_run_id = log_grid(whole, layout, fps, report, settings.tracking_uri, settings.experiment_name)
+        report.mlflow_run_id = log_grid(
+            whole, layout, fps, report, settings.tracking_uri, settings.experiment_name
+        )
     report.wall_s = time.perf_counter() - started
     logger.info(report.summary())
     return report
@@ -329,7 +379,9 @@ def run_grid(
 # ---------------------------------------------------------------- merging
 
 
-def merge_results(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str]) -> dict[str, pd.DataFrame]:
+def merge_results(
+    grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str]
+) -> dict[str, pd.DataFrame]:
     """Concatenate the result tables of every finished cell, write them to ``<root>/results/``.
 
     Adds ``n_bins`` (nullable) and ``cell_id`` after the schema columns. Two cells scoring the
@@ -344,17 +396,25 @@ def merge_results(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str
             continue
         for kind, rel in (done.get("results") or {}).items():
             table = pd.read_parquet(layout.cell_dir(cell.cell_id) / rel)
-            table = table.assign(n_bins=pd.array([cell.n_bins] * len(table), dtype="Int64"), cell_id=cell.cell_id)
+            table = table.assign(
+                n_bins=pd.array([cell.n_bins] * len(table), dtype="Int64"), cell_id=cell.cell_id
+            )
             parts.setdefault(kind, []).append(table)
     merged: dict[str, pd.DataFrame] = {}
     layout.results_dir.mkdir(parents=True, exist_ok=True)
     for kind, tables in parts.items():
         table = pd.concat(tables, ignore_index=True)
-        schema = {"fold_metrics": FOLD_METRIC_COLUMNS, "predictions": PREDICTION_COLUMNS}.get(kind, ())
+        schema = {"fold_metrics": FOLD_METRIC_COLUMNS, "predictions": PREDICTION_COLUMNS}.get(
+            kind, ()
+        )
         first = [c for c in schema if c in table.columns] + ["n_bins", "cell_id"]
         table = table[first + [c for c in table.columns if c not in first]]
         if kind == "predictions":
-            keys = [c for c in ("model", "protocol", "cohort", "n_bins", "repeat", "sample_key") if c in table.columns]
+            keys = [
+                c
+                for c in ("model", "protocol", "cohort", "n_bins", "repeat", "sample_key")
+                if c in table.columns
+            ]
             dupes = table[table.duplicated(keys, keep=False)]
             if len(dupes):
                 raise ValueError(
@@ -372,9 +432,13 @@ def merge_results(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str
         for n_bins, group in merged["predictions"].groupby("n_bins", dropna=False, sort=True):
             metrics = fold_metrics(group.drop(columns=["n_bins", "cell_id"]))
             # Provenance: the cell(s) whose predictions a repeat pools.
-            cells = group.groupby(list(REPEAT_KEYS))["cell_id"].agg(lambda ids: ",".join(sorted(set(ids))))
+            cells = group.groupby(list(REPEAT_KEYS))["cell_id"].agg(
+                lambda ids: ",".join(sorted(set(ids)))
+            )
             metrics["n_bins"] = pd.array([n_bins] * len(metrics), dtype="Int64")
-            metrics["cell_id"] = cells.reindex(pd.MultiIndex.from_frame(metrics[list(REPEAT_KEYS)])).to_numpy()
+            metrics["cell_id"] = cells.reindex(
+                pd.MultiIndex.from_frame(metrics[list(REPEAT_KEYS)])
+            ).to_numpy()
             parts_by_bins.append(metrics)
         merged["fold_metrics"] = pd.concat(parts_by_bins, ignore_index=True)
     for kind, table in merged.items():

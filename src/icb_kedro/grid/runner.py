@@ -54,9 +54,16 @@ logger = logging.getLogger(__name__)
 
 DONE_FILE = "DONE.json"
 MANIFEST_FILE = "grid.json"
-RESULT_COLUMNS: dict[str, tuple[str, ...]] = {"fold_metrics": FOLD_METRIC_COLUMNS, "predictions": PREDICTION_COLUMNS}
+RESULT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fold_metrics": FOLD_METRIC_COLUMNS,
+    "predictions": PREDICTION_COLUMNS,
+}
 _CELL_LOCK = threading.Lock()
-_PARQUET_TYPES = {"pandas.ParquetDataset", "kedro_datasets.pandas.ParquetDataset", "icb_kedro.datasets.ParquetDataset"}
+_PARQUET_TYPES = {
+    "pandas.ParquetDataset",
+    "kedro_datasets.pandas.ParquetDataset",
+    "icb_kedro.datasets.ParquetDataset",
+}
 
 
 class CellError(RuntimeError):
@@ -106,7 +113,9 @@ class CellOutcome:
 # ---------------------------------------------------------------- layout and fingerprints
 
 
-def tree_fingerprint(folder: Path, *, content: bool, skip: tuple[str, ...] = (), skip_names: tuple[str, ...] = ()) -> str:
+def tree_fingerprint(
+    folder: Path, *, content: bool, skip: tuple[str, ...] = (), skip_names: tuple[str, ...] = ()
+) -> str:
     """Hash of a folder's files: content hashes (config) or name/size/mtime (large data).
 
     ``skip``: top-level sub-folders to ignore; ``skip_names``: file-name prefixes to ignore.
@@ -150,10 +159,14 @@ def make_layout(settings: Any) -> GridLayout:
     conf = Path(settings.project_root) / "conf"
     # The grid's own parameters reach cells only through their specs (hashed per cell), so
     # editing them (workers, retries, more trials) must not invalidate finished cells.
-    conf_hash = tree_fingerprint(conf, content=True, skip=("local",), skip_names=("parameters_grid",))
+    conf_hash = tree_fingerprint(
+        conf, content=True, skip=("local",), skip_names=("parameters_grid",)
+    )
     # Parameters enter each cell's fingerprint per stage (parameter_fingerprints): changing
     # AMU's parameters does not invalidate IC2Bert cells. Everything else in conf/ does.
-    structure_hash = tree_fingerprint(conf, content=True, skip=("local",), skip_names=("parameters",))
+    structure_hash = tree_fingerprint(
+        conf, content=True, skip=("local",), skip_names=("parameters",)
+    )
     snapshot = root / f"conf-{conf_hash[:12]}"
     if not snapshot.is_dir():
         tmp = root / f".conf-{os.getpid()}"
@@ -180,7 +193,9 @@ def make_layout(settings: Any) -> GridLayout:
     )
 
 
-def cell_fingerprints(grid: Grid, layout: GridLayout, parameter_fps: Mapping[str, str] | None = None) -> dict[str, str]:
+def cell_fingerprints(
+    grid: Grid, layout: GridLayout, parameter_fps: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Per cell: hash of its spec, the config/data fingerprint, the parameters its pipelines
     read (``parameter_fps`` by ``model.stage``) and its dependencies' fingerprints."""
     fps: dict[str, str] = {}
@@ -229,7 +244,11 @@ def pipeline_parameter_keys(pipeline_names: tuple[str, ...], layout: GridLayout)
                     if dataset.startswith("params:"):
                         keys.add(dataset[len("params:") :].split(".", 1)[0])
     except Exception:  # noqa: BLE001 - a pipeline under construction: fall back to all parameters
-        logger.warning("grid: cannot build pipelines %s; every parameter counts for their cells", pipeline_names, exc_info=True)
+        logger.warning(
+            "grid: cannot build pipelines %s; every parameter counts for their cells",
+            pipeline_names,
+            exc_info=True,
+        )
         return None
     return keys
 
@@ -266,7 +285,9 @@ def write_manifest(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, st
 def read_manifest(root: Path | str) -> tuple[Grid, GridLayout, dict[str, str], list[list[str]]]:
     path = Path(root) / MANIFEST_FILE
     if not path.is_file():
-        raise ValueError(f"no grid manifest at {path}: run `python -m icb_kedro.grid slurm` (or run) first")
+        raise ValueError(
+            f"no grid manifest at {path}: run `python -m icb_kedro.grid slurm` (or run) first"
+        )
     payload = json.loads(path.read_text())
     grid = Grid(payload["name"], tuple(Cell.from_dict(c) for c in payload["cells"]))
     return grid, GridLayout.from_dict(payload["layout"]), payload["fingerprints"], payload["waves"]
@@ -308,7 +329,9 @@ def run_cell(cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str]) ->
             return skipped
         for dep in cell.depends_on:
             if not is_done(layout, dep, fingerprints[dep]):
-                raise CellError(f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching {DONE_FILE})")
+                raise CellError(
+                    f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching {DONE_FILE})"
+                )
 
         with _claim_cell(layout, cell.cell_id):
             return _run_claimed_cell(cell, layout, expected)
@@ -318,13 +341,21 @@ def _skipped_if_done(layout: GridLayout, cell_id: str, expected: str) -> CellOut
     """The "skipped" outcome of a cell already done with this fingerprint, else None."""
     done = read_done(layout, cell_id)
     if done and done.get("fingerprint") == expected:
-        return CellOutcome(cell_id, "skipped", float(done.get("wall_s", 0.0)), dict(done.get("rows", {})), done.get("host", ""))
+        return CellOutcome(
+            cell_id,
+            "skipped",
+            float(done.get("wall_s", 0.0)),
+            dict(done.get("rows", {})),
+            done.get("host", ""),
+        )
     return None
 
 
 def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutcome:
     """The body of ``run_cell``, once this process holds the cell's claim."""
-    skipped = _skipped_if_done(layout, cell.cell_id, expected)  # another process may have finished it meanwhile
+    skipped = _skipped_if_done(
+        layout, cell.cell_id, expected
+    )  # another process may have finished it meanwhile
     if skipped is not None:
         return skipped
     cell_dir = layout.cell_dir(cell.cell_id)
@@ -336,7 +367,9 @@ def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutc
     if cell.link_from:
         source = Path(cell.link_from) / "data"
         if not source.is_dir():
-            raise CellError(f"cell {cell.cell_id!r}: grid.prepare.link_from has no data/ folder: {source}")
+            raise CellError(
+                f"cell {cell.cell_id!r}: grid.prepare.link_from has no data/ folder: {source}"
+            )
         linked.update(_link_tree(source, cell_dir / "data", exclude=Path(layout.root).parent))
     for dep in cell.depends_on:
         linked.update(_link_tree(layout.cell_dir(dep) / "data", cell_dir / "data"))
@@ -387,7 +420,11 @@ def _claim_cell(layout: GridLayout, cell_id: str) -> Iterator[None]:
     """
     path = _claim_path(layout, cell_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+    me = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+    }
     for _ in range(2):
         try:
             handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -397,7 +434,11 @@ def _claim_cell(layout: GridLayout, cell_id: str) -> Iterator[None]:
             except (OSError, json.JSONDecodeError):
                 holder = {}
             if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
-                logger.warning("grid cell %s: taking over the claim of dead process %s", cell_id, holder.get("pid"))
+                logger.warning(
+                    "grid cell %s: taking over the claim of dead process %s",
+                    cell_id,
+                    holder.get("pid"),
+                )
                 path.unlink(missing_ok=True)
                 continue
             raise CellError(
@@ -437,7 +478,9 @@ def _set_aside_checkpoints(layout: GridLayout, cell_id: str) -> tuple[Path, list
     cell_dir = layout.cell_dir(cell_id)
     keep_root = Path(layout.root) / "cells" / ".resume" / cell_id
     if keep_root.is_dir():  # set aside by an attempt that died before restoring them
-        return keep_root, [p.relative_to(keep_root) for p in sorted(keep_root.glob(CHECKPOINT_GLOB))]
+        return keep_root, [
+            p.relative_to(keep_root) for p in sorted(keep_root.glob(CHECKPOINT_GLOB))
+        ]
     kept = []
     for folder in sorted(cell_dir.glob(CHECKPOINT_GLOB)) if cell_dir.is_dir() else []:
         if folder.is_dir() and not folder.is_symlink():
@@ -453,7 +496,11 @@ def _restore_checkpoints(aside: tuple[Path, list[Path]], cell_dir: Path) -> None
     for relative in kept:
         (cell_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(keep_root / relative), cell_dir / relative)
-        logger.info("grid cell %s: kept its pretraining checkpoints (%s) to resume from", cell_dir.name, relative)
+        logger.info(
+            "grid cell %s: kept its pretraining checkpoints (%s) to resume from",
+            cell_dir.name,
+            relative,
+        )
     shutil.rmtree(keep_root, ignore_errors=True)
 
 
@@ -513,7 +560,9 @@ def _cell_environment(cell_dir: Path, environ: Mapping[str, str]) -> Iterator[No
     old_cwd, old_env, old_path = Path.cwd(), dict(os.environ), list(sys.path)
     os.environ.update(environ)
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
-    os.chdir(cell_dir)  # MLflow's default artifact root (./mlruns) and Kedro's info.log are cwd-relative
+    os.chdir(
+        cell_dir
+    )  # MLflow's default artifact root (./mlruns) and Kedro's info.log are cwd-relative
     try:
         yield
     finally:
@@ -542,7 +591,10 @@ def _release_mlflow_engines(cell_dir: Path) -> None:
     """
     import sys
 
-    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+    for module in (
+        "mlflow.store.tracking.sqlalchemy_store",
+        "mlflow.store.model_registry.sqlalchemy_store",
+    ):
         store_cls = getattr(sys.modules.get(module), "SqlAlchemyStore", None)
         for uri, engine in list(getattr(store_cls, "_engine_map", {}).items()):
             if str(cell_dir) in uri:
@@ -617,10 +669,14 @@ def _slice_inputs(cell: Cell, layout: GridLayout, cell_dir: Path, linked: dict[s
         if not entry or "MemoryDataset" in str(entry.get("type")):
             raise CellError(f"{where}: no such dataset in the catalog")
         if entry.get("type") not in _PARQUET_TYPES or "filepath" not in entry:
-            raise CellError(f"{where}: only pandas.ParquetDataset inputs can be sliced, got {entry.get('type')}")
+            raise CellError(
+                f"{where}: only pandas.ParquetDataset inputs can be sliced, got {entry.get('type')}"
+            )
         rel = Path(entry["filepath"])
         if rel.is_absolute():
-            raise CellError(f"{where}: filepath {rel} is outside the project; only project data can be sliced")
+            raise CellError(
+                f"{where}: filepath {rel} is outside the project; only project data can be sliced"
+            )
         path = cell_dir / rel
         key = path.relative_to(cell_dir / "data").as_posix() if rel.parts[:1] == ("data",) else None
         if key not in linked:
@@ -657,19 +713,29 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
         context = session.load_context()
         missing = [p for p in cell.pipelines if p not in pipelines]
         if missing:
-            raise CellError(f"cell {cell.cell_id!r}: pipelines {missing} are not registered (have {sorted(pipelines)})")
+            raise CellError(
+                f"cell {cell.cell_id!r}: pipelines {missing} are not registered (have {sorted(pipelines)})"
+            )
         selected = sum((pipelines[p] for p in cell.pipelines), Pipeline([])).filter(
-            **{("node_namespaces" if k == "namespaces" else k): v for k, v in cell.selection.items()}
+            **{
+                ("node_namespaces" if k == "namespaces" else k): v
+                for k, v in cell.selection.items()
+            }
         )
         if not selected.nodes:
-            raise CellError(f"cell {cell.cell_id!r}: the selection {cell.selection} of {cell.pipelines} has no nodes")
+            raise CellError(
+                f"cell {cell.cell_id!r}: the selection {cell.selection} of {cell.pipelines} has no nodes"
+            )
         _guard_overwrites(cell, selected, context.catalog)
         outputs = session.run(
             pipeline_names=list(cell.pipelines),
             only_missing_outputs=cell.only_missing_outputs,
             **cell.selection,
         )
-        results = {kind: _load_results(cell, names, outputs, context.catalog) for kind, names in cell.results.items()}
+        results = {
+            kind: _load_results(cell, names, outputs, context.catalog)
+            for kind, names in cell.results.items()
+        }
     if "predictions" in results and "fold_metrics" not in results:
         # Per-fold outputs only (the cross-fold nodes are outside the cell): score them with
         # the one shared evaluation module, as the model's own fold_metrics node would.
@@ -687,7 +753,11 @@ def _guard_overwrites(cell: Cell, selected: Any, catalog: Any) -> None:
     """
     clashes = []
     for node in selected.nodes:
-        persisted = [o for o in node.outputs if o in catalog and not getattr(catalog.get(o), "_EPHEMERAL", False)]
+        persisted = [
+            o
+            for o in node.outputs
+            if o in catalog and not getattr(catalog.get(o), "_EPHEMERAL", False)
+        ]
         existing = [o for o in persisted if _exists(catalog, o)]
         if not existing:
             continue
@@ -709,7 +779,9 @@ def _exists(catalog: Any, name: str) -> bool:
         return False
 
 
-def _load_results(cell: Cell, names: str | list[str], outputs: Mapping[str, Any], catalog: Any) -> Any:
+def _load_results(
+    cell: Cell, names: str | list[str], outputs: Mapping[str, Any], catalog: Any
+) -> Any:
     """One dataset, or the concatenation of several (e.g. per-protocol prediction tables)."""
     if isinstance(names, str):
         return _load_result(cell, names, outputs, catalog)
@@ -723,7 +795,9 @@ def _load_result(cell: Cell, name: str, outputs: Mapping[str, Any], catalog: Any
         return value.load() if hasattr(value, "load") else value
     if name in catalog and _exists(catalog, name):
         return catalog.load(name)
-    raise CellError(f"cell {cell.cell_id!r}: result dataset {name!r} was not produced by the run nor found on disk")
+    raise CellError(
+        f"cell {cell.cell_id!r}: result dataset {name!r} was not produced by the run nor found on disk"
+    )
 
 
 def _stat_targets(paths: Any) -> dict[Path, tuple[int, int]]:
@@ -731,16 +805,24 @@ def _stat_targets(paths: Any) -> dict[Path, tuple[int, int]]:
 
 
 def _check_targets_untouched(cell: Cell, before: Mapping[Path, tuple[int, int]]) -> None:
-    changed = [str(p) for p, stat in before.items() if not p.is_file() or (p.stat().st_size, p.stat().st_mtime_ns) != stat]
+    changed = [
+        str(p)
+        for p, stat in before.items()
+        if not p.is_file() or (p.stat().st_size, p.stat().st_mtime_ns) != stat
+    ]
     if changed:
-        raise CellError(f"cell {cell.cell_id!r} modified files of its dependencies through symlinks: {changed[:5]}")
+        raise CellError(
+            f"cell {cell.cell_id!r} modified files of its dependencies through symlinks: {changed[:5]}"
+        )
 
 
 def _write_results(cell: Cell, cell_dir: Path, results: Mapping[str, Any]) -> dict[str, int]:
     rows: dict[str, int] = {}
     for kind, table in results.items():
         if not isinstance(table, pd.DataFrame):
-            raise CellError(f"cell {cell.cell_id!r}: result {kind!r} is a {type(table).__name__}, not a DataFrame")
+            raise CellError(
+                f"cell {cell.cell_id!r}: result {kind!r} is a {type(table).__name__}, not a DataFrame"
+            )
         _validate_result(cell, kind, table)
         table.to_parquet(cell_dir / "results" / f"{kind}.parquet", index=False)
         rows[kind] = len(table)
@@ -762,7 +844,11 @@ def _validate_result(cell: Cell, kind: str, table: pd.DataFrame) -> None:
             f"cell {cell.cell_id!r}: result {kind!r} has cohorts {sorted(set(table['cohort']))}, expected only "
             f"{cell.held_out!r}; restrict the stage to this held-out cohort (namespaces / slice_inputs)"
         )
-    if cell.trial is not None and "trial" in table.columns and set(table["trial"].astype(int)) != {cell.trial}:
+    if (
+        cell.trial is not None
+        and "trial" in table.columns
+        and set(table["trial"].astype(int)) != {cell.trial}
+    ):
         raise CellError(
             f"cell {cell.cell_id!r}: result {kind!r} has trials {sorted(set(table['trial']))}, expected only {cell.trial}"
         )

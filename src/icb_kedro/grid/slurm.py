@@ -29,11 +29,18 @@ from icb_kedro.grid.runner import GridLayout, is_done
 SLURM_DIR = "slurm"
 
 
-def _directives(job: str, options: Mapping[str, Any], log_dir: Path, *, array: str | None, gpus: int) -> list[str]:
+def _directives(
+    job: str, options: Mapping[str, Any], log_dir: Path, *, array: str | None, gpus: int
+) -> list[str]:
     lines = [f"#SBATCH --job-name={job}", f"#SBATCH --output={log_dir}/%x_%A_%a.out"]
     if array is not None:
         lines.append(f"#SBATCH --array={array}")
-    for key, flag in (("partition", "partition"), ("account", "account"), ("time", "time"), ("mem", "mem")):
+    for key, flag in (
+        ("partition", "partition"),
+        ("account", "account"),
+        ("time", "time"),
+        ("mem", "mem"),
+    ):
         if options.get(key):
             lines.append(f"#SBATCH --{flag}={options[key]}")
     if options.get("cpus_per_task"):
@@ -44,7 +51,9 @@ def _directives(job: str, options: Mapping[str, Any], log_dir: Path, *, array: s
     return lines
 
 
-def _preamble(project_root: Path, options: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+def _preamble(
+    project_root: Path, options: Mapping[str, Any], environ: Mapping[str, str]
+) -> list[str]:
     lines = ["set -euo pipefail", f"cd {shlex.quote(str(project_root))}"]
     lines += [str(line) for line in options.get("setup") or []]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(environ.items())]
@@ -70,7 +79,9 @@ def write_slurm_scripts(
     written: dict[str, Path] = {}
     wave_scripts: list[str] = []
     for k, wave in enumerate(grid.waves()):
-        pending = [c.cell_id for c in wave if not is_done(layout, c.cell_id, fingerprints[c.cell_id])]
+        pending = [
+            c.cell_id for c in wave if not is_done(layout, c.cell_id, fingerprints[c.cell_id])
+        ]
         cells_file = out / f"wave_{k}.cells"
         cells_file.write_text("".join(f"{cid}\n" for cid in pending))
         written[cells_file.name] = cells_file
@@ -80,10 +91,17 @@ def write_slurm_scripts(
         gpus = 0 if all(cid == PREPARE_ID for cid in pending) else int(options.get("gpus") or 0)
         command = (
             f"{shlex.quote(python)} -m icb_kedro.grid cell --root {shlex.quote(str(root))} "
-            f"--cells {shlex.quote(str(cells_file))} --index \"${{SLURM_ARRAY_TASK_ID}}\""
+            f'--cells {shlex.quote(str(cells_file))} --index "${{SLURM_ARRAY_TASK_ID}}"'
         )
         script = "\n".join(
-            ["#!/bin/bash", *_directives(f"icb-{grid.name}-w{k}", options, log_dir, array=array, gpus=gpus), "", *preamble, command, ""]
+            [
+                "#!/bin/bash",
+                *_directives(f"icb-{grid.name}-w{k}", options, log_dir, array=array, gpus=gpus),
+                "",
+                *preamble,
+                command,
+                "",
+            ]
         )
         path = out / f"wave_{k}.sbatch"
         path.write_text(script)
@@ -94,7 +112,13 @@ def write_slurm_scripts(
     merge = "\n".join(
         [
             "#!/bin/bash",
-            *_directives(f"icb-{grid.name}-merge", {**options, "cpus_per_task": 1, "mem": "4G"}, log_dir, array=None, gpus=0),
+            *_directives(
+                f"icb-{grid.name}-merge",
+                {**options, "cpus_per_task": 1, "mem": "4G"},
+                log_dir,
+                array=None,
+                gpus=0,
+            ),
             "",
             *preamble,
             "# MLflow: export MLFLOW_TRACKING_URI=http://<tracking-server>:5000 in setup (see docs/configuration.md)",
@@ -105,12 +129,26 @@ def write_slurm_scripts(
     (out / "merge.sbatch").write_text(merge)
     written["merge.sbatch"] = out / "merge.sbatch"
 
-    submit = ["#!/bin/bash", "# Submit the grid: waves in dependency order, then the merge.", "set -euo pipefail", 'cd "$(dirname "$0")"', 'dep=""']
+    submit = [
+        "#!/bin/bash",
+        "# Submit the grid: waves in dependency order, then the merge.",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        'dep=""',
+    ]
     for name in wave_scripts:
         var = name.removesuffix(".sbatch")
         # $dep unquoted on purpose: empty for the first wave, one --dependency flag after.
-        submit += [f"{var}=$(sbatch --parsable $dep {name})", f'echo "{name}: job ${{{var}}}"', f"dep=--dependency=afterany:${{{var}}}"]
-    submit += ["merge=$(sbatch --parsable $dep merge.sbatch)", 'echo "merge.sbatch: job ${merge}"', ""]
+        submit += [
+            f"{var}=$(sbatch --parsable $dep {name})",
+            f'echo "{name}: job ${{{var}}}"',
+            f"dep=--dependency=afterany:${{{var}}}",
+        ]
+    submit += [
+        "merge=$(sbatch --parsable $dep merge.sbatch)",
+        'echo "merge.sbatch: job ${merge}"',
+        "",
+    ]
     (out / "submit.sh").write_text("\n".join(submit))
     (out / "submit.sh").chmod(0o755)
     written["submit.sh"] = out / "submit.sh"

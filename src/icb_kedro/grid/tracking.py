@@ -41,7 +41,11 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping) and value:
             flat.update(flatten(value, f"{name}."))
         else:
-            flat[name] = json.dumps(value, default=str)[:_MAX_PARAM] if not isinstance(value, str) else value[:_MAX_PARAM]
+            flat[name] = (
+                json.dumps(value, default=str)[:_MAX_PARAM]
+                if not isinstance(value, str)
+                else value[:_MAX_PARAM]
+            )
     return flat
 
 
@@ -69,7 +73,7 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
     artifact_location = None
     if uri.startswith("sqlite:///"):
         # Same place kedro-mlflow uses when run from the project: mlruns/ next to the database.
-        artifact_location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlruns").as_uri()
+        artifact_location = (Path(uri[len("sqlite:///") :]).resolve().parent / "mlruns").as_uri()
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
@@ -81,7 +85,14 @@ def _log_params(client: Any, run_id: str, params: Mapping[str, str]) -> None:
         client.log_batch(run_id, params=items[start : start + 100])
 
 
-def log_grid(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str], report: Any, uri: str, experiment: str) -> str:
+def log_grid(
+    grid: Grid,
+    layout: GridLayout,
+    fingerprints: Mapping[str, str],
+    report: Any,
+    uri: str,
+    experiment: str,
+) -> str:
     """Log the grid run (created once per config) and every finished cell not logged yet."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -119,7 +130,9 @@ def log_grid(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str], re
                 "grid.env": layout.env,
                 "grid.n_cells": str(len(grid)),
                 "grid.cohorts": layout.environ.get("ICB_COHORTS", ""),
-                "grid.models": ",".join(sorted({c.model for c in grid.cells if c.model != "prepare"})),
+                "grid.models": ",".join(
+                    sorted({c.model for c in grid.cells if c.model != "prepare"})
+                ),
                 "grid.config_fingerprint": layout.config_fingerprint,
             },
         )
@@ -135,7 +148,9 @@ def log_grid(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str], re
             if not done or done.get("fingerprint") != fingerprints[cell.cell_id]:
                 continue
             stamp = f"{done['fingerprint']}@{done.get('finished_at')}"
-            if entry["cells"].get(cell.cell_id) == stamp or "fold_metrics" not in (done.get("results") or {}):
+            if entry["cells"].get(cell.cell_id) == stamp or "fold_metrics" not in (
+                done.get("results") or {}
+            ):
                 continue
             cell_dir = layout.cell_dir(cell.cell_id)
             tags = {
@@ -148,16 +163,27 @@ def log_grid(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str], re
                 # The cell's own kedro-mlflow run (all parameters, artifacts) lives here:
                 "cell_tracking_uri": f"sqlite:///{cell_dir / 'mlflow.db'}",
             }
-            tags.update({axis: str(v) for axis in ("held_out", "n_bins", "trial") if (v := getattr(cell, axis)) is not None})
+            tags.update(
+                {
+                    axis: str(v)
+                    for axis in ("held_out", "n_bins", "trial")
+                    if (v := getattr(cell, axis)) is not None
+                }
+            )
             run = client.create_run(experiment_id, run_name=cell.cell_id, tags=tags)
             _log_params(client, run.info.run_id, flatten(cell.runtime_params, "runtime."))
-            client.log_batch(run.info.run_id, metrics=[Metric("wall_s", float(done.get("wall_s", math.nan)), 0, 0)])
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric("wall_s", float(done.get("wall_s", math.nan)), 0, 0)],
+            )
             table = pd.read_parquet(cell_dir / done["results"]["fold_metrics"])
             log_fold_runs(table, "grid_fold_metrics", run.info.run_id, experiment_id)
             client.set_terminated(run.info.run_id, "FINISHED")
             entry["cells"][cell.cell_id] = stamp
             new_cells += 1
-            _atomic_write_text(ledger_path, json.dumps(ledger, indent=1))  # per cell: a crash never duplicates
+            _atomic_write_text(
+                ledger_path, json.dumps(ledger, indent=1)
+            )  # per cell: a crash never duplicates
 
     failed = [*report.failed, *report.blocked]
     if not (created or new_cells or failed):

@@ -32,14 +32,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-PAIR_COLUMNS: tuple[str, ...] = ("gene", "neighbour", "rank", "cosine_similarity", "euclidean_distance")
+PAIR_COLUMNS: tuple[str, ...] = (
+    "gene",
+    "neighbour",
+    "rank",
+    "cosine_similarity",
+    "euclidean_distance",
+)
 
 
 def _check_embedding(embedding: pd.DataFrame) -> np.ndarray:
     if not isinstance(embedding, pd.DataFrame):
         raise ValueError("embedding must be a DataFrame indexed by gene, one column per dimension")
     if embedding.index.has_duplicates:
-        raise ValueError(f"embedding lists genes twice: {embedding.index[embedding.index.duplicated()][:5].tolist()}")
+        raise ValueError(
+            f"embedding lists genes twice: {embedding.index[embedding.index.duplicated()][:5].tolist()}"
+        )
     if len(embedding) < 3:
         raise ValueError(f"embedding needs at least 3 genes, got {len(embedding)}")
     values = embedding.to_numpy(dtype=float)
@@ -62,7 +70,9 @@ def embedding_similarities(embedding: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     return euclidean, cosine
 
 
-def cluster_genes(embedding: pd.DataFrame, n_clusters: int, method: str = "average") -> pd.DataFrame:
+def cluster_genes(
+    embedding: pd.DataFrame, n_clusters: int, method: str = "average"
+) -> pd.DataFrame:
     """Hierarchical clusters on cosine distance: columns ``gene, cluster, leaf_order``."""
     from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 
@@ -73,7 +83,11 @@ def cluster_genes(embedding: pd.DataFrame, n_clusters: int, method: str = "avera
     order = np.empty(len(values), dtype=int)
     order[leaves_list(tree)] = np.arange(len(values))
     return pd.DataFrame(
-        {"gene": embedding.index, "cluster": fcluster(tree, n_clusters, criterion="maxclust"), "leaf_order": order}
+        {
+            "gene": embedding.index,
+            "cluster": fcluster(tree, n_clusters, criterion="maxclust"),
+            "leaf_order": order,
+        }
     )
 
 
@@ -84,12 +98,21 @@ def tsne_map(embedding: pd.DataFrame, perplexity: float = 15.0, seed: int = 0) -
 
     values = _check_embedding(embedding)
     if not 0 < perplexity < len(values):
-        raise ValueError(f"perplexity must be in (0, {len(values)}) for {len(values)} genes, got {perplexity}")
+        raise ValueError(
+            f"perplexity must be in (0, {len(values)}) for {len(values)} genes, got {perplexity}"
+        )
     # Exact gradients for gene-sized inputs (160 genes); Barnes-Hut only approximates them
     # and is meant for large n. One OpenMP thread: threaded t-SNE oversubscribed the shared
     # 2-core machine (20x slower), and the result does not depend on it.
     method = "exact" if len(values) <= 1000 else "barnes_hut"
-    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", method=method, random_state=seed)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        metric="cosine",
+        init="pca",
+        method=method,
+        random_state=seed,
+    )
     with threadpool_limits(1):
         xy = tsne.fit_transform(values)
     return pd.DataFrame({"gene": embedding.index, "tsne_1": xy[:, 0], "tsne_2": xy[:, 1]})
@@ -105,7 +128,9 @@ def nearest_neighbour_pairs(embedding: pd.DataFrame, k: int = 1) -> pd.DataFrame
         others = cosine.loc[gene].drop(gene)
         ranked = sorted(others.items(), key=lambda item: (-item[1], item[0]))[:k]
         for rank, (neighbour, similarity) in enumerate(ranked, start=1):
-            rows.append((gene, neighbour, rank, float(similarity), float(euclidean.loc[gene, neighbour])))
+            rows.append(
+                (gene, neighbour, rank, float(similarity), float(euclidean.loc[gene, neighbour]))
+            )
     return pd.DataFrame(rows, columns=list(PAIR_COLUMNS))
 
 
@@ -120,7 +145,9 @@ def coexpression(expression: pd.DataFrame, method: str = "spearman") -> pd.DataF
     return matrix.corr(method=method)
 
 
-def signature_comembership(gene_sets: Mapping[str, Sequence[str]], genes: Sequence[str]) -> pd.DataFrame:
+def signature_comembership(
+    gene_sets: Mapping[str, Sequence[str]], genes: Sequence[str]
+) -> pd.DataFrame:
     """Boolean gene x gene matrix: True where two genes share at least one gene set."""
     index = {gene: i for i, gene in enumerate(genes)}
     member = np.zeros((len(genes), len(gene_sets)), dtype=bool)
@@ -153,13 +180,19 @@ def compare_neighbours(
     genes = sorted(set(pairs["gene"]) | set(pairs["neighbour"]))
     usable = [g for g in genes if g in coexpression_matrix.index and g in comembership.index]
     if len(usable) < 3:
-        raise ValueError(f"only {len(usable)} embedding genes have co-expression and signature data")
+        raise ValueError(
+            f"only {len(usable)} embedding genes have co-expression and signature data"
+        )
     position = {g: i for i, g in enumerate(usable)}
     kept = pairs[pairs["gene"].isin(position) & pairs["neighbour"].isin(position)].copy()
     r = coexpression_matrix.loc[usable, usable].to_numpy(dtype=float)
     shared = comembership.loc[usable, usable].to_numpy(dtype=bool)
-    kept["coexpression_r"] = [r[position[a], position[b]] for a, b in zip(kept["gene"], kept["neighbour"])]
-    kept["co_member"] = [bool(shared[position[a], position[b]]) for a, b in zip(kept["gene"], kept["neighbour"])]
+    kept["coexpression_r"] = [
+        r[position[a], position[b]] for a, b in zip(kept["gene"], kept["neighbour"])
+    ]
+    kept["co_member"] = [
+        bool(shared[position[a], position[b]]) for a, b in zip(kept["gene"], kept["neighbour"])
+    ]
 
     unique = {tuple(sorted(p)) for p in zip(kept["gene"], kept["neighbour"])}
     i = np.array([position[a] for a, _ in sorted(unique)])
@@ -205,10 +238,14 @@ def initial_embedding(fitted: Any) -> pd.DataFrame:
     if isinstance(fitted, Mapping):
         fitted = FittedNetwork.from_mapping(fitted)
     if fitted.architecture != "amu":
-        raise ValueError(f"gene embeddings exist for the 'amu' architecture only, not {fitted.architecture!r}")
+        raise ValueError(
+            f"gene embeddings exist for the 'amu' architecture only, not {fitted.architecture!r}"
+        )
     table = initial_network(fitted).gene_embeddings()
     if table.shape[0] != len(fitted.features):
-        raise ValueError(f"initial embedding has {table.shape[0]} rows for {len(fitted.features)} genes")
+        raise ValueError(
+            f"initial embedding has {table.shape[0]} rows for {len(fitted.features)} genes"
+        )
     return pd.DataFrame(table.astype(np.float64), index=list(fitted.features))
 
 
@@ -263,22 +300,36 @@ def with_initial_comparison(
     return pd.concat(parts, ignore_index=True)
 
 
-def plot_tsne(coordinates: pd.DataFrame, clusters: pd.DataFrame | None = None, title: str = "") -> Figure:
+def plot_tsne(
+    coordinates: pd.DataFrame, clusters: pd.DataFrame | None = None, title: str = ""
+) -> Figure:
     """t-SNE map of gene vectors, coloured by hierarchical cluster, every gene labelled."""
-    data = coordinates.merge(clusters[["gene", "cluster"]], on="gene", how="left") if clusters is not None else coordinates
+    data = (
+        coordinates.merge(clusters[["gene", "cluster"]], on="gene", how="left")
+        if clusters is not None
+        else coordinates
+    )
     fig = Figure(figsize=(8.5, 7.5), layout="constrained")
     ax = fig.subplots()
     colour = data["cluster"] if "cluster" in data else "#4c72b0"
     ax.scatter(data["tsne_1"], data["tsne_2"], c=colour, cmap="tab10", s=22)
     for _, row in data.iterrows():
-        ax.annotate(row["gene"], (row["tsne_1"], row["tsne_2"]), fontsize=5.5, xytext=(2, 2), textcoords="offset points")
+        ax.annotate(
+            row["gene"],
+            (row["tsne_1"], row["tsne_2"]),
+            fontsize=5.5,
+            xytext=(2, 2),
+            textcoords="offset points",
+        )
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
     ax.set_title(title or "AMU gene embedding (t-SNE, cosine)")
     return fig
 
 
-def plot_similarity_heatmap(cosine: pd.DataFrame, clusters: pd.DataFrame, title: str = "") -> Figure:
+def plot_similarity_heatmap(
+    cosine: pd.DataFrame, clusters: pd.DataFrame, title: str = ""
+) -> Figure:
     """Cosine-similarity heatmap with genes in hierarchical-clustering leaf order."""
     order = clusters.sort_values("leaf_order")["gene"].tolist()
     matrix = cosine.loc[order, order]

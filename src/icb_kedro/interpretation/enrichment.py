@@ -112,16 +112,31 @@ def over_representation(
     query = _unique([g for g in map(str, query_genes) if g in in_universe])
     outside = sorted(set(map(str, query_genes)) - in_universe)
     if outside:
-        raise ValueError(f"{len(outside)} query genes are not in the background panel, e.g. {outside[:5]}")
+        raise ValueError(
+            f"{len(outside)} query genes are not in the background panel, e.g. {outside[:5]}"
+        )
     if not query:
         raise ValueError("over_representation needs at least one query gene")
 
-    restricted = {name: sorted(set(map(str, genes)) & in_universe) for name, genes in gene_sets.items()}
+    restricted = {
+        name: sorted(set(map(str, genes)) & in_universe) for name, genes in gene_sets.items()
+    }
     testable = {name: genes for name, genes in restricted.items() if genes}
     hits = pd.DataFrame()
     if testable:
-        result = gseapy.enrich(gene_list=query, gene_sets=testable, background=universe, outdir=None, no_plot=True, cutoff=1.0)
-        hits = result.results.set_index("Term") if result.results is not None and len(result.results) else pd.DataFrame()
+        result = gseapy.enrich(
+            gene_list=query,
+            gene_sets=testable,
+            background=universe,
+            outdir=None,
+            no_plot=True,
+            cutoff=1.0,
+        )
+        hits = (
+            result.results.set_index("Term")
+            if result.results is not None and len(result.results)
+            else pd.DataFrame()
+        )
 
     rows = []
     for name in sorted(restricted):
@@ -150,17 +165,25 @@ def over_representation(
     table = pd.DataFrame(rows, columns=list(ENRICHMENT_COLUMNS))
     tested = table["tested"]
     if tested.any():
-        table.loc[tested, "q_value"] = false_discovery_control(table.loc[tested, "p_value"].to_numpy(), method="bh")
-    return table.sort_values(["p_value", "gene_set"], na_position="last", kind="mergesort").reset_index(drop=True)
+        table.loc[tested, "q_value"] = false_discovery_control(
+            table.loc[tested, "p_value"].to_numpy(), method="bh"
+        )
+    return table.sort_values(
+        ["p_value", "gene_set"], na_position="last", kind="mergesort"
+    ).reset_index(drop=True)
 
 
 def plot_enrichment(table: pd.DataFrame, title: str = "", max_sets: int = 20) -> Figure:
     """Bars of -log10(BH q) for the most enriched sets, annotated with overlap/set size."""
-    shown = table[table["tested"]].sort_values("p_value", kind="mergesort").head(max_sets).iloc[::-1]
+    shown = (
+        table[table["tested"]].sort_values("p_value", kind="mergesort").head(max_sets).iloc[::-1]
+    )
     fig = Figure(figsize=(7.0, 0.3 * max(len(shown), 1) + 1.6), layout="constrained")
     ax = fig.subplots()
     scores = -np.log10(shown["q_value"].clip(lower=1e-300).astype(float))
-    ax.barh(shown["gene_set"], scores, color=np.where(shown["q_value"] < 0.05, "#c0392b", "#95a5a6"))
+    ax.barh(
+        shown["gene_set"], scores, color=np.where(shown["q_value"] < 0.05, "#c0392b", "#95a5a6")
+    )
     for y, (score, overlap, size) in enumerate(zip(scores, shown["overlap"], shown["set_size"])):
         ax.text(score, y, f" {overlap}/{size}", va="center", fontsize=7)
     ax.axvline(-np.log10(0.05), color="black", lw=0.6, ls="--")

@@ -42,7 +42,10 @@ def mean_attention_received(attention: np.ndarray) -> tuple[np.ndarray, int]:
     if not np.isfinite(probs).all():
         raise ValueError("attention holds NaN/inf values")
     row_sums = probs.sum(axis=-1)
-    if probs.min() < -_PROBABILITY_TOLERANCE or np.abs(row_sums - 1.0).max() > _PROBABILITY_TOLERANCE:
+    if (
+        probs.min() < -_PROBABILITY_TOLERANCE
+        or np.abs(row_sums - 1.0).max() > _PROBABILITY_TOLERANCE
+    ):
         raise ValueError(
             "attention must be softmax probabilities (non-negative, each query row summing to 1 over keys); "
             f"got row sums in [{row_sums.min():.3g}, {row_sums.max():.3g}] and minimum {probs.min():.3g}. "
@@ -62,7 +65,9 @@ def normalise_importance(values: Sequence[float] | np.ndarray | pd.Series) -> np
     return array / total if total > 0 else np.zeros_like(array)
 
 
-def attention_importance(attention_batches: Iterable[np.ndarray], genes: Sequence[str]) -> pd.Series:
+def attention_importance(
+    attention_batches: Iterable[np.ndarray], genes: Sequence[str]
+) -> pd.Series:
     """I_att per gene from one or more batches of attention probabilities; sums to 1.
 
     Batches are weighted by the number of query rows they hold, so splitting the test
@@ -73,12 +78,18 @@ def attention_importance(attention_batches: Iterable[np.ndarray], genes: Sequenc
     for batch in attention_batches:
         mean, rows = mean_attention_received(batch)
         if len(mean) != len(genes):
-            raise ValueError(f"attention covers {len(mean)} positions but {len(genes)} genes were given")
+            raise ValueError(
+                f"attention covers {len(mean)} positions but {len(genes)} genes were given"
+            )
         total = mean * rows if total is None else total + mean * rows
         count += rows
     if total is None:
         raise ValueError("attention_importance received no attention batches")
-    return pd.Series(normalise_importance(total / count), index=pd.Index(list(genes), name="gene"), name="attention")
+    return pd.Series(
+        normalise_importance(total / count),
+        index=pd.Index(list(genes), name="gene"),
+        name="attention",
+    )
 
 
 def attention_importance_from_received(received: np.ndarray, genes: Sequence[str]) -> pd.Series:
@@ -89,7 +100,9 @@ def attention_importance_from_received(received: np.ndarray, genes: Sequence[str
     """
     rows = np.atleast_2d(np.asarray(received, dtype=np.float64))
     if rows.ndim != 2 or rows.shape[1] != len(genes):
-        raise ValueError(f"received attention must be [samples, {len(genes)}] or [{len(genes)}], got {np.shape(received)}")
+        raise ValueError(
+            f"received attention must be [samples, {len(genes)}] or [{len(genes)}], got {np.shape(received)}"
+        )
     if not np.isfinite(rows).all():
         raise ValueError("received attention holds NaN/inf values")
     sums = rows.sum(axis=1)
@@ -98,7 +111,11 @@ def attention_importance_from_received(received: np.ndarray, genes: Sequence[str
             "received attention rows must be averages of softmax probabilities (non-negative, summing to 1); "
             f"got sums in [{sums.min():.3g}, {sums.max():.3g}] (spec item 15: not the attention block output)"
         )
-    return pd.Series(normalise_importance(rows.mean(axis=0)), index=pd.Index(list(genes), name="gene"), name="attention")
+    return pd.Series(
+        normalise_importance(rows.mean(axis=0)),
+        index=pd.Index(list(genes), name="gene"),
+        name="attention",
+    )
 
 
 class _FittedPredictor:
@@ -134,15 +151,25 @@ def permutation_auroc_drop(
     if len(labels) != len(matrix):
         raise ValueError(f"X has {len(matrix)} rows but y has {len(labels)} labels")
     if labels.min() == labels.max():
-        raise ValueError("permutation importance needs both classes among the test rows (AUROC undefined)")
+        raise ValueError(
+            "permutation importance needs both classes among the test rows (AUROC undefined)"
+        )
     if n_repeats < 1:
         raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
 
-    def auroc_scorer(estimator: _FittedPredictor, features: np.ndarray, target: np.ndarray) -> float:
+    def auroc_scorer(
+        estimator: _FittedPredictor, features: np.ndarray, target: np.ndarray
+    ) -> float:
         return auroc(target, np.asarray(estimator.predict_fn(features), dtype=float).reshape(-1))
 
     result = permutation_importance(
-        _FittedPredictor(predict_fn), matrix, labels, scoring=auroc_scorer, n_repeats=n_repeats, random_state=seed, n_jobs=1
+        _FittedPredictor(predict_fn),
+        matrix,
+        labels,
+        scoring=auroc_scorer,
+        n_repeats=n_repeats,
+        random_state=seed,
+        n_jobs=1,
     )
     base = auroc_scorer(_FittedPredictor(predict_fn), matrix, labels)
     return pd.DataFrame(
@@ -169,7 +196,9 @@ def combine_importance(
     """
     if set(attention.index) != set(permutation.index) or len(attention) != len(permutation):
         missing = sorted(set(attention.index) ^ set(permutation.index))[:5]
-        raise ValueError(f"attention and permutation importances cover different genes, e.g. {missing}")
+        raise ValueError(
+            f"attention and permutation importances cover different genes, e.g. {missing}"
+        )
     if attention.index.has_duplicates:
         raise ValueError("importance tables must list each gene once")
     genes = list(attention.index)
@@ -180,7 +209,9 @@ def combine_importance(
             "permutation": normalise_importance(permutation.loc[genes].to_numpy()),
         }
     )
-    table["combined"] = attention_weight * table["attention"] + permutation_weight * table["permutation"]
+    table["combined"] = (
+        attention_weight * table["attention"] + permutation_weight * table["permutation"]
+    )
     table = table.sort_values(["combined", "gene"], ascending=[False, True], kind="mergesort")
     table["rank"] = np.arange(1, len(table) + 1)
     return table.reset_index(drop=True)[list(IMPORTANCE_COLUMNS)]
@@ -221,15 +252,25 @@ def top_k_frequency(
         return pd.DataFrame(columns=["gene", *[f"top{k}" for k in ks], "n_groups"])
     table["n_groups"] = len(groups)
     order = [f"top{k}" for k in reversed(ks)]
-    return table.sort_values([*order, "gene"], ascending=[False] * len(order) + [True], kind="mergesort").reset_index(drop=True)
+    return table.sort_values(
+        [*order, "gene"], ascending=[False] * len(order) + [True], kind="mergesort"
+    ).reset_index(drop=True)
 
 
-def plot_top_k_frequency(frequency: pd.DataFrame, k: int = 10, max_genes: int = 25, title: str = "") -> Figure:
+def plot_top_k_frequency(
+    frequency: pd.DataFrame, k: int = 10, max_genes: int = 25, title: str = ""
+) -> Figure:
     """Bars: in how many held-out cohorts each gene is in the top-k (most frequent genes)."""
     column = f"top{k}"
     if column not in frequency.columns:
-        raise ValueError(f"frequency table has no {column} column; it has {list(frequency.columns)}")
-    top = frequency.sort_values([column, "gene"], ascending=[False, True], kind="mergesort").head(max_genes).iloc[::-1]
+        raise ValueError(
+            f"frequency table has no {column} column; it has {list(frequency.columns)}"
+        )
+    top = (
+        frequency.sort_values([column, "gene"], ascending=[False, True], kind="mergesort")
+        .head(max_genes)
+        .iloc[::-1]
+    )
     fig = Figure(figsize=(6.5, 0.28 * len(top) + 1.5), layout="constrained")
     ax = fig.subplots()
     ax.barh(top["gene"], top[column], color="#4c72b0")
@@ -239,7 +280,9 @@ def plot_top_k_frequency(frequency: pd.DataFrame, k: int = 10, max_genes: int = 
     return fig
 
 
-def plot_importance_components(importance: pd.DataFrame, label_top: int = 10, title: str = "") -> Figure:
+def plot_importance_components(
+    importance: pd.DataFrame, label_top: int = 10, title: str = ""
+) -> Figure:
     """Scatter of attention vs permutation importance, top genes by combined score labelled."""
     fig = Figure(figsize=(6.0, 5.0), layout="constrained")
     ax = fig.subplots()
@@ -247,7 +290,13 @@ def plot_importance_components(importance: pd.DataFrame, label_top: int = 10, ti
     top = importance.sort_values("combined", ascending=False, kind="mergesort").head(label_top)
     ax.scatter(top["attention"], top["permutation"], s=18, color="#c0392b")
     for _, row in top.iterrows():
-        ax.annotate(row["gene"], (row["attention"], row["permutation"]), fontsize=7, xytext=(3, 2), textcoords="offset points")
+        ax.annotate(
+            row["gene"],
+            (row["attention"], row["permutation"]),
+            fontsize=7,
+            xytext=(3, 2),
+            textcoords="offset points",
+        )
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xlabel("attention importance (share of attention received)")
     ax.set_ylabel("permutation importance (normalised AUROC drop)")

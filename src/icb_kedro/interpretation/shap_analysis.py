@@ -28,11 +28,25 @@ from threadpoolctl import threadpool_limits
 PredictFn = Callable[[np.ndarray], np.ndarray]
 RANKING_COLUMNS: tuple[str, ...] = ("gene", "mean_abs_shap", "mean_shap", "direction", "rank")
 STABILITY_COLUMNS: tuple[str, ...] = (
-    "gene", "rank", "bootstrap_top_k", "rank_ci_low", "rank_ci_high", "fold_top_k", "n_folds", "n_rows", "k", "n_boot",
+    "gene",
+    "rank",
+    "bootstrap_top_k",
+    "rank_ci_low",
+    "rank_ci_high",
+    "fold_top_k",
+    "n_folds",
+    "n_rows",
+    "k",
+    "n_boot",
 )
 
 
-def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | None = None, allow_nan: bool = False) -> np.ndarray:
+def _as_matrix(
+    values: np.ndarray | pd.DataFrame,
+    name: str,
+    n_features: int | None = None,
+    allow_nan: bool = False,
+) -> np.ndarray:
     matrix = np.asarray(values, dtype=float)
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be a 2-D [samples, genes] matrix, got shape {matrix.shape}")
@@ -42,7 +56,9 @@ def _as_matrix(values: np.ndarray | pd.DataFrame, name: str, n_features: int | N
         raise ValueError(f"{name} has {matrix.shape[1]} gene columns, expected {n_features}")
     bad = np.isinf(matrix) if allow_nan else ~np.isfinite(matrix)
     if bad.any():
-        raise ValueError(f"{name} holds {int(bad.sum())} {'inf' if allow_nan else 'NaN/inf'} values")
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} {'inf' if allow_nan else 'NaN/inf'} values"
+        )
     return matrix
 
 
@@ -85,12 +101,16 @@ def kernel_shap_values(
     if nsamples == "auto":
         nsamples = 2 * train.shape[1] + 2048
     if n_background < 1 or int(nsamples) < 1:
-        raise ValueError(f"n_background and nsamples must be >= 1 (or nsamples 'auto'), got {n_background} and {nsamples}")
+        raise ValueError(
+            f"n_background and nsamples must be >= 1 (or nsamples 'auto'), got {n_background} and {nsamples}"
+        )
 
     def probability(x: np.ndarray) -> np.ndarray:
         out = np.asarray(predict_fn(np.asarray(x, dtype=float)), dtype=float).reshape(-1)
         if out.shape[0] != len(x):
-            raise ValueError(f"predict_fn returned {out.shape[0]} values for {len(x)} rows; it must return P(responder) per row")
+            raise ValueError(
+                f"predict_fn returned {out.shape[0]} values for {len(x)} rows; it must return P(responder) per row"
+            )
         return out
 
     k = min(int(n_background), len(train))
@@ -151,7 +171,9 @@ def shap_gene_ranking(
     if features is not None:
         data = _as_matrix(features, "features", len(genes), allow_nan=True)
         if data.shape != values.shape:
-            raise ValueError(f"features shape {data.shape} differs from shap_values shape {values.shape}")
+            raise ValueError(
+                f"features shape {data.shape} differs from shap_values shape {values.shape}"
+            )
         direction = _columnwise_correlation(data, values)
     table = pd.DataFrame(
         {
@@ -244,7 +266,9 @@ def top_k_stability(
         }
     )
     table = table[(table["rank"] <= k) | (table["bootstrap_top_k"] > 0) | (table["fold_top_k"] > 0)]
-    return table.sort_values("rank", kind="mergesort").reset_index(drop=True)[list(STABILITY_COLUMNS)]
+    return table.sort_values("rank", kind="mergesort").reset_index(drop=True)[
+        list(STABILITY_COLUMNS)
+    ]
 
 
 def top_gene_overlap(rankings: Mapping[str, pd.DataFrame], k: int) -> pd.DataFrame:
@@ -267,7 +291,9 @@ def top_gene_overlap(rankings: Mapping[str, pd.DataFrame], k: int) -> pd.DataFra
         }
     )
     table["in_all"] = table["n_models"] == len(rankings)
-    return table.sort_values(["n_models", "gene"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
+    return table.sort_values(
+        ["n_models", "gene"], ascending=[False, True], kind="mergesort"
+    ).reset_index(drop=True)
 
 
 def plot_shap_beeswarm(
@@ -283,7 +309,9 @@ def plot_shap_beeswarm(
     values = _as_matrix(shap_values, "shap_values", len(genes))
     data = _as_matrix(features, "features", len(genes))
     if data.shape != values.shape:
-        raise ValueError(f"features shape {data.shape} differs from shap_values shape {values.shape}")
+        raise ValueError(
+            f"features shape {data.shape} differs from shap_values shape {values.shape}"
+        )
     explanation = shap.Explanation(values=values, data=data, feature_names=list(genes))
     n_shown = min(max_display, len(genes))
     fig = Figure(figsize=(7.5, 0.32 * n_shown + 1.8), layout="constrained")
@@ -301,6 +329,8 @@ def plot_shap_bar(ranking: pd.DataFrame, title: str, max_display: int = 20) -> F
     direction = top["direction"] if "direction" in top else pd.Series(np.nan, index=top.index)
     colours = np.where(direction > 0, "#c0392b", np.where(direction < 0, "#2c7fb8", "#7f7f7f"))
     ax.barh(top["gene"], top["mean_abs_shap"], color=colours)
-    ax.set_xlabel("mean |SHAP| on test rows (red: high expression favours response; blue: the reverse)")
+    ax.set_xlabel(
+        "mean |SHAP| on test rows (red: high expression favours response; blue: the reverse)"
+    )
     ax.set_title(title)
     return fig

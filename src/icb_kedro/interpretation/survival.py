@@ -35,10 +35,28 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "os": ("survival_time_os", "event_occurred_os"),
     "pfs": ("survival_time_pfs", "event_occurred_pfs"),
 }
-UNIT_TO_MONTHS: dict[str, float] = {"month": 1.0, "months": 1.0, "day": 1 / 30.4375, "days": 1 / 30.4375, "week": 7 / 30.4375, "weeks": 7 / 30.4375, "year": 12.0, "years": 12.0}
+UNIT_TO_MONTHS: dict[str, float] = {
+    "month": 1.0,
+    "months": 1.0,
+    "day": 1 / 30.4375,
+    "days": 1 / 30.4375,
+    "week": 7 / 30.4375,
+    "weeks": 7 / 30.4375,
+    "year": 12.0,
+    "years": 12.0,
+}
 NULL_COLUMNS: tuple[str, ...] = (
-    "endpoint", "n_selected", "n_selected_significant", "share_selected", "n_random", "share_random", "null_mean",
-    "null_q95", "empirical_p", "alpha", "n_sets",
+    "endpoint",
+    "n_selected",
+    "n_selected_significant",
+    "share_selected",
+    "n_random",
+    "share_random",
+    "null_mean",
+    "null_q95",
+    "empirical_p",
+    "alpha",
+    "n_sets",
 )
 COX_COLUMNS: tuple[str, ...] = (
     "endpoint",
@@ -79,15 +97,24 @@ def survival_frame(clinical: pd.DataFrame, endpoint: str) -> tuple[pd.DataFrame,
     units = table["survival_unit"].fillna("month").astype(str).str.strip().str.lower()
     unknown = sorted(set(units) - set(UNIT_TO_MONTHS))
     if unknown:
-        raise ValueError(f"unknown survival_unit values {unknown}; expected one of {sorted(UNIT_TO_MONTHS)}")
+        raise ValueError(
+            f"unknown survival_unit values {unknown}; expected one of {sorted(UNIT_TO_MONTHS)}"
+        )
     time = table[time_col].astype(float) * units.map(UNIT_TO_MONTHS).to_numpy()
     if (time < 0).any():
-        raise ValueError(f"{time_col} has negative times, e.g. sample {table.loc[time < 0, SAMPLE_KEY].iloc[0]!r}")
+        raise ValueError(
+            f"{time_col} has negative times, e.g. sample {table.loc[time < 0, SAMPLE_KEY].iloc[0]!r}"
+        )
     event = table[event_col].astype(float)
     if not event.isin([0.0, 1.0]).all():
         raise ValueError(f"{event_col} must be 0/1, got {sorted(event.unique())[:5]}")
     out = pd.DataFrame(
-        {COHORT: table[COHORT].to_numpy(), SAMPLE_KEY: table[SAMPLE_KEY].to_numpy(), "time": time.to_numpy(), "event": event.astype(int).to_numpy()}
+        {
+            COHORT: table[COHORT].to_numpy(),
+            SAMPLE_KEY: table[SAMPLE_KEY].to_numpy(),
+            "time": time.to_numpy(),
+            "event": event.astype(int).to_numpy(),
+        }
     )
     return out.reset_index(drop=True), int((~usable).sum())
 
@@ -141,15 +168,29 @@ def cox_per_gene(
     rows = []
     for endpoint in endpoints:
         surv, n_missing = survival_frame(clinical, endpoint)
-        data = surv.merge(expression[[SAMPLE_KEY, COHORT, *genes]], on=SAMPLE_KEY, how="inner", suffixes=("", "_expr"))
+        data = surv.merge(
+            expression[[SAMPLE_KEY, COHORT, *genes]],
+            on=SAMPLE_KEY,
+            how="inner",
+            suffixes=("", "_expr"),
+        )
         if (data[COHORT] != data[f"{COHORT}_expr"]).any():
-            raise ValueError("clinical and expression tables disagree on the cohort of some samples")
+            raise ValueError(
+                "clinical and expression tables disagree on the cohort of some samples"
+            )
         n_excluded = n_missing + (len(surv) - len(data))
         for gene in genes:
             frame = pd.DataFrame(
-                {"time": data["time"], "event": data["event"], "z": _zscore_within(data[gene].astype(float), data[COHORT]), COHORT: data[COHORT]}
+                {
+                    "time": data["time"],
+                    "event": data["event"],
+                    "z": _zscore_within(data[gene].astype(float), data[COHORT]),
+                    COHORT: data[COHORT],
+                }
             )
-            informative = frame.groupby(COHORT)["event"].transform("sum") > 0  # strata without events add nothing
+            informative = (
+                frame.groupby(COHORT)["event"].transform("sum") > 0
+            )  # strata without events add nothing
             frame = frame[informative]
             base = {
                 "endpoint": endpoint,
@@ -175,7 +216,9 @@ def cox_per_gene(
         fitted = table.loc[index, "p_value"].notna()
         if fitted.any():
             fitted_index = fitted[fitted].index
-            table.loc[fitted_index, "q_value"] = false_discovery_control(table.loc[fitted_index, "p_value"].to_numpy(), method="bh")
+            table.loc[fitted_index, "q_value"] = false_discovery_control(
+                table.loc[fitted_index, "p_value"].to_numpy(), method="bh"
+            )
     return table[list(COX_COLUMNS)]
 
 
@@ -204,34 +247,60 @@ def random_gene_null(
     selected = set(observed["gene"])
     candidates = sorted(g for g in pool if g not in selected and g in expression.columns)
     if not candidates:
-        raise ValueError("random_gene_null: no pool gene outside the selected ones is an expression column")
+        raise ValueError(
+            "random_gene_null: no pool gene outside the selected ones is an expression column"
+        )
     drawn = list(rng.choice(candidates, size=min(n_random, len(candidates)), replace=False))
     endpoints = sorted(observed["endpoint"].unique())
-    random_table = cox_per_gene(expression, clinical, drawn, endpoints=endpoints, penalizer=penalizer, min_events=min_events)
+    random_table = cox_per_gene(
+        expression, clinical, drawn, endpoints=endpoints, penalizer=penalizer, min_events=min_events
+    )
     rows = []
     for endpoint in endpoints:
         mine = observed[(observed["endpoint"] == endpoint) & observed["p_value"].notna()]
-        theirs = random_table.loc[(random_table["endpoint"] == endpoint) & random_table["p_value"].notna(), "p_value"].to_numpy()
+        theirs = random_table.loc[
+            (random_table["endpoint"] == endpoint) & random_table["p_value"].notna(), "p_value"
+        ].to_numpy()
         m, hits = len(mine), int((mine["p_value"] < alpha).sum())
-        row = {"endpoint": endpoint, "n_selected": m, "n_selected_significant": hits, "share_selected": hits / m if m else np.nan,
-               "n_random": len(theirs), "share_random": float((theirs < alpha).mean()) if len(theirs) else np.nan,
-               "null_mean": np.nan, "null_q95": np.nan, "empirical_p": np.nan, "alpha": alpha, "n_sets": n_sets}
+        row = {
+            "endpoint": endpoint,
+            "n_selected": m,
+            "n_selected_significant": hits,
+            "share_selected": hits / m if m else np.nan,
+            "n_random": len(theirs),
+            "share_random": float((theirs < alpha).mean()) if len(theirs) else np.nan,
+            "null_mean": np.nan,
+            "null_q95": np.nan,
+            "empirical_p": np.nan,
+            "alpha": alpha,
+            "n_sets": n_sets,
+        }
         if m and len(theirs):
             # Sets drawn with replacement from the fitted random genes: any number of selected
             # genes can be matched by a pool of fixed (small: each gene costs a Cox fit per endpoint) size.
             significant = theirs < alpha
             null = significant[rng.integers(0, len(theirs), size=(n_sets, m))].sum(axis=1)
-            row.update(null_mean=float(null.mean()), null_q95=float(np.quantile(null, 0.95)), empirical_p=float((1 + (null >= hits).sum()) / (1 + n_sets)))
+            row.update(
+                null_mean=float(null.mean()),
+                null_q95=float(np.quantile(null, 0.95)),
+                empirical_p=float((1 + (null >= hits).sum()) / (1 + n_sets)),
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=list(NULL_COLUMNS))
 
 
 def plot_forest(cox_table: pd.DataFrame, title: str = "", max_genes: int = 30) -> Figure:
     """Forest plot: HR and 95% CI per gene (log scale), one panel per endpoint."""
-    endpoints = [e for e in ENDPOINTS if e in set(cox_table["endpoint"])] or sorted(cox_table["endpoint"].unique())
+    endpoints = [e for e in ENDPOINTS if e in set(cox_table["endpoint"])] or sorted(
+        cox_table["endpoint"].unique()
+    )
     fitted = cox_table[cox_table["hr"].notna()]
     genes = (
-        fitted.groupby("gene")["p_value"].min().sort_values(kind="mergesort").head(max_genes).index.tolist()
+        fitted.groupby("gene")["p_value"]
+        .min()
+        .sort_values(kind="mergesort")
+        .head(max_genes)
+        .index.tolist()
         if len(fitted)
         else []
     )
@@ -244,7 +313,12 @@ def plot_forest(cox_table: pd.DataFrame, title: str = "", max_genes: int = 30) -
         significant = (part["q_value"] < 0.05).to_numpy()
         colours = np.where(significant, "#c0392b", "#34495e")
         ax.errorbar(
-            part["hr"], y, xerr=[part["hr"] - part["ci_low"], part["ci_high"] - part["hr"]], fmt="none", ecolor="#7f8c8d", elinewidth=1
+            part["hr"],
+            y,
+            xerr=[part["hr"] - part["ci_low"], part["ci_high"] - part["hr"]],
+            fmt="none",
+            ecolor="#7f8c8d",
+            elinewidth=1,
         )
         ax.scatter(part["hr"], y, c=colours, s=18, zorder=3)
         ax.axvline(1.0, color="black", lw=0.7, ls="--")
@@ -269,9 +343,13 @@ def per_sample_calls(predictions: pd.DataFrame) -> pd.DataFrame:
     needed = {COHORT, SAMPLE_KEY, "y_prob", "threshold"}
     if not needed <= set(predictions.columns):
         raise ValueError(f"predictions lack columns {sorted(needed - set(predictions.columns))}")
-    called = predictions.assign(call=(predictions["y_prob"] >= predictions["threshold"]).astype(float))
+    called = predictions.assign(
+        call=(predictions["y_prob"] >= predictions["threshold"]).astype(float)
+    )
     grouped = called.groupby([COHORT, SAMPLE_KEY], sort=True)
-    out = grouped.agg(y_prob=("y_prob", "mean"), call_rate=("call", "mean"), n_folds=("call", "size")).reset_index()
+    out = grouped.agg(
+        y_prob=("y_prob", "mean"), call_rate=("call", "mean"), n_folds=("call", "size")
+    ).reset_index()
     out["predicted_responder"] = out["call_rate"] >= 0.5
     return out
 
@@ -290,7 +368,9 @@ def kaplan_meier_by_prediction(
     from lifelines.statistics import logrank_test
 
     calls = per_sample_calls(predictions)
-    surv, n_missing = survival_frame(clinical[clinical[SAMPLE_KEY].isin(calls[SAMPLE_KEY])], endpoint)
+    surv, n_missing = survival_frame(
+        clinical[clinical[SAMPLE_KEY].isin(calls[SAMPLE_KEY])], endpoint
+    )
     data = surv.merge(calls[[SAMPLE_KEY, "predicted_responder"]], on=SAMPLE_KEY, how="inner")
     summary: dict = {
         "endpoint": endpoint,
@@ -299,27 +379,42 @@ def kaplan_meier_by_prediction(
         "n_pred_responders": int(data["predicted_responder"].sum()),
         "n_excluded": int(len(calls) - len(data)),
     }
-    groups = {"predicted responder": data[data["predicted_responder"]], "predicted non-responder": data[~data["predicted_responder"]]}
+    groups = {
+        "predicted responder": data[data["predicted_responder"]],
+        "predicted non-responder": data[~data["predicted_responder"]],
+    }
     fig = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = fig.subplots()
     for (label, part), colour in zip(groups.items(), ("#c0392b", "#2c7fb8")):
-        key = "median_months_" + ("responders" if label == "predicted responder" else "non_responders")
+        key = "median_months_" + (
+            "responders" if label == "predicted responder" else "non_responders"
+        )
         summary[key] = np.nan
         if len(part):
-            fitter = KaplanMeierFitter(label=f"{label} (n={len(part)})").fit(part["time"], part["event"])
+            fitter = KaplanMeierFitter(label=f"{label} (n={len(part)})").fit(
+                part["time"], part["event"]
+            )
             fitter.plot_survival_function(ax=ax, ci_show=True, color=colour)
             summary[key] = float(fitter.median_survival_time_)
     both = all(len(p) for p in groups.values()) and summary["n_events"] > 0
     summary.update(logrank_p=np.nan, hr=np.nan, ci_low=np.nan, ci_high=np.nan, cox_p=np.nan)
     if both:
         a, b = groups["predicted responder"], groups["predicted non-responder"]
-        summary["logrank_p"] = float(logrank_test(a["time"], b["time"], a["event"], b["event"]).p_value)
-        frame = data.assign(responder=data["predicted_responder"].astype(float))[["time", "event", "responder", COHORT]]
+        summary["logrank_p"] = float(
+            logrank_test(a["time"], b["time"], a["event"], b["event"]).p_value
+        )
+        frame = data.assign(responder=data["predicted_responder"].astype(float))[
+            ["time", "event", "responder", COHORT]
+        ]
         frame = frame[frame.groupby(COHORT)["event"].transform("sum") > 0]
         try:
             fit = _fit_cox(frame, "responder", 0.0, COHORT)
-            summary.update(hr=fit["hr"], ci_low=fit["ci_low"], ci_high=fit["ci_high"], cox_p=fit["p_value"])
-        except Exception:  # lifelines: non-convergence (e.g. perfect separation); the KM/log-rank still stand
+            summary.update(
+                hr=fit["hr"], ci_low=fit["ci_low"], ci_high=fit["ci_high"], cox_p=fit["p_value"]
+            )
+        except (
+            Exception
+        ):  # lifelines: non-convergence (e.g. perfect separation); the KM/log-rank still stand
             pass
     ax.set_xlabel("months")
     ax.set_ylabel(f"{endpoint.upper()} probability")

@@ -17,9 +17,9 @@ import pandera.pandas as pa
 from kedro.io.core import DatasetError
 
 from icb_kedro.io.validation import (
+    CLINICAL_SCHEMA,
     LOG2_TPM_FLOOR,
     SCALE_TOLERANCE,
-    CLINICAL_SCHEMA,
     InputDataError,
     find_non_numeric,
     raise_schema_errors,
@@ -34,7 +34,9 @@ MISSING_POLICIES = ("error", "impute_gene_median", "impute_floor", "absent_genes
 
 def materialize(partitions: Mapping[str, Any]) -> dict[str, Any]:
     """Call the lazy loaders of a PartitionedDataset (values that are already data pass)."""
-    return {key: (value() if callable(value) else value) for key, value in sorted(partitions.items())}
+    return {
+        key: (value() if callable(value) else value) for key, value in sorted(partitions.items())
+    }
 
 
 def load_partition(loader: Callable[[], pd.DataFrame] | pd.DataFrame, source: str) -> pd.DataFrame:
@@ -49,7 +51,9 @@ def load_partition(loader: Callable[[], pd.DataFrame] | pd.DataFrame, source: st
         cause = exc
         while isinstance(cause, DatasetError) and cause.__cause__ is not None:
             cause = cause.__cause__
-        raise InputDataError(f"{source}: cannot read file ({type(cause).__name__}: {cause})") from exc
+        raise InputDataError(
+            f"{source}: cannot read file ({type(cause).__name__}: {cause})"
+        ) from exc
 
 
 def _header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.DataFrame]:
@@ -80,8 +84,12 @@ FLOOR_TOLERANCE = 1e-3
 
 
 def parse_expression(
-    raw: pd.DataFrame, source: str, missing_policy: str = "error", scale: str = "log2_tpm_milli",
-    scale_check: bool = True, setting: str = "ingestion",
+    raw: pd.DataFrame,
+    source: str,
+    missing_policy: str = "error",
+    scale: str = "log2_tpm_milli",
+    scale_check: bool = True,
+    setting: str = "ingestion",
 ) -> tuple[pd.DataFrame, dict]:
     """Gene-major table (``gene`` + one column per sample, log2(TPM + offset)) -> sample-major floats.
 
@@ -95,13 +103,17 @@ def parse_expression(
     ``setting`` names the config section a user would change (``ingestion`` / ``predict``).
     """
     if missing_policy not in MISSING_POLICIES:
-        raise ValueError(f"missing-value policy must be one of {MISSING_POLICIES}, got {missing_policy!r}")
+        raise ValueError(
+            f"missing-value policy must be one of {MISSING_POLICIES}, got {missing_policy!r}"
+        )
     if scale not in SCALES:
         raise ValueError(f"expression scale must be one of {sorted(SCALES)}, got {scale!r}")
     offset, scale_name = SCALES[scale]
     header, body = _header_and_body(raw, source)
     if not header or header[0] != "gene":
-        raise InputDataError(f"{source}: first column must be 'gene' (gene-major layout), found {header[:1]}")
+        raise InputDataError(
+            f"{source}: first column must be 'gene' (gene-major layout), found {header[:1]}"
+        )
     samples = header[1:]
     if any(s == "" for s in samples):
         raise InputDataError(
@@ -111,11 +123,15 @@ def parse_expression(
     dup_samples = _duplicates(samples)
     if dup_samples:
         where = {s: [p + 2 for p in pos] for s, pos in dup_samples.items()}
-        raise InputDataError(f"{source}: duplicate sample id(s) in header (column numbers): {where}")
+        raise InputDataError(
+            f"{source}: duplicate sample id(s) in header (column numbers): {where}"
+        )
     genes = body["gene"].fillna("").astype(str).str.strip()
     if (genes == "").any():
         lines = (np.flatnonzero(genes == "") + 2).tolist()
-        raise InputDataError(f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) {lines[:10]}")
+        raise InputDataError(
+            f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) {lines[:10]}"
+        )
     dup_genes = _duplicates(genes.tolist())
     if dup_genes:
         where = {g: [p + 2 for p in pos] for g, pos in list(dup_genes.items())[:10]}
@@ -123,7 +139,11 @@ def parse_expression(
     # Vectorised over the whole matrix (a full transcriptome is ~20,000 genes x 100+ samples:
     # column-by-column pandas/pandera checks took ~12 s per cohort, this takes well under 1 s).
     text = body.drop(columns="gene").to_numpy(dtype=object)
-    numbers = pd.to_numeric(pd.Series(text.ravel()), errors="coerce").to_numpy(np.float64).reshape(text.shape)
+    numbers = (
+        pd.to_numeric(pd.Series(text.ravel()), errors="coerce")
+        .to_numpy(np.float64)
+        .reshape(text.shape)
+    )
     present = pd.notna(text)
     suspect = np.isnan(numbers) & present
     if suspect.any():
@@ -156,16 +176,29 @@ def parse_expression(
     empty = np.isnan(numbers).all(axis=0)
     if empty.any():
         listed = {samples[i]: int(i) + 2 for i in np.flatnonzero(empty)[:10]}
-        raise InputDataError(f"{source}: sample(s) with no value for any gene (sample: column number) {listed}")
+        raise InputDataError(
+            f"{source}: sample(s) with no value for any gene (sample: column number) {listed}"
+        )
     if scale_check:
         check_scale(numbers, samples, genes.tolist(), source, scale, setting)
-    table = pd.DataFrame(np.ascontiguousarray(numbers.T), index=pd.Index(samples, name="sample_id"), columns=genes.tolist())
+    table = pd.DataFrame(
+        np.ascontiguousarray(numbers.T),
+        index=pd.Index(samples, name="sample_id"),
+        columns=genes.tolist(),
+    )
     table.columns.name = None
     table, report = apply_missing_policy(table, missing_policy, source)
     return table, report
 
 
-def check_scale(numbers: np.ndarray, samples: list[str], genes: list[str], source: str, scale: str, setting: str = "ingestion") -> None:
+def check_scale(
+    numbers: np.ndarray,
+    samples: list[str],
+    genes: list[str],
+    source: str,
+    scale: str,
+    setting: str = "ingestion",
+) -> None:
     """Values in range but on the wrong scale, for one file ([genes, samples] matrix).
 
     Two facts hold for every real log2(TPM + offset) file, checked on all 13 shared cohorts
@@ -197,11 +230,17 @@ def check_scale(numbers: np.ndarray, samples: list[str], genes: list[str], sourc
         )
 
 
-def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple[pd.DataFrame, dict]:
+def apply_missing_policy(
+    table: pd.DataFrame, policy: str, source: str
+) -> tuple[pd.DataFrame, dict]:
     """Handle missing expression values explicitly and report how many there were."""
     missing = table.isna()
     n_missing = int(missing.to_numpy().sum())
-    report = {"n_missing_values": n_missing, "missing_policy": policy, "genes_with_missing": int(missing.any().sum())}
+    report = {
+        "n_missing_values": n_missing,
+        "missing_policy": policy,
+        "genes_with_missing": int(missing.any().sum()),
+    }
     if n_missing == 0:
         return table, report
     if policy == "absent_genes":
@@ -227,13 +266,19 @@ def apply_missing_policy(table: pd.DataFrame, policy: str, source: str) -> tuple
         medians = table.median(axis=0, skipna=True)
         all_missing = medians.index[medians.isna()].tolist()
         if all_missing:
-            raise InputDataError(f"{source}: gene(s) missing in every sample, cannot impute: {all_missing[:10]}")
+            raise InputDataError(
+                f"{source}: gene(s) missing in every sample, cannot impute: {all_missing[:10]}"
+            )
         filled = table.fillna(medians)
     else:
         filled = table.fillna(LOG2_TPM_FLOOR)  # impute_floor: "not detected"
     logger.warning(
-        "%s: %d missing value(s) in %d gene(s) imputed (%s), e.g. gene(s) %s", source, n_missing,
-        report["genes_with_missing"], policy, missing.columns[missing.any()].tolist()[:5],
+        "%s: %d missing value(s) in %d gene(s) imputed (%s), e.g. gene(s) %s",
+        source,
+        n_missing,
+        report["genes_with_missing"],
+        policy,
+        missing.columns[missing.any()].tolist()[:5],
     )
     return filled, report
 
@@ -265,23 +310,34 @@ def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     return typed.reset_index(drop=True)
 
 
-def check_samples_match(expression: pd.DataFrame, clinical: pd.DataFrame, expression_source: str, clinical_source: str) -> None:
+def check_samples_match(
+    expression: pd.DataFrame, clinical: pd.DataFrame, expression_source: str, clinical_source: str
+) -> None:
     """Every clinical sample has expression and the reverse; the cohort has labelled samples."""
     in_expr = set(expression.index)
     in_clin = set(clinical["sample_id"])
     only_clin = sorted(in_clin - in_expr)
     only_expr = sorted(in_expr - in_clin)
     if only_clin:
-        raise InputDataError(f"{clinical_source}: sample_id(s) with no column in {expression_source}: {only_clin[:10]}")
+        raise InputDataError(
+            f"{clinical_source}: sample_id(s) with no column in {expression_source}: {only_clin[:10]}"
+        )
     if only_expr:
-        raise InputDataError(f"{expression_source}: sample column(s) with no row in {clinical_source}: {only_expr[:10]}")
+        raise InputDataError(
+            f"{expression_source}: sample column(s) with no row in {clinical_source}: {only_expr[:10]}"
+        )
 
 
 #: Gene columns of the AMU study's matrix (its 160-mRNA panel).
 AMU_N_GENES = 160
 
 
-def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "response", n_genes: int | None = AMU_N_GENES) -> pd.DataFrame:
+def parse_amu_matrix(
+    raw: pd.DataFrame,
+    source: str,
+    label_column: str = "response",
+    n_genes: int | None = AMU_N_GENES,
+) -> pd.DataFrame:
     """AMU sample-major matrix (160 constituent-ratio columns + label) -> typed table.
 
     Values are constituent ratios: each sample's 160 TPM values rescaled to sum to 1. They
@@ -304,24 +360,35 @@ def parse_amu_matrix(raw: pd.DataFrame, source: str, label_column: str = "respon
     if len(bad):
         raise InputDataError(
             f"{source}: non-numeric value(s)\n"
-            + "\n".join(f"  column {r['column']!r}, line {r['index']}: {r['failure_case']!r}" for r in bad.head(10).to_dict(orient="records"))
+            + "\n".join(
+                f"  column {r['column']!r}, line {r['index']}: {r['failure_case']!r}"
+                for r in bad.head(10).to_dict(orient="records")
+            )
         )
     numbers = body.apply(pd.to_numeric, errors="coerce")
     labels = numbers.pop(label_column)
     bad_label = labels[~labels.isin([0, 1])]
     if len(bad_label):
-        raise InputDataError(f"{source}: column {label_column!r} must be 0/1, lines {bad_label.index.tolist()[:10]} hold {bad_label.tolist()[:10]}")
+        raise InputDataError(
+            f"{source}: column {label_column!r} must be 0/1, lines {bad_label.index.tolist()[:10]} hold {bad_label.tolist()[:10]}"
+        )
     if numbers.isna().to_numpy().any():
         stacked = numbers.isna().stack()
-        raise InputDataError(f"{source}: missing value(s) at (line, gene) {stacked[stacked].index.tolist()[:10]}")
+        raise InputDataError(
+            f"{source}: missing value(s) at (line, gene) {stacked[stacked].index.tolist()[:10]}"
+        )
     out_of_range = (numbers < 0) | (numbers > 1)
     if out_of_range.to_numpy().any():
         stacked = out_of_range.stack()
-        raise InputDataError(f"{source}: constituent ratios must lie in [0, 1]; (line, gene) {stacked[stacked].index.tolist()[:10]}")
+        raise InputDataError(
+            f"{source}: constituent ratios must lie in [0, 1]; (line, gene) {stacked[stacked].index.tolist()[:10]}"
+        )
     sums = numbers.sum(axis=1)
     off = sums[(sums - 1).abs() > 5e-3]
     if len(off):
-        raise InputDataError(f"{source}: rows must sum to 1 (constituent ratios); lines {off.index.tolist()[:10]} sum to {off.round(4).tolist()[:10]}")
+        raise InputDataError(
+            f"{source}: rows must sum to 1 (constituent ratios); lines {off.index.tolist()[:10]} sum to {off.round(4).tolist()[:10]}"
+        )
     table = numbers.astype("float64").reset_index(drop=True)
     table.insert(0, "label", labels.astype("Int8").to_numpy())
     table.insert(0, "sample_key", [f"amu_{i:03d}" for i in range(len(table))])

@@ -45,7 +45,9 @@ def _describe(failures: pd.DataFrame, row_name: str) -> str:
 def raise_schema_errors(err: pa.errors.SchemaErrors, source: str, row_name: str) -> None:
     """Re-raise pandera's lazy errors as one readable message naming file, column and row."""
     failures = err.failure_cases.copy()
-    raise InputDataError(f"{source}: {len(failures)} invalid value(s)\n{_describe(failures, row_name)}") from err
+    raise InputDataError(
+        f"{source}: {len(failures)} invalid value(s)\n{_describe(failures, row_name)}"
+    ) from err
 
 
 CLINICAL_SCHEMA = pa.DataFrameSchema(
@@ -53,10 +55,18 @@ CLINICAL_SCHEMA = pa.DataFrameSchema(
         "sample_id": pa.Column(str, unique=True, nullable=False),
         "response": pa.Column(str, pa.Check.isin(RESPONSE_CODES), nullable=True),
         "recist": pa.Column(str, pa.Check.isin(RECIST_CODES), nullable=True, required=False),
-        "survival_time_pfs": pa.Column(float, pa.Check.ge(0), nullable=True, required=False, coerce=True),
-        "event_occurred_pfs": pa.Column(float, pa.Check.isin([0, 1]), nullable=True, required=False, coerce=True),
-        "survival_time_os": pa.Column(float, pa.Check.ge(0), nullable=True, required=False, coerce=True),
-        "event_occurred_os": pa.Column(float, pa.Check.isin([0, 1]), nullable=True, required=False, coerce=True),
+        "survival_time_pfs": pa.Column(
+            float, pa.Check.ge(0), nullable=True, required=False, coerce=True
+        ),
+        "event_occurred_pfs": pa.Column(
+            float, pa.Check.isin([0, 1]), nullable=True, required=False, coerce=True
+        ),
+        "survival_time_os": pa.Column(
+            float, pa.Check.ge(0), nullable=True, required=False, coerce=True
+        ),
+        "event_occurred_os": pa.Column(
+            float, pa.Check.isin([0, 1]), nullable=True, required=False, coerce=True
+        ),
     },
     strict=False,
 )
@@ -65,7 +75,9 @@ CLINICAL_SCHEMA = pa.DataFrameSchema(
 def find_non_numeric(frame: pd.DataFrame) -> pd.DataFrame:
     """(column, row, value) of every entry that is present but not a number."""
     as_numbers = frame.apply(pd.to_numeric, errors="coerce")
-    bad = as_numbers.isna() & frame.notna() & (frame.astype(str).apply(lambda s: s.str.strip()) != "")
+    bad = (
+        as_numbers.isna() & frame.notna() & (frame.astype(str).apply(lambda s: s.str.strip()) != "")
+    )
     stacked = frame.where(bad).stack()
     return pd.DataFrame(
         {
@@ -77,7 +89,9 @@ def find_non_numeric(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-_EXCEL_DATE = re.compile(r"^\d{1,2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$", re.IGNORECASE)
+_EXCEL_DATE = re.compile(
+    r"^\d{1,2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$", re.IGNORECASE
+)
 
 
 def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
@@ -89,15 +103,23 @@ def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
     excel = [g for g in genes if _EXCEL_DATE.match(g)]
     hints = []
     if case:
-        hints.append(f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. {case[:3]}): use HGNC symbols in upper case")
+        hints.append(
+            f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. {case[:3]}): use HGNC symbols in upper case"
+        )
     if ensembl:
-        hints.append(f"{len(ensembl)} Ensembl id(s) (e.g. {ensembl[:3]}): map them to HGNC symbols, as the shared cohorts use")
+        hints.append(
+            f"{len(ensembl)} Ensembl id(s) (e.g. {ensembl[:3]}): map them to HGNC symbols, as the shared cohorts use"
+        )
     if excel:
-        hints.append(f"{len(excel)} Excel-mangled symbol(s) (e.g. {excel[:3]}, dates that were MARCHF1, SEPTIN2, ...)")
+        hints.append(
+            f"{len(excel)} Excel-mangled symbol(s) (e.g. {excel[:3]}, dates that were MARCHF1, SEPTIN2, ...)"
+        )
     return "; ".join(hints)
 
 
-def check_gene_overlap(genes_by_cohort: Mapping[str, Iterable[str]], sources: Mapping[str, str], min_fraction: float) -> pd.DataFrame:
+def check_gene_overlap(
+    genes_by_cohort: Mapping[str, Iterable[str]], sources: Mapping[str, str], min_fraction: float
+) -> pd.DataFrame:
     """Each cohort's genes shared with the union of the other cohorts; stop below ``min_fraction``.
 
     A cohort whose ids do not match (lower case, Ensembl ids, Excel-mangled symbols) would
@@ -112,7 +134,14 @@ def check_gene_overlap(genes_by_cohort: Mapping[str, Iterable[str]], sources: Ma
         if not others:
             continue
         shared = len(genes & others)
-        rows.append({"cohort": cohort, "n_genes": len(genes), "n_shared": shared, "fraction_shared": shared / max(len(genes), 1)})
+        rows.append(
+            {
+                "cohort": cohort,
+                "n_genes": len(genes),
+                "n_shared": shared,
+                "fraction_shared": shared / max(len(genes), 1),
+            }
+        )
         hints[cohort] = gene_id_hint(genes, others)
     table = pd.DataFrame(rows, columns=["cohort", "n_genes", "n_shared", "fraction_shared"])
     # The worst cohort first: with two cohorts either could be "the odd one"; with more, the

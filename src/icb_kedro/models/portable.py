@@ -115,8 +115,12 @@ def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.D
     from icb_kedro.schema import require_genes
 
     if not isinstance(frame, pd.DataFrame):
-        raise ModelInputError(f"{model} expects a pandas DataFrame (samples x genes), got {type(frame).__name__}")
-    if not any(g in frame.columns for g in genes):  # first: MLflow's schema check hands over no rows once it dropped every unknown column
+        raise ModelInputError(
+            f"{model} expects a pandas DataFrame (samples x genes), got {type(frame).__name__}"
+        )
+    if not any(
+        g in frame.columns for g in genes
+    ):  # first: MLflow's schema check hands over no rows once it dropped every unknown column
         try:
             require_genes(frame.columns, genes, model)
         except ValueError as error:
@@ -191,17 +195,27 @@ def release_code_path() -> list[str]:
     import sys
 
     package = sys.modules.get(PACKAGE_ROOT.name)
-    origin = Path(package.__file__).resolve().parent if package is not None and package.__file__ else None
+    origin = (
+        Path(package.__file__).resolve().parent
+        if package is not None and package.__file__
+        else None
+    )
     removed = [
-        entry for entry in sys.path
-        if entry and _is_model_code(entry) and origin is not None and (Path(entry) / PACKAGE_ROOT.name).resolve() != origin
+        entry
+        for entry in sys.path
+        if entry
+        and _is_model_code(entry)
+        and origin is not None
+        and (Path(entry) / PACKAGE_ROOT.name).resolve() != origin
     ]
     for entry in removed:
         sys.path.remove(entry)
     return removed
 
 
-def gene_signature(genes: Sequence[str], output_column: str, extra_inputs: Sequence[tuple[str, str]] = ()):
+def gene_signature(
+    genes: Sequence[str], output_column: str, extra_inputs: Sequence[tuple[str, str]] = ()
+):
     """One optional ``double`` column per panel gene (+ ``extra_inputs``), one output column.
 
     Optional, so MLflow's schema check lets a cohort lacking a gene through to the model's own
@@ -215,7 +229,9 @@ def gene_signature(genes: Sequence[str], output_column: str, extra_inputs: Seque
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", output_column)]))
 
 
-def synthetic_input_example(genes: Sequence[str], n_rows: int = EXAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
+def synthetic_input_example(
+    genes: Sequence[str], n_rows: int = EXAMPLE_ROWS, seed: int = 0
+) -> pd.DataFrame:
     """A made-up cohort in the input layout (log2(TPM+1)-like values; no patient data is
     stored with a model). MLflow derives the documented REST payload from it."""
     rng = np.random.default_rng(seed)

@@ -33,7 +33,9 @@ def _colours(n: int) -> list:
 
 def _legend(ax, n_entries: int, **kwargs) -> None:
     if n_entries > _LEGEND_INSIDE_MAX:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, **kwargs)
+        ax.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False, **kwargs
+        )
     else:
         ax.legend(loc="best", fontsize="small", **kwargs)
 
@@ -53,14 +55,20 @@ def _error_bars(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
 
 def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
     """Per-cohort mean AUROC with bootstrap 95% CIs for every model of one protocol (0.5 = chance)."""
-    _require(cohort_table, ("model", "protocol", "cohort", "auroc_mean", "ci_low", "ci_high"), "cohort_table")
+    _require(
+        cohort_table,
+        ("model", "protocol", "cohort", "auroc_mean", "ci_low", "ci_high"),
+        "cohort_table",
+    )
     rows = cohort_table[cohort_table["protocol"] == protocol]
     if rows.empty:
         raise ValueError(f"cohort_table has no rows for protocol {protocol!r}")
     cohorts = sorted(rows["cohort"].unique())
     names = short_cohort_names(cohorts)
     models = sorted(rows["model"].unique())
-    width = max(7.0, 1.1 * len(cohorts) + 0.15 * len(models)) + (2.5 if len(models) > _LEGEND_INSIDE_MAX else 0.0)
+    width = max(7.0, 1.1 * len(cohorts) + 0.15 * len(models)) + (
+        2.5 if len(models) > _LEGEND_INSIDE_MAX else 0.0
+    )
     figure = Figure(layout="constrained", figsize=(width, 4.8))
     ax = figure.add_subplot()
     slot = 0.8 / len(models)  # models side by side within each cohort's slot
@@ -69,8 +77,15 @@ def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
         x = np.arange(len(cohorts)) - 0.4 + slot * (offset + 0.5)
         mean = mine["auroc_mean"].to_numpy(dtype=float)
         ax.errorbar(
-            x, mean, yerr=_error_bars(mean, mine["ci_low"].to_numpy(float), mine["ci_high"].to_numpy(float)),
-            fmt="o", markersize=4, capsize=2, linewidth=1, color=colour, label=model,
+            x,
+            mean,
+            yerr=_error_bars(mean, mine["ci_low"].to_numpy(float), mine["ci_high"].to_numpy(float)),
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            linewidth=1,
+            color=colour,
+            label=model,
         )
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (0.5)")
     ax.set_xticks(np.arange(len(cohorts)), [names[c] for c in cohorts], rotation=30, ha="right")
@@ -84,7 +99,9 @@ def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
     return figure
 
 
-def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequence[str] | None = None) -> Figure:
+def plot_roc_pr_curves(
+    predictions: pd.DataFrame, protocol: str, models: Sequence[str] | None = None
+) -> Figure:
     """Pooled ROC (left) and precision-recall (right) curves per model for one protocol.
 
     Pooled = all cohorts and repeats concatenated, so the curves mix cohorts whose score
@@ -101,7 +118,9 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
     chosen = available if models is None else list(models)
     absent = [m for m in chosen if m not in available]
     if absent:
-        raise ValueError(f"models {absent} have no predictions in protocol {protocol!r}; available: {available}")
+        raise ValueError(
+            f"models {absent} have no predictions in protocol {protocol!r}; available: {available}"
+        )
     many = len(chosen) > _LEGEND_INSIDE_MAX
     figure = Figure(layout="constrained", figsize=(11.5 + (3.0 if many else 0.0), 5.0))
     ax_roc, ax_pr = figure.subplots(1, 2)
@@ -113,15 +132,30 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
             continue  # one class: no curve can be drawn
         fpr, tpr, _ = roc_curve(y, p)
         precision, recall, _ = precision_recall_curve(y, p)
-        ax_roc.plot(fpr, tpr, color=colour, linewidth=1.2, label=f"{model} (AUROC {auroc(y, p):.2f})")
+        ax_roc.plot(
+            fpr, tpr, color=colour, linewidth=1.2, label=f"{model} (AUROC {auroc(y, p):.2f})"
+        )
         ap_label = f"{model} (AP {average_precision(y, p):.2f})"
         ax_pr.step(recall, precision, where="post", color=colour, linewidth=1.2, label=ap_label)
         prevalence = float(y.mean())
     ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance")
     if prevalence is not None:
-        ax_pr.axhline(prevalence, color="grey", linestyle="--", linewidth=1, label=f"prevalence ({prevalence:.2f})")
-    ax_roc.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (recall)", xlim=(0, 1), ylim=(0, 1.01))
-    ax_pr.set(xlabel="recall (responders)", ylabel="precision (responders)", xlim=(0, 1), ylim=(0, 1.01))
+        ax_pr.axhline(
+            prevalence,
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"prevalence ({prevalence:.2f})",
+        )
+    ax_roc.set(
+        xlabel="false positive rate (1 - specificity)",
+        ylabel="true positive rate (recall)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    ax_pr.set(
+        xlabel="recall (responders)", ylabel="precision (responders)", xlim=(0, 1), ylim=(0, 1.01)
+    )
     ax_roc.set_title("ROC, pooled over cohorts and repeats")
     ax_pr.set_title("Precision-recall, pooled over cohorts and repeats")
     ax_roc.legend(loc="lower right", fontsize="x-small")
@@ -133,7 +167,9 @@ def plot_roc_pr_curves(predictions: pd.DataFrame, protocol: str, models: Sequenc
     return figure
 
 
-def plot_reliability(predictions: pd.DataFrame, protocol: str, n_bins: int = 10, models: Sequence[str] | None = None) -> Figure:
+def plot_reliability(
+    predictions: pd.DataFrame, protocol: str, n_bins: int = 10, models: Sequence[str] | None = None
+) -> Figure:
     """Reliability curves (observed response rate vs mean predicted probability, quantile
     bins, all held-out cohorts pooled) per model of one protocol; the diagonal is perfect
     calibration. Published signatures are left out unless named (their probabilities are a
@@ -144,17 +180,37 @@ def plot_reliability(predictions: pd.DataFrame, protocol: str, n_bins: int = 10,
     table = table[table["protocol"] == protocol]
     if table.empty:
         raise ValueError(f"predictions have no rows for protocol {protocol!r}")
-    chosen = sorted(m for m in table["model"].unique() if not m.startswith("sig_")) if models is None else list(models)
+    chosen = (
+        sorted(m for m in table["model"].unique() if not m.startswith("sig_"))
+        if models is None
+        else list(models)
+    )
     curves = reliability_curves(table[table["model"].isin(chosen)], n_bins=n_bins)
-    figure = Figure(layout="constrained", figsize=(7.5 + (2.5 if len(chosen) > _LEGEND_INSIDE_MAX else 0.0), 5.5))
+    figure = Figure(
+        layout="constrained",
+        figsize=(7.5 + (2.5 if len(chosen) > _LEGEND_INSIDE_MAX else 0.0), 5.5),
+    )
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
     for model, colour in zip(chosen, _colours(len(chosen))):
         rows = curves[curves["model"] == model]
         if rows.empty:
             continue  # one class in every held-out row: no curve
-        ax.plot(rows["mean_prob"], rows["observed_rate"], marker="o", markersize=3, color=colour, linewidth=1.2, label=model)
-    ax.set(xlabel="mean predicted P(responder) in the bin", ylabel="observed responder rate in the bin", xlim=(0, 1), ylim=(0, 1))
+        ax.plot(
+            rows["mean_prob"],
+            rows["observed_rate"],
+            marker="o",
+            markersize=3,
+            color=colour,
+            linewidth=1.2,
+            label=model,
+        )
+    ax.set(
+        xlabel="mean predicted P(responder) in the bin",
+        ylabel="observed responder rate in the bin",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.set_title(f"Reliability, protocol '{protocol}' ({n_bins} quantile bins, cohorts pooled)")
     _legend(ax, len(chosen) + 1)
     return figure
@@ -162,21 +218,40 @@ def plot_reliability(predictions: pd.DataFrame, protocol: str, n_bins: int = 10,
 
 def plot_meta_forest(meta: pd.DataFrame, protocol: str) -> Figure:
     """Random-effects pooled AUROC per model (95% CI), with k, I^2 and tau^2 beside each row."""
-    _require(meta, ("model", "protocol", "pooled_auroc", "ci_low", "ci_high", "k", "i2", "tau2"), "meta")
-    rows = meta[(meta["protocol"] == protocol) & meta["pooled_auroc"].notna()].sort_values("pooled_auroc")
+    _require(
+        meta, ("model", "protocol", "pooled_auroc", "ci_low", "ci_high", "k", "i2", "tau2"), "meta"
+    )
+    rows = meta[(meta["protocol"] == protocol) & meta["pooled_auroc"].notna()].sort_values(
+        "pooled_auroc"
+    )
     if rows.empty:
         raise ValueError(f"no pooled AUROC for protocol {protocol!r}")
     figure = Figure(layout="constrained", figsize=(8.5, max(3.0, 0.32 * len(rows) + 1.5)))
     ax = figure.add_subplot()
     y = np.arange(len(rows))
     mean = rows["pooled_auroc"].to_numpy(float)
-    ax.errorbar(mean, y, xerr=_error_bars(mean, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)),
-                fmt="s", markersize=4, capsize=2, linewidth=1, color="#1f77b4")
+    ax.errorbar(
+        mean,
+        y,
+        xerr=_error_bars(mean, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)),
+        fmt="s",
+        markersize=4,
+        capsize=2,
+        linewidth=1,
+        color="#1f77b4",
+    )
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(y, rows["model"].tolist())
     for yi, (k, i2, tau2) in enumerate(zip(rows["k"], rows["i2"], rows["tau2"])):
-        ax.annotate(f"k={k}  I²={i2:.0%}  τ²={tau2:.3f}", (1.0, yi), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize="x-small", annotation_clip=False)
+        ax.annotate(
+            f"k={k}  I²={i2:.0%}  τ²={tau2:.3f}",
+            (1.0, yi),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="x-small",
+            annotation_clip=False,
+        )
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("AUROC, random-effects pooled over cohorts (DerSimonian-Laird, 95% CI)")
     ax.set_title(f"Meta-analysis across cohorts, protocol {protocol}")
@@ -190,7 +265,9 @@ def plot_overall_auroc(overall: pd.DataFrame) -> Figure:
     if overall.empty:
         raise ValueError("overall summary is empty")
     protocols = list(dict.fromkeys(overall.sort_values("protocol")["protocol"]))
-    order = overall.groupby("model")["auroc_mean"].mean().sort_values().index.tolist()  # best on top
+    order = (
+        overall.groupby("model")["auroc_mean"].mean().sort_values().index.tolist()
+    )  # best on top
     figure = Figure(layout="constrained", figsize=(8.0, max(3.0, 0.35 * len(order) + 1.5)))
     ax = figure.add_subplot()
     height = 0.8 / len(protocols)
@@ -199,8 +276,15 @@ def plot_overall_auroc(overall: pd.DataFrame) -> Figure:
         y = np.arange(len(order)) - 0.4 + height * (offset + 0.5)
         mean = rows["auroc_mean"].to_numpy(dtype=float)
         ax.errorbar(
-            mean, y, xerr=_error_bars(mean, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)),
-            fmt="o", markersize=4, capsize=2, linewidth=1, color=colour, label=protocol,
+            mean,
+            y,
+            xerr=_error_bars(mean, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)),
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            linewidth=1,
+            color=colour,
+            label=protocol,
         )
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (0.5)")
     ax.set_yticks(np.arange(len(order)), order)

@@ -18,7 +18,9 @@ def test_log_ratios_keep_zeros_lowest_and_order() -> None:
     ratios = np.array([[0.0, 1.7e-7, 0.5, 0.4999998]])
     logged = log_constituent_ratios(ratios)
     np.testing.assert_allclose(logged, np.log(ratios + PSEUDO_COUNT))
-    assert np.all(np.diff(logged[0, :3]) > 0)  # 0 < smallest detected < 0.5: order kept, larger = more expressed
+    assert np.all(
+        np.diff(logged[0, :3]) > 0
+    )  # 0 < smallest detected < 0.5: order kept, larger = more expressed
     assert logged[0, 0] == pytest.approx(np.log(PSEUDO_COUNT))
 
 
@@ -35,7 +37,10 @@ def test_amu_features_uses_panel_order_and_scales() -> None:
     np.testing.assert_allclose(got, np.log(np.array([[0.75, 0.25], [0.5, 0.5]]) + PSEUDO_COUNT))
     np.testing.assert_allclose(amu_features(frame, ["G1"], "zscore"), [[0.75], [0.5]])
     log2 = frame.assign(G1=np.log2([4.0, 2.0]), G2=np.log2([2.0, 2.0]))  # TPM 3,1 and 1,1
-    np.testing.assert_allclose(amu_features(log2, ["G1", "G2"], "log2_tpm1"), np.log(np.array([[0.75, 0.25], [0.5, 0.5]]) + PSEUDO_COUNT))
+    np.testing.assert_allclose(
+        amu_features(log2, ["G1", "G2"], "log2_tpm1"),
+        np.log(np.array([[0.75, 0.25], [0.5, 0.5]]) + PSEUDO_COUNT),
+    )
 
 
 def test_bad_inputs_raise_clear_errors() -> None:

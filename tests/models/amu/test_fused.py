@@ -47,7 +47,12 @@ def test_fused_gradients_equal_eager_without_dropout() -> None:
     for net in (eager, fused):
         net.train()
         paddle.nn.functional.cross_entropy(net(values), labels).backward()
-    pairs = [(name, p, q) for (name, p), (_, q) in zip(eager.named_parameters(), fused.named_parameters(), strict=True)]
+    pairs = [
+        (name, p, q)
+        for (name, p), (_, q) in zip(
+            eager.named_parameters(), fused.named_parameters(), strict=True
+        )
+    ]
     scale = max(float(p.grad.abs().max()) for _, p, _ in pairs if p.grad is not None)
     checked = 0
     for name, p, q in pairs:
@@ -55,9 +60,13 @@ def test_fused_gradients_equal_eager_without_dropout() -> None:
             assert q.grad is None, name
             continue
         # k_proj.bias has a mathematically zero gradient (softmax ignores a per-row shift): both are ~1e-9 noise.
-        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), atol=1e-5 * scale, rtol=1e-3, err_msg=name)
+        np.testing.assert_allclose(
+            q.grad.numpy(), p.grad.numpy(), atol=1e-5 * scale, rtol=1e-3, err_msg=name
+        )
         checked += 1
-    assert checked == 2 * 16 + 6  # both layers' 16 + embedding, conv, BN weight and bias, classifier weight and bias
+    assert (
+        checked == 2 * 16 + 6
+    )  # both layers' 16 + embedding, conv, BN weight and bias, classifier weight and bias
 
 
 def test_attention_kernel_gradients_with_dropout_match_finite_differences() -> None:
@@ -90,7 +99,11 @@ def test_fused_layer_gradients_with_every_dropout_match_finite_differences() -> 
 
     rng = np.random.default_rng(0)
     width, heads, ffn = 20, 10, 16
-    shapes = [(width, width), (width,)] * 4 + [(width, ffn), (ffn,), (ffn, width), (width,)] + [(width,)] * 4
+    shapes = (
+        [(width, width), (width,)] * 4
+        + [(width, ffn), (ffn,), (ffn, width), (width,)]
+        + [(width,)] * 4
+    )
     params = [(rng.normal(size=shape) * 0.3).astype(np.float32) for shape in shapes]
     params[12] += 1.0  # LayerNorm gains near 1
     params[14] += 1.0
@@ -112,22 +125,34 @@ def test_fused_layer_gradients_with_every_dropout_match_finite_differences() -> 
             plus[which][index] += step
             minus[which][index] -= step
             numeric = (loss(x, plus) - loss(x, minus)) / (2 * step)
-            assert grads[which][index] == pytest.approx(numeric, abs=5e-3, rel=5e-2), (fused.LAYER_PARAMETERS[which], index)
+            assert grads[which][index] == pytest.approx(numeric, abs=5e-3, rel=5e-2), (
+                fused.LAYER_PARAMETERS[which],
+                index,
+            )
     index = (1, 3, 7)
     plus, minus = x.copy(), x.copy()
     plus[index] += step
     minus[index] -= step
-    assert dx[index] == pytest.approx((loss(plus, params) - loss(minus, params)) / (2 * step), abs=5e-3, rel=5e-2)
+    assert dx[index] == pytest.approx(
+        (loss(plus, params) - loss(minus, params)) / (2 * step), abs=5e-3, rel=5e-2
+    )
 
 
 def test_attention_dropout_is_seeded_and_drops_at_its_rate() -> None:
     rng = np.random.default_rng(1)
     q, k, v = (rng.normal(size=(4, 30, 2, 2)).astype(np.float32) for _ in range(3))
     scale = np.float32(0.7)
-    same = [kernels.attention_forward(q, k, v, scale, 0.1, np.uint32(7), block)[0] for block in (16, 32, 48)]
-    np.testing.assert_array_equal(same[0], same[1])  # the block size changes no bit (30 rows: 2 blocks or 1)
+    same = [
+        kernels.attention_forward(q, k, v, scale, 0.1, np.uint32(7), block)[0]
+        for block in (16, 32, 48)
+    ]
+    np.testing.assert_array_equal(
+        same[0], same[1]
+    )  # the block size changes no bit (30 rows: 2 blocks or 1)
     np.testing.assert_array_equal(same[0], same[2])
-    assert not np.allclose(same[0], kernels.attention_forward(q, k, v, scale, 0.1, np.uint32(8), 32)[0])
+    assert not np.allclose(
+        same[0], kernels.attention_forward(q, k, v, scale, 0.1, np.uint32(8), 32)[0]
+    )
     mask = kernels.dropout_mask(1_000_000, 0.1, np.uint32(99))
     np.testing.assert_allclose(np.unique(mask), [0.0, 1 / 0.9], rtol=1e-6)
     assert np.mean(mask == 0) == pytest.approx(0.1, abs=0.002)  # 6.7 binomial SDs
@@ -144,7 +169,9 @@ def test_kernels_are_deterministic_on_two_threads() -> None:
     runs = []
     for _ in range(4):
         out, lse = kernels.attention_forward(q, k, v, scale, 0.1, key, 48)
-        runs.append((out, lse, *kernels.attention_backward(q, k, v, lse, grad, scale, 0.1, key, 48)))
+        runs.append(
+            (out, lse, *kernels.attention_backward(q, k, v, lse, grad, scale, 0.1, key, 48))
+        )
     for run in runs[1:]:
         for first, again in zip(runs[0], run, strict=True):
             np.testing.assert_array_equal(first, again)
@@ -169,7 +196,9 @@ def test_fused_training_is_deterministic_and_learns() -> None:
     second = fit_network(X, y, model_config=model, train_config=config)
     for name, value in first.state.items():
         np.testing.assert_array_equal(value, second.state[name], err_msg=name)
-    assert first.loss_history[-1] < 0.6 * first.loss_history[0]  # eager on the same data: 1.11 -> 0.59
+    assert (
+        first.loss_history[-1] < 0.6 * first.loss_history[0]
+    )  # eager on the same data: 1.11 -> 0.59
     prob = predict_proba(first, X)  # eager inference of fused-trained weights
     assert np.mean((prob > 0.5) == y) > 0.9
 
@@ -182,7 +211,12 @@ def test_fused_training_is_bit_identical_on_one_and_two_threads() -> None:
     X[:, :4] += y[:, None]
     model = {"n_layers": 2, "ffn_dim": 32}
     states = [
-        fit_network(X, y, model_config=model, train_config=TrainConfig(epochs=3, learning_rate=1e-3, seed=3, num_threads=t)).state
+        fit_network(
+            X,
+            y,
+            model_config=model,
+            train_config=TrainConfig(epochs=3, learning_rate=1e-3, seed=3, num_threads=t),
+        ).state
         for t in (1, 2)
     ]
     for name, value in states[0].items():
@@ -195,4 +229,7 @@ def test_lone_fits_get_the_idle_threads_on_the_fused_engine_only() -> None:
     fused = {"engine": "fused", "num_threads": 1}
     assert lone_fit_threads(fused, n_jobs=2, n_fits=1)["num_threads"] == 2
     assert lone_fit_threads(fused, n_jobs=2, n_fits=5)["num_threads"] == 1  # every worker busy
-    assert lone_fit_threads({"engine": "eager", "num_threads": 1}, n_jobs=2, n_fits=1)["num_threads"] == 1
+    assert (
+        lone_fit_threads({"engine": "eager", "num_threads": 1}, n_jobs=2, n_fits=1)["num_threads"]
+        == 1
+    )

@@ -57,11 +57,20 @@ def test_cnn_forward_shapes(n_genes: int) -> None:
 def test_every_trainable_parameter_gets_a_gradient() -> None:
     """No dead parameters (spec 3.5: the original had an unused embedding and BatchNorm1D(1))."""
     paddle.seed(0)
-    for net, n_genes in ((AmuNet(AmuConfig(n_genes=10, n_layers=2)), 10), (AmuCnn(CnnConfig(n_genes=10)), 10)):
+    for net, n_genes in (
+        (AmuNet(AmuConfig(n_genes=10, n_layers=2)), 10),
+        (AmuCnn(CnnConfig(n_genes=10)), 10),
+    ):
         net.train()
-        loss = paddle.nn.functional.cross_entropy(net(paddle.randn([8, n_genes])), paddle.to_tensor([0, 1] * 4))
+        loss = paddle.nn.functional.cross_entropy(
+            net(paddle.randn([8, n_genes])), paddle.to_tensor([0, 1] * 4)
+        )
         loss.backward()
-        dead = [name for name, p in net.named_parameters() if not p.stop_gradient and (p.grad is None or not p.grad.abs().sum())]
+        dead = [
+            name
+            for name, p in net.named_parameters()
+            if not p.stop_gradient and (p.grad is None or not p.grad.abs().sum())
+        ]
         assert dead == []
 
 

@@ -22,7 +22,9 @@ def fitted_and_frame():
 
     frame = pd.DataFrame(log2_tpm, columns=genes).assign(sample_key=[f"s{i}" for i in range(30)])
     X = amu_features(frame, genes, "log2_tpm1")
-    fitted = fit_network(X, y, model_config=TINY_MODEL, train_config=TrainConfig(epochs=2, seed=0), features=genes)
+    fitted = fit_network(
+        X, y, model_config=TINY_MODEL, train_config=TrainConfig(epochs=2, seed=0), features=genes
+    )
     return fitted, frame, X
 
 
@@ -40,13 +42,19 @@ def test_mlflow_pyfunc_round_trip(fitted_and_frame, tmp_path) -> None:
 
     fitted, frame, X = fitted_and_frame
     # Explicit requirements: skips MLflow's requirement inference (a subprocess, slow here).
-    mlflow.pyfunc.save_model(tmp_path / "pyfunc", python_model=AmuPyfuncModel(fitted, "log2_tpm1"), pip_requirements=["paddlepaddle"])
+    mlflow.pyfunc.save_model(
+        tmp_path / "pyfunc",
+        python_model=AmuPyfuncModel(fitted, "log2_tpm1"),
+        pip_requirements=["paddlepaddle"],
+    )
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "pyfunc"))
     shuffled = frame[frame.columns[::-1]]  # column order does not matter, gene names do
     out = loaded.predict(shuffled)
     assert list(out.columns) == ["sample_key", "y_prob"]
     np.testing.assert_array_equal(out["sample_key"], frame["sample_key"])
-    np.testing.assert_allclose(out["y_prob"].to_numpy(), predict_proba(fitted, X), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        out["y_prob"].to_numpy(), predict_proba(fitted, X), rtol=0, atol=1e-7
+    )
     with pytest.raises(Exception, match="G3"):
         loaded.predict(frame.drop(columns=["G3"]))
 

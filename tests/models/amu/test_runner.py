@@ -16,7 +16,18 @@ def _folds() -> list[FoldData]:
     for trial in range(2):
         X, y = separable_data(n=36, n_genes=8, seed=trial)
         folds.append(
-            FoldData("within", "C", trial, trial, 100 + trial, X[:27], y[:27], X[27:], y[27:], [f"s{i}" for i in range(27, 36)])
+            FoldData(
+                "within",
+                "C",
+                trial,
+                trial,
+                100 + trial,
+                X[:27],
+                y[:27],
+                X[27:],
+                y[27:],
+                [f"s{i}" for i in range(27, 36)],
+            )
         )
     return folds
 
@@ -31,5 +42,10 @@ def test_run_folds_contract_and_parallel_equals_serial() -> None:
     assert serial.groupby("trial")["threshold"].nunique().eq(1).all()
     pd.testing.assert_frame_equal(serial, parallel)
     assert sorted(weights) == ["within|C|0", "within|C|1"]
-    np.testing.assert_array_equal(weights["within|C|1"]["state"]["classifier.weight"], weights_parallel["within|C|1"]["state"]["classifier.weight"])
-    assert weights["within|C|0"]["train_config"]["seed"] == 100  # each fold trains with its own seed
+    np.testing.assert_array_equal(
+        weights["within|C|1"]["state"]["classifier.weight"],
+        weights_parallel["within|C|1"]["state"]["classifier.weight"],
+    )
+    assert (
+        weights["within|C|0"]["train_config"]["seed"] == 100
+    )  # each fold trains with its own seed

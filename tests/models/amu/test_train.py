@@ -26,7 +26,9 @@ def test_tiny_run_lowers_the_loss_and_learns(tiny_data) -> None:
     X, y = tiny_data
     # Without dropout the epoch loss is a clean signal (with it, a noisy one on 64 rows).
     model = {**TINY_MODEL, "dropout": 0.0, "head_dropout": 0.0}
-    fitted = fit_network(X, y, model_config=model, train_config=TrainConfig(epochs=20, learning_rate=3e-3, seed=0))
+    fitted = fit_network(
+        X, y, model_config=model, train_config=TrainConfig(epochs=20, learning_rate=3e-3, seed=0)
+    )
     assert len(fitted.loss_history) == 20
     assert np.mean(fitted.loss_history[-3:]) < 0.5 * np.mean(fitted.loss_history[:3])
     X_new, y_new = separable_data(seed=1)
@@ -37,7 +39,9 @@ def test_tiny_run_lowers_the_loss_and_learns(tiny_data) -> None:
 def test_same_seed_same_numbers_other_seed_other_numbers(tiny_data) -> None:
     X, y = tiny_data
     runs = [
-        fit_predict(X, y, X[:10], model_config=TINY_MODEL, train_config=TrainConfig(epochs=2, seed=seed))
+        fit_predict(
+            X, y, X[:10], model_config=TINY_MODEL, train_config=TrainConfig(epochs=2, seed=seed)
+        )
         for seed in (3, 3, 4)
     ]
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
@@ -50,8 +54,12 @@ def test_test_rows_never_influence_the_fit(tiny_data) -> None:
     """Scaler, SMOTE and weights depend on training rows only: changing the test rows changes nothing."""
     X, y = tiny_data
     config = TrainConfig(epochs=2, seed=0)
-    fit_a, train_a, _ = fit_predict(X, y, np.zeros((5, X.shape[1])), model_config=TINY_MODEL, train_config=config)
-    fit_b, train_b, _ = fit_predict(X, y, np.full((5, X.shape[1]), 1e3), model_config=TINY_MODEL, train_config=config)
+    fit_a, train_a, _ = fit_predict(
+        X, y, np.zeros((5, X.shape[1])), model_config=TINY_MODEL, train_config=config
+    )
+    fit_b, train_b, _ = fit_predict(
+        X, y, np.full((5, X.shape[1]), 1e3), model_config=TINY_MODEL, train_config=config
+    )
     np.testing.assert_array_equal(train_a, train_b)
     np.testing.assert_allclose(fit_a.scaler_mean, X.mean(axis=0))  # fitted on the training rows
     for name, value in fit_a.state.items():
@@ -69,7 +77,9 @@ def test_smote_synthesises_from_training_minority_rows_only(tiny_data) -> None:
         distances = []
         for a in minority:
             direction = minority - a
-            t = np.clip(((point - a) @ direction.T) / np.maximum((direction**2).sum(axis=1), 1e-12), 0, 1)
+            t = np.clip(
+                ((point - a) @ direction.T) / np.maximum((direction**2).sum(axis=1), 1e-12), 0, 1
+            )
             distances.append(np.min(np.linalg.norm(a + t[:, None] * direction - point, axis=1)))
         assert min(distances) < 1e-8
 

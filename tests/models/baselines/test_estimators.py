@@ -22,8 +22,16 @@ TINY_SPECS = {
     "logreg": {"grid": {"C": [0.1, 1.0]}},
     "svm": {"grid": {"kernel": ["linear", "rbf"], "C": [1], "gamma": [0.1]}},
     "rf": {"search": "random", "n_iter": 2, "grid": {"n_estimators": [5, 10], "max_depth": [2, 3]}},
-    "adaboost": {"search": "random", "n_iter": 2, "grid": {"n_estimators": [5, 10], "estimator__max_depth": [1, 2]}},
-    "xgboost": {"search": "random", "n_iter": 2, "grid": {"n_estimators": [5, 10], "max_depth": [2]}},
+    "adaboost": {
+        "search": "random",
+        "n_iter": 2,
+        "grid": {"n_estimators": [5, 10], "estimator__max_depth": [1, 2]},
+    },
+    "xgboost": {
+        "search": "random",
+        "n_iter": 2,
+        "grid": {"n_estimators": [5, 10], "max_depth": [2]},
+    },
     "mlp": {"grid": {"alpha": [1.0]}, "params": {"hidden_layer_sizes": [8], "max_iter": 50}},
 }
 
@@ -49,7 +57,10 @@ def test_every_family_fits_on_training_rows_and_scores_the_test_rows(family):
     assert fit.n_inner_splits == 3 and np.isfinite(fit.inner_auroc)
     grid = TINY_SPECS[family]["grid"]
     assert set(fit.best_params) == set(grid)
-    assert all(fit.best_params[k] in [tuple(v) if isinstance(v, list) else v for v in grid[k]] for k in grid)
+    assert all(
+        fit.best_params[k] in [tuple(v) if isinstance(v, list) else v for v in grid[k]]
+        for k in grid
+    )
     # The signal is strong: every family ranks the test rows well above chance.
     from icb_kedro.evaluation.metrics import auroc
 
@@ -144,14 +155,20 @@ def test_post_hoc_platt_is_fitted_on_training_rows_and_travels_with_the_estimato
         assert raw.platt == (0.0, 1.0) and 0 < slope < 1  # the map shrinks the overconfident logits
         np.testing.assert_allclose(fit.y_prob, platt_scale(raw.y_prob, intercept, slope), atol=1e-9)
         assert isinstance(fit.estimator, PlattScaled)
-        np.testing.assert_allclose(fit.estimator.predict_proba(x[300:])[:, 1], fit.y_prob, atol=1e-12)
+        np.testing.assert_allclose(
+            fit.estimator.predict_proba(x[300:])[:, 1], fit.y_prob, atol=1e-12
+        )
         for name, result in (("none", raw), ("platt", fit)):
             log_slope[name].append(abs(np.log(calibration_slope(y[300:], result.y_prob)[1])))
             brier[name].append(np.mean((result.y_prob - y[300:]) ** 2))
     # Held-out rows, averaged over four draws (one draw of 300 rows is noisy):
-    assert np.mean(log_slope["platt"]) < np.mean(log_slope["none"]) and np.mean(brier["platt"]) < np.mean(brier["none"])
+    assert np.mean(log_slope["platt"]) < np.mean(log_slope["none"]) and np.mean(
+        brier["platt"]
+    ) < np.mean(brier["none"])
     # No test row reaches the map (or the threshold).
-    poisoned = fit_predict_fold(spec, x[:300], y[:300], np.full_like(x[300:], SENTINEL), calibration="platt", **kwargs)
+    poisoned = fit_predict_fold(
+        spec, x[:300], y[:300], np.full_like(x[300:], SENTINEL), calibration="platt", **kwargs
+    )
     assert poisoned.platt == fit.platt and poisoned.threshold == fit.threshold
     with pytest.raises(ValueError, match="calibration must be one of"):
         fit_predict_fold(spec, x[:300], y[:300], x[300:], calibration="isotonic", **kwargs)
@@ -193,7 +210,9 @@ def test_feature_selection_keeps_k_genes_fitted_on_training_rows():
     fit = fit_predict_fold(spec_for("logreg"), x_train, y_train, x_test, seed=0, n_features=3)
     selected = fit.estimator.named_steps["select"].get_support()
     assert selected.sum() == 3 and selected[:3].all()  # the three informative genes
-    everything = fit_predict_fold(spec_for("logreg"), x_train, y_train, x_test, seed=0, n_features=100)
+    everything = fit_predict_fold(
+        spec_for("logreg"), x_train, y_train, x_test, seed=0, n_features=100
+    )
     assert "select" not in everything.estimator.named_steps  # k >= genes: no selection step
 
 
@@ -236,12 +255,22 @@ def test_bad_inputs_are_clear_errors():
 
 def test_params_expand_ranges_and_tuples():
     spec = model_spec_from_params(
-        "rf", {"search": "random", "n_iter": 4, "grid": {"n_estimators": {"start": 10, "stop": 300, "step": 10}, "max_depth": [2, 3]}}
+        "rf",
+        {
+            "search": "random",
+            "n_iter": 4,
+            "grid": {"n_estimators": {"start": 10, "stop": 300, "step": 10}, "max_depth": [2, 3]},
+        },
     )
-    assert spec.grid["n_estimators"] == list(range(10, 300, 10)) and len(spec.grid["n_estimators"]) == 29
+    assert (
+        spec.grid["n_estimators"] == list(range(10, 300, 10))
+        and len(spec.grid["n_estimators"]) == 29
+    )
     mlp = model_spec_from_params("mlp", {"grid": {"hidden_layer_sizes": [[8], [8, 4]]}})
     assert mlp.grid["hidden_layer_sizes"] == [(8,), (8, 4)] and mlp.search == "grid"
-    assert model_spec_from_params("cnn", {"protocols": ["amu_holdout"]}).protocols == ("amu_holdout",)
+    assert model_spec_from_params("cnn", {"protocols": ["amu_holdout"]}).protocols == (
+        "amu_holdout",
+    )
     assert params_to_json({"b": np.int64(2), "a": (8, 4)}) == '{"a": [8, 4], "b": 2}'
 
 
@@ -255,7 +284,9 @@ def test_log_ratio_features_match_the_amu_encoding():
 def test_the_amu_cnn_runs_as_a_baseline():
     pytest.importorskip("paddle")
     x_train, y_train, x_test, _ = make_data(n_genes=16)
-    spec = model_spec_from_params("cnn", {"search": "none", "params": {"epochs": 2, "batch_size": 16}})
+    spec = model_spec_from_params(
+        "cnn", {"search": "none", "params": {"epochs": 2, "batch_size": 16}}
+    )
     fit = fit_predict_fold(spec, x_train, y_train, x_test, seed=0)
     assert fit.y_prob.shape == (len(x_test),) and np.all((fit.y_prob >= 0) & (fit.y_prob <= 1))
     again = fit_predict_fold(spec, x_train, y_train, x_test, seed=0)

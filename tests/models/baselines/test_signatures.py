@@ -77,27 +77,38 @@ def test_parse_rejects_malformed_files():
     with pytest.raises(ValueError, match="coefficient 'x' is not a number"):
         sig.parse_signature_files({**toy_files(), "WM.csv": "gene;coef\nA;x\n"})
     with pytest.raises(ValueError, match="association 'maybe'"):
-        sig.parse_signature_files({**toy_files(), "signature_INFO.txt": INFO.replace("sensitive\t1", "maybe\t1")})
+        sig.parse_signature_files(
+            {**toy_files(), "signature_INFO.txt": INFO.replace("sensitive\t1", "maybe\t1")}
+        )
 
 
 def test_coverage_rule_reports_every_failure_with_a_reason():
     table = sig.parse_signature_files(toy_files())
     panel = ["A", "B", "C", "D", "CXCL8"]
-    coverage = sig.signature_coverage(table, panel, min_coverage=0.8, include_below_coverage=["IMPRES"]).set_index("signature")
+    coverage = sig.signature_coverage(
+        table, panel, min_coverage=0.8, include_below_coverage=["IMPRES"]
+    ).set_index("signature")
     assert coverage.loc["UP", "status"] == "scored" and coverage.loc["UP", "coverage"] == 1.0
     # DOWN: 2/3 genes (E missing) -> fails, and the reason names the count.
     assert coverage.loc["DOWN", "status"] == "failed"
-    assert "2/3 genes" in coverage.loc["DOWN", "reason"] and coverage.loc["DOWN", "missing_genes"] == "E"
+    assert (
+        "2/3 genes" in coverage.loc["DOWN", "reason"]
+        and coverage.loc["DOWN", "missing_genes"] == "E"
+    )
     # exactly 80% is not "more than 80%": WM has 2/3 -> failed; COX_IS 4/4 -> scored.
     assert coverage.loc["WM", "status"] == "failed"
     assert coverage.loc["COX_IS", "status"] == "scored"
     assert coverage.loc["IMPRES", "status"] == "failed"  # forced, but not one complete pair
     assert coverage.loc["TIDE", "status"] == "failed" and "TIDE" in coverage.loc["TIDE", "reason"]
     # With 2 of the 15 pairs complete, a forced IMPRES is scored and flagged.
-    with_pairs = sig.signature_coverage(table, [*panel, "PDCD1", "TNFSF4", "CD27"], include_below_coverage=["IMPRES"])
+    with_pairs = sig.signature_coverage(
+        table, [*panel, "PDCD1", "TNFSF4", "CD27"], include_below_coverage=["IMPRES"]
+    )
     impres = with_pairs.set_index("signature").loc["IMPRES"]
     assert impres["status"] == "scored_below_coverage" and "2/15 gene pairs" in impres["reason"]
-    strict = sig.signature_coverage(table, [*panel, "PDCD1", "TNFSF4", "CD27"]).set_index("signature")
+    strict = sig.signature_coverage(table, [*panel, "PDCD1", "TNFSF4", "CD27"]).set_index(
+        "signature"
+    )
     assert strict.loc["IMPRES", "status"] == "failed"
     with pytest.raises(ValueError, match="unknown signatures"):
         sig.signature_coverage(table, panel, include_below_coverage=["NOPE"])
@@ -107,7 +118,10 @@ def test_ssgsea_matches_the_hand_computed_enrichment_score():
     # s1: A=5 > C=4 > D=3 > E=2 > B=1, gene set {A, B}. gseapy ranks values (10000*rank/N),
     # weights hits by rank^0.25: A 10000^.25 = 10, B 2000^.25. Running sum over the 5 genes:
     # P_hit = p, p, p, p, 1 with p = 10 / (10 + 2000^.25); P_miss = 0, 1/3, 2/3, 1, 1.
-    frame = pd.DataFrame({"A": [5.0, 1.0], "B": [1.0, 2.0], "C": [4.0, 3.0], "D": [3.0, 4.0], "E": [2.0, 5.0]}, index=["s1", "s2"])
+    frame = pd.DataFrame(
+        {"A": [5.0, 1.0], "B": [1.0, 2.0], "C": [4.0, 3.0], "D": [3.0, 4.0], "E": [2.0, 5.0]},
+        index=["s1", "s2"],
+    )
     scores = sig.ssgsea_scores(frame, {"AB": ["A", "B"]})
     p = 10 / (10 + 2000**0.25)
     assert scores.loc["s1", "AB"] == pytest.approx(4 * p - 2, abs=1e-6)
@@ -127,7 +141,9 @@ def test_weighted_mean_cox_is_and_impres_match_hand_computed_values(toy_expressi
     assert wm["s1"] == pytest.approx(1.0)
 
     ratio = sig.cox_is_ratio(log_expr, {"A": 1, "CXCL8": 1, "C": -1, "D": -1})
-    assert ratio.tolist() == pytest.approx([(5 + 2) / (4 + 3), (1 + 5) / (3 + 4), (2 + 4) / (1 + 3), (4 + 6) / (2 + 2)])
+    assert ratio.tolist() == pytest.approx(
+        [(5 + 2) / (4 + 3), (1 + 5) / (3 + 4), (2 + 4) / (1 + 3), (4 + 6) / (2 + 2)]
+    )
 
     pairs = (("A", "B"), ("C", "D"), ("CXCL8", "MISSING"))
     count = sig.impres_pair_count(log_expr, pairs)
@@ -139,7 +155,9 @@ def test_weighted_mean_cox_is_and_impres_match_hand_computed_values(toy_expressi
 def test_score_signatures_flips_resistance_and_zscores_cox_is_within_cohorts(toy_expression):
     log_expr, z, cohorts = toy_expression
     table = sig.parse_signature_files(toy_files())
-    coverage = sig.signature_coverage(table, list(log_expr.columns), include_below_coverage=["IMPRES"])
+    coverage = sig.signature_coverage(
+        table, list(log_expr.columns), include_below_coverage=["IMPRES"]
+    )
     scores = sig.score_signatures(log_expr, z, cohorts, table, coverage)
     # DOWN, WM, TIDE fail coverage; IMPRES is forced but no published pair is in the toy panel.
     assert sorted(scores.columns) == ["sig_COX_IS", "sig_UP"]
@@ -148,7 +166,9 @@ def test_score_signatures_flips_resistance_and_zscores_cox_is_within_cohorts(toy
     # COX_IS is a resistance signature: -1 x its within-cohort z-score. Cohort X ratios
     # 1.0 and 6/7 -> z = +1, -1 -> flipped -1, +1.
     assert scores.loc[["s1", "s2"], "sig_COX_IS"].tolist() == pytest.approx([-1.0, 1.0])
-    assert scores.loc[["s3", "s4"], "sig_COX_IS"].tolist() == pytest.approx([1.0, -1.0])  # 1.5 < 2.5
+    assert scores.loc[["s3", "s4"], "sig_COX_IS"].tolist() == pytest.approx(
+        [1.0, -1.0]
+    )  # 1.5 < 2.5
 
 
 def test_cox_is_with_undetected_effector_genes_is_an_error(toy_expression):

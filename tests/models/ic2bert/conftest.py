@@ -19,7 +19,9 @@ def tiny_config() -> IC2BertConfig:
     return IC2BertConfig(n_genes=12, n_bins=4, **TINY)
 
 
-def correlated_tokens(n: int, n_genes: int = 12, n_bins: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def correlated_tokens(
+    n: int, n_genes: int = 12, n_bins: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Tokens driven by one latent factor (so masked genes are predictable from the others)
     and labels = sign of that factor (so a classifier can learn them)."""
     rng = np.random.default_rng(seed)

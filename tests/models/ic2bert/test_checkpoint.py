@@ -19,7 +19,9 @@ def _bundle(tiny_config) -> tuple[ModelBundle, pd.DataFrame]:
     genes = [f"G{i}" for i in range(tiny_config.n_genes)]
     expression = pd.DataFrame(rng.normal(size=(30, len(genes))), columns=genes)
     bins = fit_quantile_bins(expression, genes, tiny_config.n_bins)
-    return ModelBundle(tiny_config, init_params(tiny_config, 3), bins, {"held_out": "X"}), expression
+    return ModelBundle(
+        tiny_config, init_params(tiny_config, 3), bins, {"held_out": "X"}
+    ), expression
 
 
 def test_save_load_gives_identical_predictions(tmp_path, tiny_config) -> None:
@@ -47,11 +49,15 @@ def test_attention_importance_is_a_distribution_over_genes(tiny_config) -> None:
     bundle, expression = _bundle(tiny_config)
     from icb_kedro.models.ic2bert.tokenizer import tokenize
 
-    received = received_attention(tiny_config, bundle.params, tokenize(bundle.tokenizer, expression))
+    received = received_attention(
+        tiny_config, bundle.params, tokenize(bundle.tokenizer, expression)
+    )
     assert received.shape == (30, tiny_config.n_genes)  # raw: one row per sample
     # Every row is a mean of softmax rows: non-negative and summing to 1 over the genes.
     assert received.min() >= 0 and np.allclose(received.sum(axis=1), 1.0, atol=1e-5)
-    probs = predict_proba(tiny_config, bundle.params, tokenize(bundle.tokenizer, expression), batch_size=7)  # padding path
+    probs = predict_proba(
+        tiny_config, bundle.params, tokenize(bundle.tokenizer, expression), batch_size=7
+    )  # padding path
     assert probs.shape == (30,) and ((probs > 0) & (probs < 1)).all()
 
 

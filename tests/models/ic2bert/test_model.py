@@ -15,7 +15,11 @@ from icb_kedro.models.ic2bert.train import init_params
 def _abstract_count(config: IC2BertConfig) -> int:
     """Parameter count without running the init (shape evaluation only)."""
     model = build_model(config)
-    shapes = jax.eval_shape(lambda key, tokens: model.init(key, tokens, True), jax.random.PRNGKey(0), jnp.zeros((1, config.n_genes), jnp.int32))
+    shapes = jax.eval_shape(
+        lambda key, tokens: model.init(key, tokens, True),
+        jax.random.PRNGKey(0),
+        jnp.zeros((1, config.n_genes), jnp.int32),
+    )
     return count_parameters(shapes)
 
 
@@ -27,19 +31,37 @@ def _abstract_count(config: IC2BertConfig) -> int:
         # + 2 x 128; the MLM head's extra [MISSING] output: + 129; the final LayerNorm
         # (deliberate, see model.py): + 2 x 128.
         (983, 4, 602_438 + 2 * 128 + 129 + 2 * 128),
-        (983, 8, 603_466 + 2 * 128 + 129 + 2 * 128),  # original 603,466 at 8 bins (its MLM head already has n_bins + 1 outputs)
-        (937, 4, 602_438 + 2 * 128 + 129 + 2 * 128 - 46 * 64),  # the 937-gene ic2bert_prior panel: 46 fewer gene-embedding rows
+        (
+            983,
+            8,
+            603_466 + 2 * 128 + 129 + 2 * 128,
+        ),  # original 603,466 at 8 bins (its MLM head already has n_bins + 1 outputs)
+        (
+            937,
+            4,
+            602_438 + 2 * 128 + 129 + 2 * 128 - 46 * 64,
+        ),  # the 937-gene ic2bert_prior panel: 46 fewer gene-embedding rows
     ],
 )
 def test_parameter_count_matches_the_spec(n_genes: int, n_bins: int, expected: int) -> None:
     for scan in (True, False):
-        assert _abstract_count(IC2BertConfig(n_genes=n_genes, n_bins=n_bins, scan_layers=scan)) == expected
+        assert (
+            _abstract_count(IC2BertConfig(n_genes=n_genes, n_bins=n_bins, scan_layers=scan))
+            == expected
+        )
 
 
 def test_parameter_breakdown_at_paper_size() -> None:
     model = build_model(IC2BertConfig(n_genes=983))
-    params = jax.eval_shape(lambda key, tokens: model.init(key, tokens, True), jax.random.PRNGKey(0), jnp.zeros((1, 983), jnp.int32))
-    size = {module: sum(int(np.prod(v.shape)) for v in leaves.values()) for module, leaves in params.items()}
+    params = jax.eval_shape(
+        lambda key, tokens: model.init(key, tokens, True),
+        jax.random.PRNGKey(0),
+        jnp.zeros((1, 983), jnp.int32),
+    )
+    size = {
+        module: sum(int(np.prod(v.shape)) for v in leaves.values())
+        for module, leaves in params.items()
+    }
     assert size["ic2bert/embedding/expression_embedding"] == 6 * 128  # 4 bins + [MASK] + [MISSING]
     assert size["ic2bert/embedding/gene_embedding"] == 62_912
     assert size["ic2bert/embedding/gene_projection"] == 8_320
@@ -90,7 +112,9 @@ def test_missing_genes_are_left_out_of_the_pooled_vector(tiny_config, token_data
     apply = _jitted_apply(tiny_config)
     params = init_params(tiny_config, 0)
     out = apply(params, None, jnp.asarray(tokens), False, False)
-    assert np.isfinite(np.asarray(out.pooled)).all() and np.isfinite(np.asarray(out.cls_logit)).all()
+    assert (
+        np.isfinite(np.asarray(out.pooled)).all() and np.isfinite(np.asarray(out.cls_logit)).all()
+    )
     all_missing = np.full_like(tokens[:1], tiny_config.missing_id)
     pooled = np.asarray(apply(params, None, jnp.asarray(all_missing), False, False).pooled)
     np.testing.assert_array_equal(pooled, 0.0)  # nothing measured: an empty mean is 0, not NaN
@@ -129,4 +153,6 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="n_bins"):
         IC2BertConfig(n_genes=10, n_bins=1)
     with pytest.raises(ValueError, match="tokens must be"):
-        build_model(IC2BertConfig(n_genes=10, d_model=8, n_heads=2)).init(jax.random.PRNGKey(0), jnp.zeros((1, 9), jnp.int32), False)
+        build_model(IC2BertConfig(n_genes=10, d_model=8, n_heads=2)).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 9), jnp.int32), False
+        )

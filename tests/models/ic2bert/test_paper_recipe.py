@@ -20,7 +20,9 @@ def paper_params() -> dict:
     from icb_kedro.settings import CONFIG_LOADER_ARGS
 
     # The project's loader settings (parameters soft-merged), run environment paper.
-    loader = OmegaConfigLoader(str(ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "paper"})
+    loader = OmegaConfigLoader(
+        str(ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "paper"}
+    )
     return loader["parameters"]
 
 
@@ -30,7 +32,13 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
 
     pretrain = paper_params["ic2bert_pretrain"]
     model = IC2BertConfig(n_genes=983, **pretrain["model"])
-    assert (model.d_model, model.n_layers, model.n_heads, model.ffn_dim, model.gene_dim) == (128, 4, 4, 256, 64)
+    assert (model.d_model, model.n_layers, model.n_heads, model.ffn_dim, model.gene_dim) == (
+        128,
+        4,
+        4,
+        256,
+        64,
+    )
     config = train.pretrain_config(pretrain["training"])
     assert config.epochs == 600 and config.gene_subset == 0  # the whole panel every step
     panels = paper_params["harmonization"]["panels"]
@@ -38,10 +46,18 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
 
     cohorts = [f"c{i}" for i in range(13)]
     assert panels["ic2bert_prior"]["genes"] == "ic2bert_prior"
-    assert _min_cohorts(panels["ic2bert_prior"], cohorts, "ic2bert_prior") == (1, set())  # 983 where present (in >= 1 cohort)
-    assert _min_cohorts(panels["amu160"], cohorts, "amu160") == (12, set())  # the other panels as conf/base
+    assert _min_cohorts(panels["ic2bert_prior"], cohorts, "ic2bert_prior") == (
+        1,
+        set(),
+    )  # 983 where present (in >= 1 cohort)
+    assert _min_cohorts(panels["amu160"], cohorts, "amu160") == (
+        12,
+        set(),
+    )  # the other panels as conf/base
     finetune = paper_params["ic2bert_finetune"]
-    assert finetune["readout"] == "pooled_head" and finetune["n_repeats"] is None  # every repeat: 10 K-fold rounds, 10 paper splits
+    assert (
+        finetune["readout"] == "pooled_head" and finetune["n_repeats"] is None
+    )  # every repeat: 10 K-fold rounds, 10 paper splits
     tiers = {n: train.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)}
     assert [t.max_epochs for t in tiers.values()] == [100, 100, 100]
     assert [t.batch_size for t in tiers.values()] == [8, 16, 32]
@@ -58,6 +74,13 @@ def test_paper_recipe_runs_at_tiny_size(paper_params, tiny_config, token_data) -
     result = train.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
     assert len(result.history) == 1 and np.isfinite(result.history["train_loss"]).all()
     finetune = paper_params["ic2bert_finetune"]
-    tier = dataclasses.replace(train.tier_config(len(labels), finetune["tiers"], finetune["common"]), max_epochs=1, min_epochs=1, linear_probe_epochs=1)
-    tuned = train.finetune(tiny_config, result.params, tokens[:120], labels[:120], tier, seed=0, tier="large")
+    tier = dataclasses.replace(
+        train.tier_config(len(labels), finetune["tiers"], finetune["common"]),
+        max_epochs=1,
+        min_epochs=1,
+        linear_probe_epochs=1,
+    )
+    tuned = train.finetune(
+        tiny_config, result.params, tokens[:120], labels[:120], tier, seed=0, tier="large"
+    )
     assert tuned.best_epoch == 1

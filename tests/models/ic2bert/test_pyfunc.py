@@ -17,13 +17,22 @@ from icb_kedro.models.ic2bert.train import init_params
 def bundle(tiny_config) -> tuple[ModelBundle, pd.DataFrame]:
     rng = np.random.default_rng(1)
     genes = [f"G{i}" for i in range(tiny_config.n_genes)]
-    cohort = pd.DataFrame(rng.normal(5, 2, size=(25, len(genes))), columns=genes, index=[f"s{i}" for i in range(25)])
-    training = pd.DataFrame(rng.normal(size=(40, len(genes))), columns=genes)  # bins come from other rows
+    cohort = pd.DataFrame(
+        rng.normal(5, 2, size=(25, len(genes))), columns=genes, index=[f"s{i}" for i in range(25)]
+    )
+    training = pd.DataFrame(
+        rng.normal(size=(40, len(genes))), columns=genes
+    )  # bins come from other rows
     bins = fit_quantile_bins(training, genes, tiny_config.n_bins)
     metadata = {"held_out": "X", "input_transform": "cohort_zscore"}
     params = init_params(tiny_config, 7)
-    head = params["ic2bert/classification_head"]  # starts at zero weights: give it a ranking to score
-    params["ic2bert/classification_head"] = {"w": 0.3 * rng.normal(size=np.shape(head["w"])).astype(np.float32), "b": np.asarray(head["b"])}
+    head = params[
+        "ic2bert/classification_head"
+    ]  # starts at zero weights: give it a ranking to score
+    params["ic2bert/classification_head"] = {
+        "w": 0.3 * rng.normal(size=np.shape(head["w"])).astype(np.float32),
+        "b": np.asarray(head["b"]),
+    }
     return ModelBundle(tiny_config, params, bins, metadata), cohort
 
 
@@ -37,7 +46,9 @@ def test_registry_round_trip(tmp_path, monkeypatch, bundle) -> None:
     mlflow.set_registry_uri(uri)
     try:
         with mlflow.start_run():
-            info = log_model(model_bundle.to_dict(), name="ic2bert", registered_model_name="icb_ic2bert_test")
+            info = log_model(
+                model_bundle.to_dict(), name="ic2bert", registered_model_name="icb_ic2bert_test"
+            )
         assert info.signature.inputs.input_names() == list(model_bundle.genes)
         loaded = mlflow.pyfunc.load_model("models:/icb_ic2bert_test/1")
         # The model's code travels with it (code/icb_kedro), but here, where the project is
@@ -58,8 +69,14 @@ def test_registry_round_trip(tmp_path, monkeypatch, bundle) -> None:
         # gene columns are optional, so MLflow lets it through): scored with [MISSING] either way.
         unmeasured = cohort.assign(G3=np.nan)
         expected_missing = score_frame(model_bundle, cohort_zscore(unmeasured))
-        np.testing.assert_allclose(loaded.predict(unmeasured)["y_prob"].to_numpy(), expected_missing, rtol=1e-6)
-        np.testing.assert_allclose(loaded.predict(cohort.drop(columns=["G3"]))["y_prob"].to_numpy(), expected_missing, rtol=1e-6)
+        np.testing.assert_allclose(
+            loaded.predict(unmeasured)["y_prob"].to_numpy(), expected_missing, rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            loaded.predict(cohort.drop(columns=["G3"]))["y_prob"].to_numpy(),
+            expected_missing,
+            rtol=1e-6,
+        )
     finally:
         mlflow.set_tracking_uri(None)
 
@@ -71,10 +88,16 @@ def test_pyfunc_scores_unmeasured_genes_as_missing_and_refuses_bad_values(bundle
         lacking = model.predict(None, cohort.drop(columns=["G0", "G5"]))
     assert "lacks 2 of the model's 12 genes (entered as [MISSING]): G0, G5" in caplog.text
     assert lacking["y_prob"].between(0, 1).all()
-    np.testing.assert_allclose(lacking["y_prob"], model.predict(None, cohort.assign(G0=np.nan, G5=np.nan))["y_prob"])
-    assert not np.allclose(lacking["y_prob"], model.predict(None, cohort)["y_prob"])  # [MISSING] is not a value
+    np.testing.assert_allclose(
+        lacking["y_prob"], model.predict(None, cohort.assign(G0=np.nan, G5=np.nan))["y_prob"]
+    )
+    assert not np.allclose(
+        lacking["y_prob"], model.predict(None, cohort)["y_prob"]
+    )  # [MISSING] is not a value
     with pytest.raises(ValueError, match=r"lacks 12 of the model's 12 genes"):
-        model.predict(None, cohort.rename(columns=str.lower))  # e.g. lower-case symbols: nothing matches
+        model.predict(
+            None, cohort.rename(columns=str.lower)
+        )  # e.g. lower-case symbols: nothing matches
     with pytest.raises(ValueError, match="non-numeric"):
         model.predict(None, cohort.assign(G1="high"))
     with pytest.raises(ValueError, match=r"gene 'G2' for some samples only"):

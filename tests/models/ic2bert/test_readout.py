@@ -19,7 +19,9 @@ def _signal(n: int = 120, k: int = 30, seed: int = 0):
 
 def test_readout_learns_and_round_trips_with_numpy_only() -> None:
     x, y = _signal()
-    readout, oof = fit_linear_readout(x[:80], y[:80], "tokens", Cs=(0.01, 0.1, 1.0), n_splits=5, seed=0)
+    readout, oof = fit_linear_readout(
+        x[:80], y[:80], "tokens", Cs=(0.01, 0.1, 1.0), n_splits=5, seed=0
+    )
     assert readout.cv_auroc > 0.75 and oof.shape == (80,)
     from sklearn.metrics import roc_auc_score
 
@@ -55,9 +57,15 @@ def test_missing_genes_take_the_training_mean_and_unmeasured_genes_are_dropped()
 def test_per_gene_expected_bin_features_are_nan_where_missing(tiny_config, token_data) -> None:
     tokens = np.asarray(token_data[0][:5]).copy()
     tokens[0, :4] = tiny_config.missing_id
-    features = readout_features("per_gene_expected_bin", tiny_config, init_params(tiny_config, 0), tokens, 8)
+    features = readout_features(
+        "per_gene_expected_bin", tiny_config, init_params(tiny_config, 0), tokens, 8
+    )
     assert features.shape == (5, tiny_config.n_genes)
-    assert np.isnan(features[0, :4]).all() and np.isfinite(features[0, 4:]).all() and np.isfinite(features[1:]).all()
+    assert (
+        np.isnan(features[0, :4]).all()
+        and np.isfinite(features[0, 4:]).all()
+        and np.isfinite(features[1:]).all()
+    )
     assert ((features[1:] >= 0) & (features[1:] <= tiny_config.n_bins - 1)).all()
 
 

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icb_kedro.models.ic2bert.tokenizer import QuantileBins, fit_quantile_bins, tokenize, tokenize_values
+from icb_kedro.models.ic2bert.tokenizer import (
+    QuantileBins,
+    fit_quantile_bins,
+    tokenize,
+    tokenize_values,
+)
 
 
 def _frame(values: np.ndarray, genes: list[str]) -> pd.DataFrame:
@@ -19,7 +24,9 @@ def test_tokens_are_data_ids_never_the_mask(n_bins: int) -> None:
     genes = [f"g{i}" for i in range(5)]
     train = _frame(rng.normal(size=(300, 5)), genes)
     bins = fit_quantile_bins(train, genes, n_bins)
-    extreme = np.vstack([rng.normal(scale=50, size=(200, 5)), np.full((1, 5), 1e9), np.full((1, 5), -1e9)])
+    extreme = np.vstack(
+        [rng.normal(scale=50, size=(200, 5)), np.full((1, 5), 1e9), np.full((1, 5), -1e9)]
+    )
     tokens = tokenize(bins, _frame(extreme, genes))
     assert tokens.min() >= 0 and tokens.max() <= n_bins - 1
     assert bins.mask_id == n_bins and not (tokens == bins.mask_id).any()
@@ -30,7 +37,9 @@ def test_tokens_are_data_ids_never_the_mask(n_bins: int) -> None:
 def test_quantile_bins_are_balanced_per_gene() -> None:
     rng = np.random.default_rng(0)
     genes = ["low", "high"]
-    values = np.column_stack([rng.normal(0, 1, 4000), rng.normal(100, 10, 4000)])  # very different scales
+    values = np.column_stack(
+        [rng.normal(0, 1, 4000), rng.normal(100, 10, 4000)]
+    )  # very different scales
     bins = fit_quantile_bins(_frame(values, genes), genes, 4)
     tokens = tokenize(bins, _frame(values, genes))
     for g in range(2):
@@ -47,7 +56,9 @@ def test_fitted_on_training_rows_only() -> None:
     before = bins.edges.copy()
     tokenize(bins, _frame(rng.normal(loc=20, size=(50, 3)), genes))
     np.testing.assert_array_equal(bins.edges, before)
-    np.testing.assert_allclose(bins.edges, np.quantile(train.to_numpy(), [0.25, 0.5, 0.75], axis=0).T)
+    np.testing.assert_allclose(
+        bins.edges, np.quantile(train.to_numpy(), [0.25, 0.5, 0.75], axis=0).T
+    )
 
 
 def test_constant_genes_and_ties_go_to_the_middle_of_their_bins() -> None:
@@ -72,8 +83,12 @@ def test_genes_selected_by_name_and_missing_genes_refused() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         tokenize(bins, pd.DataFrame({"a": [np.inf], "b": [0.0]}))
     # A gene the cohort does not measure (NaN, or an absent column when allowed) is [MISSING].
-    assert tokenize(bins, pd.DataFrame({"a": [np.nan], "b": [5.0]})).tolist() == [[bins.missing_id, 1]]
-    assert tokenize(bins, pd.DataFrame({"b": [5.0]}), allow_absent=True).tolist() == [[bins.missing_id, 1]]
+    assert tokenize(bins, pd.DataFrame({"a": [np.nan], "b": [5.0]})).tolist() == [
+        [bins.missing_id, 1]
+    ]
+    assert tokenize(bins, pd.DataFrame({"b": [5.0]}), allow_absent=True).tolist() == [
+        [bins.missing_id, 1]
+    ]
 
 
 def test_bins_fitted_on_measured_rows_only() -> None:
@@ -85,13 +100,18 @@ def test_bins_fitted_on_measured_rows_only() -> None:
     np.testing.assert_allclose(bins.edges[1], np.quantile(values[20:, 1], [0.25, 0.5, 0.75]))
     assert bins.vocab_size == 6 and bins.mask_id == 4 and bins.missing_id == 5
     with pytest.raises(ValueError, match=r"gene 'b' is measured in 0"):
-        fit_quantile_bins(_frame(np.column_stack([values[:, 0], np.full(40, np.nan)]), genes), genes, 4)
+        fit_quantile_bins(
+            _frame(np.column_stack([values[:, 0], np.full(40, np.nan)]), genes), genes, 4
+        )
 
 
 def test_round_trips_and_validation() -> None:
     genes = ["a", "b", "c"]
     bins = fit_quantile_bins(_frame(np.random.default_rng(2).normal(size=(30, 3)), genes), genes, 8)
-    for restored in (QuantileBins.from_frame(bins.to_frame()), QuantileBins.from_dict(bins.to_dict())):
+    for restored in (
+        QuantileBins.from_frame(bins.to_frame()),
+        QuantileBins.from_dict(bins.to_dict()),
+    ):
         assert restored.genes == bins.genes and restored.n_bins == 8
         np.testing.assert_array_equal(restored.edges, bins.edges)
     with pytest.raises(ValueError, match="n_bins"):

@@ -16,11 +16,26 @@ from .conftest import COHORTS, tiny_params
 
 def test_pipeline_structure_one_namespace_per_cohort() -> None:
     pipeline = create_pipeline(cohorts=COHORTS)
-    assert {n.namespace for n in pipeline.nodes} == {None, "fold_CohortA", "fold_CohortB", "fold_CohortC"}
-    assert {"predictions_amu", "fold_metrics_amu", "amu_gene_embeddings", "amu_registered_model"} <= pipeline.all_outputs()
+    assert {n.namespace for n in pipeline.nodes} == {
+        None,
+        "fold_CohortA",
+        "fold_CohortB",
+        "fold_CohortC",
+    }
+    assert {
+        "predictions_amu",
+        "fold_metrics_amu",
+        "amu_gene_embeddings",
+        "amu_registered_model",
+    } <= pipeline.all_outputs()
     assert pipeline.inputs() == {
-        "amu_matrix", "amu_holdout_folds", "harmonized_expression", "expression_standardized",
-        "gene_panels", "params:amu", *(f"lodocv_folds_fold_{c}" for c in COHORTS),
+        "amu_matrix",
+        "amu_holdout_folds",
+        "harmonized_expression",
+        "expression_standardized",
+        "gene_panels",
+        "params:amu",
+        *(f"lodocv_folds_fold_{c}" for c in COHORTS),
     }
 
 
@@ -49,7 +64,13 @@ def test_pipeline_runs_and_scores_every_protocol(pipeline_run, synthetic_inputs)
     predictions = pipeline_run["predictions_amu"].load()
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert set(predictions["model"]) == {"amu"}
-    assert set(predictions["protocol"]) == {"amu_holdout", "amu_holdout_leaky", "transfer", "loco", "within"}
+    assert set(predictions["protocol"]) == {
+        "amu_holdout",
+        "amu_holdout_leaky",
+        "transfer",
+        "loco",
+        "within",
+    }
     assert set(predictions["cohort"]) == {"AMU", *COHORTS}
     metrics = pipeline_run["fold_metrics_amu"].load()
     assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
@@ -76,7 +97,9 @@ def test_pipeline_runs_and_scores_every_protocol(pipeline_run, synthetic_inputs)
 def test_pipeline_final_model_matches_its_embeddings(pipeline_run, synthetic_inputs) -> None:
     final = pipeline_run["amu_final_model"].load()
     embeddings = pipeline_run["amu_gene_embeddings"].load()
-    np.testing.assert_array_equal(embeddings.drop(columns="gene").to_numpy(), final["state"]["gene_embedding.weight"])
+    np.testing.assert_array_equal(
+        embeddings.drop(columns="gene").to_numpy(), final["state"]["gene_embedding.weight"]
+    )
     model = pipeline_run["amu_registered_model"].load()
     scores = model.predict(None, synthetic_inputs["harmonized_expression"])
     assert isinstance(scores, pd.DataFrame) and scores["y_prob"].notna().all()
@@ -85,6 +108,8 @@ def test_pipeline_final_model_matches_its_embeddings(pipeline_run, synthetic_inp
 def test_pipeline_is_deterministic(pipeline_run, synthetic_inputs) -> None:
     from icb_kedro.pipelines.amu import nodes
 
-    again, _ = nodes.run_study_protocols(synthetic_inputs["amu_matrix"], synthetic_inputs["amu_holdout_folds"], tiny_params())
+    again, _ = nodes.run_study_protocols(
+        synthetic_inputs["amu_matrix"], synthetic_inputs["amu_holdout_folds"], tiny_params()
+    )
     first = pipeline_run["amu_predictions_study"].load()
     pd.testing.assert_frame_equal(again.reset_index(drop=True), first.reset_index(drop=True))

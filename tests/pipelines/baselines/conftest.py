@@ -42,14 +42,33 @@ TINY_PARAMS = {
     "amu_holdout": {"n_trials": 2, "pseudo_count": 1e-6, "smote": True},
     "models": {
         "logreg": {"enabled": True, "search": "grid", "grid": {"C": [0.1, 1.0]}},
-        "svm": {"enabled": True, "search": "grid", "grid": {"kernel": ["linear"], "C": [1], "gamma": [0.1]}},
-        "rf": {"enabled": True, "search": "random", "n_iter": 1, "grid": {"n_estimators": [5], "max_depth": [2, 3]}},
+        "svm": {
+            "enabled": True,
+            "search": "grid",
+            "grid": {"kernel": ["linear"], "C": [1], "gamma": [0.1]},
+        },
+        "rf": {
+            "enabled": True,
+            "search": "random",
+            "n_iter": 1,
+            "grid": {"n_estimators": [5], "max_depth": [2, 3]},
+        },
         "adaboost": {"enabled": False},
-        "xgboost": {"enabled": True, "search": "none", "params": {"n_estimators": 5, "max_depth": 2}, "protocols": ["amu_holdout"]},
+        "xgboost": {
+            "enabled": True,
+            "search": "none",
+            "params": {"n_estimators": 5, "max_depth": 2},
+            "protocols": ["amu_holdout"],
+        },
         "mlp": {"enabled": False},
         "cnn": {"enabled": False},
     },
-    "signatures": {"panel": "common", "min_coverage": 0.8, "include_below_coverage": [], "ssgsea_weight": 0.25},
+    "signatures": {
+        "panel": "common",
+        "min_coverage": 0.8,
+        "include_below_coverage": [],
+        "ssgsea_weight": 0.25,
+    },
     "evaluation": {"n_boot": 20, "seed": 0, "reference_model": None},
 }
 
@@ -58,8 +77,12 @@ def _cohorts(rng: np.random.Generator) -> pd.DataFrame:
     rows = []
     for c, cohort in enumerate(COHORTS):
         n = 24 + 6 * c
-        label = pd.array([1 if i % 3 == 0 else 0 for i in range(n - 2)] + [None, None], dtype="Int8")  # 2 unlabelled
-        signal = np.where(np.asarray(label.fillna(0)) == 1, 1.5, 0.0)[:, None] * (np.arange(len(GENES)) < 3)
+        label = pd.array(
+            [1 if i % 3 == 0 else 0 for i in range(n - 2)] + [None, None], dtype="Int8"
+        )  # 2 unlabelled
+        signal = np.where(np.asarray(label.fillna(0)) == 1, 1.5, 0.0)[:, None] * (
+            np.arange(len(GENES)) < 3
+        )
         values = (rng.normal(3.0, 1.0, size=(n, len(GENES))) + signal).clip(0.01)
         frame = pd.DataFrame(values, columns=GENES)
         frame.insert(0, "label", label)
@@ -72,7 +95,9 @@ def _cohorts(rng: np.random.Generator) -> pd.DataFrame:
 
 def _amu_matrix(rng: np.random.Generator, n: int = 45) -> pd.DataFrame:
     label = (np.arange(n) % 3 == 0).astype(int)  # 15 R / 30 NR
-    tpm = rng.gamma(2.0, 10.0, size=(n, len(AMU_GENES))) * np.where(label[:, None] == 1, [3, 3, 1, 1, 1, 1, 1, 1], 1)
+    tpm = rng.gamma(2.0, 10.0, size=(n, len(AMU_GENES))) * np.where(
+        label[:, None] == 1, [3, 3, 1, 1, 1, 1, 1, 1], 1
+    )
     tpm[rng.random(tpm.shape) < 0.05] = 0.0
     frame = pd.DataFrame(tpm / tpm.sum(axis=1, keepdims=True), columns=AMU_GENES)
     frame.insert(0, "label", pd.array(label, dtype="Int8"))
@@ -85,9 +110,22 @@ def make_synthetic_inputs() -> dict:
     rng = np.random.default_rng(11)
     harmonized = _cohorts(rng)
     standardized = harmonized.copy()
-    standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(lambda v: (v - v.mean()) / v.std(ddof=0))
+    standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(
+        lambda v: (v - v.mean()) / v.std(ddof=0)
+    )
     folds = pd.concat(
-        [make_lodocv_folds(harmonized, c, {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 1}, "paper": {"n_trials": 2, "test_size": 0.2}}) for c in COHORTS],
+        [
+            make_lodocv_folds(
+                harmonized,
+                c,
+                {
+                    "base_seed": 1001,
+                    "kfold": {"n_splits": 3, "n_repeats": 1},
+                    "paper": {"n_trials": 2, "test_size": 0.2},
+                },
+            )
+            for c in COHORTS
+        ],
         ignore_index=True,
     )
     amu = _amu_matrix(rng)
@@ -97,7 +135,9 @@ def make_synthetic_inputs() -> dict:
         "gene_panels": pd.DataFrame({"panel": "common", "gene": GENES}),
         "lodocv_folds": folds,
         "amu_matrix": amu,
-        "amu_holdout_folds": make_amu_holdout_folds(amu, {"n_trials": 3, "base_seed": 42, "test_size": 0.2}),
+        "amu_holdout_folds": make_amu_holdout_folds(
+            amu, {"n_trials": 3, "base_seed": 42, "test_size": 0.2}
+        ),
         "baselines_signature_files": dict(SIGNATURE_FILES),
     }
 

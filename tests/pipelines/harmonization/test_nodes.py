@@ -28,7 +28,10 @@ def test_log2_scale_change_is_exact():
 
 def test_response_labels_prefer_response_then_recist_sd_unlabelled():
     clinical = pd.DataFrame(
-        {"response": ["R", "NR", None, None, None, "R"], "recist": ["PR", "PD", "CR", "PD", "SD", "SD"]}
+        {
+            "response": ["R", "NR", None, None, None, "R"],
+            "recist": ["PR", "PD", "CR", "PD", "SD", "SD"],
+        }
     )
     labels = response_labels(clinical, RECIST)
     assert labels.tolist()[:4] == [1, 0, 1, 0]
@@ -37,9 +40,17 @@ def test_response_labels_prefer_response_then_recist_sd_unlabelled():
 
 
 def test_response_recist_rule_is_the_strict_call():
-    clinical = pd.DataFrame({"response": ["R", "R", None, "NR"], "recist": ["SD", "PR", "PD", None], "response_recist": ["NR", "R", "NR", None]})
+    clinical = pd.DataFrame(
+        {
+            "response": ["R", "R", None, "NR"],
+            "recist": ["SD", "PR", "PD", None],
+            "response_recist": ["NR", "R", "NR", None],
+        }
+    )
     strict = response_labels(clinical, RECIST, "response_recist")
-    assert strict.tolist()[:3] == [0, 1, 0] and pd.isna(strict.iloc[3])  # a durable SD curated as R is NR here
+    assert strict.tolist()[:3] == [0, 1, 0] and pd.isna(
+        strict.iloc[3]
+    )  # a durable SD curated as R is NR here
     with pytest.raises(ValueError, match="harmonization.label"):
         response_labels(clinical, RECIST, "os")
 
@@ -52,12 +63,33 @@ def _gene_major(sample_major: pd.DataFrame) -> pd.DataFrame:
 def cohort_frames():
     rng = np.random.default_rng(0)
     expr = {
-        "A": _gene_major(pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "G1": rng.normal(2, 1, 3), "G2": rng.normal(1, 1, 3), "G3": [1.0, 2, 3]})),
-        "B": _gene_major(pd.DataFrame({"sample_id": ["s1", "s2"], "G1": rng.normal(5, 1, 2), "G2": rng.normal(4, 1, 2)})),
+        "A": _gene_major(
+            pd.DataFrame(
+                {
+                    "sample_id": ["s1", "s2", "s3"],
+                    "G1": rng.normal(2, 1, 3),
+                    "G2": rng.normal(1, 1, 3),
+                    "G3": [1.0, 2, 3],
+                }
+            )
+        ),
+        "B": _gene_major(
+            pd.DataFrame(
+                {"sample_id": ["s1", "s2"], "G1": rng.normal(5, 1, 2), "G2": rng.normal(4, 1, 2)}
+            )
+        ),
     }
     clin = {
-        "A": pd.DataFrame({"sample_id": ["s3", "s1", "s2"], "response": ["R", "NR", None], "recist": [None, None, "SD"]}),
-        "B": pd.DataFrame({"sample_id": ["s1", "s2"], "response": ["NR", "R"], "recist": [None, None]}),
+        "A": pd.DataFrame(
+            {
+                "sample_id": ["s3", "s1", "s2"],
+                "response": ["R", "NR", None],
+                "recist": [None, None, "SD"],
+            }
+        ),
+        "B": pd.DataFrame(
+            {"sample_id": ["s1", "s2"], "response": ["NR", "R"], "recist": [None, None]}
+        ),
     }
     return expr, clin
 
@@ -68,31 +100,82 @@ AMU = pd.DataFrame({"sample_key": ["amu_000"], "label": [1], "G3": [0.5], "G1": 
 
 def test_harmonized_table_keys_labels_and_missing_genes_as_nan():
     expr, clin = cohort_frames()
-    panels, _ = build_gene_panels(expr, PRIOR, AMU, {"panels": {"common": {}, "ic2bert_prior": {"genes": "ic2bert_prior", "present_in": 1}}})
+    panels, _ = build_gene_panels(
+        expr,
+        PRIOR,
+        AMU,
+        {"panels": {"common": {}, "ic2bert_prior": {"genes": "ic2bert_prior", "present_in": 1}}},
+    )
     table, clinical = build_harmonized_expression(expr, clin, panels, {"recist_labels": RECIST})
     assert gene_columns(table) == ["G1", "G2", "G3"]  # the union of the panels
-    assert table.loc[table.cohort == "B", "G3"].isna().all() and table.loc[table.cohort == "A", "G3"].notna().all()
-    assert table["sample_key"].tolist() == ["A:s1", "A:s2", "A:s3", "B:s1", "B:s2"]  # unique across cohorts
+    assert (
+        table.loc[table.cohort == "B", "G3"].isna().all()
+        and table.loc[table.cohort == "A", "G3"].notna().all()
+    )
+    assert table["sample_key"].tolist() == [
+        "A:s1",
+        "A:s2",
+        "A:s3",
+        "B:s1",
+        "B:s2",
+    ]  # unique across cohorts
     assert table["label"].tolist()[:2] == [0, None] or pd.isna(table["label"].iloc[1])
-    assert table.loc[table.sample_key == "A:s3", "label"].item() == 1  # clinical rows aligned by id, not order
-    np.testing.assert_allclose(table.loc[0, "G1"], log2_tpm_plus_one(expr["A"].set_index("gene").loc["G1", "s1"]))
+    assert (
+        table.loc[table.sample_key == "A:s3", "label"].item() == 1
+    )  # clinical rows aligned by id, not order
+    np.testing.assert_allclose(
+        table.loc[0, "G1"], log2_tpm_plus_one(expr["A"].set_index("gene").loc["G1", "s1"])
+    )
     assert clinical["sample_key"].tolist() == table["sample_key"].tolist()
 
 
 def test_gene_panels_keep_panel_order_and_report_missing_genes():
     expr, _ = cohort_frames()
-    panels, coverage = build_gene_panels(expr, PRIOR, AMU)  # default: intersection / all but one cohort
+    panels, coverage = build_gene_panels(
+        expr, PRIOR, AMU
+    )  # default: intersection / all but one cohort
     assert panels[panels.panel == "common"].gene.tolist() == ["G1", "G2"]
-    assert panels[panels.panel == "ic2bert_prior"].gene.tolist() == ["G2", "G3", "G1"]  # G3: in A only (1 of 2)
+    assert panels[panels.panel == "ic2bert_prior"].gene.tolist() == [
+        "G2",
+        "G3",
+        "G1",
+    ]  # G3: in A only (1 of 2)
     assert panels[panels.panel == "amu160"].gene.tolist() == ["G3", "G1"]
     row = coverage[(coverage.panel == "ic2bert_prior") & (coverage.cohort == "B")].iloc[0]
-    assert row.missing_genes == "G3" and row.n_present == 2 and row.n_panel == 3 and row.n_requested == 4
-    strict, _ = build_gene_panels(expr, PRIOR, AMU, {"panels": {"common": {}, "ic2bert_prior": {"genes": "ic2bert_prior", "present_in": "all"}}})
+    assert (
+        row.missing_genes == "G3"
+        and row.n_present == 2
+        and row.n_panel == 3
+        and row.n_requested == 4
+    )
+    strict, _ = build_gene_panels(
+        expr,
+        PRIOR,
+        AMU,
+        {
+            "panels": {
+                "common": {},
+                "ic2bert_prior": {"genes": "ic2bert_prior", "present_in": "all"},
+            }
+        },
+    )
     assert strict[strict.panel == "ic2bert_prior"].gene.tolist() == ["G2", "G1"]
-    named, _ = build_gene_panels(expr, PRIOR, AMU, {"panels": {"common": {}, "mine": {"genes": ["G3", "G2"], "present_in": {"all_but": ["B"]}}}})
+    named, _ = build_gene_panels(
+        expr,
+        PRIOR,
+        AMU,
+        {
+            "panels": {
+                "common": {},
+                "mine": {"genes": ["G3", "G2"], "present_in": {"all_but": ["B"]}},
+            }
+        },
+    )
     assert named[named.panel == "mine"].gene.tolist() == ["G3", "G2"]
     with pytest.raises(ValueError, match="present_in"):
-        build_gene_panels(expr, PRIOR, AMU, {"panels": {"common": {}, "bad": {"genes": "all", "present_in": 5}}})
+        build_gene_panels(
+            expr, PRIOR, AMU, {"panels": {"common": {}, "bad": {"genes": "all", "present_in": 5}}}
+        )
     with pytest.raises(ValueError, match="unknown gene list"):
         build_gene_panels(expr, PRIOR, AMU, {"panels": {"common": {}, "bad": {"genes": "nope"}}})
 
@@ -102,7 +185,13 @@ def labelled_table(seed=1):
     n = 40
     cohort = np.repeat(["A", "B"], n // 2)
     shift = np.where(cohort == "A", 0.0, 3.0)
-    table = pd.DataFrame({"cohort": cohort, "sample_id": [f"s{i}" for i in range(n)], "label": pd.array(rng.integers(0, 2, n), dtype="Int8")})
+    table = pd.DataFrame(
+        {
+            "cohort": cohort,
+            "sample_id": [f"s{i}" for i in range(n)],
+            "label": pd.array(rng.integers(0, 2, n), dtype="Int8"),
+        }
+    )
     table["sample_key"] = table.cohort + ":" + table.sample_id
     for g in range(6):
         table[f"G{g}"] = rng.normal(shift * (g + 1) / 3, 1 + (cohort == "B"), n)
@@ -117,7 +206,9 @@ def test_standardize_per_cohort_is_label_free_and_zero_mean():
     assert means.max() < 1e-12
     assert (z["CONST"] == 0).all()
     flipped = table.assign(label=pd.array(1 - table["label"].astype(int), dtype="Int8"))
-    pd.testing.assert_frame_equal(standardize_per_cohort(flipped).drop(columns="label"), z.drop(columns="label"))
+    pd.testing.assert_frame_equal(
+        standardize_per_cohort(flipped).drop(columns="label"), z.drop(columns="label")
+    )
     sds = z.groupby("cohort")[[g for g in gene_columns(z) if g != "CONST"]].std(ddof=0).to_numpy()
     np.testing.assert_allclose(sds, 1.0)
 
@@ -125,7 +216,10 @@ def test_standardize_per_cohort_is_label_free_and_zero_mean():
 def test_standardize_per_cohort_refuses_missing_values_instead_of_filling_them():
     table = labelled_table()
     table.loc[5, "G2"] = np.nan
-    with pytest.raises(ValueError, match=r"gene 'G2' is missing for some but not all samples of cohort 'A' \(first at row 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"gene 'G2' is missing for some but not all samples of cohort 'A' \(first at row 5\)",
+    ):
         standardize_per_cohort(table)
 
 
@@ -136,10 +230,14 @@ def test_genes_a_cohort_does_not_measure_stay_missing_through_standardization_an
     assert z.loc[z.cohort == "B", "G4"].isna().all() and z.loc[z.cohort == "A", "G4"].notna().all()
     corrected = combat_correct(table, {"enabled": True})
     assert corrected.loc[corrected.cohort == "B", "G4"].isna().all()
-    np.testing.assert_allclose(corrected.loc[corrected.cohort == "A", "G4"], table.loc[table.cohort == "A", "G4"])  # one cohort: nothing to correct
+    np.testing.assert_allclose(
+        corrected.loc[corrected.cohort == "A", "G4"], table.loc[table.cohort == "A", "G4"]
+    )  # one cohort: nothing to correct
     genes = ["G0", "G1", "G2", "G3", "G5"]
     without = combat_correct(labelled_table().drop(columns="G4"), {"enabled": True})
-    np.testing.assert_allclose(corrected[genes], without[genes])  # the measured-everywhere genes: one ComBat of their own
+    np.testing.assert_allclose(
+        corrected[genes], without[genes]
+    )  # the measured-everywhere genes: one ComBat of their own
 
 
 def test_combat_removes_cohort_shift_and_ignores_labels():

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.integration
 def ic2bert_project(foundation_project):
     """The foundation (already run by the shared fixture) + every IC2Bert node, light env."""
     cohorts = discover_cohorts()
-    start = ["ic2bert_select_model_input", *(f"{namespace_for(c)}.ic2bert_split_pretraining_pool" for c in cohorts)]
+    start = [
+        "ic2bert_select_model_input",
+        *(f"{namespace_for(c)}.ic2bert_split_pretraining_pool" for c in cohorts),
+    ]
     foundation_project.run(["ic2bert_finetune"], from_nodes=start)
     foundation_project.run(["predict"])
     return foundation_project
@@ -28,23 +31,39 @@ def test_light_run_scores_every_cohort_with_every_protocol(ic2bert_project) -> N
     arms = predictions.groupby(["model", "protocol"])["cohort"].nunique().to_dict()
     # The default readout (per-gene expected bins -> L2-LR) and its ablations on the same
     # folds; Mariathasan2018 (376 of the 937 panel genes, the rest [MISSING]) is held out too.
-    expected = [(m, p) for m in ("ic2bert", "ic2bert_random_init", "ic2bert_token_lr") for p in ("transfer", "loco", "transfer_paper")]
+    expected = [
+        (m, p)
+        for m in ("ic2bert", "ic2bert_random_init", "ic2bert_token_lr")
+        for p in ("transfer", "loco", "transfer_paper")
+    ]
     assert arms == {(m, p): len(cohorts) for m, p in [*expected, ("ic2bert_ensemble", "loco")]}
     assert predictions["y_prob"].between(0, 1).all()
     check = pd.read_csv(ic2bert_project.path / "data/08_reporting/ic2bert/learning_check.csv")
     assert set(check["cohort"]) == set(cohorts) and check["train_auroc"].notna().any()
-    assert (check.groupby(["model", "protocol"])["test_prob_sd"].max() > 0).all()  # no arm is a constant predictor
+    assert (
+        check.groupby(["model", "protocol"])["test_prob_sd"].max() > 0
+    ).all()  # no arm is a constant predictor
     metrics = ic2bert_project.read("data/07_model_output/fold_metrics_ic2bert.parquet")
-    assert metrics["auroc"].notna().all() and (metrics.loc[metrics.protocol == "transfer", "repeat"] == 0).all()
+    assert (
+        metrics["auroc"].notna().all()
+        and (metrics.loc[metrics.protocol == "transfer", "repeat"] == 0).all()
+    )
     # Out of fold: every labelled patient of every cohort scored once by each transfer arm.
     transfer = predictions[predictions.protocol == "transfer"]
-    assert transfer.groupby("model").size().eq(512).all() and not transfer.duplicated(["model", "sample_key"]).any()
+    assert (
+        transfer.groupby("model").size().eq(512).all()
+        and not transfer.duplicated(["model", "sample_key"]).any()
+    )
     history = ic2bert_project.read("data/07_model_output/ic2bert/pretrain_history.parquet")
     assert sorted(history["held_out"].unique()) == cohorts
     for cohort in cohorts:  # a held-out cohort never enters its own pretraining pool
-        split = ic2bert_project.read(f"data/05_model_input/ic2bert/{namespace_for(cohort)}/pretrain_split.parquet")
+        split = ic2bert_project.read(
+            f"data/05_model_input/ic2bert/{namespace_for(cohort)}/pretrain_split.parquet"
+        )
         assert not split["sample_key"].str.startswith(cohort + ":").any()
-    assert (ic2bert_project.path / "data/06_models/ic2bert" / namespace_for(cohorts[0]) / "pretrain").is_dir()
+    assert (
+        ic2bert_project.path / "data/06_models/ic2bert" / namespace_for(cohorts[0]) / "pretrain"
+    ).is_dir()
     sample_size = pd.read_csv(ic2bert_project.path / "data/08_reporting/ic2bert/sample_size.csv")
     assert sorted(sample_size["n_train"].unique()) == [0, 4]
 
@@ -52,23 +71,36 @@ def test_light_run_scores_every_cohort_with_every_protocol(ic2bert_project) -> N
 def test_models_are_registered_and_the_predict_pipeline_scores_a_cohort(ic2bert_project) -> None:
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=ic2bert_project.tracking_uri, registry_uri=ic2bert_project.tracking_uri)
+    client = mlflow.MlflowClient(
+        tracking_uri=ic2bert_project.tracking_uri, registry_uri=ic2bert_project.tracking_uri
+    )
     names = {m.name for m in client.search_registered_models()}
     assert {f"icb_ic2bert_{namespace_for(c)}" for c in discover_cohorts()} <= names
     scores = ic2bert_project.read("data/07_model_output/ic2bert_scores.parquet")
-    assert len(scores) == 27 and scores["y_prob"].between(0, 1).all()  # Hugo2016, scored by the Miao model
+    assert (
+        len(scores) == 27 and scores["y_prob"].between(0, 1).all()
+    )  # Hugo2016, scored by the Miao model
     assert (scores["n_missing_genes"] == 0).all()  # Hugo2016 measures every panel gene
     assert scores["model_uri"].iloc[0] == "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018@champion"
     champion = client.get_model_version_by_alias("icb_ic2bert_fold_Kidney_ICB_Miao2018", "champion")
-    assert champion.tags["held_out"] == "Kidney_ICB_Miao2018" and champion.tags["protocol"] == "transfer"
+    assert (
+        champion.tags["held_out"] == "Kidney_ICB_Miao2018"
+        and champion.tags["protocol"] == "transfer"
+    )
     # What it is and how well it did, on the version itself (registry tags and description).
-    assert int(champion.tags["n_genes"]) > 900 and "Melanoma_PD1_Hugo2016" in champion.tags["pretrain_cohorts"]
+    assert (
+        int(champion.tags["n_genes"]) > 900
+        and "Melanoma_PD1_Hugo2016" in champion.tags["pretrain_cohorts"]
+    )
     assert champion.description.startswith("IC2Bert for Kidney_ICB_Miao2018: encoder pretrained")
     assert "Measured on Kidney_ICB_Miao2018: transfer AUROC" in champion.description
     assert champion.tags["auroc_transfer"].startswith("0.") and "auroc_zero_shot" in champion.tags
     experiment = client.get_experiment_by_name("icb_kedro")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.model = 'ic2bert'")
-    assert {r.data.tags["protocol"] for r in runs} >= {"transfer", "loco"}  # fold child runs (project hook)
+    assert {r.data.tags["protocol"] for r in runs} >= {
+        "transfer",
+        "loco",
+    }  # fold child runs (project hook)
 
 
 def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_project) -> None:
@@ -97,18 +129,37 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
     train_keys = [k for k in spec.train_keys if k.startswith(cohort + ":")]
     labels = tokens.set_index("sample_key").loc[train_keys, "label"].astype(int).to_numpy()
     config = train.finetune_config(
-        {"batch_size": 16, "max_epochs": 8, "min_epochs": 8, "patience": 8, "linear_probe_epochs": 10, "encoder_lr_scale": 0.1,
-         "optimizer": {"peak_lr": 1e-3, "warmup_fraction": 0.1}}
+        {
+            "batch_size": 16,
+            "max_epochs": 8,
+            "min_epochs": 8,
+            "patience": 8,
+            "linear_probe_epochs": 10,
+            "encoder_lr_scale": 0.1,
+            "optimizer": {"peak_lr": 1e-3, "warmup_fraction": 0.1},
+        }
     )
-    result = train.finetune(bundle.config, bundle.params, token_matrix(tokens, train_keys), labels, config, spec.seed, "large")
+    result = train.finetune(
+        bundle.config,
+        bundle.params,
+        token_matrix(tokens, train_keys),
+        labels,
+        config,
+        spec.seed,
+        "large",
+    )
     x_test = token_matrix(tokens, spec.test_keys)
     tuned = predict_logits(bundle.config, result.params, x_test)
     assert np.std(tuned) > 1e-3  # not a constant predictor
     # Random He-uniform heads (the original's init) on the same frozen pooled features.
     pooled = pooled_features(bundle.config, bundle.params, x_test)
-    heads = np.random.default_rng(0).uniform(-1, 1, (10, bundle.config.d_model)) * np.sqrt(6.0 / bundle.config.d_model)
+    heads = np.random.default_rng(0).uniform(-1, 1, (10, bundle.config.d_model)) * np.sqrt(
+        6.0 / bundle.config.d_model
+    )
     rhos = [abs(spearmanr(tuned, pooled @ head).statistic) for head in heads]
-    assert np.median(rhos) < 0.6, f"fine-tuned logits follow random heads' ranking (median |Spearman| {np.median(rhos):.2f})"
+    assert np.median(rhos) < 0.6, (
+        f"fine-tuned logits follow random heads' ranking (median |Spearman| {np.median(rhos):.2f})"
+    )
 
 
 # Run in a virtual environment without icb_kedro or Kedro: load the registered model, score a
@@ -136,7 +187,9 @@ def _post(url: str, payload: dict) -> tuple[int, str]:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, response.read().decode()
@@ -144,7 +197,9 @@ def _post(url: str, payload: dict) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_a_registered_model_scores_and_serves_where_the_project_is_not_installed(ic2bert_project, model_free_env, shared_data_dir, tmp_path) -> None:
+def test_a_registered_model_scores_and_serves_where_the_project_is_not_installed(
+    ic2bert_project, model_free_env, shared_data_dir, tmp_path
+) -> None:
     """The registered champion, outside the project: ``mlflow.pyfunc.load_model`` and
     ``mlflow models serve`` in a virtual environment without icb_kedro or Kedro score the real
     cohort exactly as the project's ``predict`` did; bad payloads get HTTP 400 and the reason."""
@@ -160,23 +215,55 @@ def test_a_registered_model_scores_and_serves_where_the_project_is_not_installed
     from icb_kedro.pipelines.predict.nodes import read_expression_file
 
     uri = "models:/icb_ic2bert_fold_Kidney_ICB_Miao2018@champion"
-    expected = ic2bert_project.read("data/07_model_output/ic2bert_scores.parquet").set_index("sample_id")["y_prob"]
-    expression = read_expression_file({"input_path": str(shared_data_dir / "cohorts/Melanoma_PD1_Hugo2016.expression.tsv.gz")})
-    expression.to_parquet(tmp_path / "cohort.parquet")  # every gene of the file: extra columns are ignored
-    done = model_free_env.run(
-        LOAD_AND_SCORE, uri, str(tmp_path / "cohort.parquet"), str(tmp_path / "scores.parquet"),
-        tracking_uri=ic2bert_project.tracking_uri, cwd=ic2bert_project.path,
+    expected = ic2bert_project.read("data/07_model_output/ic2bert_scores.parquet").set_index(
+        "sample_id"
+    )["y_prob"]
+    expression = read_expression_file(
+        {"input_path": str(shared_data_dir / "cohorts/Melanoma_PD1_Hugo2016.expression.tsv.gz")}
     )
-    assert "/code/icb_kedro/models/ic2bert/pyfunc.py" in done.stdout  # the model's own copy of its code
+    expression.to_parquet(
+        tmp_path / "cohort.parquet"
+    )  # every gene of the file: extra columns are ignored
+    done = model_free_env.run(
+        LOAD_AND_SCORE,
+        uri,
+        str(tmp_path / "cohort.parquet"),
+        str(tmp_path / "scores.parquet"),
+        tracking_uri=ic2bert_project.tracking_uri,
+        cwd=ic2bert_project.path,
+    )
+    assert (
+        "/code/icb_kedro/models/ic2bert/pyfunc.py" in done.stdout
+    )  # the model's own copy of its code
     scores = pd.read_parquet(tmp_path / "scores.parquet")
-    np.testing.assert_allclose(scores["y_prob"].to_numpy(), expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        scores["y_prob"].to_numpy(), expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9
+    )
 
     # The same model behind MLflow's REST server, on loopback.
     port = _free_port()
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen(
-        [str(model_free_env.python), "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ic2bert_project.path, env=model_free_env.environ(ic2bert_project.tracking_uri), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(model_free_env.python),
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ic2bert_project.path,
+        env=model_free_env.environ(ic2bert_project.tracking_uri),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -193,17 +280,28 @@ def test_a_registered_model_scores_and_serves_where_the_project_is_not_installed
             time.sleep(1)
         panel = set(_panel_genes(ic2bert_project, uri))
         genes = [c for c in expression.columns if c in panel]
-        status, body = _post(f"{base}/invocations", {"dataframe_split": expression[genes].to_dict(orient="split")})
+        status, body = _post(
+            f"{base}/invocations", {"dataframe_split": expression[genes].to_dict(orient="split")}
+        )
         assert status == 200, body[-2000:]
         served = [row["y_prob"] for row in json.loads(body)["predictions"]]
-        np.testing.assert_allclose(served, expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            served, expected.loc[expression.index].to_numpy(), rtol=0, atol=1e-9
+        )
         # Malformed payloads: a handful of samples (per-cohort z-scores need a cohort) and a
         # table of Ensembl IDs: 400 with the model's own input-validation message.
-        status, body = _post(f"{base}/invocations", {"dataframe_split": expression[genes].head(4).to_dict(orient="split")})
+        status, body = _post(
+            f"{base}/invocations",
+            {"dataframe_split": expression[genes].head(4).to_dict(orient="split")},
+        )
         assert status == 400 and "pass a whole cohort" in body, body[-2000:]
         ensembl = expression[genes].set_axis([f"ENSG{i:011d}" for i in range(len(genes))], axis=1)
-        status, body = _post(f"{base}/invocations", {"dataframe_split": ensembl.to_dict(orient="split")})
-        assert status == 400 and f"input lacks {len(genes)} of the model's {len(genes)} genes" in body, body[-2000:]
+        status, body = _post(
+            f"{base}/invocations", {"dataframe_split": ensembl.to_dict(orient="split")}
+        )
+        assert (
+            status == 400 and f"input lacks {len(genes)} of the model's {len(genes)} genes" in body
+        ), body[-2000:]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -214,13 +312,17 @@ def _panel_genes(project, uri: str) -> list[str]:
     """The model's gene panel, from its signature (what the documented REST layout lists)."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri)
+    client = mlflow.MlflowClient(
+        tracking_uri=project.tracking_uri, registry_uri=project.tracking_uri
+    )
     name, alias = uri.removeprefix("models:/").split("@")
     version = client.get_model_version_by_alias(name, alias)
     mlflow.set_tracking_uri(project.tracking_uri)
     mlflow.set_registry_uri(project.tracking_uri)
     try:
-        return mlflow.models.get_model_info(f"models:/{name}/{version.version}").signature.inputs.input_names()
+        return mlflow.models.get_model_info(
+            f"models:/{name}/{version.version}"
+        ).signature.inputs.input_names()
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)

@@ -27,7 +27,9 @@ def _fold(world, cohort="CohortA"):
 
 def test_transfer_scores_each_trials_test_rows_once(world, finetune_params) -> None:
     tokens, folds, pretrained = _fold(world)
-    predictions, history, best = finetune_transfer(tokens, folds, pretrained, finetune_params, "CohortA")
+    predictions, history, best = finetune_transfer(
+        tokens, folds, pretrained, finetune_params, "CohortA"
+    )
     validate_predictions(predictions)
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert set(predictions["protocol"]) == {"transfer"} and set(predictions["model"]) == {"ic2bert"}
@@ -36,8 +38,13 @@ def test_transfer_scores_each_trials_test_rows_once(world, finetune_params) -> N
         assert sorted(rows["sample_key"]) == spec.test_keys
         target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
         assert (rows["n_train"] == len(target_train)).all()  # fine-tuned on h's training rows only
-    assert predictions["sample_key"].is_unique and predictions["repeat"].eq(0).all()  # out of fold: each patient once
-    assert set(history["trial"]) == {0, 1, 2} and set(history["selection"]) <= {"inner_val_auroc", "inner_val_loss"}
+    assert (
+        predictions["sample_key"].is_unique and predictions["repeat"].eq(0).all()
+    )  # out of fold: each patient once
+    assert set(history["trial"]) == {0, 1, 2} and set(history["selection"]) <= {
+        "inner_val_auroc",
+        "inner_val_loss",
+    }
     bundle = ModelBundle.from_dict(best)
     assert bundle.metadata["stage"] == "fine-tuned" and bundle.metadata["trial"] in (0, 1, 2)
     # Picked on inner validation only, on one scale for every trial: the chosen epoch's loss.
@@ -46,7 +53,9 @@ def test_transfer_scores_each_trials_test_rows_once(world, finetune_params) -> N
     assert bundle.metadata["inner_val_loss"] == pytest.approx(at_best.min())
 
 
-@pytest.mark.parametrize("params_fixture", ["finetune_params", "readout_params"])  # pooled head; linear readout
+@pytest.mark.parametrize(
+    "params_fixture", ["finetune_params", "readout_params"]
+)  # pooled head; linear readout
 def test_finetuning_never_reads_test_labels(world, params_fixture, request) -> None:
     finetune_params = request.getfixturevalue(params_fixture)
     tokens, folds, pretrained = _fold(world)
@@ -68,7 +77,11 @@ def test_within_trains_from_scratch_on_target_rows(world, finetune_params) -> No
     tokens, folds, pretrained = _fold(world, "CohortB")
     predictions, history = finetune_within(tokens, folds, pretrained, finetune_params, "CohortB")
     validate_predictions(predictions)
-    assert set(predictions["protocol"]) == {"within"} and set(predictions["trial"]) == {0, 1, 2}  # within.n_repeats = 1
+    assert set(predictions["protocol"]) == {"within"} and set(predictions["trial"]) == {
+        0,
+        1,
+        2,
+    }  # within.n_repeats = 1
     finetune_params["within"]["enabled"] = False
     empty, _ = finetune_within(tokens, folds, pretrained, finetune_params, "CohortB")
     assert empty.empty and list(empty.columns) == list(PREDICTION_COLUMNS)
@@ -76,13 +89,17 @@ def test_within_trains_from_scratch_on_target_rows(world, finetune_params) -> No
 
 def test_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(world, finetune_params) -> None:
     tokens, folds, pretrained = _fold(world, "CohortC")
-    predictions, history = zero_shot_and_ensemble(tokens, folds, pretrained, finetune_params, "CohortC")
+    predictions, history = zero_shot_and_ensemble(
+        tokens, folds, pretrained, finetune_params, "CohortC"
+    )
     validate_predictions(predictions)
     assert set(predictions["protocol"]) == {"loco"}
     assert set(predictions["model"]) == {"ic2bert", "ic2bert_ensemble"}
     labelled_c = folds[(folds.trial == 0) & folds.role.isin(["target_train", "target_test"])]
     for _, rows in predictions.groupby("model"):
-        assert sorted(rows["sample_key"]) == sorted(labelled_c["sample_key"])  # every labelled sample of h
+        assert sorted(rows["sample_key"]) == sorted(
+            labelled_c["sample_key"]
+        )  # every labelled sample of h
         assert (rows["n_train"] == (folds[(folds.trial == 0)].role == "source").sum()).all()
     assert set(history["member"]) == {"zero_shot", "ensemble:CohortA", "ensemble:CohortB"}
     # Changing every label of h changes nothing but y_true.
@@ -98,7 +115,9 @@ def test_sample_size_analysis(world, finetune_params) -> None:
     table = sample_size_analysis(tokens, folds, pretrained, finetune_params, "CohortA")
     # n = 100 exceeds the largest balanced subset and is dropped; n = 0 is the zero-shot head.
     assert sorted(table["n_train"].unique()) == [0, 2, 4]
-    assert set(table.loc[table.n_train == 2, "repeat"]) == {0, 1} and set(table.loc[table.n_train == 0, "repeat"]) == {0}
+    assert set(table.loc[table.n_train == 2, "repeat"]) == {0, 1} and set(
+        table.loc[table.n_train == 0, "repeat"]
+    ) == {0}
     summary = summarize_sample_size(table)
     assert len(summary) == 5 and summary["auroc"].between(0, 1).all()
     skipped = sample_size_analysis(tokens, folds, pretrained, finetune_params, "CohortB")
@@ -120,19 +139,25 @@ def test_registry_record(world, finetune_params) -> None:
 def test_nodes_refuse_another_cohorts_model(world, finetune_params) -> None:
     tokens, folds, _ = _fold(world)
     with pytest.raises(ValueError, match="given to the fold of"):
-        finetune_transfer(tokens, folds, world["cohorts"]["CohortB"]["pretrained"], finetune_params, "CohortA")
+        finetune_transfer(
+            tokens, folds, world["cohorts"]["CohortB"]["pretrained"], finetune_params, "CohortA"
+        )
 
 
 # --------------------------------------------------------------------------- linear readouts
 ARMS = {"ic2bert", "ic2bert_random_init", "ic2bert_token_lr"}
 
 
-def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_readout(world, readout_params) -> None:
+def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_readout(
+    world, readout_params
+) -> None:
     from icb_kedro.models.ic2bert.predict import score_tokens
     from icb_kedro.pipelines.tokenization.nodes import token_matrix
 
     tokens, folds, pretrained = _fold(world)
-    predictions, history, best = finetune_transfer(tokens, folds, pretrained, readout_params, "CohortA")
+    predictions, history, best = finetune_transfer(
+        tokens, folds, pretrained, readout_params, "CohortA"
+    )
     validate_predictions(predictions)
     assert set(predictions["model"]) == ARMS and set(predictions["protocol"]) == {"transfer"}
     for spec in iter_protocol_folds(folds, ["transfer"], 1):
@@ -140,9 +165,15 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
         for _, rows in predictions[predictions["trial"] == spec.trial].groupby("model"):
             assert sorted(rows["sample_key"]) == spec.test_keys  # the same test rows for every arm
             assert (rows["n_train"] == len(target_train)).all()
-    assert history["selection"].str.startswith("readout_cv_auroc").all() and history["train_auroc"].between(0, 1).all()
+    assert (
+        history["selection"].str.startswith("readout_cv_auroc").all()
+        and history["train_auroc"].between(0, 1).all()
+    )
     bundle = ModelBundle.from_dict(best)
-    assert bundle.metadata["readout_kind"] == "per_gene_expected_bin" and bundle.metadata["selection"] == "readout_cv_auroc"
+    assert (
+        bundle.metadata["readout_kind"] == "per_gene_expected_bin"
+        and bundle.metadata["selection"] == "readout_cv_auroc"
+    )
     # The registered bundle scores through its readout exactly as the fold did.
     trial = bundle.metadata["trial"]
     rows = predictions[(predictions["model"] == "ic2bert") & (predictions["trial"] == trial)]
@@ -150,13 +181,19 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
     np.testing.assert_allclose(again, rows["y_prob"].to_numpy(), rtol=1e-6)
 
 
-def test_readout_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(world, readout_params) -> None:
+def test_readout_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(
+    world, readout_params
+) -> None:
     from icb_kedro.pipelines.ic2bert_finetune.nodes import learning_check, summarize_learning_check
 
     tokens, folds, pretrained = _fold(world, "CohortC")
-    predictions, history = zero_shot_and_ensemble(tokens, folds, pretrained, readout_params, "CohortC")
+    predictions, history = zero_shot_and_ensemble(
+        tokens, folds, pretrained, readout_params, "CohortC"
+    )
     validate_predictions(predictions)
-    assert set(predictions["model"]) == ARMS | {"ic2bert_ensemble"} and set(predictions["protocol"]) == {"loco"}
+    assert set(predictions["model"]) == ARMS | {"ic2bert_ensemble"} and set(
+        predictions["protocol"]
+    ) == {"loco"}
     flipped = tokens.copy()
     in_c = flipped["cohort"].eq("CohortC") & flipped["label"].notna()
     flipped.loc[in_c, "label"] = 1 - flipped.loc[in_c, "label"]
@@ -165,6 +202,10 @@ def test_readout_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(worl
     check = learning_check(predictions, history)
     assert set(check["model"]) == ARMS | {"ic2bert_ensemble"}
     fitted = check[check["model"] != "ic2bert_ensemble"]
-    assert fitted["train_auroc"].between(0, 1).all() and (fitted["test_prob_sd"] > 0).all()  # not a constant predictor
+    assert (
+        fitted["train_auroc"].between(0, 1).all() and (fitted["test_prob_sd"] > 0).all()
+    )  # not a constant predictor
     summary = summarize_learning_check(check)
-    assert set(summary["model"]) == ARMS | {"ic2bert_ensemble"} and (summary["n_cohorts"] == 1).all()
+    assert (
+        set(summary["model"]) == ARMS | {"ic2bert_ensemble"} and (summary["n_cohorts"] == 1).all()
+    )

@@ -58,8 +58,14 @@ def _study(seed: int = 0) -> dict[str, pd.DataFrame]:
         )
     harmonized = pd.concat(expression, ignore_index=True)
     standardized = harmonized.copy()
-    standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(lambda v: (v - v.mean()) / v.std(ddof=0))
-    folds_params = {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": 1}, "paper": {"n_trials": 2, "test_size": 0.2}}
+    standardized[GENES] = harmonized.groupby("cohort")[GENES].transform(
+        lambda v: (v - v.mean()) / v.std(ddof=0)
+    )
+    folds_params = {
+        "base_seed": 1001,
+        "kfold": {"n_splits": 3, "n_repeats": 1},
+        "paper": {"n_trials": 2, "test_size": 0.2},
+    }
     lodocv = combine_folds(*(make_lodocv_folds(harmonized, c, folds_params) for c in COHORTS))
 
     amu_genes = ["PLANT", *NOISE[:9]]
@@ -72,13 +78,19 @@ def _study(seed: int = 0) -> dict[str, pd.DataFrame]:
     amu_matrix = pd.DataFrame(ratios, columns=amu_genes)
     amu_matrix.insert(0, "label", pd.array(amu_label, dtype="Int8"))
     amu_matrix.insert(0, "sample_key", [f"amu_{i:03d}" for i in range(n)])
-    amu_folds = make_amu_holdout_folds(amu_matrix, {"n_trials": 1, "base_seed": 42, "test_size": 0.25})
+    amu_folds = make_amu_holdout_folds(
+        amu_matrix, {"n_trials": 1, "base_seed": 42, "test_size": 0.25}
+    )
 
     panels = pd.DataFrame(
-        [("common", g) for g in GENES] + [("ic2bert_prior", g) for g in GENES[:8]] + [("amu160", g) for g in amu_genes],
+        [("common", g) for g in GENES]
+        + [("ic2bert_prior", g) for g in GENES[:8]]
+        + [("amu160", g) for g in amu_genes],
         columns=["panel", "gene"],
     )
-    cohort_summary = harmonized.groupby("cohort").agg(n_samples=("sample_key", "size")).reset_index()
+    cohort_summary = (
+        harmonized.groupby("cohort").agg(n_samples=("sample_key", "size")).reset_index()
+    )
     return {
         "harmonized_expression": harmonized,
         "expression_standardized": standardized,
@@ -114,7 +126,10 @@ def baselines_params() -> dict:
         "amu_holdout": {"pseudo_count": 1e-6, "smote": True},
         "models": {
             "svm": {"search": "none", "params": {"kernel": "linear", "C": 1.0}},
-            "xgboost": {"search": "none", "params": {"n_estimators": 30, "max_depth": 2, "learning_rate": 0.3}},
+            "xgboost": {
+                "search": "none",
+                "params": {"n_estimators": 30, "max_depth": 2, "learning_rate": 0.3},
+            },
         },
     }
 
@@ -128,17 +143,43 @@ def interpretation_params() -> dict:
             "nsamples": 60,
             "l1_reg": False,
             "study": {"models": ["svm", "xgboost", "amu"], "n_trials": 1, "max_explain_rows": 8},
-            "cohorts": {"models": ["svm", "xgboost", "amu", "ic2bert"], "protocol": "loco", "n_trials": 1, "cohorts": None, "max_explain_rows": 8},
-            "per_model": {"amu": {"n_background": 3, "nsamples": 40}, "ic2bert": {"n_background": 2, "nsamples": 20, "max_explain_rows": 4}},
+            "cohorts": {
+                "models": ["svm", "xgboost", "amu", "ic2bert"],
+                "protocol": "loco",
+                "n_trials": 1,
+                "cohorts": None,
+                "max_explain_rows": 8,
+            },
+            "per_model": {
+                "amu": {"n_background": 3, "nsamples": 40},
+                "ic2bert": {"n_background": 2, "nsamples": 20, "max_explain_rows": 4},
+            },
         },
         "ic2bert": {
-            "expression": "expression_standardized", "n_repeats": 2,
-            "permutation_genes": None, "attention_weight": 0.4, "permutation_weight": 0.6, "top_k": [10, 5, 3, 1],
+            "expression": "expression_standardized",
+            "n_repeats": 2,
+            "permutation_genes": None,
+            "attention_weight": 0.4,
+            "permutation_weight": 0.6,
+            "top_k": [10, 5, 3, 1],
         },
         "rankings": {"top_k": [1, 3]},
-        "embeddings": {"fold": "amu_holdout|AMU|0", "n_clusters": 3, "perplexity": 3, "n_neighbours": 2, "n_permutations": 50, "seed": 0},
+        "embeddings": {
+            "fold": "amu_holdout|AMU|0",
+            "n_clusters": 3,
+            "perplexity": 3,
+            "n_neighbours": 2,
+            "n_permutations": 50,
+            "seed": 0,
+        },
         "enrichment": {"top_k": 3},
-        "survival": {"top_k": 2, "endpoints": ["os", "pfs"], "min_events": 5, "penalizer": 0.0, "km_protocols": ["loco", "amu_holdout", "transfer", "within"]},
+        "survival": {
+            "top_k": 2,
+            "endpoints": ["os", "pfs"],
+            "min_events": 5,
+            "penalizer": 0.0,
+            "km_protocols": ["loco", "amu_holdout", "transfer", "within"],
+        },
         "evaluation": {"n_boot": 50, "seed": 0},
         "report": {"title": "Synthetic study", "top_k": 3, "dpi": 60},
     }

@@ -14,13 +14,23 @@ from icb_kedro.reporting.report import assert_report_images
 
 def _explain(study, model, setting, baselines_params, interpretation_params, search_log=None):
     return nodes.explain_baseline(
-        model, setting, study["expression_standardized"], study["gene_panels"], study["lodocv_folds"],
-        study["amu_matrix"], study["amu_holdout_folds"], search_log, baselines_params, interpretation_params["shap"],
+        model,
+        setting,
+        study["expression_standardized"],
+        study["gene_panels"],
+        study["lodocv_folds"],
+        study["amu_matrix"],
+        study["amu_holdout_folds"],
+        search_log,
+        baselines_params,
+        interpretation_params["shap"],
     )
 
 
 @pytest.mark.parametrize("model", ["svm", "xgboost"])
-def test_baseline_shap_ranks_planted_gene_first(synthetic_study, baselines_params, interpretation_params, model):
+def test_baseline_shap_ranks_planted_gene_first(
+    synthetic_study, baselines_params, interpretation_params, model
+):
     cohorts = _explain(synthetic_study, model, "cohorts", baselines_params, interpretation_params)
     study = _explain(synthetic_study, model, "study", baselines_params, interpretation_params)
     # loco: one fold per held-out cohort, 8 explained test rows each, a shap and a feature row per sample.
@@ -44,7 +54,9 @@ def test_baseline_shap_ranks_planted_gene_first(synthetic_study, baselines_param
 
 
 @pytest.mark.parametrize("model", ["svm", "xgboost"])
-def test_gene_selection_inside_the_pipeline_is_followed(synthetic_study, baselines_params, interpretation_params, model):
+def test_gene_selection_inside_the_pipeline_is_followed(
+    synthetic_study, baselines_params, interpretation_params, model
+):
     # The baselines pipeline's SelectKBest, fitted on training rows (study: amu_holdout's own
     # setting; the cohorts' n_features does not apply there, as in the baselines pipeline).
     baselines_params["amu_holdout"] = {**baselines_params["amu_holdout"], "n_features": 4}
@@ -57,15 +69,33 @@ def test_gene_selection_inside_the_pipeline_is_followed(synthetic_study, baselin
     assert nodes.rank_genes(table).sort_values("rank")["gene"].iloc[0] == "PLANT"
 
 
-def test_logged_hyper_parameters_are_reused(synthetic_study, baselines_params, interpretation_params):
-    params = {**baselines_params, "models": {"svm": {"search": "grid", "grid": {"C": [0.01, 100.0]}, "params": {"kernel": "linear"}}}}
+def test_logged_hyper_parameters_are_reused(
+    synthetic_study, baselines_params, interpretation_params
+):
+    params = {
+        **baselines_params,
+        "models": {
+            "svm": {"search": "grid", "grid": {"C": [0.01, 100.0]}, "params": {"kernel": "linear"}}
+        },
+    }
     log = pd.DataFrame(
-        [{"model": "svm", "protocol": "loco", "cohort": c, "trial": 0, "best_params": '{"C": 1.0}'} for c in ("CohortA", "CohortB", "CohortC")]
+        [
+            {
+                "model": "svm",
+                "protocol": "loco",
+                "cohort": c,
+                "trial": 0,
+                "best_params": '{"C": 1.0}',
+            }
+            for c in ("CohortA", "CohortB", "CohortC")
+        ]
     )
     assert nodes._logged_best_params(log, "svm", "loco", "CohortA", 0) == {"C": 1.0}
     assert nodes._logged_best_params(log, "svm", "transfer", "CohortA", 0) is None
     with_log = _explain(synthetic_study, "svm", "cohorts", params, interpretation_params, log)
-    fixed = _explain(synthetic_study, "svm", "cohorts", baselines_params, interpretation_params)  # C = 1.0 fixed
+    fixed = _explain(
+        synthetic_study, "svm", "cohorts", baselines_params, interpretation_params
+    )  # C = 1.0 fixed
     pd.testing.assert_frame_equal(with_log, fixed)
 
 
@@ -94,20 +124,34 @@ def _amu_weights(study) -> dict:
 
     matrix = study["amu_matrix"]
     genes = [c for c in matrix.columns if c not in ("sample_key", "label")]
-    features = pd.DataFrame(amu_features(matrix, genes, SCALE_RATIO, 1e-6), index=matrix["sample_key"], columns=genes)
+    features = pd.DataFrame(
+        amu_features(matrix, genes, SCALE_RATIO, 1e-6), index=matrix["sample_key"], columns=genes
+    )
     fold = next(iter_amu_holdout_folds(study["amu_holdout_folds"], 1))
     y = matrix.set_index("sample_key").loc[fold.train_keys, "label"].astype(int).to_numpy()
     fitted = fit_network(
-        features.loc[fold.train_keys].to_numpy(), y, model_config={"n_layers": 1},
-        train_config=TrainConfig(epochs=40, learning_rate=3e-3, smote=False, num_threads=1, seed=0), features=genes,
+        features.loc[fold.train_keys].to_numpy(),
+        y,
+        model_config={"n_layers": 1},
+        train_config=TrainConfig(epochs=40, learning_rate=3e-3, smote=False, num_threads=1, seed=0),
+        features=genes,
     )
     return {"amu_holdout|AMU|0": {"fold": "amu_holdout|AMU|0", **asdict(fitted)}}
 
 
 def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
     weights = _amu_weights(synthetic_study)
-    amu_params = {"study": {"pseudo_count": 1e-6}, "cohorts": {"expression": "harmonized_expression", "pseudo_count": 1e-6}}
-    table = nodes.explain_amu_study(synthetic_study["amu_matrix"], synthetic_study["amu_holdout_folds"], weights, amu_params, interpretation_params["shap"])
+    amu_params = {
+        "study": {"pseudo_count": 1e-6},
+        "cohorts": {"expression": "harmonized_expression", "pseudo_count": 1e-6},
+    }
+    table = nodes.explain_amu_study(
+        synthetic_study["amu_matrix"],
+        synthetic_study["amu_holdout_folds"],
+        weights,
+        amu_params,
+        interpretation_params["shap"],
+    )
     genes = nodes.shap_gene_columns(table)
     assert len(table) == 8 * 2 and genes[0] == "PLANT" and len(genes) == 10
     assert np.isfinite(table[genes].to_numpy(float)).all()
@@ -117,20 +161,40 @@ def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
     shap_rows = table[table["kind"] == "shap"]
     ranking = shap_gene_ranking(shap_rows[genes].to_numpy(float), genes)
     assert ranking.iloc[0]["gene"] == "PLANT"
-    none = nodes.explain_amu_study(synthetic_study["amu_matrix"], synthetic_study["amu_holdout_folds"], None, amu_params, interpretation_params["shap"])
+    none = nodes.explain_amu_study(
+        synthetic_study["amu_matrix"],
+        synthetic_study["amu_holdout_folds"],
+        None,
+        amu_params,
+        interpretation_params["shap"],
+    )
     assert none.empty
     # Cohort networks absent -> empty table, no error.
     assert nodes.explain_amu_cohorts(
-        synthetic_study["harmonized_expression"], synthetic_study["expression_standardized"], synthetic_study["lodocv_folds"],
-        amu_params, interpretation_params["shap"], None, None,
+        synthetic_study["harmonized_expression"],
+        synthetic_study["expression_standardized"],
+        synthetic_study["lodocv_folds"],
+        amu_params,
+        interpretation_params["shap"],
+        None,
+        None,
     ).empty
 
     gene_sets = pd.DataFrame({"gene_set": ["S"] * 3, "gene": ["PLANT", "G00", "G01"]})
-    gene_map, pairs, summary, cosine = nodes.analyse_amu_embeddings(weights, None, synthetic_study["amu_matrix"], gene_sets, interpretation_params["embeddings"])
-    assert sorted(gene_map["gene"]) == sorted(genes) and {"tsne_1", "tsne_2", "cluster", "leaf_order"} <= set(gene_map.columns)
+    gene_map, pairs, summary, cosine = nodes.analyse_amu_embeddings(
+        weights, None, synthetic_study["amu_matrix"], gene_sets, interpretation_params["embeddings"]
+    )
+    assert sorted(gene_map["gene"]) == sorted(genes) and {
+        "tsne_1",
+        "tsne_2",
+        "cluster",
+        "leaf_order",
+    } <= set(gene_map.columns)
     assert len(pairs) == len(genes) * 2 and {"coexpression_r", "co_member"} <= set(pairs.columns)
     assert set(summary["statistic"]) == {"mean_abs_coexpression", "fraction_signature_comembers"}
-    assert len(cosine) == len(genes) ** 2 and {"cosine_similarity", "euclidean_distance"} <= set(cosine.columns)
+    assert len(cosine) == len(genes) ** 2 and {"cosine_similarity", "euclidean_distance"} <= set(
+        cosine.columns
+    )
     assert (cosine.loc[cosine["gene"] == cosine["other"], "euclidean_distance"] == 0).all()
     # Null comparison: the same statistics of the table the network was initialised with.
     from icb_kedro.interpretation.embeddings import embedding_drift, initial_embedding
@@ -139,25 +203,56 @@ def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
     assert list(summary["embedding"]) == ["trained", "trained", "initial", "initial"]
     assert summary.groupby("embedding")["statistic"].apply(set).map(len).eq(2).all()
     fitted = FittedNetwork(**{k: v for k, v in weights["amu_holdout|AMU|0"].items() if k != "fold"})
-    drift = embedding_drift(pd.DataFrame(fitted.gene_embeddings(), index=genes), initial_embedding(fitted))
-    trained_rows, initial_rows = summary[summary["embedding"] == "trained"], summary[summary["embedding"] == "initial"]
-    assert drift > 0 and np.allclose(trained_rows["relative_drift"], drift) and (initial_rows["relative_drift"] == 0).all()
-    assert trained_rows["neighbour_pairs_shared"].between(0, 1).all() and (initial_rows["neighbour_pairs_shared"] == 1).all()
+    drift = embedding_drift(
+        pd.DataFrame(fitted.gene_embeddings(), index=genes), initial_embedding(fitted)
+    )
+    trained_rows, initial_rows = (
+        summary[summary["embedding"] == "trained"],
+        summary[summary["embedding"] == "initial"],
+    )
+    assert (
+        drift > 0
+        and np.allclose(trained_rows["relative_drift"], drift)
+        and (initial_rows["relative_drift"] == 0).all()
+    )
+    assert (
+        trained_rows["neighbour_pairs_shared"].between(0, 1).all()
+        and (initial_rows["neighbour_pairs_shared"] == 1).all()
+    )
     # ... stated in the report's embedding section.
     from icb_kedro.reporting.report import StudyInputs, _section_embeddings, render_report
 
-    section = _section_embeddings(StudyInputs(embedding_map=gene_map, embedding_pairs=pairs, embedding_summary=summary, embedding_cosine=cosine))
+    section = _section_embeddings(
+        StudyInputs(
+            embedding_map=gene_map,
+            embedding_pairs=pairs,
+            embedding_summary=summary,
+            embedding_cosine=cosine,
+        )
+    )
     html = render_report("t", [section])
     assert "Drift from initialisation" in html and f"= {drift:.3g} from the table" in html
     assert "at p &lt; 0.05" in html and "(p = " in html
-    empty = nodes.analyse_amu_embeddings(None, None, synthetic_study["amu_matrix"], gene_sets, interpretation_params["embeddings"])
+    empty = nodes.analyse_amu_embeddings(
+        None, None, synthetic_study["amu_matrix"], gene_sets, interpretation_params["embeddings"]
+    )
     assert all(frame.empty for frame in empty)
     # The exported embedding table of the final model is the fallback (no seed: no initial rows).
-    exported = pd.DataFrame(np.random.default_rng(0).normal(size=(10, 4)), columns=[f"dim_{i}" for i in range(4)]).assign(gene=genes)
-    gene_map, _, summary, _ = nodes.analyse_amu_embeddings(None, exported, synthetic_study["amu_matrix"], gene_sets, interpretation_params["embeddings"])
+    exported = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(10, 4)), columns=[f"dim_{i}" for i in range(4)]
+    ).assign(gene=genes)
+    gene_map, _, summary, _ = nodes.analyse_amu_embeddings(
+        None,
+        exported,
+        synthetic_study["amu_matrix"],
+        gene_sets,
+        interpretation_params["embeddings"],
+    )
     assert len(gene_map) == 10
     assert set(summary["embedding"]) == {"trained"} and summary["relative_drift"].isna().all()
-    html = render_report("t", [_section_embeddings(StudyInputs(embedding_map=gene_map, embedding_summary=summary))])
+    html = render_report(
+        "t", [_section_embeddings(StudyInputs(embedding_map=gene_map, embedding_summary=summary))]
+    )
     assert "<strong>Drift from initialisation</strong>: not measured" in html
 
 
@@ -172,59 +267,133 @@ def test_ic2bert_importance_from_a_bundle(synthetic_study, interpretation_params
     folds = synthetic_study["lodocv_folds"]
     bundles = []
     for cohort in ("CohortA", "CohortB"):
-        train_keys = folds[(folds["held_out"] == cohort) & (folds["trial"] == 0) & folds["role"].isin(["source", "target_train"])]["sample_key"]
-        bins = fit_quantile_bins(standardized.set_index("sample_key").loc[train_keys], genes, n_bins=4)
-        config = IC2BertConfig(n_genes=len(genes), n_bins=4, d_model=8, gene_dim=4, n_layers=1, n_heads=2, ffn_dim=8)
-        bundle = ModelBundle(config, init_params(config, seed=0), bins, {"held_out": cohort, "protocol": "transfer", "trial": 0})
+        train_keys = folds[
+            (folds["held_out"] == cohort)
+            & (folds["trial"] == 0)
+            & folds["role"].isin(["source", "target_train"])
+        ]["sample_key"]
+        bins = fit_quantile_bins(
+            standardized.set_index("sample_key").loc[train_keys], genes, n_bins=4
+        )
+        config = IC2BertConfig(
+            n_genes=len(genes), n_bins=4, d_model=8, gene_dim=4, n_layers=1, n_heads=2, ffn_dim=8
+        )
+        bundle = ModelBundle(
+            config,
+            init_params(config, seed=0),
+            bins,
+            {"held_out": cohort, "protocol": "transfer", "trial": 0},
+        )
         bundles.append(bundle.to_dict())
     importance, shap_table = nodes.explain_ic2bert(
-        synthetic_study["harmonized_expression"], standardized, folds, interpretation_params["ic2bert"], interpretation_params["shap"],
-        *bundles, None,  # None: the third cohort's model was not produced
+        synthetic_study["harmonized_expression"],
+        standardized,
+        folds,
+        interpretation_params["ic2bert"],
+        interpretation_params["shap"],
+        *bundles,
+        None,  # None: the third cohort's model was not produced
     )
     assert sorted(importance["held_out"].unique()) == ["CohortA", "CohortB"]
     for _, rows in importance.groupby("held_out"):
         assert rows["attention"].sum() == pytest.approx(1.0, abs=1e-6)
-        assert rows["permutation"].abs().sum() == pytest.approx(1.0, abs=1e-6) or (rows["permutation"] == 0).all()
-        np.testing.assert_allclose(rows["combined"], 0.4 * rows["attention"] + 0.6 * rows["permutation"])
+        assert (
+            rows["permutation"].abs().sum() == pytest.approx(1.0, abs=1e-6)
+            or (rows["permutation"] == 0).all()
+        )
+        np.testing.assert_allclose(
+            rows["combined"], 0.4 * rows["attention"] + 0.6 * rows["permutation"]
+        )
         assert sorted(rows["rank"]) == list(range(1, len(genes) + 1))
-    assert set(shap_table["model"]) == {"ic2bert"} and set(nodes.shap_gene_columns(shap_table)) == set(genes)
-    assert shap_table.groupby("cohort").size().max() == 4 * 2  # per_model.ic2bert.max_explain_rows rows x (shap, feature)
+    assert set(shap_table["model"]) == {"ic2bert"} and set(
+        nodes.shap_gene_columns(shap_table)
+    ) == set(genes)
+    assert (
+        shap_table.groupby("cohort").size().max() == 4 * 2
+    )  # per_model.ic2bert.max_explain_rows rows x (shap, feature)
     merged = nodes.setting_params(interpretation_params["shap"], "cohorts", "ic2bert")
     assert merged["nsamples"] == 20 and merged["protocol"] == "loco" and "per_model" not in merged
     frequency = nodes.ic2bert_top_k_frequency(importance, interpretation_params["ic2bert"])
     assert {"top10", "top5", "top3", "top1"} <= set(frequency.columns)
     assert frequency["top1"].sum() == 2 and (frequency["n_groups"] == 2).all()
-    empty, empty_shap = nodes.explain_ic2bert(synthetic_study["harmonized_expression"], standardized, folds, interpretation_params["ic2bert"], interpretation_params["shap"], None)
+    empty, empty_shap = nodes.explain_ic2bert(
+        synthetic_study["harmonized_expression"],
+        standardized,
+        folds,
+        interpretation_params["ic2bert"],
+        interpretation_params["shap"],
+        None,
+    )
     assert empty.empty and empty_shap.empty
     with pytest.raises(ValueError, match="two IC2Bert bundles"):
         nodes.ic2bert_fold_bundles([bundles[0], bundles[0]])
 
 
-def test_rankings_overlap_enrichment_and_survival(synthetic_study, baselines_params, interpretation_params, signature_files):
-    tables = [_explain(synthetic_study, m, "cohorts", baselines_params, interpretation_params) for m in ("svm", "xgboost")]
+def test_rankings_overlap_enrichment_and_survival(
+    synthetic_study, baselines_params, interpretation_params, signature_files
+):
+    tables = [
+        _explain(synthetic_study, m, "cohorts", baselines_params, interpretation_params)
+        for m in ("svm", "xgboost")
+    ]
     constant = tables[0].copy()
     constant.loc[constant["kind"] == "shap", nodes.shap_gene_columns(constant)] = 0.0
     constant["model"] = "constant_model"
     rankings = nodes.rank_genes(*tables, None, nodes.empty_shap_table(), constant)
-    assert "constant_model" not in set(rankings["model"])  # all-zero SHAP: no ranking, no fake "top genes"
+    assert "constant_model" not in set(
+        rankings["model"]
+    )  # all-zero SHAP: no ranking, no fake "top genes"
     overlap = nodes.top_gene_overlap(rankings, interpretation_params["rankings"])
     top1 = overlap[(overlap["k"] == 1)]
-    assert top1["gene"].tolist() == ["PLANT"] and top1["in_all"].all() and (top1["n_models_compared"] == 2).all()
+    assert (
+        top1["gene"].tolist() == ["PLANT"]
+        and top1["in_all"].all()
+        and (top1["n_models_compared"] == 2).all()
+    )
 
-    gene_sets = nodes.parse_signature_sets({name: (lambda text=text: text) for name, text in signature_files.items()})
+    gene_sets = nodes.parse_signature_sets(
+        {name: (lambda text=text: text) for name, text in signature_files.items()}
+    )
     assert sorted(gene_sets["gene_set"].unique()) == ["IPS_genes", "NOISE", "PLANTED"]
     enrichment = nodes.enrich_top_genes(rankings, gene_sets, interpretation_params["enrichment"])
     assert set(enrichment["query"]) == {"svm", "xgboost", "union"}
     assert (enrichment["background_size"] == 16).all()  # the models' panel (common), not the genome
 
-    cox = nodes.cox_top_genes(rankings, synthetic_study["harmonized_expression"], synthetic_study["clinical_table"], interpretation_params["survival"])
+    cox = nodes.cox_top_genes(
+        rankings,
+        synthetic_study["harmonized_expression"],
+        synthetic_study["clinical_table"],
+        interpretation_params["survival"],
+    )
     plant = cox[(cox["gene"] == "PLANT") & (cox["endpoint"] == "os")].iloc[0]
     assert plant["hr"] < 0.7 and plant["ci_high"] < 1.0  # high PLANT = lower hazard, as planted
     assert plant["models"] == "cohorts:svm,cohorts:xgboost" and plant["n_cohorts"] == 3
     # A top gene that the cohorts did not measure is listed with a note, not dropped.
-    extra = pd.concat([rankings, pd.DataFrame([{"setting": "study", "protocol": "amu_holdout", "model": "amu", "gene": "NOT_MEASURED", "rank": 1}])])
-    noted = nodes.cox_top_genes(extra, synthetic_study["harmonized_expression"], synthetic_study["clinical_table"], interpretation_params["survival"])
-    assert (noted.loc[noted["gene"] == "NOT_MEASURED", "note"] == "gene not measured in the cohorts").all()
+    extra = pd.concat(
+        [
+            rankings,
+            pd.DataFrame(
+                [
+                    {
+                        "setting": "study",
+                        "protocol": "amu_holdout",
+                        "model": "amu",
+                        "gene": "NOT_MEASURED",
+                        "rank": 1,
+                    }
+                ]
+            ),
+        ]
+    )
+    noted = nodes.cox_top_genes(
+        extra,
+        synthetic_study["harmonized_expression"],
+        synthetic_study["clinical_table"],
+        interpretation_params["survival"],
+    )
+    assert (
+        noted.loc[noted["gene"] == "NOT_MEASURED", "note"] == "gene not measured in the cohorts"
+    ).all()
 
 
 def _predictions(study) -> pd.DataFrame:
@@ -237,9 +406,16 @@ def _predictions(study) -> pd.DataFrame:
         rows.append(
             pd.DataFrame(
                 {
-                    "model": "oracle", "protocol": "loco", "cohort": fold.held_out, "repeat": fold.repeat, "trial": fold.trial, "sample_key": fold.test_keys,
-                    "y_true": expression.loc[fold.test_keys, "label"].astype(int).to_numpy(), "y_prob": 1 / (1 + np.exp(-plant.to_numpy())),
-                    "n_train": len(fold.train_keys), "threshold": 0.5,
+                    "model": "oracle",
+                    "protocol": "loco",
+                    "cohort": fold.held_out,
+                    "repeat": fold.repeat,
+                    "trial": fold.trial,
+                    "sample_key": fold.test_keys,
+                    "y_true": expression.loc[fold.test_keys, "label"].astype(int).to_numpy(),
+                    "y_prob": 1 / (1 + np.exp(-plant.to_numpy())),
+                    "n_train": len(fold.train_keys),
+                    "threshold": 0.5,
                 }
             )
         )
@@ -252,13 +428,31 @@ def _coverage(table: pd.DataFrame) -> pd.DataFrame:
 
     n = len(gene_columns(table))
     return pd.DataFrame(
-        [{"panel": "common", "cohort": c, "n_requested": n, "n_panel": n, "n_present": n, "n_missing": 0, "missing_genes": ""} for c in sorted(table["cohort"].unique())]
+        [
+            {
+                "panel": "common",
+                "cohort": c,
+                "n_requested": n,
+                "n_panel": n,
+                "n_present": n,
+                "n_missing": 0,
+                "missing_genes": "",
+            }
+            for c in sorted(table["cohort"].unique())
+        ]
     )
 
 
 def test_km_and_report_with_missing_models(synthetic_study, interpretation_params):
     predictions = _predictions(synthetic_study)
-    km = nodes.km_summary(synthetic_study["clinical_table"], interpretation_params["survival"], None, predictions, None, None)
+    km = nodes.km_summary(
+        synthetic_study["clinical_table"],
+        interpretation_params["survival"],
+        None,
+        predictions,
+        None,
+        None,
+    )
     assert set(km["endpoint"]) == {"os", "pfs"} and (km["model"] == "oracle").all()
     assert (km["hr"] < 1).all() and km.loc[km["endpoint"] == "os", "logrank_p"].iloc[0] < 0.05
     assert nodes.choose_predictions(None, {"a": None}) is None
@@ -266,21 +460,73 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
     empty = pd.DataFrame()
     study = synthetic_study
     html, figures = nodes.build_report(
-        study["cohort_summary"], _coverage(study["harmonized_expression"]), study["harmonized_expression"], study["expression_standardized"], study["expression_combat"],
-        study["clinical_table"], None, predictions, None, None, None, None, None, None, None, None, None,
-        *[nodes.empty_shap_table()] * 7, pd.DataFrame(columns=list(nodes.RANKING_COLUMNS)), empty, empty, empty,
-        empty, empty, empty, empty, empty, empty, km, interpretation_params,
+        study["cohort_summary"],
+        _coverage(study["harmonized_expression"]),
+        study["harmonized_expression"],
+        study["expression_standardized"],
+        study["expression_combat"],
+        study["clinical_table"],
+        None,
+        predictions,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        *[nodes.empty_shap_table()] * 7,
+        pd.DataFrame(columns=list(nodes.RANKING_COLUMNS)),
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        empty,
+        km,
+        interpretation_params,
         amu_learning_check=pd.DataFrame(
-            {"protocol": ["loco", "loco"], "cohort": ["A", "B"], "repeat": 0, "trial": 0, "n_train": 50, "n_synthetic": 5,
-             "epochs": 4, "final_loss": [1.1, 1.2], "train_auroc": [0.52, 0.48], "test_auroc": [0.6, 0.4], "fit_seconds": 1.0}
+            {
+                "protocol": ["loco", "loco"],
+                "cohort": ["A", "B"],
+                "repeat": 0,
+                "trial": 0,
+                "n_train": 50,
+                "n_synthetic": 5,
+                "epochs": 4,
+                "final_loss": [1.1, 1.2],
+                "train_auroc": [0.52, 0.48],
+                "test_auroc": [0.6, 0.4],
+                "fit_seconds": 1.0,
+            }
         ),
     )
     assert assert_report_images(html) == len(figures) > 0
     # AMU's learning check: the report says plainly that this AMU did not fit its training rows
-    assert "AMU: does it learn?" in html and "loco: AMU does not fit its training rows (mean training AUROC 0.500" in html
+    assert (
+        "AMU: does it learn?" in html
+        and "loco: AMU does not fit its training rows (mean training AUROC 0.500" in html
+    )
     assert all(image.format == "PNG" and min(image.size) > 50 for image in figures.values())
-    assert {"harmonization_pca", "panel_coverage", "km_oracle_os", "overall_auroc", "cohort_auroc_loco", "roc_pr_loco"} <= set(figures)
-    for missing in ("amu predictions", "ic2bert predictions", "IC2Bert importance", "AMU gene embeddings"):
+    assert {
+        "harmonization_pca",
+        "panel_coverage",
+        "km_oracle_os",
+        "overall_auroc",
+        "cohort_auroc_loco",
+        "roc_pr_loco",
+    } <= set(figures)
+    for missing in (
+        "amu predictions",
+        "ic2bert predictions",
+        "IC2Bert importance",
+        "AMU gene embeddings",
+    ):
         assert f"<strong>{missing}</strong>: not run" in html
     assert "computed here" in html  # the evaluation pipeline's summaries were missing
     assert "their q-values are optimistic" in html  # Cox tests genes chosen on the same patients

@@ -10,7 +10,9 @@ import pytest
 
 
 def load_synthetic():
-    spec = importlib.util.spec_from_file_location("ic2bert_synthetic", Path(__file__).with_name("synthetic.py"))
+    spec = importlib.util.spec_from_file_location(
+        "ic2bert_synthetic", Path(__file__).with_name("synthetic.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -34,9 +34,15 @@ def synthetic_expression(seed: int = 0) -> pd.DataFrame:
 
 
 def synthetic_folds(expression: pd.DataFrame, n_trials: int = 2) -> dict[str, pd.DataFrame]:
-    params = {"base_seed": 1001, "kfold": {"n_splits": 3, "n_repeats": n_trials}, "paper": {"n_trials": n_trials, "test_size": 0.2}}
+    params = {
+        "base_seed": 1001,
+        "kfold": {"n_splits": 3, "n_repeats": n_trials},
+        "paper": {"n_trials": n_trials, "test_size": 0.2},
+    }
     return {c: make_lodocv_folds(expression, c, params) for c in COHORTS}
 
 
 def synthetic_panels() -> pd.DataFrame:
-    return pd.DataFrame({"panel": ["ic2bert_prior"] * 8 + ["common"] * 10, "gene": GENES[:8] + GENES})
+    return pd.DataFrame(
+        {"panel": ["ic2bert_prior"] * 8 + ["common"] * 10, "gene": GENES[:8] + GENES}
+    )

@@ -176,7 +176,9 @@ def attention_backward(q, k, v, lse, dout, scale, p_drop, key, block):
     for bh in prange(B * H):
         b = bh // H
         h = bh - b * H
-        probs = np.empty((G, block), np.float32)  # softmax probabilities, then d score [key j, row r]
+        probs = np.empty(
+            (G, block), np.float32
+        )  # softmax probabilities, then d score [key j, row r]
         dprobs = np.empty((G, block), np.float32)
         weights = np.empty((G, block), np.float32)  # dropped probabilities
         qs = np.empty((D, block), np.float32)

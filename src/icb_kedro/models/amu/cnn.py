@@ -41,7 +41,9 @@ class CnnConfig:
 
     def __post_init__(self) -> None:
         if self.n_genes < 4:
-            raise ValueError(f"CnnConfig.n_genes must be >= 4 (two stride-2 convolutions), got {self.n_genes}")
+            raise ValueError(
+                f"CnnConfig.n_genes must be >= 4 (two stride-2 convolutions), got {self.n_genes}"
+            )
 
     @property
     def flat_features(self) -> int:
@@ -56,7 +58,9 @@ class AmuCnn(nn.Layer):
         self.config = config
         self.conv1 = nn.Conv1D(1, config.hidden_channels, kernel_size=1)
         self.norm1 = nn.BatchNorm1D(config.hidden_channels)
-        self.conv2 = nn.Conv1D(config.hidden_channels, config.hidden_channels, kernel_size=2, stride=2)
+        self.conv2 = nn.Conv1D(
+            config.hidden_channels, config.hidden_channels, kernel_size=2, stride=2
+        )
         self.norm2 = None if config.shared_batch_norm else nn.BatchNorm1D(config.hidden_channels)
         self.conv3 = nn.Conv1D(config.hidden_channels, config.out_channels, kernel_size=2, stride=2)
         self.norm3 = nn.BatchNorm1D(config.out_channels)
@@ -68,7 +72,9 @@ class AmuCnn(nn.Layer):
         if values.ndim == 2:
             values = values.unsqueeze(1)  # [B, 1, G]
         if values.ndim != 3 or values.shape[1:] != [1, self.config.n_genes]:
-            raise ValueError(f"AmuCnn expects values of shape [batch, {self.config.n_genes}], got {list(values.shape)}")
+            raise ValueError(
+                f"AmuCnn expects values of shape [batch, {self.config.n_genes}], got {list(values.shape)}"
+            )
         hidden = self.norm1(self.relu(self.conv1(values)))  # [B, 10, G]
         norm2 = self.norm1 if self.norm2 is None else self.norm2
         hidden = self.relu(norm2(self.conv2(hidden)))  # [B, 10, G1]

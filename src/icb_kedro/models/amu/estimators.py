@@ -45,7 +45,9 @@ class PaddleNetworkClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
-            raise ValueError(f"{type(self).__name__}.fit: y must hold exactly two classes, got {self.classes_.tolist()}")
+            raise ValueError(
+                f"{type(self).__name__}.fit: y must hold exactly two classes, got {self.classes_.tolist()}"
+            )
         encoded = (y == self.classes_[1]).astype(np.int64)
         self.n_features_in_ = X.shape[1]
         if names is not None:

@@ -36,7 +36,9 @@ def _check_matrix(values: np.ndarray, what: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"{what}: {int(bad.sum())} non-finite values (first at row {row}, gene column {col})")
+        raise ValueError(
+            f"{what}: {int(bad.sum())} non-finite values (first at row {row}, gene column {col})"
+        )
     return values
 
 
@@ -60,11 +62,15 @@ def constituent_ratios_from_log2_tpm(log2_tpm1: np.ndarray) -> np.ndarray:
     totals = tpm.sum(axis=1, keepdims=True)
     if (totals <= 0).any():
         row = int(np.flatnonzero(totals[:, 0] <= 0)[0])
-        raise ValueError(f"constituent_ratios_from_log2_tpm: sample row {row} has zero TPM over the whole panel")
+        raise ValueError(
+            f"constituent_ratios_from_log2_tpm: sample row {row} has zero TPM over the whole panel"
+        )
     return tpm / totals
 
 
-def amu_features(frame: pd.DataFrame, genes: Sequence[str], scale: str, pseudo_count: float = PSEUDO_COUNT) -> np.ndarray:
+def amu_features(
+    frame: pd.DataFrame, genes: Sequence[str], scale: str, pseudo_count: float = PSEUDO_COUNT
+) -> np.ndarray:
     """Feature matrix (samples x ``genes``, in that order) for AMU from a wide table.
 
     ``scale`` says what the table holds: ``ratio`` (AMU matrix), ``log2_tpm1``
@@ -75,7 +81,9 @@ def amu_features(frame: pd.DataFrame, genes: Sequence[str], scale: str, pseudo_c
         raise ValueError(f"amu_features: unknown scale {scale!r}; expected one of {SCALES}")
     missing = [g for g in genes if g not in frame.columns]
     if missing:
-        raise ValueError(f"amu_features: {len(missing)} panel genes missing from the table: {missing[:10]}")
+        raise ValueError(
+            f"amu_features: {len(missing)} panel genes missing from the table: {missing[:10]}"
+        )
     values = frame.loc[:, list(genes)].to_numpy(dtype=np.float64)
     if scale == SCALE_RATIO:
         return log_constituent_ratios(values, pseudo_count)

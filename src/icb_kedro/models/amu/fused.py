@@ -70,7 +70,12 @@ LAYER_PARAMETERS: tuple[str, ...] = (
 
 
 def encoder_layer_forward(
-    x: np.ndarray, params: list[np.ndarray], n_heads: int, rates: tuple[float, float, float], eps: float, seeds: np.ndarray
+    x: np.ndarray,
+    params: list[np.ndarray],
+    n_heads: int,
+    rates: tuple[float, float, float],
+    eps: float,
+    seeds: np.ndarray,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Paddle's post-LN TransformerEncoderLayer (ReLU FFN) on x [B, G, E] in numpy + the kernels.
 
@@ -88,13 +93,20 @@ def encoder_layer_forward(
     w_qkv = np.concatenate([wq, wk, wv], axis=1)  # one GEMM for the three projections
     qkv = rows @ w_qkv
     qkv += np.concatenate([bq, bk, bv])
-    q, k, v = (np.ascontiguousarray(part).reshape(batch, length, n_heads, head_dim) for part in np.split(qkv, 3, axis=1))
+    q, k, v = (
+        np.ascontiguousarray(part).reshape(batch, length, n_heads, head_dim)
+        for part in np.split(qkv, 3, axis=1)
+    )
     scale = np.float32(head_dim**-0.5)
-    attended, lse = kernels.attention_forward(q, k, v, scale, p_attn, seeds[0], kernels.attention_block(length))
+    attended, lse = kernels.attention_forward(
+        q, k, v, scale, p_attn, seeds[0], kernels.attention_block(length)
+    )
     attended = attended.reshape(-1, width)
     projected = attended @ wo
     projected += bo
-    y1, normed1, rstd1 = kernels.residual_layer_norm_forward(rows, projected, p_res, seeds[1], g1, be1, eps)
+    y1, normed1, rstd1 = kernels.residual_layer_norm_forward(
+        rows, projected, p_res, seeds[1], g1, be1, eps
+    )
     hidden, gate = kernels.relu_dropout_forward(y1 @ w1, b1, p_act, seeds[2])
     ffn = hidden @ w2
     ffn += b2
@@ -107,7 +119,9 @@ def encoder_layer_forward(
     return y.reshape(x.shape), cache
 
 
-def encoder_layer_backward(dy: np.ndarray, cache: dict[str, Any]) -> tuple[np.ndarray, list[np.ndarray]]:
+def encoder_layer_backward(
+    dy: np.ndarray, cache: dict[str, Any]
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """dL/dx and dL/dparams (in :data:`LAYER_PARAMETERS` order) of :func:`encoder_layer_forward`."""
     kernels = _kernels()
     wq, bq, wk, bk, wv, bv, wo, bo, w1, b1, w2, b2, g1, be1, g2, be2 = cache["params"]
@@ -116,20 +130,34 @@ def encoder_layer_backward(dy: np.ndarray, cache: dict[str, Any]) -> tuple[np.nd
     seeds = cache["seeds"]
     dy = dy.reshape(-1, width)
     dg2, dbe2 = (dy * cache["normed2"]).sum(axis=0), dy.sum(axis=0)
-    dy1, dffn = kernels.residual_layer_norm_backward(dy, cache["normed2"], cache["rstd2"], g2, p_res, seeds[3])
+    dy1, dffn = kernels.residual_layer_norm_backward(
+        dy, cache["normed2"], cache["rstd2"], g2, p_res, seeds[3]
+    )
     dw2 = cache["hidden"].T @ dffn
     dhidden = dffn @ w2.T
     dhidden *= cache["gate"]  # ReLU and dropout
     dw1 = cache["y1"].T @ dhidden
     dy1 += dhidden @ w1.T
     dg1, dbe1 = (dy1 * cache["normed1"]).sum(axis=0), dy1.sum(axis=0)
-    drows, dprojected = kernels.residual_layer_norm_backward(dy1, cache["normed1"], cache["rstd1"], g1, p_res, seeds[1])
+    drows, dprojected = kernels.residual_layer_norm_backward(
+        dy1, cache["normed1"], cache["rstd1"], g1, p_res, seeds[1]
+    )
     dwo = cache["attended"].T @ dprojected
     dattended = (dprojected @ wo.T).reshape(cache["q"].shape)
     dq, dk, dv = kernels.attention_backward(
-        cache["q"], cache["k"], cache["v"], cache["lse"], dattended, cache["scale"], p_attn, seeds[0], kernels.attention_block(length)
+        cache["q"],
+        cache["k"],
+        cache["v"],
+        cache["lse"],
+        dattended,
+        cache["scale"],
+        p_attn,
+        seeds[0],
+        kernels.attention_block(length),
     )
-    dqkv = np.concatenate([dq.reshape(-1, width), dk.reshape(-1, width), dv.reshape(-1, width)], axis=1)
+    dqkv = np.concatenate(
+        [dq.reshape(-1, width), dk.reshape(-1, width), dv.reshape(-1, width)], axis=1
+    )
     dw_qkv = cache["rows"].T @ dqkv
     db_qkv = dqkv.sum(axis=0)
     drows += dqkv @ cache["w_qkv"].T
@@ -158,7 +186,9 @@ class _EncoderLayerFunction(PyLayer):
 
     @staticmethod
     def backward(ctx, dy):  # noqa: D102
-        dx, grads = encoder_layer_backward(np.ascontiguousarray(dy.numpy(), dtype=np.float32), ctx.cache)
+        dx, grads = encoder_layer_backward(
+            np.ascontiguousarray(dy.numpy(), dtype=np.float32), ctx.cache
+        )
         ctx.cache = None
         return (paddle.to_tensor(dx), *(paddle.to_tensor(np.ascontiguousarray(g)) for g in grads))
 
@@ -168,7 +198,9 @@ class FusedEncoderLayer(nn.TransformerEncoderLayer):
 
     def forward(self, src, src_mask=None, cache=None):  # noqa: D102
         if src_mask is not None or cache is not None or self.normalize_before:
-            raise NotImplementedError("FusedEncoderLayer: post-LN self-attention without mask or cache only")
+            raise NotImplementedError(
+                "FusedEncoderLayer: post-LN self-attention without mask or cache only"
+            )
         if self.activation is not nn.functional.relu:
             raise NotImplementedError("FusedEncoderLayer: ReLU feed-forward only")
         named = dict(self.named_parameters())
@@ -178,6 +210,8 @@ class FusedEncoderLayer(nn.TransformerEncoderLayer):
             else (0.0, 0.0, 0.0)
         )
         if self.training and self.dropout1.p != self.dropout2.p:
-            raise NotImplementedError("FusedEncoderLayer: both residual dropouts must share one rate")
+            raise NotImplementedError(
+                "FusedEncoderLayer: both residual dropouts must share one rate"
+            )
         config = (self.self_attn.num_heads, rates, float(self.norm1._epsilon))
         return _EncoderLayerFunction.apply(src, *(named[name] for name in LAYER_PARAMETERS), config)

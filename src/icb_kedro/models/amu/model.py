@@ -22,7 +22,6 @@ import numpy as np
 import paddle
 from paddle import nn
 
-
 ENGINES: tuple[str, ...] = ("eager", "fused")
 
 
@@ -35,8 +34,12 @@ class AmuConfig:
     n_heads: int = 10  # spec 3.7: the paper's 8 heads cannot divide d_model=20; the code used 10
     n_layers: int = 8
     ffn_dim: int = 200
-    dropout: float = 0.1  # residual, FFN-activation and attention-probability dropout (Paddle default)
-    attn_dropout: float | None = None  # None = same as dropout (the original); 0 is ~2x faster on CPU
+    dropout: float = (
+        0.1  # residual, FFN-activation and attention-probability dropout (Paddle default)
+    )
+    attn_dropout: float | None = (
+        None  # None = same as dropout (the original); 0 is ~2x faster on CPU
+    )
     conv_channels: int = 5
     head_dropout: float = 0.5  # the two Dropout(0.5) around BatchNorm / before the classifier
     n_classes: int = 2

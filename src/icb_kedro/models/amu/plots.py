@@ -37,19 +37,50 @@ def plot_roc_pr(predictions: pd.DataFrame, fold_metrics: pd.DataFrame) -> Figure
             y, p = group["y_true"].to_numpy(int), group["y_prob"].to_numpy(float)
             if y.min() == y.max():
                 continue
-            folds = fold_metrics[(fold_metrics["protocol"] == protocol) & (fold_metrics["cohort"] == cohort)]
+            folds = fold_metrics[
+                (fold_metrics["protocol"] == protocol) & (fold_metrics["cohort"] == cohort)
+            ]
             label = cohort.rsplit("_", 1)[-1]
             fpr, tpr, _ = roc_curve(y, p)
             precision, recall, _ = precision_recall_curve(y, p)
-            ax_roc.plot(fpr, tpr, linewidth=1.1, label=f"{label} {folds['auroc'].mean():.2f} ({auroc(y, p):.2f})")
-            ax_pr.step(recall, precision, where="post", linewidth=1.1,
-                       label=f"{label} {folds['auprc'].mean():.2f} ({average_precision(y, p):.2f})")
+            ax_roc.plot(
+                fpr,
+                tpr,
+                linewidth=1.1,
+                label=f"{label} {folds['auroc'].mean():.2f} ({auroc(y, p):.2f})",
+            )
+            ax_pr.step(
+                recall,
+                precision,
+                where="post",
+                linewidth=1.1,
+                label=f"{label} {folds['auprc'].mean():.2f} ({average_precision(y, p):.2f})",
+            )
         ax_roc.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
         ax_pr.axhline(rows["y_true"].mean(), color="grey", linestyle="--", linewidth=0.8)
-        ax_roc.set(title=f"{protocol}: ROC", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
-        ax_pr.set(title=f"{protocol}: precision-recall (responders)", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
-        ax_roc.legend(loc="lower right", fontsize="x-small", title="AUROC mean (pooled)", title_fontsize="x-small")
-        ax_pr.legend(loc="lower left", fontsize="x-small", title="AP mean (pooled)", title_fontsize="x-small")
+        ax_roc.set(
+            title=f"{protocol}: ROC",
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+        )
+        ax_pr.set(
+            title=f"{protocol}: precision-recall (responders)",
+            xlabel="recall",
+            ylabel="precision",
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+        )
+        ax_roc.legend(
+            loc="lower right",
+            fontsize="x-small",
+            title="AUROC mean (pooled)",
+            title_fontsize="x-small",
+        )
+        ax_pr.legend(
+            loc="lower left", fontsize="x-small", title="AP mean (pooled)", title_fontsize="x-small"
+        )
     figure.suptitle("AMU: ROC and precision-recall curves per protocol")
     return figure
 
@@ -67,7 +98,12 @@ def confusion_counts(predictions: pd.DataFrame) -> pd.DataFrame:
             "tp": truth & called,
         }
     )
-    return table.groupby("protocol", sort=True)[["tn", "fp", "fn", "tp"]].sum().astype(int).reset_index()
+    return (
+        table.groupby("protocol", sort=True)[["tn", "fp", "fn", "tp"]]
+        .sum()
+        .astype(int)
+        .reset_index()
+    )
 
 
 def plot_confusion_matrices(predictions: pd.DataFrame) -> Figure:
@@ -79,7 +115,14 @@ def plot_confusion_matrices(predictions: pd.DataFrame) -> Figure:
         matrix = np.array([[row.tn, row.fp], [row.fn, row.tp]])
         ax.imshow(matrix, cmap="Blues")
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                color="white" if value > matrix.max() / 2 else "black",
+            )
         ax.set_xticks([0, 1], ["NR", "R"])
         ax.set_yticks([0, 1], ["NR", "R"])
         ax.set(xlabel="predicted", ylabel="true", title=row.protocol)

@@ -39,9 +39,13 @@ METADATA_FILE = "model.json"
 class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
     """P(responder) from a wide expression table, with AMU's own feature transform built in."""
 
-    def __init__(self, fitted: FittedNetwork, input_scale: str, pseudo_count: float = PSEUDO_COUNT) -> None:
+    def __init__(
+        self, fitted: FittedNetwork, input_scale: str, pseudo_count: float = PSEUDO_COUNT
+    ) -> None:
         if input_scale not in SCALES:
-            raise ValueError(f"AmuPyfuncModel: unknown input_scale {input_scale!r}; expected one of {SCALES}")
+            raise ValueError(
+                f"AmuPyfuncModel: unknown input_scale {input_scale!r}; expected one of {SCALES}"
+            )
         self.fitted = fitted
         self.input_scale = input_scale
         self.pseudo_count = pseudo_count
@@ -75,13 +79,21 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
             ),
         }
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """``y_prob`` per input row (``sample_key`` carried over when present)."""
         if not isinstance(model_input, pd.DataFrame):
-            raise ModelInputError(f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}")
+            raise ModelInputError(
+                f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}"
+            )
         if self._network is None:
             self._network = load_network(self.fitted)
-        lacking = [g for g in self.fitted.features if g not in model_input.columns or model_input[g].isna().any()]
+        lacking = [
+            g
+            for g in self.fitted.features
+            if g not in model_input.columns or model_input[g].isna().any()
+        ]
         if lacking:
             # AMU's missing-gene policy: its ratio encoding needs every panel gene (a cohort
             # lacking some was left out of training too); refuse rather than make values up.
@@ -89,8 +101,13 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
                 f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the input lacks or has "
                 f"missing values in {len(lacking)}: {', '.join(lacking[:20])}"
             )
-        features = amu_features(model_input, self.fitted.features, self.input_scale, self.pseudo_count)
-        out = pd.DataFrame({"y_prob": predict_proba(self.fitted, features, network=self._network)}, index=model_input.index)
+        features = amu_features(
+            model_input, self.fitted.features, self.input_scale, self.pseudo_count
+        )
+        out = pd.DataFrame(
+            {"y_prob": predict_proba(self.fitted, features, network=self._network)},
+            index=model_input.index,
+        )
         if SAMPLE_KEY in model_input.columns:
             out.insert(0, SAMPLE_KEY, model_input[SAMPLE_KEY].to_numpy())
         return out
@@ -98,7 +115,9 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
 
 def log_model(model: AmuPyfuncModel, name: str, **kwargs: Any):
     """kedro-mlflow flavor hook: log the pyfunc with what it needs to travel (see module doc)."""
-    return log_pyfunc(model, name, "amu", model.genes, "y_prob", extra_inputs=[(SAMPLE_KEY, "string")], **kwargs)
+    return log_pyfunc(
+        model, name, "amu", model.genes, "y_prob", extra_inputs=[(SAMPLE_KEY, "string")], **kwargs
+    )
 
 
 def save_fitted(fitted: FittedNetwork, directory: str | Path) -> Path:
@@ -113,7 +132,9 @@ def save_fitted(fitted: FittedNetwork, directory: str | Path) -> Path:
     metadata = {
         "architecture": fitted.architecture,
         "model_config": fitted.model_config,
-        "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in fitted.train_config.items()},
+        "train_config": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in fitted.train_config.items()
+        },
         "features": fitted.features,
         "loss_history": fitted.loss_history,
         "n_train": fitted.n_train,

@@ -70,10 +70,14 @@ def fold_data(
     wanted = list(train_keys) + list(test_keys)
     missing = [k for k in wanted if k not in features.index]
     if missing:
-        raise ValueError(f"{protocol} fold {cohort}/{trial}: {len(missing)} samples have no features, e.g. {missing[:5]}")
+        raise ValueError(
+            f"{protocol} fold {cohort}/{trial}: {len(missing)} samples have no features, e.g. {missing[:5]}"
+        )
     y = labels.reindex(wanted)
     if y.isna().any():
-        raise ValueError(f"{protocol} fold {cohort}/{trial}: unlabelled samples {y[y.isna()].index[:5].tolist()}")
+        raise ValueError(
+            f"{protocol} fold {cohort}/{trial}: unlabelled samples {y[y.isna()].index[:5].tolist()}"
+        )
     y = y.astype(int).to_numpy()
     n_train = len(train_keys)
     return FoldData(
@@ -91,7 +95,9 @@ def fold_data(
     )
 
 
-def leaky_oversampled_split(labels: pd.Series, seed: int, test_size: float = 0.2) -> tuple[list[str], list[str]]:
+def leaky_oversampled_split(
+    labels: pd.Series, seed: int, test_size: float = 0.2
+) -> tuple[list[str], list[str]]:
     """The paper's protocol (spec 1.6, flaw 3.1), kept only to measure its leakage.
 
     Every responder is duplicated once *before* splitting (207 -> 280 rows, 134 NR / 146 R,
@@ -102,7 +108,9 @@ def leaky_oversampled_split(labels: pd.Series, seed: int, test_size: float = 0.2
     responders = labels.index[labels.astype(int) == 1].tolist()
     keys = labels.index.tolist() + [k + COPY_SUFFIX for k in responders]
     y = labels.astype(int).tolist() + [1] * len(responders)
-    train, test = train_test_split(keys, test_size=test_size, stratify=y, random_state=int(seed), shuffle=True)
+    train, test = train_test_split(
+        keys, test_size=test_size, stratify=y, random_state=int(seed), shuffle=True
+    )
     return sorted(train), sorted(test)
 
 
@@ -127,9 +135,16 @@ def run_fold(
     """Fit on the fold's training rows, score its test rows; threshold fitted on training rows."""
     from .train import TrainConfig, fit_predict  # Paddle loads here, in the worker
 
-    config = TrainConfig.from_dict({**train_config, "seed": fold.seed, "smote": train_config.get("smote", True) and fold.smote})
+    config = TrainConfig.from_dict(
+        {**train_config, "seed": fold.seed, "smote": train_config.get("smote", True) and fold.smote}
+    )
     fitted, p_train, p_test = fit_predict(
-        fold.X_train, fold.y_train, fold.X_test, model_config=model_config, train_config=config, features=features
+        fold.X_train,
+        fold.y_train,
+        fold.X_test,
+        model_config=model_config,
+        train_config=config,
+        features=features,
     )
     threshold = fit_threshold(fold.y_train, p_train, method=threshold_method)
     if np.ptp(p_train) < COLLAPSE_SPREAD:
@@ -137,19 +152,38 @@ def run_fold(
         # on the input and every sample gets the class prior (AUROC exactly 0.5).
         logger.warning(
             "amu %s: P(responder) spans only %.1e over the training rows: the network ignores its input (collapsed)",
-            fold.fold_id, np.ptp(p_train),
+            fold.fold_id,
+            np.ptp(p_train),
         )
-    predictions = prediction_frame(MODEL_NAME, fold, fold.y_test, p_test, threshold, n_train=len(fold.y_train))
+    predictions = prediction_frame(
+        MODEL_NAME, fold, fold.y_test, p_test, threshold, n_train=len(fold.y_train)
+    )
     # The training fit (real training rows, no SMOTE rows): a model that cannot fit its
     # training rows says nothing about leakage or transfer (issue 13).
     train_auroc = auroc(fold.y_train, p_train)  # NaN if one class
     logger.info(
         "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f, training AUROC %.3f",
-        fold.fold_id, fitted.n_train, fitted.n_synthetic, len(fold.test_keys), config.epochs,
-        fitted.fit_seconds, fitted.loss_history[-1], train_auroc,
+        fold.fold_id,
+        fitted.n_train,
+        fitted.n_synthetic,
+        len(fold.test_keys),
+        config.epochs,
+        fitted.fit_seconds,
+        fitted.loss_history[-1],
+        train_auroc,
     )
-    fit_record = {"protocol": fold.protocol, "cohort": fold.cohort, "repeat": fold.repeat, "trial": fold.trial}
-    return predictions, {"fold": fold.fold_id, **fit_record, "train_auroc": train_auroc, **asdict(fitted)}
+    fit_record = {
+        "protocol": fold.protocol,
+        "cohort": fold.cohort,
+        "repeat": fold.repeat,
+        "trial": fold.trial,
+    }
+    return predictions, {
+        "fold": fold.fold_id,
+        **fit_record,
+        "train_auroc": train_auroc,
+        **asdict(fitted),
+    }
 
 
 def run_folds(
@@ -165,11 +199,15 @@ def run_folds(
         return empty_predictions(), {}
     ids = [f.fold_id for f in folds]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"run_folds: duplicated fold ids {sorted({i for i in ids if ids.count(i) > 1})}")
+        raise ValueError(
+            f"run_folds: duplicated fold ids {sorted({i for i in ids if ids.count(i) > 1})}"
+        )
     ordered = sorted(folds, key=lambda f: -len(f.y_train))  # long fits first: better packing
     from tqdm.auto import tqdm
 
-    progress = tqdm(total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False)
+    progress = tqdm(
+        total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False
+    )
     from .train import lone_fit_threads
 
     # Fewer folds than workers (loco: one fold per cohort node): the idle workers' threads go
@@ -187,12 +225,15 @@ def run_folds(
         # return_as="generator": results arrive in order as folds finish, driving the bar.
         results = []
         for result in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-            delayed(run_fold)(f, features, model_config, train_config, threshold_method) for f in ordered
+            delayed(run_fold)(f, features, model_config, train_config, threshold_method)
+            for f in ordered
         ):
             results.append(result)
             progress.update()
     progress.close()
     predictions = pd.concat([p for p, _ in results], ignore_index=True)
-    predictions = predictions.sort_values(["protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    predictions = predictions.sort_values(
+        ["protocol", "cohort", "trial", SAMPLE_KEY], kind="stable"
+    ).reset_index(drop=True)
     weights = {w["fold"]: w for _, w in sorted(results, key=lambda r: r[1]["fold"])}
     return predictions, weights

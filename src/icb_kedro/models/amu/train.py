@@ -59,13 +59,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+            raise ValueError(
+                f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
         if self.learning_rate <= 0 or self.l2 < 0:
-            raise ValueError(f"TrainConfig: learning_rate must be > 0 and l2 >= 0, got {self.learning_rate}, {self.l2}")
+            raise ValueError(
+                f"TrainConfig: learning_rate must be > 0 and l2 >= 0, got {self.learning_rate}, {self.l2}"
+            )
         if self.engine not in ENGINES:
             raise ValueError(f"TrainConfig.engine must be one of {ENGINES}, got {self.engine!r}")
-        if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(self.lr_milestones):
-            raise ValueError(f"TrainConfig.lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}")
+        if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(
+            self.lr_milestones
+        ):
+            raise ValueError(
+                f"TrainConfig.lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> TrainConfig:
@@ -111,16 +119,22 @@ class FittedNetwork:
     @property
     def engine(self) -> str:
         """The engine it was trained with ("eager" for the CNN, which has no encoder)."""
-        return str(self.train_config.get("engine", "eager")) if self.architecture == "amu" else "eager"
+        return (
+            str(self.train_config.get("engine", "eager")) if self.architecture == "amu" else "eager"
+        )
 
     def gene_embeddings(self) -> np.ndarray:
         """The learned gene-identity table [G, D] (AMU only)."""
         if self.architecture != "amu":
-            raise ValueError(f"gene embeddings exist for the 'amu' architecture only, not {self.architecture!r}")
+            raise ValueError(
+                f"gene embeddings exist for the 'amu' architecture only, not {self.architecture!r}"
+            )
         return np.asarray(self.state["gene_embedding.weight"]).copy()
 
 
-def build_network(architecture: str, model_config: dict[str, Any], engine: str = "eager") -> nn.Layer:
+def build_network(
+    architecture: str, model_config: dict[str, Any], engine: str = "eager"
+) -> nn.Layer:
     """A fresh network of the named architecture (``engine`` applies to AMU's encoder only)."""
     if architecture == "amu":
         return AmuNet(AmuConfig(**model_config), engine=engine)
@@ -178,7 +192,9 @@ def single_threaded_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _check_xy(X: np.ndarray, y: np.ndarray, n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _check_xy(
+    X: np.ndarray, y: np.ndarray, n_features: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     if X.ndim != 2 or len(X) != len(y):
@@ -189,11 +205,15 @@ def _check_xy(X: np.ndarray, y: np.ndarray, n_features: int | None = None) -> tu
         raise ValueError(f"fit: X holds {int((~np.isfinite(X)).sum())} non-finite values")
     labels = set(np.unique(y).tolist())
     if not labels <= {0, 1} or len(labels) < 2:
-        raise ValueError(f"fit: y must hold both classes 0 and 1 (and nothing else), got {sorted(labels)}")
+        raise ValueError(
+            f"fit: y must hold both classes 0 and 1 (and nothing else), got {sorted(labels)}"
+        )
     return X, y.astype(np.int64)
 
 
-def oversample_training_rows(X: np.ndarray, y: np.ndarray, k_neighbors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def oversample_training_rows(
+    X: np.ndarray, y: np.ndarray, k_neighbors: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """SMOTE on training rows only; returns the real rows first, then the synthetic ones.
 
     ``k_neighbors`` is lowered to (minority count - 1) for tiny classes; with a single
@@ -250,7 +270,10 @@ def fit_network(
     network = build_network(architecture, model_config, engine)
     schedule = paddle.optimizer.lr.PiecewiseDecay(
         boundaries=train_config.milestone_epochs(),
-        values=[train_config.learning_rate * train_config.lr_gamma**i for i in range(len(train_config.lr_milestones) + 1)],
+        values=[
+            train_config.learning_rate * train_config.lr_gamma**i
+            for i in range(len(train_config.lr_milestones) + 1)
+        ],
     )
     optimizer = paddle.optimizer.Adam(
         learning_rate=schedule,
@@ -261,7 +284,9 @@ def fit_network(
     labels_t = paddle.to_tensor(y)
     network.train()
     with single_threaded_blas() if engine == "fused" else contextlib.nullcontext():
-        history = _train_epochs(network, optimizer, schedule, features_t, labels_t, train_config, on_epoch_end)
+        history = _train_epochs(
+            network, optimizer, schedule, features_t, labels_t, train_config, on_epoch_end
+        )
     state = {name: value.numpy().copy() for name, value in network.state_dict().items()}
     return FittedNetwork(
         architecture=architecture,
@@ -278,7 +303,9 @@ def fit_network(
     )
 
 
-def _train_epochs(network, optimizer, schedule, features_t, labels_t, train_config, on_epoch_end) -> list[float]:
+def _train_epochs(
+    network, optimizer, schedule, features_t, labels_t, train_config, on_epoch_end
+) -> list[float]:
     """The fixed-epoch loop: seeded reshuffle, batch 32, lr schedule stepped per epoch."""
     loss_fn = nn.CrossEntropyLoss()  # on logits
     rng = np.random.default_rng(train_config.seed)
@@ -347,7 +374,9 @@ def predict_proba(
     """P(responder) for each row of ``X`` (same feature order as in training)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(fitted.features):
-        raise ValueError(f"predict_proba: X must have {len(fitted.features)} feature columns, got shape {X.shape}")
+        raise ValueError(
+            f"predict_proba: X must have {len(fitted.features)} feature columns, got shape {X.shape}"
+        )
     if not np.isfinite(X).all():
         raise ValueError(f"predict_proba: X holds {int((~np.isfinite(X)).sum())} non-finite values")
     if fitted.scaler_mean is not None:
@@ -374,10 +403,19 @@ def fit_predict(
 ) -> tuple[FittedNetwork, np.ndarray, np.ndarray]:
     """Fit on training rows; return the model, P(responder) on the training rows and on ``X_test``."""
     fitted = fit_network(
-        X_train, y_train, architecture=architecture, model_config=model_config, train_config=train_config, features=features
+        X_train,
+        y_train,
+        architecture=architecture,
+        model_config=model_config,
+        train_config=train_config,
+        features=features,
     )
     network = load_network(fitted, fitted.engine)
-    return fitted, predict_proba(fitted, X_train, network=network), predict_proba(fitted, X_test, network=network)
+    return (
+        fitted,
+        predict_proba(fitted, X_train, network=network),
+        predict_proba(fitted, X_test, network=network),
+    )
 
 
 def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) -> dict[str, Any]:
@@ -391,7 +429,10 @@ def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) 
     n_jobs, n_fits = max(1, int(n_jobs)), max(1, int(n_fits))
     if train_config.get("engine", "fused") != "fused" or n_fits >= n_jobs:
         return dict(train_config)
-    return {**train_config, "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // n_fits)}
+    return {
+        **train_config,
+        "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // n_fits),
+    }
 
 
 def with_seed(config: TrainConfig, seed: int) -> TrainConfig:

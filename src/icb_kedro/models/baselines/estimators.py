@@ -43,7 +43,12 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import (
+    GridSearchCV,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_predict,
+)
 from threadpoolctl import threadpool_limits
 
 from icb_kedro.evaluation.calibration import fit_platt
@@ -73,9 +78,13 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.family not in MODEL_FAMILIES:
-            raise ValueError(f"model {self.name!r}: unknown family {self.family!r}; expected one of {MODEL_FAMILIES}")
+            raise ValueError(
+                f"model {self.name!r}: unknown family {self.family!r}; expected one of {MODEL_FAMILIES}"
+            )
         if self.search not in SEARCH_KINDS:
-            raise ValueError(f"model {self.name!r}: unknown search {self.search!r}; expected one of {SEARCH_KINDS}")
+            raise ValueError(
+                f"model {self.name!r}: unknown search {self.search!r}; expected one of {SEARCH_KINDS}"
+            )
         if self.search != "none" and not self.grid:
             raise ValueError(f"model {self.name!r}: search {self.search!r} needs a non-empty grid")
         if self.n_iter < 1:
@@ -104,12 +113,16 @@ def expand_candidates(values: Any, where: str) -> list[Any]:
     """
     if isinstance(values, Mapping):
         if set(values) != {"start", "stop", "step"}:
-            raise ValueError(f"{where}: a range needs exactly start/stop/step, got {sorted(values)}")
+            raise ValueError(
+                f"{where}: a range needs exactly start/stop/step, got {sorted(values)}"
+            )
         candidates = list(range(int(values["start"]), int(values["stop"]), int(values["step"])))
     elif isinstance(values, (list, tuple)):
         candidates = [tuple(v) if isinstance(v, list) else v for v in values]
     else:
-        raise ValueError(f"{where}: candidates must be a list or a start/stop/step range, got {values!r}")
+        raise ValueError(
+            f"{where}: candidates must be a list or a start/stop/step range, got {values!r}"
+        )
     if not candidates:
         raise ValueError(f"{where}: no candidate values")
     return candidates
@@ -117,7 +130,10 @@ def expand_candidates(values: Any, where: str) -> list[Any]:
 
 def model_spec_from_params(name: str, params: Mapping[str, Any]) -> ModelSpec:
     """Build a :class:`ModelSpec` from its ``parameters_baselines.yml`` entry."""
-    grid = {key: expand_candidates(values, f"baselines.models.{name}.grid.{key}") for key, values in (params.get("grid") or {}).items()}
+    grid = {
+        key: expand_candidates(values, f"baselines.models.{name}.grid.{key}")
+        for key, values in (params.get("grid") or {}).items()
+    }
     protocols = params.get("protocols")
     return ModelSpec(
         name=name,
@@ -153,14 +169,26 @@ def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
         from sklearn.tree import DecisionTreeClassifier
 
         # AMU: AdaBoost of depth-limited trees; the depth is searched as estimator__max_depth.
-        tree_params = {k.removeprefix("estimator__"): v for k, v in params.items() if k.startswith("estimator__")}
+        tree_params = {
+            k.removeprefix("estimator__"): v
+            for k, v in params.items()
+            if k.startswith("estimator__")
+        }
         boost_params = {k: v for k, v in params.items() if not k.startswith("estimator__")}
         tree = DecisionTreeClassifier(**{"max_depth": 4, "random_state": seed, **tree_params})
         return AdaBoostClassifier(tree, **{"random_state": seed, **boost_params})
     if family == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(**{"random_state": seed, "n_jobs": 1, "tree_method": "hist", "eval_metric": "logloss", **params})
+        return XGBClassifier(
+            **{
+                "random_state": seed,
+                "n_jobs": 1,
+                "tree_method": "hist",
+                "eval_metric": "logloss",
+                **params,
+            }
+        )
     if family == "mlp":
         from sklearn.neural_network import MLPClassifier
 
@@ -178,7 +206,12 @@ def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
 
 
 def make_pipeline(
-    spec: ModelSpec, seed: int, smote: bool = False, smote_k_neighbors: int = 5, n_features: int | None = None, impute: bool = False
+    spec: ModelSpec,
+    seed: int,
+    smote: bool = False,
+    smote_k_neighbors: int = 5,
+    n_features: int | None = None,
+    impute: bool = False,
 ) -> Any:
     """``[SimpleImputer] -> StandardScaler -> [SelectKBest] -> [SMOTE] -> classifier``: one imblearn Pipeline.
 
@@ -194,7 +227,9 @@ def make_pipeline(
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import StandardScaler
 
-    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))] if impute else []
+    steps: list[tuple[str, Any]] = (
+        [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))] if impute else []
+    )
     steps.append(("scale", StandardScaler()))
     if n_features is not None:
         if int(n_features) < 1:
@@ -222,11 +257,19 @@ def inner_cv_splits(y: np.ndarray, n_splits: int) -> int:
 
 def _search(spec: ModelSpec, pipeline: Any, cv: StratifiedKFold, seed: int, n_jobs: int) -> Any:
     grid = _prefixed(spec.grid)
-    common = {"cv": cv, "scoring": "roc_auc", "n_jobs": n_jobs, "refit": False, "error_score": "raise"}
+    common = {
+        "cv": cv,
+        "scoring": "roc_auc",
+        "n_jobs": n_jobs,
+        "refit": False,
+        "error_score": "raise",
+    }
     if spec.search == "grid":
         return GridSearchCV(pipeline, grid, **common)
     n_candidates = int(np.prod([len(v) for v in grid.values()]))
-    return RandomizedSearchCV(pipeline, grid, n_iter=min(spec.n_iter, n_candidates), random_state=seed, **common)
+    return RandomizedSearchCV(
+        pipeline, grid, n_iter=min(spec.n_iter, n_candidates), random_state=seed, **common
+    )
 
 
 def _final_estimator(spec: ModelSpec, pipeline: Any, calibration_splits: int, seed: int) -> Any:
@@ -234,7 +277,9 @@ def _final_estimator(spec: ModelSpec, pipeline: Any, calibration_splits: int, se
     if spec.family != "svm":
         return pipeline
     if calibration_splits < 2:
-        raise ValueError(f"model {spec.name!r}: Platt scaling needs >= 2 training rows of each class")
+        raise ValueError(
+            f"model {spec.name!r}: Platt scaling needs >= 2 training rows of each class"
+        )
     # Platt scaling on cross-validated decision values of the training rows, then one SVM
     # refitted on all of them (ensemble=False = libsvm's probability=True procedure).
     cv = StratifiedKFold(n_splits=calibration_splits, shuffle=True, random_state=seed)
@@ -262,28 +307,46 @@ def _quiet_single_threaded() -> Iterator[None]:
     SelectKBest ranks NaN last)."""
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", category=ConvergenceWarning)
-        warnings.filterwarnings("ignore", message="divide by zero encountered", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message="divide by zero encountered", category=RuntimeWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message="invalid value encountered", category=RuntimeWarning
+        )
         warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
         yield
 
 
-def _checked_training_rows(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _checked_training_rows(
+    spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     x_train = np.asarray(x_train, dtype=float)
     y_train = np.asarray(y_train).astype(int)
     if x_train.ndim != 2:
         raise ValueError(f"model {spec.name!r}: x_train must be 2-D, got shape {x_train.shape}")
     if len(x_train) != len(y_train):
-        raise ValueError(f"model {spec.name!r}: {len(x_train)} training rows but {len(y_train)} labels")
+        raise ValueError(
+            f"model {spec.name!r}: {len(x_train)} training rows but {len(y_train)} labels"
+        )
     if set(np.unique(y_train)) != {0, 1}:
-        raise ValueError(f"model {spec.name!r}: training labels must hold both classes 0 and 1, got {np.unique(y_train).tolist()}")
+        raise ValueError(
+            f"model {spec.name!r}: training labels must hold both classes 0 and 1, got {np.unique(y_train).tolist()}"
+        )
     if np.isinf(x_train).any():
         raise ValueError(f"model {spec.name!r}: x_train has infinite values")
     return x_train, y_train
 
 
 def _training_pipeline(
-    spec: ModelSpec, y_train: np.ndarray, n_genes: int, *, seed: int, inner_splits: int, smote: bool, n_features: int | None, impute: bool = False
+    spec: ModelSpec,
+    y_train: np.ndarray,
+    n_genes: int,
+    *,
+    seed: int,
+    inner_splits: int,
+    smote: bool,
+    n_features: int | None,
+    impute: bool = False,
 ) -> tuple[Any, StratifiedKFold | None, int]:
     """The unfitted pipeline and the seeded inner CV for these training rows (and the minority count)."""
     n_splits = inner_cv_splits(y_train, inner_splits)
@@ -301,20 +364,37 @@ def _training_pipeline(
     if n_features is not None and int(n_features) >= n_genes:
         n_features = None  # asking for every gene (or more) = no selection
     pipeline = make_pipeline(
-        spec, seed, smote=smote, smote_k_neighbors=max(1, min(5, smallest_fit - 1)), n_features=n_features, impute=impute
+        spec,
+        seed,
+        smote=smote,
+        smote_k_neighbors=max(1, min(5, smallest_fit - 1)),
+        n_features=n_features,
+        impute=impute,
     )
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed) if n_splits else None
     return pipeline, cv, minority
 
 
-def _run_search(spec: ModelSpec, pipeline: Any, cv: StratifiedKFold | None, x: np.ndarray, y: np.ndarray, seed: int, n_jobs: int) -> SearchResult:
+def _run_search(
+    spec: ModelSpec,
+    pipeline: Any,
+    cv: StratifiedKFold | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+) -> SearchResult:
     if spec.search == "none":
         return SearchResult({}, float("nan"), cv.get_n_splits() if cv is not None else 0)
     if cv is None:
-        logger.warning("%s: a class has < 2 training rows; no inner CV, first grid candidates used", spec.name)
+        logger.warning(
+            "%s: a class has < 2 training rows; no inner CV, first grid candidates used", spec.name
+        )
         return SearchResult({k: v[0] for k, v in spec.grid.items()}, float("nan"), 0)
     search = _search(spec, pipeline, cv, seed, n_jobs).fit(x, y)
-    return SearchResult(_unprefixed(search.best_params_), float(search.best_score_), cv.get_n_splits())
+    return SearchResult(
+        _unprefixed(search.best_params_), float(search.best_score_), cv.get_n_splits()
+    )
 
 
 def search_hyperparameters(
@@ -336,7 +416,13 @@ def search_hyperparameters(
     """
     x_train, y_train = _checked_training_rows(spec, x_train, y_train)
     pipeline, cv, _ = _training_pipeline(
-        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features,
+        spec,
+        y_train,
+        x_train.shape[1],
+        seed=seed,
+        inner_splits=inner_splits,
+        smote=smote,
+        n_features=n_features,
         impute=bool(np.isnan(x_train).any()),
     )
     with _quiet_single_threaded():
@@ -376,17 +462,27 @@ def fit_predict_fold(
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     if threshold_source not in THRESHOLD_SOURCES:
-        raise ValueError(f"threshold_source must be one of {THRESHOLD_SOURCES}, got {threshold_source!r}")
+        raise ValueError(
+            f"threshold_source must be one of {THRESHOLD_SOURCES}, got {threshold_source!r}"
+        )
     x_train, y_train = _checked_training_rows(spec, x_train, y_train)
     x_test = np.asarray(x_test, dtype=float)
     if x_test.ndim != 2 or x_test.shape[1] != x_train.shape[1]:
-        raise ValueError(f"model {spec.name!r}: x_train {x_train.shape} and x_test {x_test.shape} must be 2-D with the same columns")
+        raise ValueError(
+            f"model {spec.name!r}: x_train {x_train.shape} and x_test {x_test.shape} must be 2-D with the same columns"
+        )
     if np.isinf(x_test).any():
         raise ValueError(f"model {spec.name!r}: x_test has infinite values")
 
     started = time.perf_counter()
     pipeline, cv, minority = _training_pipeline(
-        spec, y_train, x_train.shape[1], seed=seed, inner_splits=inner_splits, smote=smote, n_features=n_features,
+        spec,
+        y_train,
+        x_train.shape[1],
+        seed=seed,
+        inner_splits=inner_splits,
+        smote=smote,
+        n_features=n_features,
         impute=bool(np.isnan(x_train).any() or np.isnan(x_test).any()),
     )
     n_splits = cv.get_n_splits() if cv is not None else 0
@@ -400,17 +496,27 @@ def fit_predict_fold(
         oof_minority = _smallest_oof_minority(minority, n_splits)
         nested_ok = spec.family != "svm" or oof_minority >= 2
         calibration_splits = min(n_splits, oof_minority) if n_splits and nested_ok else n_splits
-        final = _final_estimator(spec, clone(pipeline).set_params(**_prefixed(search.best_params)), calibration_splits, seed)
+        final = _final_estimator(
+            spec,
+            clone(pipeline).set_params(**_prefixed(search.best_params)),
+            calibration_splits,
+            seed,
+        )
         has_oof = cv is not None and nested_ok
         used_source = "oof" if threshold_source == "oof" and has_oof else "in_sample"
         if used_source == "oof" or (calibration == "platt" and has_oof):
-            p_oof = cross_val_predict(clone(final), x_train, y_train, cv=cv, method="predict_proba", n_jobs=n_jobs)[:, 1]
+            p_oof = cross_val_predict(
+                clone(final), x_train, y_train, cv=cv, method="predict_proba", n_jobs=n_jobs
+            )[:, 1]
         if used_source == "oof":
             p_train = p_oof
         final.fit(x_train, y_train)
         if used_source == "in_sample":
             if threshold_source == "oof":
-                logger.warning("%s: too few training rows per class for out-of-fold probabilities; in-sample threshold", spec.name)
+                logger.warning(
+                    "%s: too few training rows per class for out-of-fold probabilities; in-sample threshold",
+                    spec.name,
+                )
             p_train = final.predict_proba(x_train)[:, 1]
         y_prob = final.predict_proba(x_test)[:, 1]
     platt = (0.0, 1.0)
@@ -418,7 +524,10 @@ def fit_predict_fold(
         if has_oof:
             platt = fit_platt(y_train, p_oof)
         else:
-            logger.warning("%s: too few training rows per class for out-of-fold probabilities; not recalibrated", spec.name)
+            logger.warning(
+                "%s: too few training rows per class for out-of-fold probabilities; not recalibrated",
+                spec.name,
+            )
         p_train, y_prob = platt_scale(p_train, *platt), platt_scale(y_prob, *platt)
         final = PlattScaled(final, *platt)
     threshold = fit_threshold(y_train, np.clip(p_train, 0.0, 1.0), threshold_method)

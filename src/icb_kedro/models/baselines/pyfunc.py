@@ -42,8 +42,12 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         release_code_path()  # the project's own icb_kedro, when installed, stays the one imported
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        values = numeric_panel(model_input, self.genes, f"the {self.metadata.get('family', 'baseline')} baseline")
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        values = numeric_panel(
+            model_input, self.genes, f"the {self.metadata.get('family', 'baseline')} baseline"
+        )
         missing = missing_panel_genes(values, self.genes)
         if missing:
             raise ModelInputError(

@@ -72,7 +72,15 @@ COVERAGE_COLUMNS: tuple[str, ...] = (
     "reason",
     "missing_genes",
 )
-SCORING_METHODS: tuple[str, ...] = ("ssgsea", "weighted_mean", "cox_is", "ipres", "impres_pairs", "ips", "tide")
+SCORING_METHODS: tuple[str, ...] = (
+    "ssgsea",
+    "weighted_mean",
+    "cox_is",
+    "ipres",
+    "impres_pairs",
+    "ips",
+    "tide",
+)
 ASSOCIATIONS: tuple[str, ...] = ("sensitive", "resistance")
 MODEL_PREFIX = "sig_"
 
@@ -84,7 +92,13 @@ GENE_ALIASES: dict[str, str] = {"IL8": "CXCL8", "MA4A1": "MS4A1", "D68": "CD68"}
 
 # INFO's method names -> the scoring method used here (see the module docstring).
 _METHOD_OF_INFO = {"GSVA": "ssgsea", "weighted_mean": "weighted_mean"}
-_SPECIFIC_METHODS = {"COX_IS": "cox_is", "IPRES": "ipres", "IPS": "ips", "TIDE": "tide", "IMPRES": "impres_pairs"}
+_SPECIFIC_METHODS = {
+    "COX_IS": "cox_is",
+    "IPRES": "ipres",
+    "IPS": "ips",
+    "TIDE": "tide",
+    "IMPRES": "impres_pairs",
+}
 # NonResponse_SF has a gene file but no INFO row; its name and source (Sade-Feldman
 # non-response genes) make it a resistance list scored like the other plain lists.
 _MISSING_INFO = {"NonResponse_SF": ("GSVA", "resistance", "")}
@@ -138,7 +152,9 @@ def parse_signature_info(text: str) -> pd.DataFrame:
     """``signature_INFO.txt`` -> ``signature, info_method, association, pmid`` (one row each)."""
     rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
     if not rows or [c.strip() for c in rows[0][:3]] != ["Signature", "method", "association"]:
-        raise ValueError(f"{INFO_FILE}: expected the header 'Signature, method, association, PMID'; got {rows[:1]}")
+        raise ValueError(
+            f"{INFO_FILE}: expected the header 'Signature, method, association, PMID'; got {rows[:1]}"
+        )
     records = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -147,9 +163,18 @@ def parse_signature_info(text: str) -> pd.DataFrame:
             raise ValueError(f"{INFO_FILE} line {line}: expected 4 tab-separated fields, got {row}")
         association = row[2].strip()
         if association not in ASSOCIATIONS:
-            raise ValueError(f"{INFO_FILE} line {line}: association {association!r} is not one of {ASSOCIATIONS}")
+            raise ValueError(
+                f"{INFO_FILE} line {line}: association {association!r} is not one of {ASSOCIATIONS}"
+            )
         pmid = " ".join(row[3].split()) if len(row) > 3 else ""
-        records.append({"signature": row[0].strip(), "info_method": row[1].strip(), "association": association, "pmid": pmid})
+        records.append(
+            {
+                "signature": row[0].strip(),
+                "info_method": row[1].strip(),
+                "association": association,
+                "pmid": pmid,
+            }
+        )
     info = pd.DataFrame(records)
     duplicated = info["signature"].duplicated()
     if duplicated.any():
@@ -168,11 +193,15 @@ def _parse_gene_list(name: str, text: str) -> list[tuple[str, str, float]]:
         fields = [f.strip() for f in line.split(";")]
         if weighted:
             if len(fields) != 2:
-                raise ValueError(f"signature file {name!r} line {number}: expected 'gene;coef', got {line!r}")
+                raise ValueError(
+                    f"signature file {name!r} line {number}: expected 'gene;coef', got {line!r}"
+                )
             try:
                 weight = float(fields[1])
             except ValueError:
-                raise ValueError(f"signature file {name!r} line {number}: coefficient {fields[1]!r} is not a number") from None
+                raise ValueError(
+                    f"signature file {name!r} line {number}: coefficient {fields[1]!r} is not a number"
+                ) from None
         else:
             weight = 1.0
         rows.append(("", _clean_symbol(fields[0]), weight))
@@ -190,7 +219,9 @@ def _parse_ipres(text: str) -> list[tuple[str, str, float]]:
         if not fields:
             continue
         if len(fields) != 3:
-            raise ValueError(f"IPRES.csv line {number}: expected 3 ';'-separated fields, got {len(fields)}")
+            raise ValueError(
+                f"IPRES.csv line {number}: expected 3 ';'-separated fields, got {len(fields)}"
+            )
         subset = fields[0].strip()
         genes = [_clean_symbol(g) for g in fields[2].split(",") if g.strip()]
         rows.extend((subset, gene, 1.0) for gene in dict.fromkeys(genes))
@@ -201,8 +232,12 @@ def _parse_ips(text: str) -> list[tuple[str, str, float]]:
     """``IPS_genes.txt`` (``GENE NAME CLASS WEIGHT``): subset = class (MHC, CP, EC, SC)."""
     rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
     if not rows or [c.strip() for c in rows[0]] != ["GENE", "NAME", "CLASS", "WEIGHT"]:
-        raise ValueError(f"{IPS_FILE}: expected the header 'GENE NAME CLASS WEIGHT', got {rows[:1]}")
-    return [(r[2].strip(), _clean_symbol(r[0]), float(r[3])) for r in rows[1:] if r and r[0].strip()]
+        raise ValueError(
+            f"{IPS_FILE}: expected the header 'GENE NAME CLASS WEIGHT', got {rows[:1]}"
+        )
+    return [
+        (r[2].strip(), _clean_symbol(r[0]), float(r[3])) for r in rows[1:] if r and r[0].strip()
+    ]
 
 
 def _scoring_method(signature: str, info_method: str) -> str:
@@ -276,58 +311,106 @@ def parse_signature_files(files: Mapping[str, str | bytes | Callable[[], Any]]) 
             }
         )
     table = pd.DataFrame(records, columns=list(SIGNATURE_COLUMNS))
-    bad_weights = table[(table["gene"] != "") & ~table["weight"].isin((-1.0, 1.0)) & (table["method"] != "ips")]
+    bad_weights = table[
+        (table["gene"] != "") & ~table["weight"].isin((-1.0, 1.0)) & (table["method"] != "ips")
+    ]
     if len(bad_weights):
-        raise ValueError(f"signature weights must be +-1; got {bad_weights[['signature', 'gene', 'weight']].head(3).to_dict('records')}")
+        raise ValueError(
+            f"signature weights must be +-1; got {bad_weights[['signature', 'gene', 'weight']].head(3).to_dict('records')}"
+        )
     return table
 
 
 # ----------------------------------------------------------------------------- coverage
 
 
-def _coverage_row(signature: str, rows: pd.DataFrame, genes: set[str], n_panel_genes: int, min_coverage: float, forced: set[str]) -> dict:
+def _coverage_row(
+    signature: str,
+    rows: pd.DataFrame,
+    genes: set[str],
+    n_panel_genes: int,
+    min_coverage: float,
+    forced: set[str],
+) -> dict:
     method, association = rows["method"].iloc[0], rows["association"].iloc[0]
     row = {"signature": signature, "method": method, "association": association}
     listed = rows[rows["gene"] != ""]
     if listed.empty:
-        return {**row, "n_genes": 0, "n_present": 0, "coverage": np.nan, "status": "failed",
-                "reason": "no gene file (TIDE needs its own model and reference data)", "missing_genes": ""}
+        return {
+            **row,
+            "n_genes": 0,
+            "n_present": 0,
+            "coverage": np.nan,
+            "status": "failed",
+            "reason": "no gene file (TIDE needs its own model and reference data)",
+            "missing_genes": "",
+        }
     unique = list(dict.fromkeys(listed["gene"]))
     missing = [g for g in unique if g not in genes]
-    row.update(n_genes=len(unique), n_present=len(unique) - len(missing), missing_genes=",".join(missing))
+    row.update(
+        n_genes=len(unique), n_present=len(unique) - len(missing), missing_genes=",".join(missing)
+    )
     if method == "impres_pairs":
-        complete = [s for s, pair in listed.groupby("subset", sort=False) if set(pair["gene"]) <= genes]
+        complete = [
+            s for s, pair in listed.groupby("subset", sort=False) if set(pair["gene"]) <= genes
+        ]
         coverage = len(complete) / listed["subset"].nunique()
         what = f"{len(complete)}/{listed['subset'].nunique()} gene pairs present"
     elif method == "ipres":
-        subset_coverage = listed.groupby("subset")["gene"].agg(lambda g: float(np.mean([x in genes for x in g])))
+        subset_coverage = listed.groupby("subset")["gene"].agg(
+            lambda g: float(np.mean([x in genes for x in g]))
+        )
         qualifying = int((subset_coverage >= min_coverage).sum())
         coverage = row["n_present"] / row["n_genes"]
         what = f"{row['n_present']}/{row['n_genes']} genes present, {qualifying}/{len(subset_coverage)} sub-sets with >= {min_coverage:.0%}"
         if coverage > min_coverage and qualifying == 0:
-            return {**row, "coverage": coverage, "status": "failed", "reason": f"{what}: no qualifying sub-set"}
+            return {
+                **row,
+                "coverage": coverage,
+                "status": "failed",
+                "reason": f"{what}: no qualifying sub-set",
+            }
     else:
         coverage = row["n_present"] / row["n_genes"]
         what = f"{row['n_present']}/{row['n_genes']} genes present"
     row["coverage"] = coverage
     if method == "ips" and n_panel_genes < IPS_MIN_GENES:
-        return {**row, "status": "failed", "reason": f"{what}, but IPS needs > {IPS_MIN_GENES:,} genes in the panel (has {n_panel_genes:,})"}
+        return {
+            **row,
+            "status": "failed",
+            "reason": f"{what}, but IPS needs > {IPS_MIN_GENES:,} genes in the panel (has {n_panel_genes:,})",
+        }
     if method == "ips":
         # With full transcriptomes a panel can pass the gene rule, but the immunophenoscore
         # (its cell-type sample-wise z-score weighting) is not implemented: refused with the
         # reason, never scored as something else.
-        return {**row, "status": "failed", "reason": f"{what}; the IPS immunophenoscore is not implemented here"}
+        return {
+            **row,
+            "status": "failed",
+            "reason": f"{what}; the IPS immunophenoscore is not implemented here",
+        }
     if method == "tide":
         return {**row, "status": "failed", "reason": "TIDE needs its own model and reference data"}
     if coverage > min_coverage:
         return {**row, "status": "scored", "reason": f"{what} (> {min_coverage:.0%})"}
     if signature in forced and coverage > 0:
-        return {**row, "status": "scored_below_coverage", "reason": f"{what} (<= {min_coverage:.0%}); scored anyway on request (params include_below_coverage)"}
-    return {**row, "status": "failed", "reason": f"coverage {coverage:.0%} <= {min_coverage:.0%}: {what}"}
+        return {
+            **row,
+            "status": "scored_below_coverage",
+            "reason": f"{what} (<= {min_coverage:.0%}); scored anyway on request (params include_below_coverage)",
+        }
+    return {
+        **row,
+        "status": "failed",
+        "reason": f"coverage {coverage:.0%} <= {min_coverage:.0%}: {what}",
+    }
 
 
 def signature_coverage(
-    signatures: pd.DataFrame, panel_genes: list[str], min_coverage: float = 0.8, include_below_coverage: list[str] | None = None
+    signatures: pd.DataFrame,
+    panel_genes: list[str],
+    min_coverage: float = 0.8,
+    include_below_coverage: list[str] | None = None,
 ) -> pd.DataFrame:
     """One row per signature: genes present in ``panel_genes``, coverage, ``status`` and why.
 
@@ -353,7 +436,12 @@ def signature_coverage(
 # and returns one float per sample (a pd.Series on the same index), before direction.
 
 
-def ssgsea_scores(expression: pd.DataFrame, gene_sets: Mapping[str, list[str]], weight: float = 0.25, threads: int = 1) -> pd.DataFrame:
+def ssgsea_scores(
+    expression: pd.DataFrame,
+    gene_sets: Mapping[str, list[str]],
+    weight: float = 0.25,
+    threads: int = 1,
+) -> pd.DataFrame:
     """Raw ssGSEA enrichment scores (gseapy, ``ES`` column), samples x gene sets.
 
     Genes are ranked within each sample over all columns of ``expression``; the score of
@@ -362,7 +450,9 @@ def ssgsea_scores(expression: pd.DataFrame, gene_sets: Mapping[str, list[str]], 
     """
     import gseapy  # lazy: gseapy pulls in plotting modules
 
-    sets = {name: [g for g in genes if g in expression.columns] for name, genes in gene_sets.items()}
+    sets = {
+        name: [g for g in genes if g in expression.columns] for name, genes in gene_sets.items()
+    }
     empty = [name for name, genes in sets.items() if not genes]
     if empty:
         raise ValueError(f"ssGSEA gene sets with no gene in the expression matrix: {empty}")
@@ -405,22 +495,30 @@ def cox_is_ratio(log_expression: pd.DataFrame, weights: Mapping[str, float]) -> 
     up = [g for g, w in weights.items() if w > 0 and g in log_expression.columns]
     down = [g for g, w in weights.items() if w < 0 and g in log_expression.columns]
     if not up or not down:
-        raise ValueError(f"COX_IS needs genes of both signs; present: {len(up)} positive, {len(down)} negative")
+        raise ValueError(
+            f"COX_IS needs genes of both signs; present: {len(up)} positive, {len(down)} negative"
+        )
     numerator = log_expression[up].mean(axis=1)
     denominator = log_expression[down].mean(axis=1)
     zero = denominator <= 0
     if zero.any():
-        raise ValueError(f"COX_IS undefined: effector genes all undetected in samples {denominator.index[zero].tolist()[:5]}")
+        raise ValueError(
+            f"COX_IS undefined: effector genes all undetected in samples {denominator.index[zero].tolist()[:5]}"
+        )
     return numerator / denominator
 
 
-def impres_pair_count(log_expression: pd.DataFrame, pairs: tuple[tuple[str, str], ...] = IMPRES_PAIRS) -> pd.Series:
+def impres_pair_count(
+    log_expression: pd.DataFrame, pairs: tuple[tuple[str, str], ...] = IMPRES_PAIRS
+) -> pd.Series:
     """Number of (higher, lower) pairs with expr(higher) > expr(lower), rescaled to ``len(pairs)``.
 
     Pairs with a missing gene are skipped and the count is scaled by
     ``len(pairs) / n_available`` (EaSIeR's rule), so scores stay on the 0-15 scale.
     """
-    available = [(a, b) for a, b in pairs if a in log_expression.columns and b in log_expression.columns]
+    available = [
+        (a, b) for a, b in pairs if a in log_expression.columns and b in log_expression.columns
+    ]
     if not available:
         raise ValueError("IMPRES: no complete gene pair in the expression matrix")
     higher = log_expression[[a for a, _ in available]].to_numpy()
@@ -453,13 +551,17 @@ def score_signatures(
     (for COX_IS's within-cohort z-score). Resistance signatures are multiplied by -1, so a
     higher score always means "more likely responder".
     """
-    if not log_expression.index.equals(zscores.index) or not log_expression.index.equals(cohorts.index):
+    if not log_expression.index.equals(zscores.index) or not log_expression.index.equals(
+        cohorts.index
+    ):
         raise ValueError("log_expression, zscores and cohorts must share the same sample index")
     chosen = coverage.loc[coverage["status"].str.startswith("scored"), "signature"].tolist()
     by_name = {name: rows[rows["gene"] != ""] for name, rows in signatures.groupby("signature")}
     missing = sorted(set(chosen) - set(by_name))
     if missing:
-        raise ValueError(f"coverage table names signatures absent from the signature table: {missing}")
+        raise ValueError(
+            f"coverage table names signatures absent from the signature table: {missing}"
+        )
 
     # One ssGSEA call for every plain list and every qualifying IPRES sub-set.
     gene_sets: dict[str, list[str]] = {}
@@ -476,7 +578,11 @@ def score_signatures(
                     key = f"{name}::{subset}"
                     gene_sets[key] = list(dict.fromkeys(sub["gene"]))
                     ipres_subsets.setdefault(name, []).append(key)
-    enrichment = ssgsea_scores(zscores, gene_sets, weight=ssgsea_weight) if gene_sets else pd.DataFrame(index=zscores.index)
+    enrichment = (
+        ssgsea_scores(zscores, gene_sets, weight=ssgsea_weight)
+        if gene_sets
+        else pd.DataFrame(index=zscores.index)
+    )
 
     scores = {}
     for name in chosen:

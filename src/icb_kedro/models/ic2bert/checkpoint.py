@@ -49,10 +49,19 @@ class PretrainCheckpointer:
         self._ocp = ocp
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+            ),
         )
 
-    def save(self, epoch: int, state: Any, best: dict[str, Any], history: list[dict], run_fingerprint: str) -> None:
+    def save(
+        self,
+        epoch: int,
+        state: Any,
+        best: dict[str, Any],
+        history: list[dict],
+        run_fingerprint: str,
+    ) -> None:
         ocp = self._ocp
         meta = {
             "epoch": int(epoch),
@@ -81,7 +90,9 @@ class PretrainCheckpointer:
         epoch = self._manager.latest_step()
         if epoch is None:
             return None
-        meta = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        meta = self._manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
         if meta.get("fingerprint") != run_fingerprint:
             logger.warning(
                 "Ignoring checkpoint in %s: it belongs to another run (fingerprint %s != %s)",
@@ -127,7 +138,10 @@ class ModelBundle(NamedTuple):
         """Plain Python / numpy form (what the catalog pickles)."""
         return {
             "config": self.config.to_dict(),
-            "params": {m: {k: np.asarray(v) for k, v in leaves.items()} for m, leaves in self.params.items()},
+            "params": {
+                m: {k: np.asarray(v) for k, v in leaves.items()}
+                for m, leaves in self.params.items()
+            },
             "tokenizer": self.tokenizer.to_dict(),
             "metadata": dict(self.metadata),
         }
@@ -144,7 +158,10 @@ class ModelBundle(NamedTuple):
                 f"bundle mismatch: tokenizer has {len(tokenizer.genes)} genes / {tokenizer.n_bins} bins, "
                 f"model expects {config.n_genes} / {config.n_bins}"
             )
-        params = {m: {k: np.asarray(v) for k, v in leaves.items()} for m, leaves in values["params"].items()}
+        params = {
+            m: {k: np.asarray(v) for k, v in leaves.items()}
+            for m, leaves in values["params"].items()
+        }
         return cls(config, params, tokenizer, dict(values["metadata"]))
 
 

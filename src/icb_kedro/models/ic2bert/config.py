@@ -13,8 +13,12 @@ DROPOUT_RNGS = ("hash", "threefry")
 class IC2BertConfig:
     """Architecture hyper-parameters (defaults = the paper's model)."""
 
-    n_genes: int  # L: input panel size (983 in the paper, 937 for the shared cohorts' default panel)
-    n_bins: int = 4  # expression bins; vocabulary = n_bins + 2: [MASK] = n_bins, [MISSING] = n_bins + 1
+    n_genes: (
+        int  # L: input panel size (983 in the paper, 937 for the shared cohorts' default panel)
+    )
+    n_bins: int = (
+        4  # expression bins; vocabulary = n_bins + 2: [MASK] = n_bins, [MISSING] = n_bins + 1
+    )
     d_model: int = 128  # D
     gene_dim: int = 64  # G, projected to D
     n_layers: int = 4
@@ -47,9 +51,13 @@ class IC2BertConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.attention not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}")
+            raise ValueError(
+                f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}"
+            )
         if self.matmul_dtype not in MATMUL_DTYPES:
-            raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}")
+            raise ValueError(
+                f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}"
+            )
         if self.dropout_rng not in DROPOUT_RNGS:
             raise ValueError(f"dropout_rng must be one of {DROPOUT_RNGS}, got {self.dropout_rng!r}")
         if not 0.0 <= self.dropout < 1.0:

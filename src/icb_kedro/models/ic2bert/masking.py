@@ -41,7 +41,9 @@ def mask_tokens(
     action = jax.random.uniform(action_key, tokens.shape)  # [B, L]
     use_mask = selected & (action < mask_prob)
     use_random = selected & (action >= mask_prob) & (action < mask_prob + random_prob)
-    random_tokens = jax.random.randint(random_key, tokens.shape, 0, n_bins, dtype=tokens.dtype)  # data ids only
+    random_tokens = jax.random.randint(
+        random_key, tokens.shape, 0, n_bins, dtype=tokens.dtype
+    )  # data ids only
     inputs = jnp.where(use_mask, jnp.asarray(n_bins, tokens.dtype), tokens)
     inputs = jnp.where(use_random, random_tokens, inputs)
     return MaskedBatch(inputs, tokens, selected.astype(jnp.float32))

@@ -48,6 +48,7 @@ from icb_kedro.models.ic2bert.config import IC2BertConfig
 
 __all__ = ["IC2Bert", "IC2BertConfig", "IC2BertOutput", "build_model", "count_parameters"]
 
+
 class IC2BertOutput(NamedTuple):
     mlm_logits: jax.Array  # [B, L, V]
     cls_logit: jax.Array  # [B]
@@ -104,7 +105,9 @@ class CastLinear(hk.Module):
         w_init = self.w_init or hk.initializers.TruncatedNormal(1.0 / math.sqrt(fan_in))
         w = hk.get_parameter("w", [fan_in, self.output_size], jnp.float32, init=w_init)
         b = hk.get_parameter("b", [self.output_size], jnp.float32, init=jnp.zeros)
-        y = jnp.matmul(x.astype(self.dtype), w.astype(self.dtype), preferred_element_type=jnp.float32)
+        y = jnp.matmul(
+            x.astype(self.dtype), w.astype(self.dtype), preferred_element_type=jnp.float32
+        )
         return y + b
 
 
@@ -117,12 +120,16 @@ class TokenEmbedding(hk.Module):
 
     def __call__(self, tokens: jax.Array, gene_ids: jax.Array | None = None) -> jax.Array:
         c = self.config
-        expression = hk.Embed(c.vocab_size, c.d_model, w_init=he_uniform(), name="expression_embedding")(tokens)  # [B, L, D]
+        expression = hk.Embed(
+            c.vocab_size, c.d_model, w_init=he_uniform(), name="expression_embedding"
+        )(tokens)  # [B, L, D]
         genes = hk.Embed(c.n_genes, c.gene_dim, w_init=he_uniform(), name="gene_embedding")(
             jnp.arange(c.n_genes) if gene_ids is None else gene_ids
         )  # [L, G]
         # The projection is the same for every sample: compute it once per batch, not per row.
-        gene_vectors = hk.Linear(c.d_model, w_init=he_uniform(), name="gene_projection")(genes)  # [L, D]
+        gene_vectors = hk.Linear(c.d_model, w_init=he_uniform(), name="gene_projection")(
+            genes
+        )  # [L, D]
         return expression + gene_vectors[None]  # [B, L, D]
 
 
@@ -133,12 +140,16 @@ class SelfAttention(hk.Module):
         super().__init__(name=name)
         self.config = config
 
-    def __call__(self, x: jax.Array, return_probs: bool = False) -> tuple[jax.Array, jax.Array | None]:
+    def __call__(
+        self, x: jax.Array, return_probs: bool = False
+    ) -> tuple[jax.Array, jax.Array | None]:
         c = self.config
         batch, length, _ = x.shape
 
         def heads(name: str) -> jax.Array:
-            y = CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name=name)(x)  # [B, L, D]
+            y = CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name=name)(
+                x
+            )  # [B, L, D]
             return y.reshape(batch, length, c.n_heads, c.head_dim)  # [B, L, H, K]
 
         q, k, v = heads("query"), heads("key"), heads("value")
@@ -147,17 +158,27 @@ class SelfAttention(hk.Module):
         if return_probs or c.attention == "einsum":
             scale = 1.0 / math.sqrt(c.head_dim)
             logits = jnp.einsum(
-                "blhk,bmhk->bhlm", (q * scale).astype(dtype), k.astype(dtype), preferred_element_type=jnp.float32
+                "blhk,bmhk->bhlm",
+                (q * scale).astype(dtype),
+                k.astype(dtype),
+                preferred_element_type=jnp.float32,
             )  # [B, H, L, L]
             probs = jax.nn.softmax(logits, axis=-1)  # [B, H, L, L], float32
             attended = jnp.einsum(
-                "bhlm,bmhk->blhk", probs.astype(dtype), v.astype(dtype), preferred_element_type=jnp.float32
+                "bhlm,bmhk->blhk",
+                probs.astype(dtype),
+                v.astype(dtype),
+                preferred_element_type=jnp.float32,
             )  # [B, L, H, K]
         else:
-            attended = jax.nn.dot_product_attention(q.astype(dtype), k.astype(dtype), v.astype(dtype))  # [B, L, H, K]
+            attended = jax.nn.dot_product_attention(
+                q.astype(dtype), k.astype(dtype), v.astype(dtype)
+            )  # [B, L, H, K]
             attended = attended.astype(jnp.float32)
         attended = attended.reshape(batch, length, c.d_model)  # [B, L, D]
-        out = CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name="output")(attended)  # [B, L, D]
+        out = CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name="output")(
+            attended
+        )  # [B, L, D]
         return out, (probs if return_probs else None)
 
 
@@ -170,9 +191,13 @@ class FeedForward(hk.Module):
 
     def __call__(self, x: jax.Array, is_training: bool) -> jax.Array:
         c = self.config
-        h = CastLinear(c.ffn_dim, c.matmul_dtype, w_init=he_uniform(), name="hidden")(x)  # [B, L, F]
+        h = CastLinear(c.ffn_dim, c.matmul_dtype, w_init=he_uniform(), name="hidden")(
+            x
+        )  # [B, L, F]
         h = _dropout(jax.nn.gelu(h), c.dropout, is_training, c.dropout_rng)
-        return CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name="output")(h)  # [B, L, D]
+        return CastLinear(c.d_model, c.matmul_dtype, w_init=he_uniform(), name="output")(
+            h
+        )  # [B, L, D]
 
 
 class EncoderBlock(hk.Module):
@@ -184,7 +209,9 @@ class EncoderBlock(hk.Module):
 
     def __call__(self, x: jax.Array, is_training: bool, return_probs: bool = False):
         rate, rng = self.config.dropout, self.config.dropout_rng
-        attended, probs = SelfAttention(self.config, name="attention")(_layer_norm(x, "ln_attention"), return_probs)
+        attended, probs = SelfAttention(self.config, name="attention")(
+            _layer_norm(x, "ln_attention"), return_probs
+        )
         x = x + _dropout(attended, rate, is_training, rng)  # [B, L, D]
         ffn = FeedForward(self.config, name="ffn")(_layer_norm(x, "ln_ffn"), is_training)
         x = x + _dropout(ffn, rate, is_training, rng)  # [B, L, D]
@@ -199,13 +226,22 @@ class IC2Bert(hk.Module):
         self.config = config
 
     def __call__(
-        self, tokens: jax.Array, is_training: bool, return_attention: bool = False, gene_ids: jax.Array | None = None
+        self,
+        tokens: jax.Array,
+        is_training: bool,
+        return_attention: bool = False,
+        gene_ids: jax.Array | None = None,
     ) -> IC2BertOutput:
         c = self.config
         expected = c.n_genes if gene_ids is None else gene_ids.shape[0]
         if tokens.ndim != 2 or tokens.shape[1] != expected:
             raise ValueError(f"tokens must be [batch, {expected}], got shape {tokens.shape}")
-        x = _dropout(TokenEmbedding(c, name="embedding")(tokens, gene_ids), c.dropout, is_training, c.dropout_rng)  # [B, L, D]
+        x = _dropout(
+            TokenEmbedding(c, name="embedding")(tokens, gene_ids),
+            c.dropout,
+            is_training,
+            c.dropout_rng,
+        )  # [B, L, D]
         if c.scan_layers:
 
             def layer(x: jax.Array, _layer_index: jax.Array):
@@ -225,14 +261,19 @@ class IC2Bert(hk.Module):
         measured = (tokens != c.missing_id).astype(x.dtype)[..., None]  # [B, L, 1]
         pooled = (x * measured).sum(axis=1) / jnp.maximum(measured.sum(axis=1), 1.0)  # [B, D]
         cls_logit = hk.Linear(1, w_init=jnp.zeros, name="classification_head")(pooled)[:, 0]  # [B]
-        return IC2BertOutput(mlm_logits, cls_logit, pooled, tuple(attention) if return_attention else None)
+        return IC2BertOutput(
+            mlm_logits, cls_logit, pooled, tuple(attention) if return_attention else None
+        )
 
 
 def build_model(config: IC2BertConfig) -> hk.Transformed:
     """Pure init/apply pair: ``apply(params, rng, tokens, is_training, return_attention)``."""
 
     def forward(
-        tokens: jax.Array, is_training: bool, return_attention: bool = False, gene_ids: jax.Array | None = None
+        tokens: jax.Array,
+        is_training: bool,
+        return_attention: bool = False,
+        gene_ids: jax.Array | None = None,
     ) -> IC2BertOutput:
         return IC2Bert(config)(tokens, is_training, return_attention, gene_ids)
 

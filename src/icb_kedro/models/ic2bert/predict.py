@@ -15,7 +15,7 @@ from icb_kedro.models.ic2bert.model import IC2BertConfig, build_model
 from icb_kedro.models.ic2bert.tokenizer import tokenize
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _inference_functions(config: IC2BertConfig):
     model = build_model(config)
 
@@ -65,24 +65,35 @@ def _batched(fn, params, tokens: np.ndarray, batch_size: int) -> list[np.ndarray
     return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
 
 
-def predict_logits(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_logits(
+    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
     forward = _inference_functions(config)[0]
     return _batched(forward, params, tokens, batch_size)[0].astype(np.float64)
 
 
-def predict_proba(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def predict_proba(
+    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
     """P(responder) per sample (sigmoid of the classification logit)."""
     return 1.0 / (1.0 + np.exp(-predict_logits(config, params, tokens, batch_size)))
 
 
-def pooled_features(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def pooled_features(
+    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 64
+) -> np.ndarray:
     """Mean-pooled encoder output [n, D] (input of the classification head), no dropout."""
     forward = _inference_functions(config)[0]
     return _batched(forward, params, tokens, batch_size)[1].astype(np.float32)
 
 
 def expected_bin_features(
-    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8, context: int = 0, seed: int = 0
+    config: IC2BertConfig,
+    params: hk.Params,
+    tokens: np.ndarray,
+    batch_size: int = 8,
+    context: int = 0,
+    seed: int = 0,
 ) -> np.ndarray:
     """Per-gene readout [n, L]: each gene's expected bin under the MLM head, read on the
     unmasked input (the encoder's contextual estimate of that gene's level); NaN where the
@@ -105,11 +116,15 @@ def expected_bin_features(
     out = np.empty(tokens.shape, np.float64)
     for chunk in chunks:
         ids = jnp.asarray(chunk, jnp.int32)
-        out[:, chunk] = _batched(lambda p, t: expected(p, t, ids), params, tokens[:, chunk], batch_size)[0]
+        out[:, chunk] = _batched(
+            lambda p, t: expected(p, t, ids), params, tokens[:, chunk], batch_size
+        )[0]
     return out
 
 
-def received_attention(config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8) -> np.ndarray:
+def received_attention(
+    config: IC2BertConfig, params: hk.Params, tokens: np.ndarray, batch_size: int = 8
+) -> np.ndarray:
     """[n_samples, n_genes]: the real softmax attention each gene receives, averaged over
     layers, heads and query positions (spec 2.6). Raw, not normalised: every row is a mean of
     softmax rows, so ``interpretation.importance.attention_importance_from_received`` can
@@ -127,7 +142,15 @@ def score_tokens(bundle: ModelBundle, tokens: np.ndarray, batch_size: int = 64) 
     readout = bundle.metadata.get("readout")
     if readout:
         fitted = LinearReadout.from_dict(readout)
-        x = readout_features(fitted.features, bundle.config, bundle.params, tokens, fitted.batch_size, fitted.context, fitted.context_seed)
+        x = readout_features(
+            fitted.features,
+            bundle.config,
+            bundle.params,
+            tokens,
+            fitted.batch_size,
+            fitted.context,
+            fitted.context_seed,
+        )
         return fitted.predict_proba(x)
     return predict_proba(bundle.config, bundle.params, tokens, batch_size)
 
@@ -144,5 +167,7 @@ def head_proba(params: hk.Params, features: np.ndarray) -> np.ndarray:
     from icb_kedro.models.ic2bert.model import CLASSIFICATION_HEAD
 
     head = params[CLASSIFICATION_HEAD]
-    logits = np.asarray(features, np.float64) @ np.asarray(head["w"], np.float64)[:, 0] + float(np.asarray(head["b"])[0])
+    logits = np.asarray(features, np.float64) @ np.asarray(head["w"], np.float64)[:, 0] + float(
+        np.asarray(head["b"])[0]
+    )
     return 1.0 / (1.0 + np.exp(-logits))

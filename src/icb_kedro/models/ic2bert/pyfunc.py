@@ -56,7 +56,12 @@ def check_input(frame: pd.DataFrame, genes: tuple[str, ...]) -> pd.DataFrame:
     values = numeric_panel(frame, genes, "IC2Bert")
     missing = missing_panel_genes(values, genes)
     if missing:
-        logger.warning("input lacks %d of the model's %d genes (entered as [MISSING]): %s", len(missing), len(genes), ", ".join(missing[:20]))
+        logger.warning(
+            "input lacks %d of the model's %d genes (entered as [MISSING]): %s",
+            len(missing),
+            len(genes),
+            ", ".join(missing[:20]),
+        )
     return values
 
 
@@ -81,7 +86,9 @@ class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
         release_code_path()  # the project's own icb_kedro, when installed, stays the one imported
         self._model = ModelBundle.from_dict(self.bundle)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         from icb_kedro.models.ic2bert.predict import score_frame
 
         values = check_input(model_input, self.genes)
@@ -90,7 +97,9 @@ class IC2BertPyfunc(mlflow.pyfunc.PythonModel):
             raise ValueError(f"unknown input_transform {transform!r} in the model metadata")
         if transform == "cohort_zscore":
             values = cohort_zscore(values)
-        return pd.DataFrame({OUTPUT_COLUMN: score_frame(self.model, values)}, index=model_input.index)
+        return pd.DataFrame(
+            {OUTPUT_COLUMN: score_frame(self.model, values)}, index=model_input.index
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {"bundle": self.bundle}  # never pickle jitted functions

@@ -32,7 +32,15 @@ READOUTS = ("pooled_head", "per_gene_expected_bin", "pooled_lr", "tokens")
 LINEAR_READOUTS = ("per_gene_expected_bin", "pooled_lr", "tokens")
 
 
-def readout_features(kind: str, config, params, tokens: np.ndarray, batch_size: int = 8, context: int = 0, seed: int = 0) -> np.ndarray:
+def readout_features(
+    kind: str,
+    config,
+    params,
+    tokens: np.ndarray,
+    batch_size: int = 8,
+    context: int = 0,
+    seed: int = 0,
+) -> np.ndarray:
     """Features [n, k] of ``tokens`` for a linear readout (NaN = not measured); ``context``:
     see ``predict.expected_bin_features``."""
     from icb_kedro.models.ic2bert.predict import expected_bin_features, pooled_features
@@ -60,7 +68,9 @@ class LinearReadout:
     intercept: float
     C: float
     cv_auroc: float  # mean inner-CV AUROC of the chosen C (training rows only)
-    context: int = 0  # how the features were read (predict.expected_bin_features); travels with the model
+    context: int = (
+        0  # how the features were read (predict.expected_bin_features); travels with the model
+    )
     context_seed: int = 0
     batch_size: int = 8
 
@@ -104,7 +114,12 @@ class LinearReadout:
 
 
 def fit_linear_readout(
-    features: np.ndarray, labels: np.ndarray, kind: str, Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0), n_splits: int = 5, seed: int = 0
+    features: np.ndarray,
+    labels: np.ndarray,
+    kind: str,
+    Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0),
+    n_splits: int = 5,
+    seed: int = 0,
 ) -> tuple[LinearReadout, np.ndarray]:
     """Fit on training rows only; returns the readout and its out-of-fold training
     probabilities (for a decision threshold that is not fitted on in-sample scores).
@@ -127,7 +142,9 @@ def fit_linear_readout(
     x = x[:, keep]
 
     def model(c: float):
-        return make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        return make_pipeline(
+            SimpleImputer(strategy="mean"), StandardScaler(), LogisticRegression(C=c, max_iter=2000)
+        )
 
     splits = int(min(n_splits, np.bincount(y).min()))
     best_c, best_auc, best_oof = Cs[0], -np.inf, None
@@ -143,7 +160,9 @@ def fit_linear_readout(
             x_train, x_test = prep.transform(x[train]), prep.transform(x[test])
             logistic = LogisticRegression(max_iter=2000, warm_start=True)
             for i, c in enumerate(Cs):
-                oofs[i, test] = logistic.set_params(C=c).fit(x_train, y[train]).predict_proba(x_test)[:, 1]
+                oofs[i, test] = (
+                    logistic.set_params(C=c).fit(x_train, y[train]).predict_proba(x_test)[:, 1]
+                )
         for c, oof in zip(Cs, oofs, strict=True):
             auc = roc_auc_score(y, oof)
             if auc > best_auc + 1e-12:
@@ -152,8 +171,14 @@ def fit_linear_readout(
     imputer, scaler, logistic = fitted.steps[0][1], fitted.steps[1][1], fitted.steps[2][1]
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     readout = LinearReadout(
-        kind, keep, imputer.statistics_.astype(np.float64), scaler.mean_.astype(np.float64), scale.astype(np.float64),
-        logistic.coef_[0].astype(np.float64), float(logistic.intercept_[0]), float(best_c),
+        kind,
+        keep,
+        imputer.statistics_.astype(np.float64),
+        scaler.mean_.astype(np.float64),
+        scale.astype(np.float64),
+        logistic.coef_[0].astype(np.float64),
+        float(logistic.intercept_[0]),
+        float(best_c),
         float(best_auc) if np.isfinite(best_auc) else float("nan"),
     )
     if best_oof is None:  # too few minority rows for CV: in-sample probabilities

@@ -65,21 +65,29 @@ class QuantileBins(NamedTuple):
         if "gene" not in frame.columns or not edge_columns:
             raise ValueError("a tokenizer table needs a 'gene' column and edge_1..edge_k columns")
         edge_columns.sort(key=lambda c: int(c.split("_")[1]))
-        return _validated(tuple(frame["gene"].astype(str)), frame[edge_columns].to_numpy(np.float64), len(edge_columns) + 1)
+        return _validated(
+            tuple(frame["gene"].astype(str)),
+            frame[edge_columns].to_numpy(np.float64),
+            len(edge_columns) + 1,
+        )
 
     def to_dict(self) -> dict:
         return {"genes": list(self.genes), "edges": self.edges.tolist(), "n_bins": int(self.n_bins)}
 
     @classmethod
     def from_dict(cls, values: dict) -> QuantileBins:
-        return _validated(tuple(values["genes"]), np.asarray(values["edges"], np.float64), int(values["n_bins"]))
+        return _validated(
+            tuple(values["genes"]), np.asarray(values["edges"], np.float64), int(values["n_bins"])
+        )
 
 
 def _validated(genes: tuple[str, ...], edges: np.ndarray, n_bins: int) -> QuantileBins:
     if n_bins not in SUPPORTED_N_BINS:
         raise ValueError(f"n_bins must be one of {SUPPORTED_N_BINS}, got {n_bins}")
     if edges.shape != (len(genes), n_bins - 1):
-        raise ValueError(f"edges shape {edges.shape} does not match {len(genes)} genes x {n_bins - 1} inner edges")
+        raise ValueError(
+            f"edges shape {edges.shape} does not match {len(genes)} genes x {n_bins - 1} inner edges"
+        )
     if len(set(genes)) != len(genes):
         raise ValueError("tokenizer genes are not unique")
     if not np.isfinite(edges).all():
@@ -89,7 +97,9 @@ def _validated(genes: tuple[str, ...], edges: np.ndarray, n_bins: int) -> Quanti
     return QuantileBins(genes, edges, n_bins)
 
 
-def _matrix(frame: pd.DataFrame, genes: Sequence[str], where: str, allow_absent: bool = False) -> np.ndarray:
+def _matrix(
+    frame: pd.DataFrame, genes: Sequence[str], where: str, allow_absent: bool = False
+) -> np.ndarray:
     """The gene columns of ``frame`` in ``genes`` order, as float64; clear errors otherwise.
 
     NaN (a gene not measured) is kept; +-inf is an error. With ``allow_absent`` a gene that
@@ -98,7 +108,9 @@ def _matrix(frame: pd.DataFrame, genes: Sequence[str], where: str, allow_absent:
     missing = [g for g in genes if g not in frame.columns]
     if missing and not allow_absent:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise ValueError(f"{where}: {len(missing)} of the {len(genes)} tokenizer genes are missing: {shown}")
+        raise ValueError(
+            f"{where}: {len(missing)} of the {len(genes)} tokenizer genes are missing: {shown}"
+        )
     values = frame.reindex(columns=list(genes)).to_numpy(np.float64)
     bad = np.isinf(values)
     if bad.any():
@@ -123,7 +135,9 @@ def fit_quantile_bins(train: pd.DataFrame, genes: Sequence[str], n_bins: int = 4
     measured = (~np.isnan(values)).sum(axis=0)
     if (measured < 2).any():
         gene = genes[int(np.argmax(measured < 2))]
-        raise ValueError(f"fit_quantile_bins: gene {gene!r} is measured in {int(measured.min())} training row(s); need >= 2")
+        raise ValueError(
+            f"fit_quantile_bins: gene {gene!r} is measured in {int(measured.min())} training row(s); need >= 2"
+        )
     levels = np.arange(1, n_bins) / n_bins
     edges = np.nanquantile(values, levels, axis=0).T  # [n_genes, n_bins - 1], measured rows only
     return _validated(genes, np.ascontiguousarray(edges), n_bins)
@@ -133,7 +147,9 @@ def tokenize_values(bins: QuantileBins, values: np.ndarray) -> np.ndarray:
     """Tokens [n_samples, n_genes] for a float matrix already in ``bins.genes`` order."""
     values = np.asarray(values, np.float64)
     if values.ndim != 2 or values.shape[1] != len(bins.genes):
-        raise ValueError(f"expected a [n_samples, {len(bins.genes)}] matrix, got shape {values.shape}")
+        raise ValueError(
+            f"expected a [n_samples, {len(bins.genes)}] matrix, got shape {values.shape}"
+        )
     # Count edges below / at-or-below each value, per gene (vectorised searchsorted).
     below = (bins.edges[None, :, :] < values[:, :, None]).sum(axis=2)
     at_or_below = (bins.edges[None, :, :] <= values[:, :, None]).sum(axis=2)
@@ -142,7 +158,9 @@ def tokenize_values(bins: QuantileBins, values: np.ndarray) -> np.ndarray:
     return tokens.astype(TOKEN_DTYPE)
 
 
-def tokenize(bins: QuantileBins, frame: pd.DataFrame, where: str = "tokenize", allow_absent: bool = False) -> np.ndarray:
+def tokenize(
+    bins: QuantileBins, frame: pd.DataFrame, where: str = "tokenize", allow_absent: bool = False
+) -> np.ndarray:
     """Tokens for a wide expression table; genes are selected by name, in the tokenizer's order.
 
     NaN values become [MISSING]; ``allow_absent`` also reads absent gene columns as missing.

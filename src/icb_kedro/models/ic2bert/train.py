@@ -55,10 +55,17 @@ class OptimizerConfig:
     weight_decay: float = 0.01
     clip_norm: float = 1.0
     end_lr_fraction: float = 0.0  # cosine decays to peak_lr * end_lr_fraction
-    warmup_fraction: float | None = None  # if set, warm-up = this fraction of all steps (overrides warmup_steps)
+    warmup_fraction: float | None = (
+        None  # if set, warm-up = this fraction of all steps (overrides warmup_steps)
+    )
 
     def __post_init__(self) -> None:
-        if self.peak_lr <= 0 or self.clip_norm <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+        if (
+            self.peak_lr <= 0
+            or self.clip_norm <= 0
+            or self.weight_decay < 0
+            or self.warmup_steps < 0
+        ):
             raise ValueError(f"invalid optimiser settings: {self}")
 
 
@@ -73,7 +80,9 @@ class MaskingConfig:
 class PretrainConfig:
     epochs: int = 10
     batch_size: int = 32
-    optimizer: OptimizerConfig = OptimizerConfig(peak_lr=1e-4, warmup_steps=100, weight_decay=0.01, clip_norm=1.0)
+    optimizer: OptimizerConfig = OptimizerConfig(
+        peak_lr=1e-4, warmup_steps=100, weight_decay=0.01, clip_norm=1.0
+    )
     masking: MaskingConfig = MaskingConfig()
     eval_batch_size: int = 64
     checkpoint_every: int = 1  # epochs between resumable checkpoints (0 = never)
@@ -93,7 +102,12 @@ class PretrainConfig:
     gene_subset: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1 or self.gene_subset < 0:
+        if (
+            self.epochs < 1
+            or self.batch_size < 1
+            or self.eval_batch_size < 1
+            or self.gene_subset < 0
+        ):
             raise ValueError(f"invalid pretraining settings: {self}")
 
 
@@ -105,7 +119,9 @@ class FinetuneConfig:
     max_epochs: int = 100
     min_epochs: int = 40
     patience: int = 20
-    optimizer: OptimizerConfig = OptimizerConfig(peak_lr=1e-4, warmup_steps=100, weight_decay=0.015, clip_norm=0.5)
+    optimizer: OptimizerConfig = OptimizerConfig(
+        peak_lr=1e-4, warmup_steps=100, weight_decay=0.015, clip_norm=0.5
+    )
     loss: str = "auto"  # auto (the spec's rule) | focal | bce
     focal_gamma: float = 2.0
     focal_imbalance_threshold: float = 0.3  # |p - 0.5| above which gamma += min(2|p-0.5|, 1)
@@ -139,7 +155,9 @@ def _build(cls, values: dict[str, Any] | None):
         raise ValueError(f"unknown {cls.__name__} keys: {unknown}")
     for name in ("optimizer", "masking"):
         if name in values and isinstance(values[name], dict):
-            values[name] = _build(OptimizerConfig if name == "optimizer" else MaskingConfig, values[name])
+            values[name] = _build(
+                OptimizerConfig if name == "optimizer" else MaskingConfig, values[name]
+            )
     return cls(**values)
 
 
@@ -158,7 +176,9 @@ def size_tier(n_samples: int) -> str:
     return "small" if n_samples < 50 else "medium" if n_samples < 100 else "large"
 
 
-def tier_config(n_samples: int, tiers: dict[str, dict[str, Any]], common: dict[str, Any] | None = None) -> FinetuneConfig:
+def tier_config(
+    n_samples: int, tiers: dict[str, dict[str, Any]], common: dict[str, Any] | None = None
+) -> FinetuneConfig:
     """The FinetuneConfig of the tier of ``n_samples`` (tier values override ``common``)."""
     tier = size_tier(n_samples)
     if tier not in tiers:
@@ -183,7 +203,10 @@ DECAYED_PARAMETERS = ("w", "embeddings")  # Linear weights and embedding tables
 def _decay_mask(params: hk.Params) -> Any:
     """AdamW decays weight matrices and embeddings, not biases or LayerNorm scale/offset
     (by name: with scanned layers every block parameter has an extra leading axis)."""
-    return {module: {name: name in DECAYED_PARAMETERS for name in leaves} for module, leaves in params.items()}
+    return {
+        module: {name: name in DECAYED_PARAMETERS for name in leaves}
+        for module, leaves in params.items()
+    }
 
 
 def _trainable_labels(params: hk.Params, trainable: str) -> Any:
@@ -193,7 +216,9 @@ def _trainable_labels(params: hk.Params, trainable: str) -> Any:
     return {module: {name: label(module) for name in leaves} for module, leaves in params.items()}
 
 
-def build_optimizer(trainable: str = "all", encoder_lr_scale: float = 1.0) -> optax.GradientTransformation:
+def build_optimizer(
+    trainable: str = "all", encoder_lr_scale: float = 1.0
+) -> optax.GradientTransformation:
     """THE optax chain: clip_by_global_norm -> AdamW, hyper-parameters injected per step.
 
     ``trainable="head"`` freezes everything but the classification head (zero updates).
@@ -205,21 +230,31 @@ def build_optimizer(trainable: str = "all", encoder_lr_scale: float = 1.0) -> op
     chain = optax.chain(
         optax.inject_hyperparams(optax.clip_by_global_norm)(max_norm=1.0),
         # mask is static: inject_hyperparams would otherwise call it as a schedule.
-        optax.inject_hyperparams(optax.adamw, static_args=("mask",))(learning_rate=0.0, weight_decay=0.0, mask=_decay_mask),
+        optax.inject_hyperparams(optax.adamw, static_args=("mask",))(
+            learning_rate=0.0, weight_decay=0.0, mask=_decay_mask
+        ),
     )
     if trainable == "all" and encoder_lr_scale != 1.0:
-        encoder = optax.masked(optax.scale(encoder_lr_scale), lambda p: {m: {n: m != CLASSIFICATION_HEAD for n in leaves} for m, leaves in p.items()})
+        encoder = optax.masked(
+            optax.scale(encoder_lr_scale),
+            lambda p: {m: {n: m != CLASSIFICATION_HEAD for n in leaves} for m, leaves in p.items()},
+        )
         return optax.chain(chain, encoder)
     if trainable == "all":
         return chain
     return optax.multi_transform(
-        {"train": chain, "freeze": optax.set_to_zero()}, functools.partial(_trainable_labels, trainable=trainable)
+        {"train": chain, "freeze": optax.set_to_zero()},
+        functools.partial(_trainable_labels, trainable=trainable),
     )
 
 
 def learning_rate_schedule(config: OptimizerConfig, total_steps: int) -> optax.Schedule:
     """Linear warm-up to ``peak_lr`` then cosine decay over the remaining steps."""
-    steps = config.warmup_steps if config.warmup_fraction is None else int(round(config.warmup_fraction * total_steps))
+    steps = (
+        config.warmup_steps
+        if config.warmup_fraction is None
+        else int(round(config.warmup_fraction * total_steps))
+    )
     warmup = min(steps, max(total_steps - 1, 0))
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
@@ -265,7 +300,9 @@ def _hyper(config: OptimizerConfig, schedule: optax.Schedule, step: int) -> Step
 
 
 # --------------------------------------------------------------------------- batching
-def iterate_batches(n_rows: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def iterate_batches(
+    n_rows: int, batch_size: int, rng: np.random.Generator | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (row indices, row weights) batches of a fixed size; the last one is padded
     with weight-0 rows so every batch has the same shape (one jit compilation)."""
     if n_rows < 1:
@@ -321,7 +358,7 @@ class PretrainResult(NamedTuple):
     best_epoch: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mlm_functions(model_config: IC2BertConfig, masking: MaskingConfig, micro_batch: int = 0):
     """Jitted (update, evaluate, init) for masked expression modelling, one compile per config."""
     model = build_model(model_config)
@@ -336,7 +373,9 @@ def _mlm_functions(model_config: IC2BertConfig, masking: MaskingConfig, micro_ba
 
     def update(state: TrainingState, tokens, row_weights, hyper: StepHyper, gene_ids):
         rng, mask_key, dropout_key = jax.random.split(state.rng, 3)
-        batch = mask_tokens(mask_key, tokens, n_bins, masking.select_prob, masking.mask_prob, masking.random_prob)
+        batch = mask_tokens(
+            mask_key, tokens, n_bins, masking.select_prob, masking.mask_prob, masking.random_prob
+        )
         weights = batch.selected * row_weights[:, None]  # loss on selected positions only
 
         def sums(params, key, inputs, targets, weights):
@@ -351,7 +390,10 @@ def _mlm_functions(model_config: IC2BertConfig, masking: MaskingConfig, micro_ba
         opt_state = _with_hyperparams(state.opt_state, *hyper)
         updates, opt_state = optimizer.update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainingState(params, opt_state, rng, state.step + 1), {"loss": loss, "accuracy": acc}
+        return TrainingState(params, opt_state, rng, state.step + 1), {
+            "loss": loss,
+            "accuracy": acc,
+        }
 
     def evaluate(params, inputs, targets, weights):
         out = model.apply(params, None, inputs, False)
@@ -365,13 +407,20 @@ def _mlm_functions(model_config: IC2BertConfig, masking: MaskingConfig, micro_ba
         params = model.init(init_key, example_tokens, True)
         return TrainingState(params, optimizer.init(params), state_key, jnp.zeros((), jnp.int32))
 
-    return jax.jit(update, donate_argnums=0), jax.jit(evaluate), jax.jit(init, static_argnums=0), optimizer
+    return (
+        jax.jit(update, donate_argnums=0),
+        jax.jit(evaluate),
+        jax.jit(init, static_argnums=0),
+        optimizer,
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_init(model_config: IC2BertConfig):
     model = build_model(model_config)
-    return jax.jit(lambda key: model.init(key, jnp.zeros((1, model_config.n_genes), jnp.int32), True))
+    return jax.jit(
+        lambda key: model.init(key, jnp.zeros((1, model_config.n_genes), jnp.int32), True)
+    )
 
 
 def init_params(model_config: IC2BertConfig, seed: int) -> hk.Params:
@@ -379,21 +428,36 @@ def init_params(model_config: IC2BertConfig, seed: int) -> hk.Params:
     return host_copy(_jitted_init(model_config)(jax.random.PRNGKey(seed)))
 
 
-def mlm_validation_masks(tokens: np.ndarray, n_bins: int, seed: int, masking: MaskingConfig = MaskingConfig()):
+def mlm_validation_masks(
+    tokens: np.ndarray, n_bins: int, seed: int, masking: MaskingConfig = MaskingConfig()
+):
     """Fixed masks of the MLM validation rows (the same for every epoch and resume)."""
     batch = mask_tokens(
-        jax.random.PRNGKey(seed), jnp.asarray(tokens, jnp.int32), n_bins, masking.select_prob, masking.mask_prob, masking.random_prob
+        jax.random.PRNGKey(seed),
+        jnp.asarray(tokens, jnp.int32),
+        n_bins,
+        masking.select_prob,
+        masking.mask_prob,
+        masking.random_prob,
     )
     return np.asarray(batch.inputs), np.asarray(batch.targets), np.asarray(batch.selected)
 
 
-def evaluate_mlm(model_config: IC2BertConfig, params, val_masks, batch_size: int, masking: MaskingConfig = MaskingConfig()) -> dict[str, float]:
+def evaluate_mlm(
+    model_config: IC2BertConfig,
+    params,
+    val_masks,
+    batch_size: int,
+    masking: MaskingConfig = MaskingConfig(),
+) -> dict[str, float]:
     """Masked-token loss and accuracy on fixed validation masks."""
     _, evaluate, _, _ = _mlm_functions(model_config, masking)
     inputs, targets, selected = val_masks
     total_ce = total_correct = total_weight = 0.0
     for idx, row_w in iterate_batches(len(inputs), batch_size, None):
-        ce, correct, weight = evaluate(params, inputs[idx], targets[idx], selected[idx] * row_w[:, None])
+        ce, correct, weight = evaluate(
+            params, inputs[idx], targets[idx], selected[idx] * row_w[:, None]
+        )
         total_ce += float(ce)
         total_correct += float(correct)
         total_weight += float(weight)
@@ -419,7 +483,9 @@ def pretrain(
     """
     train_tokens = np.asarray(train_tokens, np.int32)
     if train_tokens.ndim != 2 or train_tokens.shape[1] != model_config.n_genes:
-        raise ValueError(f"train tokens must be [n, {model_config.n_genes}], got {train_tokens.shape}")
+        raise ValueError(
+            f"train tokens must be [n, {model_config.n_genes}], got {train_tokens.shape}"
+        )
     if len(val_tokens) == 0:
         raise ValueError("pretrain: the MLM validation split is empty")
     data = train_tokens != model_config.missing_id
@@ -442,14 +508,23 @@ def pretrain(
         if restored is not None:
             state, best, history, done = restored
             start_epoch = done + 1
-            logger.info("Resuming pretraining at epoch %d of %d from %s", start_epoch, config.epochs, checkpointer.directory)
+            logger.info(
+                "Resuming pretraining at epoch %d of %d from %s",
+                start_epoch,
+                config.epochs,
+                checkpointer.directory,
+            )
 
     step = int(state.step)
     from tqdm.auto import tqdm
 
     epochs = tqdm(
-        range(start_epoch, config.epochs + 1), initial=start_epoch - 1, total=config.epochs,
-        desc="IC2Bert pretraining", unit="epoch", leave=False,
+        range(start_epoch, config.epochs + 1),
+        initial=start_epoch - 1,
+        total=config.epochs,
+        desc="IC2Bert pretraining",
+        unit="epoch",
+        leave=False,
     )
     for epoch in epochs:
         started = time.perf_counter()
@@ -459,14 +534,22 @@ def pretrain(
         subset = config.gene_subset if 0 < config.gene_subset < n_genes else n_genes
         for idx, row_w in iterate_batches(len(train_tokens), config.batch_size, rng):
             hyper = _hyper(config.optimizer, schedule, step)
-            gene_ids = np.sort(rng.choice(n_genes, subset, replace=False)) if subset < n_genes else np.arange(n_genes)
-            state, metrics = update(state, train_tokens[idx][:, gene_ids], row_w, hyper, gene_ids.astype(np.int32))
+            gene_ids = (
+                np.sort(rng.choice(n_genes, subset, replace=False))
+                if subset < n_genes
+                else np.arange(n_genes)
+            )
+            state, metrics = update(
+                state, train_tokens[idx][:, gene_ids], row_w, hyper, gene_ids.astype(np.int32)
+            )
             step += 1  # host copy of state.step: no device sync per step
             losses.append(metrics["loss"])
             accs.append(metrics["accuracy"])
             weights.append(row_w.sum())
         w = np.asarray(weights)
-        val = evaluate_mlm(model_config, state.params, val_masks, config.eval_batch_size, config.masking)
+        val = evaluate_mlm(
+            model_config, state.params, val_masks, config.eval_batch_size, config.masking
+        )
         row = {
             "epoch": epoch,
             "train_loss": float(np.average(np.asarray(losses), weights=w)),
@@ -476,11 +559,22 @@ def pretrain(
             "seconds": time.perf_counter() - started,
         }
         history.append(row)
-        logger.info("pretrain epoch %d: loss %.4f, val MLM accuracy %.4f", epoch, row["train_loss"], row["val_accuracy"])
+        logger.info(
+            "pretrain epoch %d: loss %.4f, val MLM accuracy %.4f",
+            epoch,
+            row["train_loss"],
+            row["val_accuracy"],
+        )
         if val["val_accuracy"] > best["accuracy"]:
-            best = {"params": host_copy(state.params), "accuracy": val["val_accuracy"], "epoch": epoch}
-        if checkpointer is not None and config.checkpoint_every and (
-            epoch % config.checkpoint_every == 0 or epoch == config.epochs
+            best = {
+                "params": host_copy(state.params),
+                "accuracy": val["val_accuracy"],
+                "epoch": epoch,
+            }
+        if (
+            checkpointer is not None
+            and config.checkpoint_every
+            and (epoch % config.checkpoint_every == 0 or epoch == config.epochs)
         ):
             checkpointer.save(epoch, state, best, history, fingerprint)
     return PretrainResult(best["params"], pd.DataFrame(history), int(best["epoch"]))
@@ -493,10 +587,14 @@ class FinetuneResult(NamedTuple):
     best_epoch: int
     selection: str  # "inner_val_auroc", "inner_val_loss" or "last_epoch"
     score: float  # best inner-validation AUROC (or minus the loss); NaN without a validation split
-    val_idx: np.ndarray  # rows of the training inputs held out as the inner validation split (may be empty)
+    val_idx: (
+        np.ndarray
+    )  # rows of the training inputs held out as the inner validation split (may be empty)
 
 
-def loss_weights(labels: np.ndarray, config: FinetuneConfig, tier: str) -> tuple[float, float, float]:
+def loss_weights(
+    labels: np.ndarray, config: FinetuneConfig, tier: str
+) -> tuple[float, float, float]:
     """(positive weight, negative weight, gamma) of the fine-tuning loss (spec 2.5, item 12).
 
     Focal loss for small and medium tiers, and for large ones when |p - 0.5| > 0.15; BCE
@@ -525,8 +623,10 @@ def weighted_focal_loss(logits, labels, pos_weight, neg_weight, gamma):
     return alpha_t * (1.0 - p_t) ** gamma * bce
 
 
-@functools.lru_cache(maxsize=None)
-def _supervised_functions(model_config: IC2BertConfig, trainable: str, micro_batch: int = 0, encoder_lr_scale: float = 1.0):
+@functools.cache
+def _supervised_functions(
+    model_config: IC2BertConfig, trainable: str, micro_batch: int = 0, encoder_lr_scale: float = 1.0
+):
     """Jitted supervised update on tokens (``trainable='all'``) or on pooled features (``'head'``)."""
     optimizer = build_optimizer(trainable, encoder_lr_scale)
     model = build_model(model_config)
@@ -555,7 +655,9 @@ def _supervised_functions(model_config: IC2BertConfig, trainable: str, micro_bat
         grads = jax.tree_util.tree_map(lambda g: g / denom, grad_sum)
         opt_state = _with_hyperparams(state.opt_state, *hyper)
         updates, opt_state = optimizer.update(grads, opt_state, state.params)
-        return TrainingState(optax.apply_updates(state.params, updates), opt_state, rng, state.step + 1), loss
+        return TrainingState(
+            optax.apply_updates(state.params, updates), opt_state, rng, state.step + 1
+        ), loss
 
     def predict(params, inputs):
         if trainable == "head":
@@ -566,7 +668,9 @@ def _supervised_functions(model_config: IC2BertConfig, trainable: str, micro_bat
     return jax.jit(update, donate_argnums=0), jax.jit(predict), optimizer
 
 
-def inner_validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def inner_validation_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified inner train/validation indices of the training rows.
 
     Returns an empty validation set when a stratified split with both classes on both sides
@@ -584,7 +688,9 @@ def inner_validation_split(labels: np.ndarray, fraction: float, seed: int) -> tu
     return np.sort(train_idx), np.sort(val_idx)
 
 
-def predict_logits_with(predict: Callable, params, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_logits_with(
+    predict: Callable, params, inputs: np.ndarray, batch_size: int
+) -> np.ndarray:
     out = np.empty(len(inputs), np.float64)
     batch_size = eval_batch_size(len(inputs), batch_size)
     for start in range(0, len(inputs), batch_size):
@@ -615,7 +721,9 @@ def _supervised_loop(
     if len(labels) != len(inputs):
         raise ValueError(f"{len(inputs)} input rows but {len(labels)} labels")
     if len(labels) < 2 or len(np.unique(labels)) < 2:
-        raise ValueError(f"fine-tuning needs both classes in the training rows, got labels {np.unique(labels)}")
+        raise ValueError(
+            f"fine-tuning needs both classes in the training rows, got labels {np.unique(labels)}"
+        )
     micro = config.micro_batch_size if trainable == "all" else 0  # head training: tiny already
     scale = config.encoder_lr_scale if trainable == "all" else 1.0
     update, predict, optimizer = _supervised_functions(model_config, trainable, micro, scale)
@@ -634,7 +742,9 @@ def _supervised_loop(
     # An explicit copy: the update donates its state, and jnp.asarray may alias the caller's
     # numpy arrays (e.g. the pretrained bundle) on CPU.
     params = jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), init)
-    state = TrainingState(params, optimizer.init(params), jax.random.PRNGKey(seed), jnp.zeros((), jnp.int32))
+    state = TrainingState(
+        params, optimizer.init(params), jax.random.PRNGKey(seed), jnp.zeros((), jnp.int32)
+    )
     best = {"score": (-np.inf, -np.inf), "params": host_copy(init), "epoch": 0}
     history, since_best, step = [], 0, 0
     for epoch in range(1, max_epochs + 1):
@@ -647,10 +757,14 @@ def _supervised_loop(
             step += 1
         row = {"epoch": epoch, "train_loss": float(np.mean(np.asarray(losses)))}
         if has_val:
-            val_logits = predict_logits_with(predict, state.params, inputs[val_idx], config.eval_batch_size)
+            val_logits = predict_logits_with(
+                predict, state.params, inputs[val_idx], config.eval_batch_size
+            )
             row["val_loss"] = _bce(labels[val_idx], val_logits)
             row["val_auroc"] = (
-                float(roc_auc_score(labels[val_idx], val_logits)) if selection == "inner_val_auroc" else float("nan")
+                float(roc_auc_score(labels[val_idx], val_logits))
+                if selection == "inner_val_auroc"
+                else float("nan")
             )
             score = (row["val_auroc"] if selection == "inner_val_auroc" else 0.0, -row["val_loss"])
             if score > best["score"]:
@@ -666,7 +780,9 @@ def _supervised_loop(
     if not has_val:
         best = {"params": host_copy(state.params), "epoch": max_epochs, "score": (np.nan, np.nan)}
     score = best["score"][0] if selection == "inner_val_auroc" else best["score"][1]
-    return FinetuneResult(best["params"], pd.DataFrame(history), int(best["epoch"]), selection, float(score), val_idx)
+    return FinetuneResult(
+        best["params"], pd.DataFrame(history), int(best["epoch"]), selection, float(score), val_idx
+    )
 
 
 def finetune(
@@ -692,10 +808,15 @@ def finetune(
         from icb_kedro.models.ic2bert.predict import pooled_features
 
         probe_config = dataclasses.replace(
-            config, max_epochs=config.linear_probe_epochs, min_epochs=config.linear_probe_epochs, patience=config.linear_probe_epochs
+            config,
+            max_epochs=config.linear_probe_epochs,
+            min_epochs=config.linear_probe_epochs,
+            patience=config.linear_probe_epochs,
         )
         features = pooled_features(model_config, params, tokens, config.eval_batch_size)
-        params = _supervised_loop(features, labels, params, probe_config, seed, tier, model_config, "head").params
+        params = _supervised_loop(
+            features, labels, params, probe_config, seed, tier, model_config, "head"
+        ).params
     return _supervised_loop(tokens, labels, params, config, seed, tier, model_config, "all")
 
 
@@ -706,7 +827,10 @@ def with_prevalence_head(params: hk.Params, labels: np.ndarray) -> hk.Params:
     rate = float(np.clip(np.mean(np.asarray(labels, np.float64)), 1e-3, 1 - 1e-3))
     out = {module: dict(leaves) for module, leaves in params.items()}
     head = out[CLASSIFICATION_HEAD]
-    out[CLASSIFICATION_HEAD] = {"w": np.zeros_like(np.asarray(head["w"])), "b": np.full_like(np.asarray(head["b"]), np.log(rate / (1 - rate)))}
+    out[CLASSIFICATION_HEAD] = {
+        "w": np.zeros_like(np.asarray(head["w"])),
+        "b": np.full_like(np.asarray(head["b"]), np.log(rate / (1 - rate))),
+    }
     return out
 
 
@@ -724,4 +848,13 @@ def train_head(
     features = np.asarray(features, np.float32)
     if features.ndim != 2 or features.shape[1] != model_config.d_model:
         raise ValueError(f"features must be [n, {model_config.d_model}], got {features.shape}")
-    return _supervised_loop(features, labels, with_prevalence_head(params, labels), config, seed, tier, model_config, "head")
+    return _supervised_loop(
+        features,
+        labels,
+        with_prevalence_head(params, labels),
+        config,
+        seed,
+        tier,
+        model_config,
+        "head",
+    )

@@ -23,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import iter_amu_holdout_folds, iter_protocol_folds
-from icb_kedro.evaluation.summary import cohort_summary, fold_metrics, overall_summary, validate_predictions
+from icb_kedro.evaluation.summary import (
+    cohort_summary,
+    fold_metrics,
+    overall_summary,
+    validate_predictions,
+)
 from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, gene_columns
 
 logger = logging.getLogger(__name__)
@@ -35,7 +40,14 @@ STUDY_COHORT = "AMU"
 # amu.cohorts.expression -> (input scale of models.amu.features)
 EXPRESSION_SCALES = {"harmonized_expression": "log2_tpm1", "expression_standardized": "zscore"}
 PUBLISHED_AUROC = 0.941  # AMU paper, Table 2, validation on the oversampled 280 rows (spec 1.8)
-AUDIT_COLUMNS = ("trial", "seed", "n_train", "n_test", "n_test_responders", "n_test_copies_of_train")
+AUDIT_COLUMNS = (
+    "trial",
+    "seed",
+    "n_train",
+    "n_test",
+    "n_test_responders",
+    "n_test_copies_of_train",
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -57,7 +69,9 @@ def _labels(frame: pd.DataFrame) -> pd.Series:
 def _panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
-        raise ValueError(f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}")
+        raise ValueError(
+            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
+        )
     return genes
 
 
@@ -76,7 +90,10 @@ def amu_cohorts_left_out(table: pd.DataFrame, genes: list[str]) -> dict[str, lis
 
 
 def _cohort_features(
-    harmonized_expression: pd.DataFrame, expression_standardized: pd.DataFrame, gene_panels: pd.DataFrame, cohorts: dict[str, Any]
+    harmonized_expression: pd.DataFrame,
+    expression_standardized: pd.DataFrame,
+    gene_panels: pd.DataFrame,
+    cohorts: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.Series, list[str], str]:
     """(features indexed by sample_key, labels, genes, input scale) for the cohorts that
     measure every panel gene (the others: ``amu_cohorts_left_out``)."""
@@ -84,14 +101,19 @@ def _cohort_features(
 
     source = cohorts.get("expression", "harmonized_expression")
     if source not in EXPRESSION_SCALES:
-        raise ValueError(f"amu.cohorts.expression must be one of {sorted(EXPRESSION_SCALES)}, got {source!r}")
+        raise ValueError(
+            f"amu.cohorts.expression must be one of {sorted(EXPRESSION_SCALES)}, got {source!r}"
+        )
     table = harmonized_expression if source == "harmonized_expression" else expression_standardized
     genes = _panel_genes(gene_panels, cohorts.get("panel", "amu160"))
     left_out = amu_cohorts_left_out(table, genes)
     for cohort, missing in left_out.items():
         logger.warning(
             "AMU leaves out cohort %s: it lacks %d of the %d panel genes (e.g. %s); AMU's ratio encoding needs all of them",
-            cohort, len(missing), len(genes), ", ".join(missing[:5]),
+            cohort,
+            len(missing),
+            len(genes),
+            ", ".join(missing[:5]),
         )
     table = table[~table[COHORT].isin(list(left_out))]
     scale = EXPRESSION_SCALES[source]
@@ -107,16 +129,24 @@ def _model_config(params: dict[str, Any], n_genes: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- study setting
 
 
-def leakage_audit(amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def leakage_audit(
+    amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """How many validation rows of the paper's protocol are copies of training rows, per trial."""
     from icb_kedro.models.amu.runner import copies_in_test, leaky_oversampled_split, original_key
 
     labels = _labels(amu_matrix)
     rows = []
-    for fold in iter_amu_holdout_folds(amu_holdout_folds, _n_trials(params["study"].get("n_trials"))):
-        train, test = leaky_oversampled_split(labels, fold.seed, float(params["study"].get("test_size", 0.2)))
+    for fold in iter_amu_holdout_folds(
+        amu_holdout_folds, _n_trials(params["study"].get("n_trials"))
+    ):
+        train, test = leaky_oversampled_split(
+            labels, fold.seed, float(params["study"].get("test_size", 0.2))
+        )
         n_pos = sum(int(labels[original_key(k)]) for k in test)
-        rows.append((fold.trial, fold.seed, len(train), len(test), n_pos, copies_in_test(train, test)))
+        rows.append(
+            (fold.trial, fold.seed, len(train), len(test), n_pos, copies_in_test(train, test))
+        )
     return pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
 
 
@@ -131,13 +161,20 @@ def run_study_protocols(
     same seeds, no SMOTE; it exists to measure how much leakage inflates the AUROC.
     """
     from icb_kedro.models.amu.features import SCALE_RATIO, amu_features
-    from icb_kedro.models.amu.runner import fold_data, leaky_oversampled_split, original_key, run_folds
+    from icb_kedro.models.amu.runner import (
+        fold_data,
+        leaky_oversampled_split,
+        original_key,
+        run_folds,
+    )
 
     study = params["study"]
     protocols = list(study.get("protocols", [HONEST_PROTOCOL]))
     unknown = sorted(set(protocols) - set(STUDY_PROTOCOLS))
     if unknown:
-        raise ValueError(f"amu.study.protocols: unknown {unknown}; expected some of {STUDY_PROTOCOLS}")
+        raise ValueError(
+            f"amu.study.protocols: unknown {unknown}; expected some of {STUDY_PROTOCOLS}"
+        )
     genes = gene_columns(amu_matrix)
     values = amu_features(amu_matrix, genes, SCALE_RATIO, float(study.get("pseudo_count", 1e-6)))
     features = pd.DataFrame(values, index=amu_matrix[SAMPLE_KEY].to_numpy(), columns=genes)
@@ -145,15 +182,42 @@ def run_study_protocols(
     folds = []
     for fold in iter_amu_holdout_folds(amu_holdout_folds, _n_trials(study.get("n_trials"))):
         if HONEST_PROTOCOL in protocols:
-            folds.append(fold_data(HONEST_PROTOCOL, STUDY_COHORT, fold.trial, fold.seed, features, labels, fold.train_keys, fold.test_keys))
+            folds.append(
+                fold_data(
+                    HONEST_PROTOCOL,
+                    STUDY_COHORT,
+                    fold.trial,
+                    fold.seed,
+                    features,
+                    labels,
+                    fold.train_keys,
+                    fold.test_keys,
+                )
+            )
         if LEAKY_PROTOCOL in protocols:
-            train, test = leaky_oversampled_split(labels, fold.seed, float(study.get("test_size", 0.2)))
+            train, test = leaky_oversampled_split(
+                labels, fold.seed, float(study.get("test_size", 0.2))
+            )
             # A copy row has its original's features and label under its own key.
             copies = [k for k in train + test if k != original_key(k)]
-            leaky_features = pd.concat([features, features.loc[[original_key(k) for k in copies]].set_axis(copies)])
-            leaky_labels = pd.concat([labels, labels.loc[[original_key(k) for k in copies]].set_axis(copies)])
+            leaky_features = pd.concat(
+                [features, features.loc[[original_key(k) for k in copies]].set_axis(copies)]
+            )
+            leaky_labels = pd.concat(
+                [labels, labels.loc[[original_key(k) for k in copies]].set_axis(copies)]
+            )
             folds.append(
-                fold_data(LEAKY_PROTOCOL, STUDY_COHORT, fold.trial, fold.seed, leaky_features, leaky_labels, train, test, smote=False)
+                fold_data(
+                    LEAKY_PROTOCOL,
+                    STUDY_COHORT,
+                    fold.trial,
+                    fold.seed,
+                    leaky_features,
+                    leaky_labels,
+                    train,
+                    test,
+                    smote=False,
+                )
             )
     return run_folds(
         folds,
@@ -183,15 +247,32 @@ def run_cohort_protocols(
     folds_of_cohort = lodocv_folds[lodocv_folds["held_out"] == held_out]
     if folds_of_cohort.empty:
         raise ValueError(f"lodocv_folds has no folds for held-out cohort {held_out!r}")
-    features, labels, genes, _ = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
-    if not features.index.isin(folds_of_cohort.loc[folds_of_cohort["cohort"] == held_out, SAMPLE_KEY]).any():
-        logger.warning("AMU: held-out cohort %s is left out (missing panel genes): no %s folds", held_out, held_out)
-    specs = iter_protocol_folds(folds_of_cohort, list(cohorts.get("protocols", [])), cohorts.get("n_repeats"))
+    features, labels, genes, _ = _cohort_features(
+        harmonized_expression, expression_standardized, gene_panels, cohorts
+    )
+    if not features.index.isin(
+        folds_of_cohort.loc[folds_of_cohort["cohort"] == held_out, SAMPLE_KEY]
+    ).any():
+        logger.warning(
+            "AMU: held-out cohort %s is left out (missing panel genes): no %s folds",
+            held_out,
+            held_out,
+        )
+    specs = iter_protocol_folds(
+        folds_of_cohort, list(cohorts.get("protocols", [])), cohorts.get("n_repeats")
+    )
     kept = set(features.index)
     folds = [
         fold_data(
-            f.protocol, f.held_out, f.trial, f.seed, features, labels,
-            [k for k in f.train_keys if k in kept], [k for k in f.test_keys if k in kept], repeat=f.repeat,
+            f.protocol,
+            f.held_out,
+            f.trial,
+            f.seed,
+            features,
+            labels,
+            [k for k in f.train_keys if k in kept],
+            [k for k in f.test_keys if k in kept],
+            repeat=f.repeat,
         )
         for f in specs
         if any(k in kept for k in f.test_keys)
@@ -215,7 +296,9 @@ def combine_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
     if not frames:
         raise ValueError("amu produced no predictions: every protocol list is empty")
     combined = validate_predictions(pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)])
-    return combined.sort_values(["protocol", "cohort", "repeat", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    return combined.sort_values(
+        ["protocol", "cohort", "repeat", "trial", SAMPLE_KEY], kind="stable"
+    ).reset_index(drop=True)
 
 
 LEARNING_COLUMNS = (
@@ -236,7 +319,9 @@ def learning_check(predictions: pd.DataFrame, *weights: dict[str, Any]) -> pd.Da
 
     test_auroc = {
         (protocol, cohort, int(trial)): auroc(rows["y_true"].to_numpy(), rows["y_prob"].to_numpy())
-        for (protocol, cohort, trial), rows in predictions.groupby(["protocol", "cohort", "trial"], sort=False)
+        for (protocol, cohort, trial), rows in predictions.groupby(
+            ["protocol", "cohort", "trial"], sort=False
+        )
     }
     records = []
     for table in weights:
@@ -248,7 +333,9 @@ def learning_check(predictions: pd.DataFrame, *weights: dict[str, Any]) -> pd.Da
                  test_auroc.get(key, float("nan")), float(fit["fit_seconds"]))
             )  # fmt: skip
     frame = pd.DataFrame(records, columns=list(LEARNING_COLUMNS))
-    return frame.sort_values(["protocol", "cohort", "repeat", "trial"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["protocol", "cohort", "repeat", "trial"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -256,11 +343,15 @@ def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     return fold_metrics(predictions)
 
 
-def summarize(predictions: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarize(
+    predictions: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cohort and overall summaries (evaluation layer: means over trials, patient bootstrap CIs)."""
     summary = params.get("summary", {})
     n_boot, seed = int(summary.get("n_boot", 1000)), int(summary.get("seed", 0))
-    return cohort_summary(predictions, n_boot=n_boot, seed=seed), overall_summary(predictions, n_boot=n_boot, seed=seed)
+    return cohort_summary(predictions, n_boot=n_boot, seed=seed), overall_summary(
+        predictions, n_boot=n_boot, seed=seed
+    )
 
 
 def plot_roc_pr(predictions: pd.DataFrame, fold_metrics_amu: pd.DataFrame):
@@ -276,14 +367,19 @@ def plot_confusion(predictions: pd.DataFrame):
 
 
 def write_report(
-    overall: pd.DataFrame, cohort_table: pd.DataFrame, audit: pd.DataFrame, learning: pd.DataFrame | None = None
+    overall: pd.DataFrame,
+    cohort_table: pd.DataFrame,
+    audit: pd.DataFrame,
+    learning: pd.DataFrame | None = None,
 ) -> str:
     """Markdown: AUROC per protocol (honest vs leaky vs published) beside the training fit,
     per-cohort AUROC, leakage audit."""
     lines = ["## AMU (PaddlePaddle re-implementation)", ""]
     fit = pd.DataFrame(columns=["train", "epochs"])
     if learning is not None:
-        fit = learning.groupby("protocol").agg(train=("train_auroc", "mean"), epochs=("epochs", "max"))
+        fit = learning.groupby("protocol").agg(
+            train=("train_auroc", "mean"), epochs=("epochs", "max")
+        )
     lines += [
         "| protocol | cohorts | AUROC mean [95% CI] | AUPRC | accuracy | F1 | training AUROC | epochs |",
         "|---|---|---|---|---|---|---|---|",
@@ -298,7 +394,9 @@ def write_report(
         )
     by_protocol = overall.set_index("protocol")["auroc_mean"]
     lines.append("")
-    lines.append(f"Published AUROC on the oversampled validation rows: {PUBLISHED_AUROC:.3f} (paper, Table 2).")
+    lines.append(
+        f"Published AUROC on the oversampled validation rows: {PUBLISHED_AUROC:.3f} (paper, Table 2)."
+    )
     if {HONEST_PROTOCOL, LEAKY_PROTOCOL} <= set(by_protocol.index):
         honest, leaky = by_protocol[HONEST_PROTOCOL], by_protocol[LEAKY_PROTOCOL]
         lines.append(
@@ -322,7 +420,11 @@ def write_report(
         lines.append("| protocol | " + " | ".join(grid.columns) + " |")
         lines.append("|---|" + "---|" * len(grid.columns))
         for protocol, values in grid.iterrows():
-            lines.append(f"| {protocol} | " + " | ".join("-" if pd.isna(v) else f"{v:.2f}" for v in values) + " |")
+            lines.append(
+                f"| {protocol} | "
+                + " | ".join("-" if pd.isna(v) else f"{v:.2f}" for v in values)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -344,17 +446,39 @@ def train_final_model(
     from icb_kedro.models.amu.train import TrainConfig, fit_network, lone_fit_threads
 
     cohorts = params["cohorts"]
-    features, labels, genes, scale = _cohort_features(harmonized_expression, expression_standardized, gene_panels, cohorts)
-    labelled = labels[labels.notna()].astype(int)
-    settings = lone_fit_threads(_train_settings(params, "cohorts"), params.get("n_jobs", 1), n_fits=1)
-    config = TrainConfig.from_dict({**settings, "seed": int(params.get("final_model", {}).get("seed", 0))})
-    fitted = fit_network(
-        features.loc[labelled.index].to_numpy(), labelled.to_numpy(), model_config=_model_config(params, len(genes)),
-        train_config=config, features=genes,
+    features, labels, genes, scale = _cohort_features(
+        harmonized_expression, expression_standardized, gene_panels, cohorts
     )
-    cohorts_seen = sorted(harmonized_expression.loc[harmonized_expression[LABEL].notna(), COHORT].unique())
-    logger.info("amu final model: %d samples of %d cohorts, %d genes, %.0f s", fitted.n_train, len(cohorts_seen), len(genes), fitted.fit_seconds)
-    return {**asdict(fitted), "input_scale": scale, "pseudo_count": float(cohorts.get("pseudo_count", 1e-6)), "cohorts": cohorts_seen}
+    labelled = labels[labels.notna()].astype(int)
+    settings = lone_fit_threads(
+        _train_settings(params, "cohorts"), params.get("n_jobs", 1), n_fits=1
+    )
+    config = TrainConfig.from_dict(
+        {**settings, "seed": int(params.get("final_model", {}).get("seed", 0))}
+    )
+    fitted = fit_network(
+        features.loc[labelled.index].to_numpy(),
+        labelled.to_numpy(),
+        model_config=_model_config(params, len(genes)),
+        train_config=config,
+        features=genes,
+    )
+    cohorts_seen = sorted(
+        harmonized_expression.loc[harmonized_expression[LABEL].notna(), COHORT].unique()
+    )
+    logger.info(
+        "amu final model: %d samples of %d cohorts, %d genes, %.0f s",
+        fitted.n_train,
+        len(cohorts_seen),
+        len(genes),
+        fitted.fit_seconds,
+    )
+    return {
+        **asdict(fitted),
+        "input_scale": scale,
+        "pseudo_count": float(cohorts.get("pseudo_count", 1e-6)),
+        "cohorts": cohorts_seen,
+    }
 
 
 def _as_fitted(final_model: dict[str, Any]):
@@ -368,7 +492,9 @@ def export_gene_embeddings(final_model: dict[str, Any]) -> pd.DataFrame:
     """``amu_gene_embeddings``: one row per gene, columns ``gene, dim_0 .. dim_<D-1>``."""
     table = np.asarray(final_model["state"]["gene_embedding.weight"], dtype=np.float64)
     if table.shape[0] != len(final_model["features"]):
-        raise ValueError(f"embedding table has {table.shape[0]} rows for {len(final_model['features'])} genes")
+        raise ValueError(
+            f"embedding table has {table.shape[0]} rows for {len(final_model['features'])} genes"
+        )
     frame = pd.DataFrame(table, columns=[f"dim_{i}" for i in range(table.shape[1])])
     frame.insert(0, "gene", final_model["features"])
     return frame
@@ -378,4 +504,6 @@ def build_pyfunc_model(final_model: dict[str, Any]):
     """The MLflow pyfunc (registered as ``icb_amu`` by the catalog's MlflowModelTrackingDataset)."""
     from icb_kedro.models.amu.pyfunc import AmuPyfuncModel
 
-    return AmuPyfuncModel(_as_fitted(final_model), final_model["input_scale"], final_model["pseudo_count"])
+    return AmuPyfuncModel(
+        _as_fitted(final_model), final_model["input_scale"], final_model["pseudo_count"]
+    )

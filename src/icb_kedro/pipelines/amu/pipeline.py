@@ -50,10 +50,17 @@ def _cohort_node(cohort: str) -> Node:
         params: dict[str, Any],
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         return run_cohort_protocols(
-            harmonized_expression, expression_standardized, gene_panels, lodocv_folds, params, held_out=cohort
+            harmonized_expression,
+            expression_standardized,
+            gene_panels,
+            lodocv_folds,
+            params,
+            held_out=cohort,
         )
 
-    run.__name__ = run.__qualname__ = run_cohort_protocols.__name__  # readable in kedro-viz and logs
+    run.__name__ = run.__qualname__ = (
+        run_cohort_protocols.__name__
+    )  # readable in kedro-viz and logs
     run.__doc__ = f"{run_cohort_protocols.__doc__.splitlines()[0]} (held-out cohort {cohort})"
     ns = namespace_for(cohort)
     return Node(
@@ -90,7 +97,12 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
                 ["amu_predictions_study", "amu_weights_study"],
                 name="amu_run_study_protocols",
             ),
-            Node(leakage_audit, ["amu_matrix", "amu_holdout_folds", "params:amu"], "amu_leakage_audit", name="amu_leakage_audit"),
+            Node(
+                leakage_audit,
+                ["amu_matrix", "amu_holdout_folds", "params:amu"],
+                "amu_leakage_audit",
+                name="amu_leakage_audit",
+            ),
             *per_cohort,
             Node(
                 combine_predictions,
@@ -98,7 +110,9 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
                 "predictions_amu",
                 name="amu_combine_predictions",
             ),
-            Node(compute_fold_metrics, "predictions_amu", "fold_metrics_amu", name="amu_fold_metrics"),
+            Node(
+                compute_fold_metrics, "predictions_amu", "fold_metrics_amu", name="amu_fold_metrics"
+            ),
             Node(
                 learning_check,
                 ["predictions_amu", "amu_weights_study", *(n.outputs[1] for n in per_cohort)],
@@ -111,16 +125,38 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
                 ["amu_cohort_summary", "amu_overall_summary"],
                 name="amu_summarize",
             ),
-            Node(plot_roc_pr, ["predictions_amu", "fold_metrics_amu"], "amu_roc_pr_plot", name="amu_plot_roc_pr"),
-            Node(plot_confusion, "predictions_amu", "amu_confusion_plot", name="amu_plot_confusion"),
+            Node(
+                plot_roc_pr,
+                ["predictions_amu", "fold_metrics_amu"],
+                "amu_roc_pr_plot",
+                name="amu_plot_roc_pr",
+            ),
+            Node(
+                plot_confusion, "predictions_amu", "amu_confusion_plot", name="amu_plot_confusion"
+            ),
             Node(
                 write_report,
-                ["amu_overall_summary", "amu_cohort_summary", "amu_leakage_audit", "amu_learning_check"],
+                [
+                    "amu_overall_summary",
+                    "amu_cohort_summary",
+                    "amu_leakage_audit",
+                    "amu_learning_check",
+                ],
                 "amu_summary_md",
                 name="amu_write_report",
             ),
             Node(train_final_model, expression, "amu_final_model", name="amu_train_final_model"),
-            Node(export_gene_embeddings, "amu_final_model", "amu_gene_embeddings", name="amu_export_gene_embeddings"),
-            Node(build_pyfunc_model, "amu_final_model", "amu_registered_model", name="amu_register_model"),
+            Node(
+                export_gene_embeddings,
+                "amu_final_model",
+                "amu_gene_embeddings",
+                name="amu_export_gene_embeddings",
+            ),
+            Node(
+                build_pyfunc_model,
+                "amu_final_model",
+                "amu_registered_model",
+                name="amu_register_model",
+            ),
         ]
     )

@@ -19,7 +19,12 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from icb_kedro.evaluation.metrics import fit_threshold
-from icb_kedro.evaluation.protocols import AMU_PROTOCOL, FoldSpec, iter_amu_holdout_folds, iter_protocol_folds
+from icb_kedro.evaluation.protocols import (
+    AMU_PROTOCOL,
+    FoldSpec,
+    iter_amu_holdout_folds,
+    iter_protocol_folds,
+)
 from icb_kedro.evaluation.summary import (
     cohort_summary,
     fold_metrics,
@@ -46,7 +51,15 @@ from icb_kedro.models.baselines.signatures import (
     scores_to_probability,
     signature_coverage,
 )
-from icb_kedro.schema import COHORT, LABEL, PREDICTION_COLUMNS, SAMPLE_KEY, empty_predictions, gene_columns, prediction_frame
+from icb_kedro.schema import (
+    COHORT,
+    LABEL,
+    PREDICTION_COLUMNS,
+    SAMPLE_KEY,
+    empty_predictions,
+    gene_columns,
+    prediction_frame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +91,20 @@ SEARCH_LOG_COLUMNS: tuple[str, ...] = (
 # ----------------------------------------------------------------------------- inputs
 
 
-def select_panel_features(expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str) -> pd.DataFrame:
+def select_panel_features(
+    expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str
+) -> pd.DataFrame:
     """``sample_key``, ``cohort``, ``label`` + the genes of ``panel`` (in ``gene_panels`` order)."""
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
-        raise ValueError(f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}")
+        raise ValueError(
+            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
+        )
     missing = [g for g in genes if g not in expression.columns]
     if missing:
-        raise ValueError(f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}")
+        raise ValueError(
+            f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}"
+        )
     if expression[SAMPLE_KEY].duplicated().any():
         raise ValueError("expression table has duplicated sample_key values")
     return expression[[SAMPLE_KEY, COHORT, LABEL, *genes]].reset_index(drop=True)
@@ -114,11 +133,15 @@ def _labelled_matrix(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return indexed[genes], indexed[LABEL]
 
 
-def _fold_arrays(features: pd.DataFrame, labels: pd.Series, fold: FoldSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _fold_arrays(
+    features: pd.DataFrame, labels: pd.Series, fold: FoldSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     for role, keys in (("training", fold.train_keys), ("test", fold.test_keys)):
         absent = [k for k in keys if k not in features.index]
         if absent:
-            raise ValueError(f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {len(absent)} {role} samples have no features, e.g. {absent[:3]}")
+            raise ValueError(
+                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {len(absent)} {role} samples have no features, e.g. {absent[:3]}"
+            )
         unlabelled = labels.loc[keys].isna()
         if unlabelled.any():
             raise ValueError(
@@ -133,7 +156,12 @@ def _fold_arrays(features: pd.DataFrame, labels: pd.Series, fold: FoldSpec) -> t
 
 
 def _fit_fold_task(
-    spec: ModelSpec, arrays: tuple, seed: int, settings: Mapping[str, Any], smote: bool, fixed_params: dict[str, Any] | None
+    spec: ModelSpec,
+    arrays: tuple,
+    seed: int,
+    settings: Mapping[str, Any],
+    smote: bool,
+    fixed_params: dict[str, Any] | None,
 ) -> FoldFit:
     """One fold in a worker process; the fitted estimator stays there (only results travel back)."""
     x_train, y_train, x_test = arrays
@@ -155,9 +183,20 @@ def _fit_fold_task(
     return fit._replace(estimator=None)
 
 
-def _search_task(spec: ModelSpec, x_train: np.ndarray, y_train: np.ndarray, seed: int, settings: Mapping[str, Any]) -> SearchResult:
+def _search_task(
+    spec: ModelSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    seed: int,
+    settings: Mapping[str, Any],
+) -> SearchResult:
     return search_hyperparameters(
-        spec, x_train, y_train, seed=seed, inner_splits=int(settings["inner_cv_splits"]), n_features=settings.get("n_features")
+        spec,
+        x_train,
+        y_train,
+        seed=seed,
+        inner_splits=int(settings["inner_cv_splits"]),
+        n_features=settings.get("n_features"),
     )
 
 
@@ -181,7 +220,9 @@ def search_on_source_rows(
     features, labels = _labelled_matrix(table)
     arrays = [_fold_arrays(features, labels, fold) for fold in loco_folds]
     seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in loco_folds]
-    tasks = [delayed(_search_task)(spec, a[0], a[1], seed, settings) for a, seed in zip(arrays, seeds)]
+    tasks = [
+        delayed(_search_task)(spec, a[0], a[1], seed, settings) for a, seed in zip(arrays, seeds)
+    ]
     results = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name} source search")
     return {fold.held_out: result for fold, result in zip(loco_folds, results)}
 
@@ -206,9 +247,14 @@ def run_model_folds(
     folds = list(folds)
     arrays = [_fold_arrays(features, labels, fold) for fold in folds]  # validates every fold first
     seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in folds]
-    shared = [shared_search.get(f.held_out) if f.protocol in SHARED_SEARCH_PROTOCOLS else None for f in folds]
+    shared = [
+        shared_search.get(f.held_out) if f.protocol in SHARED_SEARCH_PROTOCOLS else None
+        for f in folds
+    ]
     tasks = [
-        delayed(_fit_fold_task)(spec, a[:3], seed, settings, smote, None if s is None else s.best_params)
+        delayed(_fit_fold_task)(
+            spec, a[:3], seed, settings, smote, None if s is None else s.best_params
+        )
         for a, seed, s in zip(arrays, seeds, shared)
     ]
     fits = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name}")
@@ -242,16 +288,24 @@ def run_model_folds(
 
 
 def _predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(parts, ignore_index=True)[list(PREDICTION_COLUMNS)] if parts else empty_predictions()
+    return (
+        pd.concat(parts, ignore_index=True)[list(PREDICTION_COLUMNS)]
+        if parts
+        else empty_predictions()
+    )
 
 
-def lodocv_folds_of(lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]) -> list[FoldSpec]:
+def lodocv_folds_of(
+    lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]
+) -> list[FoldSpec]:
     """The LODOCV folds to score: ``params.n_trials`` trials, held-out cohorts in ``params.held_out`` (null = all)."""
     wanted = params.get("held_out")
     if wanted:
         unknown = sorted(set(wanted) - set(lodocv_folds["held_out"]))
         if unknown:
-            raise ValueError(f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}")
+            raise ValueError(
+                f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}"
+            )
         lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(wanted)]
     return list(iter_protocol_folds(lodocv_folds, protocols, params.get("n_repeats")))
 
@@ -287,7 +341,9 @@ def fit_predict_model(
     """
     model_params = params["models"].get(model_name)
     if model_params is None:
-        raise ValueError(f"baselines.models has no entry {model_name!r}; it has {sorted(params['models'])}")
+        raise ValueError(
+            f"baselines.models has no entry {model_name!r}; it has {sorted(params['models'])}"
+        )
     if not model_params.get("enabled", True):
         logger.info("baselines: model %s is disabled", model_name)
         return _predictions_frame([]), pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
@@ -299,10 +355,14 @@ def fit_predict_model(
     if lodocv:
         scope = params.get("transfer_search", "fold")
         if scope not in TRANSFER_SEARCH_SCOPES:
-            raise ValueError(f"baselines.transfer_search must be one of {TRANSFER_SEARCH_SCOPES}, got {scope!r}")
+            raise ValueError(
+                f"baselines.transfer_search must be one of {TRANSFER_SEARCH_SCOPES}, got {scope!r}"
+            )
         shared = {}
         if scope == "source" and "transfer" in lodocv:
-            shared = search_on_source_rows(spec, features, lodocv_folds_of(lodocv_folds, ["loco"], params), settings)
+            shared = search_on_source_rows(
+                spec, features, lodocv_folds_of(lodocv_folds, ["loco"], params), settings
+            )
         folds = lodocv_folds_of(lodocv_folds, lodocv, params)
         parts.append(run_model_folds(spec, features, folds, settings, shared_search=shared))
     if AMU_PROTOCOL in wanted:
@@ -312,7 +372,11 @@ def fit_predict_model(
         amu_settings = {**settings, "n_features": amu.get("n_features")}  # all 160 genes by default
         parts.append(run_model_folds(spec, table, folds, amu_settings, smote=bool(amu["smote"])))
     predictions = _predictions_frame([p for p, _ in parts if len(p)])
-    log = pd.concat([log for _, log in parts], ignore_index=True) if parts else pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
+    log = (
+        pd.concat([log for _, log in parts], ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
+    )
     return predictions, log
 
 
@@ -321,26 +385,38 @@ def fit_predict_model(
 DEPLOYABLE_FAMILIES: tuple[str, ...] = ("logreg", "svm", "rf", "adaboost", "xgboost", "mlp")
 
 
-def choose_deployment_family(cohort_table: pd.DataFrame, params: Mapping[str, Any]) -> tuple[str, float, int]:
+def choose_deployment_family(
+    cohort_table: pd.DataFrame, params: Mapping[str, Any]
+) -> tuple[str, float, int]:
     """(family, its mean AUROC over held-out cohorts, number of cohorts) under
     ``baselines.registry``: ``model: best`` = the enabled family with the highest mean
     ``selection_protocol`` (zero-shot ``loco``) AUROC; or a family name."""
     registry = params.get("registry") or {}
     protocol = registry.get("selection_protocol", "loco")
-    enabled = [m for m in DEPLOYABLE_FAMILIES if (params["models"].get(m) or {}).get("enabled", False)]
-    rows = cohort_table[(cohort_table["protocol"] == protocol) & cohort_table["model"].isin(enabled)]
+    enabled = [
+        m for m in DEPLOYABLE_FAMILIES if (params["models"].get(m) or {}).get("enabled", False)
+    ]
+    rows = cohort_table[
+        (cohort_table["protocol"] == protocol) & cohort_table["model"].isin(enabled)
+    ]
     means = rows.groupby("model")["auroc_mean"].agg(["mean", "count"]).dropna()
     if means.empty:
-        raise ValueError(f"baselines.registry: no {protocol!r} results of the families {enabled} to choose the deployed baseline from")
+        raise ValueError(
+            f"baselines.registry: no {protocol!r} results of the families {enabled} to choose the deployed baseline from"
+        )
     wanted = registry.get("model", "best")
     if wanted == "best":
         wanted = str(means["mean"].idxmax())
     elif wanted not in means.index:
-        raise ValueError(f"baselines.registry.model {wanted!r} has no {protocol!r} results; choose one of {sorted(means.index)} or 'best'")
+        raise ValueError(
+            f"baselines.registry.model {wanted!r} has no {protocol!r} results; choose one of {sorted(means.index)} or 'best'"
+        )
     return wanted, float(means.loc[wanted, "mean"]), int(means.loc[wanted, "count"])
 
 
-def fit_deployment_baseline(features: pd.DataFrame, cohort_table: pd.DataFrame, params: dict[str, Any]):
+def fit_deployment_baseline(
+    features: pd.DataFrame, cohort_table: pd.DataFrame, params: dict[str, Any]
+):
     """The registered baseline (``icb_baseline``): the chosen family refitted on every labelled
     patient of the panel, with the same pipeline, inner-CV search and threshold rule as a fold.
 
@@ -357,8 +433,16 @@ def fit_deployment_baseline(features: pd.DataFrame, cohort_table: pd.DataFrame, 
     settings = _settings(params)
     seed = int((params.get("registry") or {}).get("seed", 0)) + int(settings["seed_offset"])
     fit = fit_predict_fold(
-        spec, x, y, x[:1], seed=seed, inner_splits=settings["inner_cv_splits"], n_jobs=settings["n_jobs"],
-        threshold_method=settings["threshold_method"], threshold_source=settings["threshold_source"], n_features=settings["n_features"],
+        spec,
+        x,
+        y,
+        x[:1],
+        seed=seed,
+        inner_splits=settings["inner_cv_splits"],
+        n_jobs=settings["n_jobs"],
+        threshold_method=settings["threshold_method"],
+        threshold_source=settings["threshold_source"],
+        n_features=settings["n_features"],
         calibration=settings["calibration"],
     )
     cohorts = sorted(features.loc[labelled, COHORT].unique())
@@ -378,7 +462,12 @@ def fit_deployment_baseline(features: pd.DataFrame, cohort_table: pd.DataFrame, 
         "threshold": fit.threshold,
         "input_transform": "cohort_zscore",
     }
-    logger.info("baselines: registering %s refitted on %d patients (%s)", family, len(y), metadata["selection_auroc"])
+    logger.info(
+        "baselines: registering %s refitted on %d patients (%s)",
+        family,
+        len(y),
+        metadata["selection_auroc"],
+    )
     return BaselinePyfunc(fit.estimator, list(table.columns), metadata)
 
 
@@ -390,14 +479,22 @@ def parse_signatures(signature_files: Mapping[str, Callable[[], str] | str]) -> 
     return parse_signature_files(signature_files)
 
 
-def check_signature_coverage(signatures: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def check_signature_coverage(
+    signatures: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """``signature_coverage``: which signatures are scored on the panel, which fail and why."""
     genes = gene_panels.loc[gene_panels["panel"] == params["panel"], "gene"].tolist()
     if not genes:
         raise ValueError(f"signature panel {params['panel']!r} is empty or unknown")
-    coverage = signature_coverage(signatures, genes, float(params["min_coverage"]), params.get("include_below_coverage"))
+    coverage = signature_coverage(
+        signatures, genes, float(params["min_coverage"]), params.get("include_below_coverage")
+    )
     failed = coverage[coverage["status"] == "failed"]
-    logger.info("signatures: %d scored, %d failed the coverage rule", len(coverage) - len(failed), len(failed))
+    logger.info(
+        "signatures: %d scored, %d failed the coverage rule",
+        len(coverage) - len(failed),
+        len(failed),
+    )
     return coverage
 
 
@@ -414,12 +511,18 @@ def compute_signature_scores(
     Scores are per sample (ssGSEA ranks genes within a sample; weighted means use the
     label-free within-cohort z-scores), so they are computed once and reused by every fold.
     """
-    raw = select_panel_features(harmonized_expression, gene_panels, params["panel"]).set_index(SAMPLE_KEY)
-    z = select_panel_features(expression_standardized, gene_panels, params["panel"]).set_index(SAMPLE_KEY)
+    raw = select_panel_features(harmonized_expression, gene_panels, params["panel"]).set_index(
+        SAMPLE_KEY
+    )
+    z = select_panel_features(expression_standardized, gene_panels, params["panel"]).set_index(
+        SAMPLE_KEY
+    )
     if not raw.index.equals(z.index):
         z = z.reindex(raw.index)
         if z.isna().all(axis=1).any():
-            raise ValueError("harmonized_expression and expression_standardized hold different samples")
+            raise ValueError(
+                "harmonized_expression and expression_standardized hold different samples"
+            )
     genes = [c for c in raw.columns if c not in (COHORT, LABEL)]
     scores = score_signatures(
         raw[genes],
@@ -453,12 +556,20 @@ def _signature_fold_predictions(
             train_scores = scores.loc[fold.train_keys, name].to_numpy(float)
             location, scale = fit_score_scale(train_scores)
             p_train = scores_to_probability(train_scores, location, scale)
-            y_prob = scores_to_probability(scores.loc[fold.test_keys, name].to_numpy(float), location, scale)
-            parts.append(prediction_frame(name, fold, y_test, y_prob, fit_threshold(y_train, p_train, method)))
+            y_prob = scores_to_probability(
+                scores.loc[fold.test_keys, name].to_numpy(float), location, scale
+            )
+            parts.append(
+                prediction_frame(
+                    name, fold, y_test, y_prob, fit_threshold(y_train, p_train, method)
+                )
+            )
     return _predictions_frame(parts)
 
 
-def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def predict_signatures(
+    signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """Signature "predictions" on every LODOCV fold's test rows (same rows as the models).
 
     Per fold, the score's location/scale (label-free) and the decision threshold are fitted
@@ -469,7 +580,9 @@ def predict_signatures(signature_scores: pd.DataFrame, lodocv_folds: pd.DataFram
     if not lodocv or not any(c.startswith(MODEL_PREFIX) for c in signature_scores.columns):
         return _predictions_frame([])
     folds = lodocv_folds_of(lodocv_folds, lodocv, params)
-    return _signature_fold_predictions(signature_scores, folds, params["threshold"]["method"], "baselines signatures")
+    return _signature_fold_predictions(
+        signature_scores, folds, params["threshold"]["method"], "baselines signatures"
+    )
 
 
 # ----------------------------------------------------------------------------- signatures on the AMU matrix
@@ -489,7 +602,9 @@ def _amu_genes(amu_matrix: pd.DataFrame) -> list[str]:
     return [c for c in amu_matrix.columns if c not in (SAMPLE_KEY, LABEL, COHORT)]
 
 
-def check_amu_signature_coverage(signatures: pd.DataFrame, amu_matrix: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def check_amu_signature_coverage(
+    signatures: pd.DataFrame, amu_matrix: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """``baselines_amu_signature_coverage``: the coverage table against the AMU matrix's genes.
 
     Same rule as :func:`check_signature_coverage` (> ``min_coverage`` of a signature's genes
@@ -507,13 +622,20 @@ def check_amu_signature_coverage(signatures: pd.DataFrame, amu_matrix: pd.DataFr
         coverage.loc[rows, "status"] = "failed"
     scored = coverage.loc[coverage["status"].str.startswith("scored"), "signature"].tolist()
     logger.info(
-        "signatures on the AMU matrix (%d genes): %d scored %s, %d failed", len(genes), len(scored), scored, len(coverage) - len(scored)
+        "signatures on the AMU matrix (%d genes): %d scored %s, %d failed",
+        len(genes),
+        len(scored),
+        scored,
+        len(coverage) - len(scored),
     )
     return coverage
 
 
 def score_amu_signatures(
-    amu_matrix: pd.DataFrame, signatures: pd.DataFrame, amu_coverage: pd.DataFrame, params: dict[str, Any]
+    amu_matrix: pd.DataFrame,
+    signatures: pd.DataFrame,
+    amu_coverage: pd.DataFrame,
+    params: dict[str, Any],
 ) -> pd.DataFrame:
     """Every AMU sample's score for every signature scored on the AMU matrix.
 
@@ -525,13 +647,17 @@ def score_amu_signatures(
     the AMU matrix is one cohort, as the cohorts are standardized within themselves).
     ssGSEA ranks the z-scores within each sample, as on the cohorts.
     """
-    table = amu_log_features(amu_matrix, float(params["amu_holdout"]["pseudo_count"])).set_index(SAMPLE_KEY)
+    table = amu_log_features(amu_matrix, float(params["amu_holdout"]["pseudo_count"])).set_index(
+        SAMPLE_KEY
+    )
     if table.index.duplicated().any():
         raise ValueError("amu_matrix has duplicated sample_key values")
     genes = _amu_genes(amu_matrix)
     logged = table[genes]
     sd = logged.std(ddof=0)
-    z = (logged - logged.mean()) / sd.where(sd > 0.0, np.inf)  # per gene (column); constant genes -> 0
+    z = (logged - logged.mean()) / sd.where(
+        sd > 0.0, np.inf
+    )  # per gene (column); constant genes -> 0
     settings = params["signatures"]
     scores = score_signatures(
         logged,
@@ -554,10 +680,14 @@ def predict_amu_signatures(
     protocol ``amu_holdout``, cohort ``"AMU"``. Empty when ``amu_holdout`` is not a
     configured protocol or no signature passed the coverage rule on the AMU matrix.
     """
-    if AMU_PROTOCOL not in params["protocols"] or not any(c.startswith(MODEL_PREFIX) for c in amu_signature_scores.columns):
+    if AMU_PROTOCOL not in params["protocols"] or not any(
+        c.startswith(MODEL_PREFIX) for c in amu_signature_scores.columns
+    ):
         return _predictions_frame([])
     folds = iter_amu_holdout_folds(amu_holdout_folds, params["amu_holdout"].get("n_trials"))
-    return _signature_fold_predictions(amu_signature_scores, folds, params["threshold"]["method"], "baselines signatures (AMU)")
+    return _signature_fold_predictions(
+        amu_signature_scores, folds, params["threshold"]["method"], "baselines signatures (AMU)"
+    )
 
 
 # ----------------------------------------------------------------------------- results
@@ -567,9 +697,13 @@ def combine_predictions(*tables: pd.DataFrame) -> pd.DataFrame:
     """All models' and signatures' predictions in one checked table (sorted)."""
     parts = [t for t in tables if len(t)]
     if not parts:
-        raise ValueError("no baseline produced predictions: every model is disabled and no signature was scored")
+        raise ValueError(
+            "no baseline produced predictions: every model is disabled and no signature was scored"
+        )
     combined = validate_predictions(pd.concat(parts, ignore_index=True))
-    return combined.sort_values(["model", "protocol", "cohort", "trial", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    return combined.sort_values(
+        ["model", "protocol", "cohort", "trial", SAMPLE_KEY], kind="stable"
+    ).reset_index(drop=True)
 
 
 def combine_search_logs(*logs: pd.DataFrame) -> pd.DataFrame:
@@ -598,12 +732,19 @@ def summarize_overall(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.D
 def compare_models(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Paired AUROC comparisons (DeLong + paired bootstrap per cohort, combined across cohorts)."""
     return paired_comparisons(
-        predictions, reference_model=params.get("reference_model"), n_boot=int(params["n_boot"]), seed=int(params["seed"])
+        predictions,
+        reference_model=params.get("reference_model"),
+        n_boot=int(params["n_boot"]),
+        seed=int(params["seed"]),
     )
 
 
 def _settings_line(params: Mapping[str, Any]) -> str:
-    features = "all genes" if params.get("n_features") is None else f"the {params['n_features']} genes with the largest ANOVA F"
+    features = (
+        "all genes"
+        if params.get("n_features") is None
+        else f"the {params['n_features']} genes with the largest ANOVA F"
+    )
     return (
         f"Models: panel `{params['panel']}` of the per-cohort standardized expression, {features} "
         f"(selected on each fold's training rows), hyper-parameters by {params['inner_cv']['n_splits']}-fold "
@@ -626,7 +767,12 @@ def write_summary_markdown(
 ) -> str:
     """The baselines report: settings, signature coverage (cohort panel and AMU matrix), then
     the shared evaluation section."""
-    lines = ["# Baselines: classical models and published signatures", "", _settings_line(params), ""]
+    lines = [
+        "# Baselines: classical models and published signatures",
+        "",
+        _settings_line(params),
+        "",
+    ]
     scored = coverage[coverage["status"].str.startswith("scored")]
     failed = coverage[coverage["status"] == "failed"]
     lines.append(
@@ -637,7 +783,10 @@ def write_summary_markdown(
     lines.append("")
     lines += [f"- {row.signature}: {row.reason}" for row in failed.itertuples(index=False)]
     below = coverage[coverage["status"] == "scored_below_coverage"]
-    lines += [f"- {row.signature} (scored below coverage): {row.reason}" for row in below.itertuples(index=False)]
+    lines += [
+        f"- {row.signature} (scored below coverage): {row.reason}"
+        for row in below.itertuples(index=False)
+    ]
     if amu_coverage is not None and AMU_PROTOCOL in params["protocols"]:
         amu_scored = amu_coverage[amu_coverage["status"].str.startswith("scored")]
         lines += [
@@ -654,7 +803,10 @@ def write_summary_markdown(
             & (amu_coverage["coverage"] > float(params["signatures"]["min_coverage"]))
         ]
         listed = pd.concat([amu_scored, unscorable])
-        lines += [f"- {row.signature} (AMU matrix): {row.reason}" for row in listed.itertuples(index=False)]
+        lines += [
+            f"- {row.signature} (AMU matrix): {row.reason}"
+            for row in listed.itertuples(index=False)
+        ]
     lines += [
         "",
         "Signature models (`sig_*`) are fixed scores (resistance signatures sign-flipped); their "
@@ -679,7 +831,9 @@ def _placeholder_figure(message: str) -> Figure:
     return figure
 
 
-def plot_protocol_figures(cohort_table: pd.DataFrame, predictions: pd.DataFrame, protocol: str) -> tuple[Figure, Figure]:
+def plot_protocol_figures(
+    cohort_table: pd.DataFrame, predictions: pd.DataFrame, protocol: str
+) -> tuple[Figure, Figure]:
     """Per-cohort AUROC with CIs and pooled ROC/PR curves of one protocol (a note if it was not run)."""
     from icb_kedro.reporting.plots import plot_cohort_auroc, plot_roc_pr_curves
 

@@ -72,7 +72,12 @@ def _plot_node(protocol: str) -> Node:
 def create_pipeline(**kwargs) -> Pipeline:
     models = [_model_node(m) for m in MODEL_FAMILIES]
     signatures = [
-        Node(parse_signatures, "baselines_signature_files", "baselines_signatures", name="baselines_parse_signatures"),
+        Node(
+            parse_signatures,
+            "baselines_signature_files",
+            "baselines_signatures",
+            name="baselines_parse_signatures",
+        ),
         Node(
             check_signature_coverage,
             ["baselines_signatures", "gene_panels", "params:baselines.signatures"],
@@ -107,7 +112,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             score_amu_signatures,
-            ["amu_matrix", "baselines_signatures", "baselines_amu_signature_coverage", "params:baselines"],
+            [
+                "amu_matrix",
+                "baselines_signatures",
+                "baselines_amu_signature_coverage",
+                "params:baselines",
+            ],
             "baselines_amu_signature_scores",
             name="baselines_score_amu_signatures",
         ),
@@ -135,12 +145,21 @@ def create_pipeline(**kwargs) -> Pipeline:
             "baselines_search_log",
             name="baselines_combine_search_logs",
         ),
-        Node(compute_fold_metrics, "predictions_baselines", "fold_metrics_baselines", name="baselines_fold_metrics"),
+        Node(
+            compute_fold_metrics,
+            "predictions_baselines",
+            "fold_metrics_baselines",
+            name="baselines_fold_metrics",
+        ),
         # The best family by held-out AUROC, refitted on every labelled patient and
         # registered as icb_baseline (kedro-mlflow; the project hook sets @champion).
         Node(
             fit_deployment_baseline,
-            {"features": "baselines_features", "cohort_table": "baselines_cohort_summary", "params": "params:baselines"},
+            {
+                "features": "baselines_features",
+                "cohort_table": "baselines_cohort_summary",
+                "params": "params:baselines",
+            },
             "baseline_registered_model",
             name="baselines_register_best_model",
         ),
@@ -176,12 +195,21 @@ def create_pipeline(**kwargs) -> Pipeline:
             "baselines_summary_md",
             name="baselines_summary_markdown",
         ),
-        Node(plot_overall, "baselines_overall_summary", "baselines_overall_auroc_plot", name="baselines_plot_overall"),
+        Node(
+            plot_overall,
+            "baselines_overall_summary",
+            "baselines_overall_auroc_plot",
+            name="baselines_plot_overall",
+        ),
         *(_plot_node(p) for p in PLOTTED_PROTOCOLS),
     ]
     features = Node(
         select_panel_features,
-        {"expression": "expression_standardized", "gene_panels": "gene_panels", "panel": "params:baselines.panel"},
+        {
+            "expression": "expression_standardized",
+            "gene_panels": "gene_panels",
+            "panel": "params:baselines.panel",
+        },
         "baselines_features",
         name="baselines_select_panel_features",
     )

@@ -26,13 +26,19 @@ def gather_predictions(*model_predictions: pd.DataFrame | None) -> pd.DataFrame:
             "a model pipeline first, e.g. `kedro run --pipelines baselines`"
         )
     if len(present) < len(model_predictions):
-        logger.info("evaluation: %d of %d model pipelines have predictions on disk", len(present), len(model_predictions))
+        logger.info(
+            "evaluation: %d of %d model pipelines have predictions on disk",
+            len(present),
+            len(model_predictions),
+        )
     frames = [summary.validate_predictions(p)[list(PREDICTION_COLUMNS)] for p in present]
     table = pd.concat(frames, ignore_index=True)
     duplicated = table.duplicated(["model", "protocol", "cohort", "repeat", "sample_key"])
     if duplicated.any():
         clash = table.loc[duplicated, "model"].unique().tolist()
-        raise ValueError(f"model name(s) {clash} appear in more than one model pipeline's predictions")
+        raise ValueError(
+            f"model name(s) {clash} appear in more than one model pipeline's predictions"
+        )
     return table
 
 
@@ -49,14 +55,18 @@ def summarize_results(
     from icb_kedro.evaluation.meta_analysis import auroc_meta_analysis
 
     n_boot, seed = int(params["n_boot"]), int(params["seed"])
-    bootstrap = summary.cohort_bootstrap(predictions, n_boot=n_boot, seed=seed)  # drawn once, used three times
+    bootstrap = summary.cohort_bootstrap(
+        predictions, n_boot=n_boot, seed=seed
+    )  # drawn once, used three times
     cohorts, overall = bootstrap.cohorts, summary.overall_from_bootstrap(bootstrap)
     available = set(predictions["model"])
     references = [ref for ref in params["reference_models"] if ref in available]
     # One call: each unordered pair once, and one Benjamini-Hochberg family per protocol over
     # every test made (not one family per reference model).
     comparisons = (
-        summary.paired_comparisons(predictions, reference_model=references, n_boot=n_boot, seed=seed)
+        summary.paired_comparisons(
+            predictions, reference_model=references, n_boot=n_boot, seed=seed
+        )
         if references
         else pd.DataFrame()
     )
@@ -91,9 +101,15 @@ def plot_results(
 
     figures = {"overall_auroc.png": plots.plot_overall_auroc(overall)}
     for protocol in sorted(predictions["protocol"].unique()):
-        if meta is not None and (meta["protocol"] == protocol).any() and meta.loc[meta["protocol"] == protocol, "pooled_auroc"].notna().any():
+        if (
+            meta is not None
+            and (meta["protocol"] == protocol).any()
+            and meta.loc[meta["protocol"] == protocol, "pooled_auroc"].notna().any()
+        ):
             figures[f"meta_forest_{protocol}.png"] = plots.plot_meta_forest(meta, protocol)
         figures[f"cohort_auroc_{protocol}.png"] = plots.plot_cohort_auroc(cohort_table, protocol)
         figures[f"roc_pr_{protocol}.png"] = plots.plot_roc_pr_curves(predictions, protocol)
-        figures[f"reliability_{protocol}.png"] = plots.plot_reliability(predictions, protocol, n_bins=calibration_bins(params or {}))
+        figures[f"reliability_{protocol}.png"] = plots.plot_reliability(
+            predictions, protocol, n_bins=calibration_bins(params or {})
+        )
     return figures

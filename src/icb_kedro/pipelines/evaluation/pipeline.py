@@ -7,13 +7,20 @@ and any combination such as ``--pipelines ingestion,harmonization,folds,baseline
 runs evaluation after the models it includes (Kedro orders by the shared dataset names).
 ``upstream_outputs`` is kept for the registry's call; no mirror of this pipeline needs it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import assess_calibration, build_results_table, gather_predictions, plot_results, summarize_results
+from .nodes import (
+    assess_calibration,
+    build_results_table,
+    gather_predictions,
+    plot_results,
+    summarize_results,
+)
 
 MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
 
@@ -30,20 +37,36 @@ def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> 
                 outputs="all_predictions",
                 name="gather_predictions",
             ),
-            Node(build_results_table, "all_predictions", "results_table", name="build_results_table"),
+            Node(
+                build_results_table, "all_predictions", "results_table", name="build_results_table"
+            ),
             Node(
                 summarize_results,
                 inputs=["all_predictions", "params:evaluation"],
                 outputs=[
-                    "results_cohort_summary", "results_overall_summary", "results_comparisons", "results_meta_analysis",
+                    "results_cohort_summary",
+                    "results_overall_summary",
+                    "results_comparisons",
+                    "results_meta_analysis",
                     "results_summary_md",
                 ],
                 name="summarize_results",
             ),
-            Node(assess_calibration, ["all_predictions", "params:evaluation"], "results_calibration", name="assess_calibration"),
+            Node(
+                assess_calibration,
+                ["all_predictions", "params:evaluation"],
+                "results_calibration",
+                name="assess_calibration",
+            ),
             Node(
                 plot_results,
-                inputs=["all_predictions", "results_cohort_summary", "results_overall_summary", "results_meta_analysis", "params:evaluation"],
+                inputs=[
+                    "all_predictions",
+                    "results_cohort_summary",
+                    "results_overall_summary",
+                    "results_meta_analysis",
+                    "params:evaluation",
+                ],
                 outputs="results_plots",
                 name="plot_results",
             ),

@@ -31,13 +31,19 @@ from icb_kedro.schema import (
 )
 
 
-def stratified_split(keys: np.ndarray, labels: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    keys: np.ndarray, labels: np.ndarray, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train/test split of labelled samples (the IC2Bert protocol: test = ceil(0.2 n))."""
-    train, test = train_test_split(keys, test_size=test_size, stratify=labels, random_state=seed, shuffle=True)
+    train, test = train_test_split(
+        keys, test_size=test_size, stratify=labels, random_state=seed, shuffle=True
+    )
     return np.sort(train), np.sort(test)
 
 
-def stratified_kfold_splits(keys: np.ndarray, labels: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_kfold_splits(
+    keys: np.ndarray, labels: np.ndarray, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """One round of seeded stratified K-fold: K (train, test) pairs whose tests partition ``keys``.
 
     A class with fewer than K patients (Padron 2022 has 3 responders) leaves some test folds
@@ -48,7 +54,9 @@ def stratified_kfold_splits(keys: np.ndarray, labels: np.ndarray, n_splits: int,
     if n_splits < 2:
         raise ValueError(f"folds.lodocv.kfold.n_splits must be >= 2, got {n_splits}")
     if n_splits > len(keys):
-        raise ValueError(f"folds.lodocv.kfold.n_splits = {n_splits} exceeds the {len(keys)} labelled patients")
+        raise ValueError(
+            f"folds.lodocv.kfold.n_splits = {n_splits} exceeds the {len(keys)} labelled patients"
+        )
     splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
@@ -56,7 +64,9 @@ def stratified_kfold_splits(keys: np.ndarray, labels: np.ndarray, n_splits: int,
     return [(np.sort(keys[train]), np.sort(keys[test])) for train, test in pairs]
 
 
-def _split_rows(held_out: str, train: np.ndarray, test: np.ndarray, fixed: pd.DataFrame, **ids: Any) -> pd.DataFrame:
+def _split_rows(
+    held_out: str, train: np.ndarray, test: np.ndarray, fixed: pd.DataFrame, **ids: Any
+) -> pd.DataFrame:
     split = pd.concat(
         [
             pd.DataFrame({COHORT: held_out, SAMPLE_KEY: train, "role": ROLE_TARGET_TRAIN}),
@@ -68,7 +78,9 @@ def _split_rows(held_out: str, train: np.ndarray, test: np.ndarray, fixed: pd.Da
     return split.assign(held_out=held_out, **ids)
 
 
-def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params: dict[str, Any]) -> pd.DataFrame:
+def make_lodocv_folds(
+    harmonized_expression: pd.DataFrame, held_out: str, params: dict[str, Any]
+) -> pd.DataFrame:
     """Every split of one held-out cohort: who trains, who is tested, who pretrains.
 
     Two schemes over h's labelled samples (``schema.SCHEMES``):
@@ -117,12 +129,22 @@ def make_lodocv_folds(harmonized_expression: pd.DataFrame, held_out: str, params
     for repeat in range(int(kfold["n_repeats"])):
         seed = base_seed + repeat
         for fold, (train, test) in enumerate(stratified_kfold_splits(keys, labels, n_splits, seed)):
-            ids = {"scheme": SCHEME_KFOLD, "repeat": repeat, "trial": repeat * n_splits + fold, "seed": seed}
+            ids = {
+                "scheme": SCHEME_KFOLD,
+                "repeat": repeat,
+                "trial": repeat * n_splits + fold,
+                "seed": seed,
+            }
             rows.append(_split_rows(held_out, train, test, fixed, **ids))
     for trial in range(int(paper.get("n_trials") or 0)):
         seed = base_seed + trial
         train, test = stratified_split(keys, labels, float(paper["test_size"]), seed)
-        ids = {"scheme": SCHEME_HOLDOUT, "repeat": trial, "trial": PAPER_TRIAL_OFFSET + trial, "seed": seed}
+        ids = {
+            "scheme": SCHEME_HOLDOUT,
+            "repeat": trial,
+            "trial": PAPER_TRIAL_OFFSET + trial,
+            "seed": seed,
+        }
         rows.append(_split_rows(held_out, train, test, fixed, **ids))
     folds = pd.concat(rows, ignore_index=True)[list(FOLD_COLUMNS)]
     return folds.astype({"repeat": "int64", "trial": "int64", "seed": "int64"})
@@ -132,7 +154,9 @@ def combine_folds(*partial_folds: pd.DataFrame) -> pd.DataFrame:
     """Concatenate the per-held-out-cohort tables into the one ``lodocv_folds`` dataset."""
     folds = pd.concat(partial_folds, ignore_index=True)
     check_kfold_partitions(folds)
-    return folds.sort_values(["held_out", "trial", "role", SAMPLE_KEY], kind="stable").reset_index(drop=True)
+    return folds.sort_values(["held_out", "trial", "role", SAMPLE_KEY], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def make_amu_holdout_folds(amu_matrix: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -145,8 +169,13 @@ def make_amu_holdout_folds(amu_matrix: pd.DataFrame, params: dict[str, Any]) -> 
     for trial in range(int(params["n_trials"])):
         seed = int(params["base_seed"]) + trial
         train, test = stratified_split(
-            amu_matrix[SAMPLE_KEY].to_numpy(), amu_matrix[LABEL].astype(int).to_numpy(), params["test_size"], seed
+            amu_matrix[SAMPLE_KEY].to_numpy(),
+            amu_matrix[LABEL].astype(int).to_numpy(),
+            params["test_size"],
+            seed,
         )
-        rows.append(pd.DataFrame({"trial": trial, "seed": seed, SAMPLE_KEY: train, "role": "train"}))
+        rows.append(
+            pd.DataFrame({"trial": trial, "seed": seed, SAMPLE_KEY: train, "role": "train"})
+        )
         rows.append(pd.DataFrame({"trial": trial, "seed": seed, SAMPLE_KEY: test, "role": "test"}))
     return pd.concat(rows, ignore_index=True)

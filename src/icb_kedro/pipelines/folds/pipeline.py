@@ -33,7 +33,12 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
     return Pipeline(
         [
             *per_cohort,
-            Node(combine_folds, inputs=[n.outputs[0] for n in per_cohort], outputs="lodocv_folds", name="combine_lodocv_folds"),
+            Node(
+                combine_folds,
+                inputs=[n.outputs[0] for n in per_cohort],
+                outputs="lodocv_folds",
+                name="combine_lodocv_folds",
+            ),
             Node(
                 make_amu_holdout_folds,
                 inputs=["amu_matrix", "params:folds.amu_holdout"],

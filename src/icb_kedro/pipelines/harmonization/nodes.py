@@ -40,7 +40,9 @@ def log2_tpm_plus_one(log2_tpm_milli: pd.DataFrame | np.ndarray) -> pd.DataFrame
 LABEL_RULES = ("response", "response_recist")
 
 
-def response_labels(clinical: pd.DataFrame, recist_labels: Mapping[str, int], rule: str = "response") -> pd.Series:
+def response_labels(
+    clinical: pd.DataFrame, recist_labels: Mapping[str, int], rule: str = "response"
+) -> pd.Series:
     """1 = responder, 0 = non-responder, <NA> = unlabelled, by the configured label rule.
 
     ``response`` (default): the curated call (``response`` R/NR, which sometimes counts a
@@ -52,7 +54,11 @@ def response_labels(clinical: pd.DataFrame, recist_labels: Mapping[str, int], ru
     if rule not in LABEL_RULES:
         raise ValueError(f"harmonization.label must be one of {LABEL_RULES}, got {rule!r}")
     if rule == "response_recist":
-        column = clinical["response_recist"] if "response_recist" in clinical else pd.Series(np.nan, index=clinical.index)
+        column = (
+            clinical["response_recist"]
+            if "response_recist" in clinical
+            else pd.Series(np.nan, index=clinical.index)
+        )
         return column.map({"R": 1, "NR": 0}).astype("Int8")
     from_response = clinical["response"].map({"R": 1, "NR": 0})
     recist = clinical["recist"] if "recist" in clinical else pd.Series(np.nan, index=clinical.index)
@@ -85,8 +91,10 @@ def build_gene_panels(
         short = rows[rows["n_missing"] > 0]
         logger.info(
             "gene panel %s: %d genes; cohorts lacking some: %s",
-            panel, int(rows["n_panel"].iloc[0]),
-            ", ".join(f"{c} ({n} missing)" for c, n in zip(short["cohort"], short["n_missing"])) or "none",
+            panel,
+            int(rows["n_panel"].iloc[0]),
+            ", ".join(f"{c} ({n} missing)" for c, n in zip(short["cohort"], short["n_missing"]))
+            or "none",
         )
     return panels, coverage
 
@@ -132,7 +140,11 @@ def build_harmonized_expression(
     n_common = int((gene_panels["panel"] == PANEL_COMMON).sum())
     logger.info(
         "harmonized %d samples x %d panel genes (%d in every cohort) from %d cohorts; label rule %s",
-        len(table), len(genes), n_common, len(expression), rule,
+        len(table),
+        len(genes),
+        n_common,
+        len(expression),
+        rule,
     )
     return table, pd.concat(clinical_frames, ignore_index=True)
 
@@ -144,7 +156,9 @@ def _measured(values: pd.DataFrame, cohorts: pd.Series) -> pd.DataFrame:
     by_cohort_any = isna.groupby(cohorts.to_numpy()).any()
     partial = by_cohort_any & ~by_cohort_all
     if partial.to_numpy().any():
-        cohort, gene = next((c, g) for c, row in partial.iterrows() for g, flag in row.items() if flag)
+        cohort, gene = next(
+            (c, g) for c, row in partial.iterrows() for g, flag in row.items() if flag
+        )
         row = int(np.flatnonzero(((cohorts == cohort).to_numpy()) & isna[gene].to_numpy())[0])
         raise ValueError(
             f"harmonized_expression: gene {gene!r} is missing for some but not all samples of cohort {cohort!r} "
@@ -204,11 +218,18 @@ def combat_correct(harmonized_expression: pd.DataFrame, params: dict[str, Any]) 
             continue
         rows = cohorts.isin(pattern).to_numpy()
         corrected = pycombat_norm(
-            values.loc[rows, fit_genes].T.to_numpy(), cohorts[rows].tolist(), par_prior=params.get("parametric", True)
+            values.loc[rows, fit_genes].T.to_numpy(),
+            cohorts[rows].tolist(),
+            par_prior=params.get("parametric", True),
         )
         out.loc[rows, fit_genes] = np.asarray(corrected).T
         fitted += len(fit_genes)
-    logger.info("ComBat adjusted %d genes in %d presence patterns (%d left as is)", fitted, patterns.nunique(), len(genes) - fitted)
+    logger.info(
+        "ComBat adjusted %d genes in %d presence patterns (%d left as is)",
+        fitted,
+        patterns.nunique(),
+        len(genes) - fitted,
+    )
     return out
 
 
@@ -253,9 +274,13 @@ def summarize_cohorts(
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary["label_rule"] = params.get("label", "response")
-    summary["standardization"] = "per-cohort z-score on all of the cohort's samples (label-free, transductive)"
+    summary["standardization"] = (
+        "per-cohort z-score on all of the cohort's samples (label-free, transductive)"
+    )
     summary["combat"] = (
-        "inmoose pycombat_norm per gene-presence pattern (label-free, transductive)" if params["combat"].get("enabled", True) else "off"
+        "inmoose pycombat_norm per gene-presence pattern (label-free, transductive)"
+        if params["combat"].get("enabled", True)
+        else "off"
     )
     totals = summary[["n_samples", "n_R", "n_NR", "n_unlabelled"]].sum()
     metrics = {
@@ -264,7 +289,10 @@ def summarize_cohorts(
         "n_responders": {"value": float(totals["n_R"]), "step": 0},
         "n_non_responders": {"value": float(totals["n_NR"]), "step": 0},
         "n_unlabelled": {"value": float(totals["n_unlabelled"]), "step": 0},
-        "n_common_genes": {"value": float(coverage.xs(PANEL_COMMON, level="panel")["n_panel"].iloc[0]), "step": 0},
+        "n_common_genes": {
+            "value": float(coverage.xs(PANEL_COMMON, level="panel")["n_panel"].iloc[0]),
+            "step": 0,
+        },
     }
     return summary, metrics
 
@@ -287,9 +315,23 @@ def plot_panel_coverage(panel_coverage: pd.DataFrame):
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             share = grid.iat[i, j]
-            ax.text(j, i, f"{int(counts.iat[i, j])}", ha="center", va="center", fontsize=7, color="white" if share < 0.6 else "black")
-    ax.set_xticks(range(grid.shape[1]), [names[c] for c in grid.columns], rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(grid.shape[0]), [f"{p} ({int(table[table.panel == p].n_panel.iloc[0])})" for p in grid.index], fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{int(counts.iat[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share < 0.6 else "black",
+            )
+    ax.set_xticks(
+        range(grid.shape[1]), [names[c] for c in grid.columns], rotation=40, ha="right", fontsize=8
+    )
+    ax.set_yticks(
+        range(grid.shape[0]),
+        [f"{p} ({int(table[table.panel == p].n_panel.iloc[0])})" for p in grid.index],
+        fontsize=8,
+    )
     ax.set_title("Genes of each model panel measured per cohort (number; colour = share)")
     fig.colorbar(image, ax=ax, fraction=0.03, label="share of panel genes")
     fig.tight_layout()
@@ -297,7 +339,9 @@ def plot_panel_coverage(panel_coverage: pd.DataFrame):
 
 
 def plot_pca_before_after(
-    harmonized_expression: pd.DataFrame, expression_standardized: pd.DataFrame, expression_combat: pd.DataFrame
+    harmonized_expression: pd.DataFrame,
+    expression_standardized: pd.DataFrame,
+    expression_combat: pd.DataFrame,
 ):
     """PCA (first two components) coloured by cohort: raw scale vs standardized vs ComBat."""
     import matplotlib
@@ -315,19 +359,25 @@ def plot_pca_before_after(
     cohorts = sorted(harmonized_expression[COHORT].unique())
     colours = plt.get_cmap("tab10")
     # Genes measured in every cohort only (the others are NaN where a cohort lacks them).
-    common = [g for g in gene_columns(harmonized_expression) if harmonized_expression[g].notna().all()]
+    common = [
+        g for g in gene_columns(harmonized_expression) if harmonized_expression[g].notna().all()
+    ]
     for ax, (title, table) in zip(axes, panels):
         genes = common
         pca = PCA(n_components=2, random_state=0)
         xy = pca.fit_transform(table[genes].to_numpy())
         for i, cohort in enumerate(cohorts):
             mask = (table[COHORT] == cohort).to_numpy()
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=10, alpha=0.7, color=colours(i % 10), label=cohort)
+            ax.scatter(
+                xy[mask, 0], xy[mask, 1], s=10, alpha=0.7, color=colours(i % 10), label=cohort
+            )
         var = pca.explained_variance_ratio_ * 100
         ax.set_title(title)
         ax.set_xlabel(f"PC1 ({var[0]:.1f}% var)")
         ax.set_ylabel(f"PC2 ({var[1]:.1f}% var)")
     axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="cohort")
-    fig.suptitle(f"Cohort effects before and after harmonization ({len(harmonized_expression)} samples)")
+    fig.suptitle(
+        f"Cohort effects before and after harmonization ({len(harmonized_expression)} samples)"
+    )
     fig.tight_layout()
     return fig

@@ -18,17 +18,32 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 build_harmonized_expression,
-                inputs=["cohort_expression", "cohort_clinical", "gene_panels", "params:harmonization"],
+                inputs=[
+                    "cohort_expression",
+                    "cohort_clinical",
+                    "gene_panels",
+                    "params:harmonization",
+                ],
                 outputs=["harmonized_expression", "clinical_table"],
                 name="build_harmonized_expression",
             ),
             Node(
                 build_gene_panels,
-                inputs=["cohort_expression", "ic2bert_prior_genes", "amu_matrix", "params:harmonization"],
+                inputs=[
+                    "cohort_expression",
+                    "ic2bert_prior_genes",
+                    "amu_matrix",
+                    "params:harmonization",
+                ],
                 outputs=["gene_panels", "panel_coverage"],
                 name="build_gene_panels",
             ),
-            Node(standardize_per_cohort, "harmonized_expression", "expression_standardized", name="standardize_per_cohort"),
+            Node(
+                standardize_per_cohort,
+                "harmonized_expression",
+                "expression_standardized",
+                name="standardize_per_cohort",
+            ),
             Node(
                 combat_correct,
                 inputs=["harmonized_expression", "params:harmonization.combat"],
@@ -37,11 +52,22 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 summarize_cohorts,
-                inputs=["harmonized_expression", "clinical_table", "ingestion_report", "panel_coverage", "params:harmonization"],
+                inputs=[
+                    "harmonized_expression",
+                    "clinical_table",
+                    "ingestion_report",
+                    "panel_coverage",
+                    "params:harmonization",
+                ],
                 outputs=["cohort_summary", "harmonization_metrics"],
                 name="summarize_cohorts",
             ),
-            Node(plot_panel_coverage, "panel_coverage", "panel_coverage_plot", name="plot_panel_coverage"),
+            Node(
+                plot_panel_coverage,
+                "panel_coverage",
+                "panel_coverage_plot",
+                name="plot_panel_coverage",
+            ),
             Node(
                 plot_pca_before_after,
                 inputs=["harmonized_expression", "expression_standardized", "expression_combat"],

@@ -26,8 +26,8 @@ from .nodes import (
     finetune_within,
     learning_check,
     plot_auroc,
-    readout_features_table,
     plot_sample_size,
+    readout_features_table,
     register_best_model,
     sample_size_analysis,
     summarize_cohorts,
@@ -38,13 +38,22 @@ from .nodes import (
 
 PARAMS = "params:ic2bert_finetune"
 # Per-fold tables exposed under un-dotted names "<kind>_<namespace>" for the cross-fold nodes.
-PREDICTION_KINDS = ("ic2bert_transfer_predictions", "ic2bert_within_predictions", "ic2bert_loco_predictions")
+PREDICTION_KINDS = (
+    "ic2bert_transfer_predictions",
+    "ic2bert_within_predictions",
+    "ic2bert_loco_predictions",
+)
 HISTORY_KINDS = ("ic2bert_transfer_history", "ic2bert_within_history", "ic2bert_loco_history")
 OTHER_KINDS = ("ic2bert_sample_size_predictions", "ic2bert_registry_record")
 
 
 def _fold_node(func, cohort: str, outputs, name: str, features: bool = True) -> Node:
-    inputs = {"tokens": "ic2bert_tokens", "folds": "folds", "pretrained": "ic2bert_pretrained", "params": PARAMS}
+    inputs = {
+        "tokens": "ic2bert_tokens",
+        "folds": "folds",
+        "pretrained": "ic2bert_pretrained",
+        "params": PARAMS,
+    }
     if features:
         inputs["features"] = "ic2bert_readout_features"
     return Node(bind(func, held_out=cohort), inputs=inputs, outputs=outputs, name=name)
@@ -56,7 +65,11 @@ def fold_pipeline(cohort: str) -> Pipeline:
         [
             Node(
                 bind(readout_features_table, held_out=cohort),
-                inputs={"tokens": "ic2bert_tokens", "pretrained": "ic2bert_pretrained", "params": PARAMS},
+                inputs={
+                    "tokens": "ic2bert_tokens",
+                    "pretrained": "ic2bert_pretrained",
+                    "params": PARAMS,
+                },
                 outputs="ic2bert_readout_features",
                 name="ic2bert_readout_features",
             ),
@@ -70,14 +83,32 @@ def fold_pipeline(cohort: str) -> Pipeline:
                     "tokenization": "params:tokenization",
                     "features": "ic2bert_readout_features",
                 },
-                outputs=["ic2bert_transfer_predictions", "ic2bert_transfer_history", "ic2bert_best_model"],
+                outputs=[
+                    "ic2bert_transfer_predictions",
+                    "ic2bert_transfer_history",
+                    "ic2bert_best_model",
+                ],
                 name="ic2bert_finetune_transfer",
             ),
-            _fold_node(finetune_within, cohort, ["ic2bert_within_predictions", "ic2bert_within_history"], "ic2bert_train_within", features=False),
             _fold_node(
-                zero_shot_and_ensemble, cohort, ["ic2bert_loco_predictions", "ic2bert_loco_history"], "ic2bert_zero_shot_and_ensemble"
+                finetune_within,
+                cohort,
+                ["ic2bert_within_predictions", "ic2bert_within_history"],
+                "ic2bert_train_within",
+                features=False,
             ),
-            _fold_node(sample_size_analysis, cohort, "ic2bert_sample_size_predictions", "ic2bert_sample_size_analysis"),
+            _fold_node(
+                zero_shot_and_ensemble,
+                cohort,
+                ["ic2bert_loco_predictions", "ic2bert_loco_history"],
+                "ic2bert_zero_shot_and_ensemble",
+            ),
+            _fold_node(
+                sample_size_analysis,
+                cohort,
+                "ic2bert_sample_size_predictions",
+                "ic2bert_sample_size_analysis",
+            ),
             Node(
                 bind(register_best_model, held_out=cohort),
                 inputs={"best_model": "ic2bert_best_model", "params": PARAMS},
@@ -87,7 +118,13 @@ def fold_pipeline(cohort: str) -> Pipeline:
         ]
     )
     exposed = {kind: f"{kind}_{ns}" for kind in (*PREDICTION_KINDS, *HISTORY_KINDS, *OTHER_KINDS)}
-    return Pipeline(template, namespace=ns, inputs=fold_inputs(cohort), outputs=exposed, parameters={PARAMS, "params:tokenization"})
+    return Pipeline(
+        template,
+        namespace=ns,
+        inputs=fold_inputs(cohort),
+        outputs=exposed,
+        parameters={PARAMS, "params:tokenization"},
+    )
 
 
 def finetune_nodes(cohorts: list[str] | None = None) -> Pipeline:
@@ -105,9 +142,21 @@ def finetune_nodes(cohorts: list[str] | None = None) -> Pipeline:
                 "predictions_ic2bert",
                 name="ic2bert_combine_predictions",
             ),
-            Node(compute_fold_metrics, "predictions_ic2bert", "fold_metrics_ic2bert", name="ic2bert_fold_metrics"),
-            Node(summarize_cohorts, ["predictions_ic2bert", PARAMS], "ic2bert_cohort_summary", name="ic2bert_cohort_summary"),
-            Node(plot_auroc, "fold_metrics_ic2bert", "ic2bert_auroc_plot", name="ic2bert_plot_auroc"),
+            Node(
+                compute_fold_metrics,
+                "predictions_ic2bert",
+                "fold_metrics_ic2bert",
+                name="ic2bert_fold_metrics",
+            ),
+            Node(
+                summarize_cohorts,
+                ["predictions_ic2bert", PARAMS],
+                "ic2bert_cohort_summary",
+                name="ic2bert_cohort_summary",
+            ),
+            Node(
+                plot_auroc, "fold_metrics_ic2bert", "ic2bert_auroc_plot", name="ic2bert_plot_auroc"
+            ),
             Node(
                 combine_tables,
                 [name for kind in HISTORY_KINDS for name in each(kind)],
@@ -120,16 +169,36 @@ def finetune_nodes(cohorts: list[str] | None = None) -> Pipeline:
                 "ic2bert_learning_check",
                 name="ic2bert_learning_check",
             ),
-            Node(summarize_learning_check, "ic2bert_learning_check", "ic2bert_learning_summary", name="ic2bert_summarize_learning_check"),
+            Node(
+                summarize_learning_check,
+                "ic2bert_learning_check",
+                "ic2bert_learning_summary",
+                name="ic2bert_summarize_learning_check",
+            ),
             Node(
                 combine_tables,
                 each("ic2bert_sample_size_predictions"),
                 "ic2bert_sample_size_predictions",
                 name="ic2bert_combine_sample_size",
             ),
-            Node(summarize_sample_size, "ic2bert_sample_size_predictions", "ic2bert_sample_size", name="ic2bert_summarize_sample_size"),
-            Node(plot_sample_size, "ic2bert_sample_size", "ic2bert_sample_size_plot", name="ic2bert_plot_sample_size"),
-            Node(combine_tables, each("ic2bert_registry_record"), "ic2bert_registered_models", name="ic2bert_combine_registry"),
+            Node(
+                summarize_sample_size,
+                "ic2bert_sample_size_predictions",
+                "ic2bert_sample_size",
+                name="ic2bert_summarize_sample_size",
+            ),
+            Node(
+                plot_sample_size,
+                "ic2bert_sample_size",
+                "ic2bert_sample_size_plot",
+                name="ic2bert_plot_sample_size",
+            ),
+            Node(
+                combine_tables,
+                each("ic2bert_registry_record"),
+                "ic2bert_registered_models",
+                name="ic2bert_combine_registry",
+            ),
         ]
     )
     return per_fold + cross_fold

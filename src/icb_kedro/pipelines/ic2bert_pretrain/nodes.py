@@ -19,7 +19,18 @@ from icb_kedro.schema import COHORT, SAMPLE_KEY
 
 logger = logging.getLogger(__name__)
 
-MODEL_KEYS = ("d_model", "gene_dim", "n_layers", "n_heads", "ffn_dim", "dropout", "attention", "matmul_dtype", "dropout_rng", "scan_layers")
+MODEL_KEYS = (
+    "d_model",
+    "gene_dim",
+    "n_layers",
+    "n_heads",
+    "ffn_dim",
+    "dropout",
+    "attention",
+    "matmul_dtype",
+    "dropout_rng",
+    "scan_layers",
+)
 
 
 def model_config_from(params: dict[str, Any], tokenizer: pd.DataFrame):
@@ -31,7 +42,9 @@ def model_config_from(params: dict[str, Any], tokenizer: pd.DataFrame):
     model = dict(params.get("model") or {})
     unknown = sorted(set(model) - set(MODEL_KEYS))
     if unknown:
-        raise ValueError(f"unknown ic2bert_pretrain.model keys {unknown}; allowed {list(MODEL_KEYS)}")
+        raise ValueError(
+            f"unknown ic2bert_pretrain.model keys {unknown}; allowed {list(MODEL_KEYS)}"
+        )
     return IC2BertConfig(n_genes=len(bins.genes), n_bins=bins.n_bins, **model), bins
 
 
@@ -83,25 +96,41 @@ def pretrain_fold(
     seed = int(params.get("seed", 0))
     train_tokens, val_tokens = token_matrix(tokens, train_keys), token_matrix(tokens, val_keys)
 
-    run_id = fingerprint(model_config.to_dict(), repr(config), seed, train_tokens, val_tokens, bins.edges)
+    run_id = fingerprint(
+        model_config.to_dict(), repr(config), seed, train_tokens, val_tokens, bins.edges
+    )
     directory = checkpoint_directory(params, held_out)
     # One folder per run fingerprint: orbax numbers checkpoints by epoch, so a run with other
     # settings (n_bins, seed, epochs, data) sharing the folder would collide with the old
     # epochs (StepAlreadyExistsError) or hide its own checkpoints behind higher ones.
     checkpointer = (
-        PretrainCheckpointer(directory / run_id) if directory is not None and params.get("resume", True) else None
+        PretrainCheckpointer(directory / run_id)
+        if directory is not None and params.get("resume", True)
+        else None
     )
     logger.info(
         "Pretraining IC2Bert for held-out %s: %d train / %d validation samples, %d genes, %d bins, %d epochs",
-        held_out, len(train_keys), len(val_keys), model_config.n_genes, model_config.n_bins, config.epochs,
+        held_out,
+        len(train_keys),
+        len(val_keys),
+        model_config.n_genes,
+        model_config.n_bins,
+        config.epochs,
     )
-    result = train.pretrain(model_config, train_tokens, val_tokens, config, seed, checkpointer, run_id)
+    result = train.pretrain(
+        model_config, train_tokens, val_tokens, config, seed, checkpointer, run_id
+    )
     if checkpointer is not None:
         checkpointer.close()
     # n_bins and the parameter count travel with the history: MLM accuracy vs n_bins (the
     # paper's Table) is read off histories of runs (or grid cells) with different n_bins.
     n_params = int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(result.params)))
-    history = result.history.assign(held_out=held_out, best_epoch=result.best_epoch, n_bins=model_config.n_bins, n_params=n_params)
+    history = result.history.assign(
+        held_out=held_out,
+        best_epoch=result.best_epoch,
+        n_bins=model_config.n_bins,
+        n_params=n_params,
+    )
     bundle = ModelBundle(
         model_config,
         result.params,
@@ -110,15 +139,24 @@ def pretrain_fold(
             "held_out": held_out,
             "stage": "pretrained",
             "best_epoch": result.best_epoch,
-            "best_val_mlm_accuracy": float(history.loc[history["epoch"] == result.best_epoch, "val_accuracy"].iloc[0]),
+            "best_val_mlm_accuracy": float(
+                history.loc[history["epoch"] == result.best_epoch, "val_accuracy"].iloc[0]
+            ),
             "n_pretrain_samples": len(train_keys),
             "n_params": n_params,
             "seed": seed,
         },
     )
     metrics = {
-        name: [{"value": float(v), "step": int(e)} for e, v in zip(history["epoch"], history[column], strict=True)]
-        for name, column in (("mlm_val_accuracy", "val_accuracy"), ("mlm_val_loss", "val_loss"), ("mlm_train_loss", "train_loss"))
+        name: [
+            {"value": float(v), "step": int(e)}
+            for e, v in zip(history["epoch"], history[column], strict=True)
+        ]
+        for name, column in (
+            ("mlm_val_accuracy", "val_accuracy"),
+            ("mlm_val_loss", "val_loss"),
+            ("mlm_train_loss", "train_loss"),
+        )
     }
     return bundle.to_dict(), history, metrics
 
@@ -138,7 +176,9 @@ def plot_pretrain_curves(history: pd.DataFrame):
     for held_out, rows in history.groupby("held_out"):
         axes[0].plot(rows["epoch"], rows["val_accuracy"], marker="o", label=held_out)
         axes[1].plot(rows["epoch"], rows["train_loss"], marker="o", label=held_out)
-    axes[0].set(xlabel="epoch", ylabel="validation masked-token accuracy", title="IC2Bert pretraining")
+    axes[0].set(
+        xlabel="epoch", ylabel="validation masked-token accuracy", title="IC2Bert pretraining"
+    )
     axes[1].set(xlabel="epoch", ylabel="training MLM loss")
     axes[0].legend(fontsize=7)
     figure.tight_layout()

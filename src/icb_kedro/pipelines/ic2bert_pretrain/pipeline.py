@@ -54,7 +54,12 @@ def pretrain_nodes(cohorts: list[str] | None = None) -> Pipeline:
                 "ic2bert_pretrain_history",
                 name="ic2bert_combine_pretrain_histories",
             ),
-            Node(plot_pretrain_curves, "ic2bert_pretrain_history", "ic2bert_pretrain_plot", name="ic2bert_plot_pretraining"),
+            Node(
+                plot_pretrain_curves,
+                "ic2bert_pretrain_history",
+                "ic2bert_pretrain_plot",
+                name="ic2bert_plot_pretraining",
+            ),
         ]
     )
     return folds + combine
@@ -66,7 +71,12 @@ def upstream_pipeline(cohorts: list[str] | None = None) -> Pipeline:
     from icb_kedro.pipelines.harmonization import create_pipeline as harmonization_pipeline
     from icb_kedro.pipelines.ingestion import create_pipeline as ingestion_pipeline
 
-    return ingestion_pipeline() + harmonization_pipeline() + folds_pipeline(cohorts=cohorts) + tokenization_pipeline(cohorts)
+    return (
+        ingestion_pipeline()
+        + harmonization_pipeline()
+        + folds_pipeline(cohorts=cohorts)
+        + tokenization_pipeline(cohorts)
+    )
 
 
 def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:

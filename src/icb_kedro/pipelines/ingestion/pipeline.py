@@ -14,7 +14,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["cohort_expression", "cohort_clinical", "ingestion_report"],
                 name="ingest_cohorts",
             ),
-            Node(ingest_amu_matrix, inputs=["raw_amu_matrix", "params:ingestion"], outputs="amu_matrix", name="ingest_amu_matrix"),
+            Node(
+                ingest_amu_matrix,
+                inputs=["raw_amu_matrix", "params:ingestion"],
+                outputs="amu_matrix",
+                name="ingest_amu_matrix",
+            ),
             Node(
                 ingest_gene_list,
                 inputs=["raw_ic2bert_prior_genes", "params:ingestion"],

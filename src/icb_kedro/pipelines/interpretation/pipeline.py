@@ -129,17 +129,39 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
     }
     return Pipeline(
         [
-            Node(parse_signature_sets, "interpretation_signature_files", "interpretation_gene_sets", name="interpretation_parse_signatures"),
-            *(_baseline_node(setting, model) for setting in ("study", "cohorts") for model in BASELINE_MODELS),
+            Node(
+                parse_signature_sets,
+                "interpretation_signature_files",
+                "interpretation_gene_sets",
+                name="interpretation_parse_signatures",
+            ),
+            *(
+                _baseline_node(setting, model)
+                for setting in ("study", "cohorts")
+                for model in BASELINE_MODELS
+            ),
             Node(
                 explain_amu_study,
-                ["amu_matrix", "amu_holdout_folds", mirror("amu_weights_study"), "params:amu", "params:interpretation.shap"],
+                [
+                    "amu_matrix",
+                    "amu_holdout_folds",
+                    mirror("amu_weights_study"),
+                    "params:amu",
+                    "params:interpretation.shap",
+                ],
                 "interpretation_shap_study_amu",
                 name="interpretation_shap_study_amu",
             ),
             Node(
                 explain_amu_cohorts,
-                ["harmonized_expression", "expression_standardized", "lodocv_folds", "params:amu", "params:interpretation.shap", *amu_fold_weights],
+                [
+                    "harmonized_expression",
+                    "expression_standardized",
+                    "lodocv_folds",
+                    "params:amu",
+                    "params:interpretation.shap",
+                    *amu_fold_weights,
+                ],
                 "interpretation_shap_cohorts_amu",
                 name="interpretation_shap_cohorts_amu",
             ),
@@ -162,7 +184,12 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                 "interpretation_ic2bert_top_k_frequency",
                 name="interpretation_ic2bert_top_k_frequency",
             ),
-            Node(rank_genes, list(SHAP_TABLES), "interpretation_gene_rankings", name="interpretation_rank_genes"),
+            Node(
+                rank_genes,
+                list(SHAP_TABLES),
+                "interpretation_gene_rankings",
+                name="interpretation_rank_genes",
+            ),
             Node(
                 shap_stability,
                 [*SHAP_TABLES, "params:interpretation.rankings"],
@@ -177,7 +204,13 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
             ),
             Node(
                 analyse_amu_embeddings,
-                [mirror("amu_weights_study"), mirror("amu_gene_embeddings"), "amu_matrix", "interpretation_gene_sets", "params:interpretation.embeddings"],
+                [
+                    mirror("amu_weights_study"),
+                    mirror("amu_gene_embeddings"),
+                    "amu_matrix",
+                    "interpretation_gene_sets",
+                    "params:interpretation.embeddings",
+                ],
                 [
                     "interpretation_amu_embedding_map",
                     "interpretation_amu_embedding_pairs",
@@ -188,19 +221,34 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
             ),
             Node(
                 enrich_top_genes,
-                ["interpretation_gene_rankings", "interpretation_gene_sets", "params:interpretation.enrichment"],
+                [
+                    "interpretation_gene_rankings",
+                    "interpretation_gene_sets",
+                    "params:interpretation.enrichment",
+                ],
                 "interpretation_enrichment",
                 name="interpretation_enrichment",
             ),
             Node(
                 cox_top_genes,
-                ["interpretation_gene_rankings", "harmonized_expression", "clinical_table", "params:interpretation.survival"],
+                [
+                    "interpretation_gene_rankings",
+                    "harmonized_expression",
+                    "clinical_table",
+                    "params:interpretation.survival",
+                ],
                 "interpretation_cox",
                 name="interpretation_cox_per_gene",
             ),
             Node(
                 cox_random_gene_null,
-                ["interpretation_cox", "harmonized_expression", "clinical_table", "gene_panels", "params:interpretation.survival"],
+                [
+                    "interpretation_cox",
+                    "harmonized_expression",
+                    "clinical_table",
+                    "gene_panels",
+                    "params:interpretation.survival",
+                ],
                 "interpretation_cox_null",
                 name="interpretation_cox_random_gene_null",
             ),
@@ -215,12 +263,19 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                 "interpretation_km_summary",
                 name="interpretation_km_by_prediction",
             ),
-            Node(build_report, report_inputs, ["interpretation_report", "interpretation_report_figures"], name="interpretation_report"),
+            Node(
+                build_report,
+                report_inputs,
+                ["interpretation_report", "interpretation_report_figures"],
+                name="interpretation_report",
+            ),
         ]
     )
 
 
-def create_pipeline(upstream_outputs: Iterable[str] | None = None, cohorts: list[str] | None = None, **kwargs) -> Pipeline:
+def create_pipeline(
+    upstream_outputs: Iterable[str] | None = None, cohorts: list[str] | None = None, **kwargs
+) -> Pipeline:
     """The interpretation pipeline.
 
     ``upstream_outputs``: dataset names produced by the other pipelines of the same run.

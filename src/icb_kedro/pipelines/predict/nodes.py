@@ -41,7 +41,9 @@ def _raw_table(path: Path) -> pd.DataFrame:
         table = pd.read_parquet(path)
         body = table.astype(object).where(table.notna(), None).to_numpy()
         return pd.DataFrame([list(map(str, table.columns)), *body.tolist()], dtype=object)
-    return pd.read_csv(path, sep="," if ".csv" in name else "\t", header=None, dtype=str, keep_default_na=True)
+    return pd.read_csv(
+        path, sep="," if ".csv" in name else "\t", header=None, dtype=str, keep_default_na=True
+    )
 
 
 def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
@@ -62,22 +64,39 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
     path = _resolve(str(params["input_path"]))
     if not path.is_file():
         raise ValueError(f"predict.input_path {path} does not exist")
-    layout, scale = params.get("input_layout", "gene_major"), params.get("input_scale", "log2_tpm_milli")
+    layout, scale = (
+        params.get("input_layout", "gene_major"),
+        params.get("input_scale", "log2_tpm_milli"),
+    )
     if layout not in LAYOUTS or scale not in SCALES:
-        raise ValueError(f"predict.input_layout must be one of {LAYOUTS} and input_scale one of {SCALES}")
+        raise ValueError(
+            f"predict.input_layout must be one of {LAYOUTS} and input_scale one of {SCALES}"
+        )
     raw = _raw_table(path)
     if layout == "sample_major":
         raw = raw.T.reset_index(drop=True)
         raw.iloc[0, 0] = "gene"  # the id column's header: the transposed table is gene-major
         raw.columns = range(raw.shape[1])
     values, report = parse_expression(
-        raw, str(path), missing_policy="absent_genes", scale=scale, scale_check=bool(params.get("scale_check", True)), setting="predict"
+        raw,
+        str(path),
+        missing_policy="absent_genes",
+        scale=scale,
+        scale_check=bool(params.get("scale_check", True)),
+        setting="predict",
     )
     if scale == "log2_tpm_milli":
-        from icb_kedro.pipelines.harmonization.nodes import log2_tpm_plus_one  # the training conversion
+        from icb_kedro.pipelines.harmonization.nodes import (
+            log2_tpm_plus_one,  # the training conversion
+        )
 
         values = log2_tpm_plus_one(values)
-    logger.info("Read %d samples x %d genes from %s (%d genes absent)", *values.shape, path, report.get("absent_genes", 0))
+    logger.info(
+        "Read %d samples x %d genes from %s (%d genes absent)",
+        *values.shape,
+        path,
+        report.get("absent_genes", 0),
+    )
     return values.astype(np.float64)
 
 
@@ -98,7 +117,9 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
         return str(params["model_uri"])
     model = str(params.get("model") or "ic2bert")
     if model not in REGISTERED_MODELS:
-        raise ValueError(f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} (or set predict.model_uri)")
+        raise ValueError(
+            f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} (or set predict.model_uri)"
+        )
     name = REGISTERED_MODELS[model]
     if name is None:
         held_out = params.get("held_out")
@@ -116,7 +137,9 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
     return f"models:/{name}/latest"
 
 
-def score_expression(expression: pd.DataFrame, registered_models: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def score_expression(
+    expression: pd.DataFrame, registered_models: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """P(responder) per sample: ``sample_id, y_prob, model_uri, n_missing_genes, missing_genes``."""
     import mlflow
 
@@ -143,7 +166,13 @@ def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
             require_genes(expression.columns, genes, uri)  # none of the panel: refuse, naming genes
         missing = [g for g in genes if g not in expression.columns or expression[g].isna().all()]
         if missing:
-            logger.warning("%s: the input lacks %d of %d panel genes (the model's missing-gene policy applies): %s", uri, len(missing), len(genes), ", ".join(missing[:20]))
+            logger.warning(
+                "%s: the input lacks %d of %d panel genes (the model's missing-gene policy applies): %s",
+                uri,
+                len(missing),
+                len(genes),
+                ", ".join(missing[:20]),
+            )
         expression = expression.reindex(columns=genes)
     else:
         missing = []
@@ -157,5 +186,3 @@ def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
             "missing_genes": ",".join(missing),
         }
     )
-
-

@@ -14,7 +14,12 @@ from .nodes import read_expression_file, score_expression
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(read_expression_file, "params:predict", "ic2bert_predict_input", name="ic2bert_read_expression_file"),
+            Node(
+                read_expression_file,
+                "params:predict",
+                "ic2bert_predict_input",
+                name="ic2bert_read_expression_file",
+            ),
             Node(
                 score_expression,
                 ["ic2bert_predict_input", "ic2bert_registered_models", "params:predict"],

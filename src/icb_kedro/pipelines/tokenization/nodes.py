@@ -39,11 +39,15 @@ def select_model_input(
     source = params.get("input", "expression_standardized")
     if source not in INPUTS:
         raise ValueError(f"tokenization.input must be one of {INPUTS}, got {source!r}")
-    table = expression_standardized if source == "expression_standardized" else harmonized_expression
+    table = (
+        expression_standardized if source == "expression_standardized" else harmonized_expression
+    )
     panel = params.get("panel", "ic2bert_prior")
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
-        raise ValueError(f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}")
+        raise ValueError(
+            f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}"
+        )
     missing = sorted(set(genes) - set(gene_columns(table)))
     if missing:
         raise ValueError(f"{source} lacks {len(missing)} genes of panel {panel!r}: {missing[:10]}")
@@ -51,7 +55,9 @@ def select_model_input(
     return table[[*META_COLUMNS, *genes]].reset_index(drop=True)
 
 
-def split_pretraining_pool(lodocv_folds: pd.DataFrame, params: dict[str, Any], held_out: str) -> pd.DataFrame:
+def split_pretraining_pool(
+    lodocv_folds: pd.DataFrame, params: dict[str, Any], held_out: str
+) -> pd.DataFrame:
     """h's pretraining pool, split at random into MLM train / validation rows (``sample_key, split``).
 
     The validation rows (``mlm_val_fraction``, default 10%) only pick the pretraining
@@ -70,16 +76,22 @@ def split_pretraining_pool(lodocv_folds: pd.DataFrame, params: dict[str, Any], h
     return pd.DataFrame({SAMPLE_KEY: keys, "split": split.astype(str), "held_out": held_out})
 
 
-def fit_tokenizer(model_input: pd.DataFrame, pretrain_split: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def fit_tokenizer(
+    model_input: pd.DataFrame, pretrain_split: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
     """Per-gene quantile bins fitted on the MLM-train rows of the pool only (frozen afterwards)."""
     train_keys = set(pretrain_split.loc[pretrain_split["split"] == SPLIT_TRAIN, SAMPLE_KEY])
     rows = model_input[model_input[SAMPLE_KEY].isin(train_keys)]
     if len(rows) != len(train_keys):
         unknown = sorted(train_keys - set(rows[SAMPLE_KEY]))
-        raise ValueError(f"{len(unknown)} pretraining keys are not in the IC2Bert input table, e.g. {unknown[:3]}")
+        raise ValueError(
+            f"{len(unknown)} pretraining keys are not in the IC2Bert input table, e.g. {unknown[:3]}"
+        )
     held_out = pretrain_split["held_out"].iloc[0]
     if (rows[COHORT] == held_out).any():
-        raise ValueError(f"tokenizer of held-out cohort {held_out!r} would be fitted on its own samples")
+        raise ValueError(
+            f"tokenizer of held-out cohort {held_out!r} would be fitted on its own samples"
+        )
     bins = fit_quantile_bins(rows, gene_columns(model_input), int(params.get("n_bins", 4)))
     return bins.to_frame()
 

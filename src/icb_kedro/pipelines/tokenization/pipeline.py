@@ -8,9 +8,9 @@ held-out cohort is bound into each namespace's nodes, so kedro-viz shows every f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -18,7 +18,6 @@ from kedro.pipeline import Node, Pipeline
 from icb_kedro.paths import discover_cohorts, namespace_for
 
 from .nodes import fit_tokenizer, select_model_input, split_pretraining_pool, tokenize_samples
-
 
 
 def fold_table(cohort: str) -> str:
@@ -48,7 +47,9 @@ def bind(func: Callable, **bound: Any) -> Callable:
         return func(*args, **bound, **kwargs)
 
     signature = inspect.signature(func)
-    bound_func.__signature__ = signature.replace(parameters=[p for n, p in signature.parameters.items() if n not in bound])
+    bound_func.__signature__ = signature.replace(
+        parameters=[p for n, p in signature.parameters.items() if n not in bound]
+    )
     bound_func.__annotations__ = {k: v for k, v in func.__annotations__.items() if k not in bound}
     return bound_func
 
@@ -92,7 +93,12 @@ def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
     cohorts = discover_cohorts() if cohorts is None else cohorts
     select = Node(
         select_model_input,
-        inputs=["expression_standardized", "harmonized_expression", "gene_panels", "params:tokenization"],
+        inputs=[
+            "expression_standardized",
+            "harmonized_expression",
+            "gene_panels",
+            "params:tokenization",
+        ],
         outputs="ic2bert_model_input",
         name="ic2bert_select_model_input",
     )
