@@ -1,4 +1,5 @@
-"""AMU training and inference throughput on CPU: Paddle's eager layers vs the fused engine, side by side.
+"""AMU training and inference throughput on CPU: Paddle's eager layers vs the fused engine, side by
+side.
 
     python benchmarks/amu_throughput.py [--genes 160] [--threads 2] [--steps 8] [--rounds 3]
 
@@ -152,22 +153,26 @@ def main() -> None:
 
     configure_paddle(seed=0, num_threads=args.threads, engine="fused")
     print(
-        f"AMU throughput: {args.genes} genes, train batch {args.batch}, inference batch {args.infer_batch}, "
-        f"{args.threads} threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"AMU throughput: {args.genes} genes, train batch {args.batch}, inference batch "
+        f"{args.infer_batch}, {args.threads} threads, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
     n_eager, n_fused, diff = equivalence(args.genes)
     print(
-        f"parameters: eager {n_eager:,}, fused {n_fused:,}; eval-mode max |logit difference| {diff:.1e} (must be < 1e-5)"
+        f"parameters: eager {n_eager:,}, fused {n_fused:,}; eval-mode max |logit difference| "
+        f"{diff:.1e} (must be < 1e-5)"
     )
     peak = peak_matmul_flops(args.threads)
     flops_train = 3 * forward_flops_per_sample(args.genes)
     flops_infer = forward_flops_per_sample(args.genes)
     print(
         f"peak float32 matmul (numpy/BLAS, {args.threads} threads): {peak / 1e9:.1f} GFLOP/s; "
-        f"AMU: {flops_infer / 1e6:.1f} MFLOP forward, {flops_train / 1e6:.1f} MFLOP per training sample"
+        f"AMU: {flops_infer / 1e6:.1f} MFLOP forward, {flops_train / 1e6:.1f} MFLOP per "
+        "training sample"
     )
 
-    engines = {name: (make_engine(name, args.genes, args.batch), make_engine(name, args.genes, args.infer_batch))
+    engines = {name: (make_engine(name, args.genes, args.batch),
+                      make_engine(name, args.genes, args.infer_batch))
                for name in ("eager", "fused")}  # fmt: skip
     results: dict[str, dict[str, list[float]]] = {
         n: {"train": [], "train_cpu": [], "infer": [], "infer_cpu": []} for n in engines
@@ -198,8 +203,9 @@ def main() -> None:
     for name, r in results.items():
         train, infer = statistics.median(r["train"]), statistics.median(r["infer"])
         print(
-            f"{name:>7} {train:>16.1f} {statistics.median(r['train_cpu']):>14.2f} {train * flops_train / peak:>10.1%} "
-            f"{infer:>16.1f} {statistics.median(r['infer_cpu']):>14.2f} {infer * flops_infer / peak:>10.1%}"
+            f"{name:>7} {train:>16.1f} {statistics.median(r['train_cpu']):>14.2f} "
+            f"{train * flops_train / peak:>10.1%} {infer:>16.1f} "
+            f"{statistics.median(r['infer_cpu']):>14.2f} {infer * flops_infer / peak:>10.1%}"
         )
     train_ratio = statistics.median(
         f / e for f, e in zip(results["fused"]["train"], results["eager"]["train"], strict=True)
@@ -208,7 +214,8 @@ def main() -> None:
         f / e for f, e in zip(results["fused"]["infer"], results["eager"]["infer"], strict=True)
     )
     print(
-        f"speed-up fused/eager (median of per-round ratios): training {train_ratio:.1f}x, inference {infer_ratio:.1f}x"
+        f"speed-up fused/eager (median of per-round ratios): training {train_ratio:.1f}x, "
+        f"inference {infer_ratio:.1f}x"
     )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -195,13 +195,15 @@ def main() -> None:
             project / "data" / "07_model_output" / "fold_metrics_baselines.parquet"
         )
         print(
-            f"\nbaselines pipeline, env '{args.env}', {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}"
+            f"\nbaselines pipeline, env '{args.env}', {os.cpu_count()} CPUs, load average "
+            f"{load_before:.1f} -> {load_after:.1f}"
         )
         print(f"  wall time      : {wall:8.1f} s  ({wall / 60:.1f} min)")
         print(f"  CPU time       : {cpu:8.1f} s  (process + fold workers)")
         print(f"  peak memory    : {memory.peak_bytes / 2**20:8.0f} MiB  (resident, process tree)")
         print(
-            f"  scored folds   : {len(metrics)} rows in fold_metrics_baselines ({metrics['model'].nunique()} models)"
+            f"  scored folds   : {len(metrics)} rows in fold_metrics_baselines "
+            f"({metrics['model'].nunique()} models)"
         )
         per_model = (
             log.groupby("model")["seconds"]

@@ -1,7 +1,7 @@
 """Sequential vs Dask-distributed wall time of the light LODOCV grid, and a projection for
 the IC2Bert paper's grid (13 held-out cohorts x 10 trials x 7 n_bins = 910 fine-tuning cells).
 
-    .venv/bin/python benchmarks/grid_scaling.py                      # ICB_COHORTS or 2 small cohorts
+    .venv/bin/python benchmarks/grid_scaling.py                     # ICB_COHORTS or 2 small cohorts
     .venv/bin/python benchmarks/grid_scaling.py --cohorts A,B,C --workers 2 --env light
 
 Both runs execute the same cells (IC2Bert: inputs, pretrain per cohort, fine-tune per trial,
@@ -86,23 +86,28 @@ def _report(workdir: Path, timings: dict) -> bool:
     )
 
     print(
-        f"\nGrid scaling benchmark (env {timings['env']}) on {timings['cpus']} CPU cores, load average {timings['load']:.1f}"
+        f"\nGrid scaling benchmark (env {timings['env']}) on {timings['cpus']} CPU cores, load "
+        f"average {timings['load']:.1f}"
     )
     print(
-        f"held-out cohorts: {', '.join(timings['cohorts'])}; {len(seq_metrics)} fold rows; {n_cells} model cells"
+        f"held-out cohorts: {', '.join(timings['cohorts'])}; {len(seq_metrics)} fold rows; "
+        f"{n_cells} model cells"
     )
     print(f"foundation (prepared once, linked into both runs): {prep_s:7.1f} s")
     print(f"sequential (1 process)                           : {seq_s:7.1f} s")
     print(
-        f"Dask LocalCluster ({workers} workers, incl. start/stop)   : {dist_s:7.1f} s   speed-up x{seq_s / dist_s:.2f}"
+        f"Dask LocalCluster ({workers} workers, incl. start/stop)   : {dist_s:7.1f} s   speed-up "
+        f"x{seq_s / dist_s:.2f}"
     )
     print(f"same results table (bit-identical fold metrics)  : {identical}")
     print(
-        "\nper-cell wall time, mean s (n): sequential run | distributed run (cells competing for the cores)"
+        "\nper-cell wall time, mean s (n): sequential run | distributed run (cells competing "
+        "for the cores)"
     )
     for stage in sorted(times):
         print(
-            f"  {stage:<22} {_mean(times[stage]):7.1f} ({len(times[stage])}) | {_mean(dist_times.get(stage, [])):7.1f}"
+            f"  {stage:<22} {_mean(times[stage]):7.1f} ({len(times[stage])}) | "
+            f"{_mean(dist_times.get(stage, [])):7.1f}"
         )
 
     # The paper's grid: pretraining per (held-out cohort, n_bins), reused by its 10 trials;
@@ -117,24 +122,28 @@ def _report(workdir: Path, timings: dict) -> bool:
     paper_work = n_ft * (t_pre + t_ft + t_zs)  # the paper's 910 jobs: each pretrains again
     critical = prep_s + t_in + t_pre + max(t_ft, t_zs)
     print(
-        f"\nprojection for the paper grid ({PAPER['held_out']} held-out x {PAPER['trials']} trials x {PAPER['n_bins']} n_bins), from the sequential per-cell times:"
+        f"\nprojection for the paper grid ({PAPER['held_out']} held-out x {PAPER['trials']} trials "
+        f"x {PAPER['n_bins']} n_bins), from the sequential per-cell times:"
     )
     print(
         f"  cells: {n_ft} fine-tune + {n_pre} pretrain + {n_pre} zero-shot + 1 inputs + 1 prepare"
     )
     print(
         f"  total cell time {work / 3600:6.1f} h on one device "
-        f"(the paper's scheme, pretraining inside each of 910 jobs: {paper_work / 3600:.1f} h, x{paper_work / max(work, 1e-9):.2f})"
+        f"(the paper's scheme, pretraining inside each of 910 jobs: {paper_work / 3600:.1f} h, "
+        f"x{paper_work / max(work, 1e-9):.2f})"
     )
     print("  wall time with one device (GPU / core set) per worker, cells never sharing one:")
     for n in (1, 8, 32, 128, 1024):
         print(f"  {n:>5} workers: ~{max(prep_s + work / n, critical) / 3600:6.2f} h")
     print(
-        f"  floor = critical path prepare -> inputs -> pretrain -> fine-tune: {critical / 60:.1f} min"
+        "  floor = critical path prepare -> inputs -> pretrain -> fine-tune: "
+        f"{critical / 60:.1f} min"
     )
     print(
-        f"  (here, {workers} workers on {timings['cpus']} shared cores reached {seq_s / dist_s / workers:.0%} parallel efficiency:"
-        " each light cell already uses every core through XLA, so extra workers only add contention)"
+        f"  (here, {workers} workers on {timings['cpus']} shared cores reached "
+        f"{seq_s / dist_s / workers:.0%} parallel efficiency: each light cell already uses every "
+        "core through XLA, so extra workers only add contention)"
     )
     return identical
 

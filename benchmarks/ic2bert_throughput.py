@@ -207,7 +207,9 @@ def main() -> None:
     parser.add_argument(
         "--huge-pages",
         action="store_true",
-        help="re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc)",
+        help=(
+            "re-run under GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (transparent huge pages for malloc)"
+        ),
     )
     args = parser.parse_args()
     if args.huge_pages and "glibc.malloc.hugetlb" not in os.environ.get("GLIBC_TUNABLES", ""):
@@ -219,10 +221,12 @@ def main() -> None:
 
     config = IC2BertConfig(n_genes=args.genes, n_bins=args.bins)
     print(
-        f"JAX {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; CPU flags: {cpu_flags()}"
+        f"JAX {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; CPU "
+        f"flags: {cpu_flags()}"
     )
     print(
-        f"load average before: {os.getloadavg()[0]:.2f}; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}"
+        f"load average before: {os.getloadavg()[0]:.2f}; "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r}"
     )
     peak = peak_matmul_flops(args.matmul_size, max(args.repeats, 5))
     print(f"peak jnp.dot (float32 {args.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
@@ -230,22 +234,26 @@ def main() -> None:
     result = pretrain_step(config, args.batch, args.repeats, args.micro_batch)
     achieved = result["flops"] / result["step_s"]
     print(
-        f"pretraining  genes={args.genes} batch={args.batch} (micro-batch {args.micro_batch}): jit compile {result['compile_s']:.1f} s, "
-        f"step {result['step_s']:.3f} s (median {result['median_step_s']:.3f}), {result['tokens_per_s']:,.0f} tokens/s, "
-        f"{result['flops'] / 1e9:.1f} GFLOP/step, {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of peak matmul"
+        f"pretraining  genes={args.genes} batch={args.batch} (micro-batch {args.micro_batch}): jit "
+        f"compile {result['compile_s']:.1f} s, step {result['step_s']:.3f} s (median "
+        f"{result['median_step_s']:.3f}), {result['tokens_per_s']:,.0f} tokens/s, "
+        f"{result['flops'] / 1e9:.1f} GFLOP/step, {achieved / 1e9:.1f} GFLOP/s = "
+        f"{achieved / peak:.0%} of peak matmul"
     )
     for batch in args.finetune_batches:
         tuned = finetune_step(config, batch, args.repeats, args.micro_batch)
         fraction = tuned["flops"] / tuned["step_s"] / peak
         print(
-            f"fine-tuning  genes={args.genes} batch={batch}: jit compile {tuned['compile_s']:.1f} s, "
-            f"{tuned['samples_per_s']:.1f} samples/s ({fraction:.0%} of peak matmul)"
+            f"fine-tuning  genes={args.genes} batch={batch}: jit compile {tuned['compile_s']:.1f} "
+            f"s, {tuned['samples_per_s']:.1f} samples/s ({fraction:.0%} of peak matmul)"
         )
     if args.variants:
         no_micro = pretrain_step(config, args.batch, max(2, args.repeats // 2), 0)
         print(
-            f"  variant no micro-batching (whole batch at once): compile {no_micro['compile_s']:.1f} s, "
-            f"step {no_micro['step_s']:.3f} s, {no_micro['tokens_per_s']:,.0f} tokens/s, {no_micro['flops'] / no_micro['step_s'] / peak:.0%} of peak"
+            "  variant no micro-batching (whole batch at once): compile "
+            f"{no_micro['compile_s']:.1f} s, step {no_micro['step_s']:.3f} s, "
+            f"{no_micro['tokens_per_s']:,.0f} tokens/s, "
+            f"{no_micro['flops'] / no_micro['step_s'] / peak:.0%} of peak"
         )
         for name, change in [
             ("einsum attention (explicit probabilities)", {"attention": "einsum"}),
@@ -260,8 +268,9 @@ def main() -> None:
                 args.micro_batch,
             )
             print(
-                f"  variant {name}: compile {variant['compile_s']:.1f} s, step {variant['step_s']:.3f} s, "
-                f"{variant['tokens_per_s']:,.0f} tokens/s, {variant['flops'] / variant['step_s'] / peak:.0%} of peak"
+                f"  variant {name}: compile {variant['compile_s']:.1f} s, step "
+                f"{variant['step_s']:.3f} s, {variant['tokens_per_s']:,.0f} tokens/s, "
+                f"{variant['flops'] / variant['step_s'] / peak:.0%} of peak"
             )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(

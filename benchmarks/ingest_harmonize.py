@@ -1,6 +1,6 @@
 """Wall time and peak memory of ingestion + harmonization on every cohort of the data folder.
 
-    .venv/bin/python benchmarks/ingest_harmonize.py            # conf/base, $ICB_DATA_DIR or ../shared/data
+    .venv/bin/python benchmarks/ingest_harmonize.py     # conf/base, $ICB_DATA_DIR or ../shared/data
 
 Runs ``kedro run --pipelines ingestion,harmonization`` in a throw-away copy of the project
 (its own data/ and mlflow.db) as a child process, so the peak resident memory printed is that
@@ -60,10 +60,12 @@ def main() -> None:
         panels = pd.read_parquet(project / "data/03_primary/gene_panels.parquet")
         sizes = panels.panel.value_counts().to_dict()
         print(
-            f"cohorts {table['cohort'].nunique()}, samples {len(table)}, harmonized genes {table.shape[1] - 4}, panels {sizes}"
+            f"cohorts {table['cohort'].nunique()}, samples {len(table)}, harmonized genes "
+            f"{table.shape[1] - 4}, panels {sizes}"
         )
         print(
-            f"ingestion + harmonization: {wall:.1f} s wall (kedro start-up included), peak RSS {peak_gib:.2f} GiB, {os.cpu_count()} cores"
+            f"ingestion + harmonization: {wall:.1f} s wall (kedro start-up included), peak RSS "
+            f"{peak_gib:.2f} GiB, {os.cpu_count()} cores"
         )
         print("target: <= 60 s, <= 3 GiB")
 

@@ -33,7 +33,8 @@ TESTS_ROOT = Path(__file__).resolve().parent
 
 
 def _files_using(names: set[str]) -> frozenset[str]:
-    """Test files (relative to the rootdir, as in node ids) that mention any fixture of ``names``."""
+    """Test files (relative to the rootdir, as in node ids) that mention any fixture of
+    ``names``."""
     return frozenset(
         str(path.relative_to(PROJECT_ROOT))
         for path in TESTS_ROOT.rglob("test_*.py")
@@ -263,7 +264,10 @@ class ModelFreeEnv:
 @pytest.fixture(scope="session")
 def model_free_env(tmp_path_factory) -> ModelFreeEnv:
     env = ModelFreeEnv(tmp_path_factory.mktemp("model_free_env"))
-    probe = "import importlib.util as u; print(u.find_spec('icb_kedro'), u.find_spec('kedro'), u.find_spec('mlflow') is not None)"
+    probe = (
+        "import importlib.util as u; print(u.find_spec('icb_kedro'), u.find_spec('kedro'), "
+        "u.find_spec('mlflow') is not None)"
+    )
     done = env.run(
         probe, tracking_uri="sqlite:///unused.db", cwd=Path(tmp_path_factory.getbasetemp())
     )

@@ -14,9 +14,10 @@ The catalog uses them as ``type: icb_kedro.datasets.ParquetDataset`` etc.; wrapp
 Saving several figures at once (a dict or list into a folder) is written in place.
 
 ``OptionalDataset`` wraps any of them and loads ``None`` when the wrapped data does not
-exist: the evaluation reads each model pipeline's ``predictions_<model>`` through it (a
-model never run gives ``None``), and the interpretation report reads other pipelines'
-outputs as ``interpretation_input_<name>`` mirrors (a section then says "not run").
+exist. With ``writable: true`` the producer saves through it and the evaluation and
+interpretation pipelines read it under its real name: ``None`` when that pipeline was never
+run (the report then says "not run"), and Kedro orders reader after producer in any
+combination of ``--pipelines``.
 """
 
 from __future__ import annotations
@@ -100,11 +101,11 @@ ImageDataset = _atomic(_ImageFormatFromTarget, "ImageDataset")
 class OptionalDataset(AbstractDataset[Any, Any]):
     """Load the wrapped dataset if it exists, else ``None``.
 
-    Read-only by default (a mirror of another pipeline's output). ``writable: true`` makes
-    the dataset itself optional: its producer saves through it, and a pipeline that reads
-    it under its real name (so Kedro orders reader after producer in any combination of
-    ``--pipelines``) gets ``None`` when the producer was never run. The model pipelines'
-    ``predictions_<model>`` tables are declared this way for the evaluation pipeline.
+    Read-only by default. ``writable: true`` makes the dataset itself optional: its
+    producer saves through it, and a pipeline that reads it under its real name (so Kedro
+    orders reader after producer in any combination of ``--pipelines``) gets ``None`` when
+    the producer was never run. Every output that the evaluation and interpretation
+    pipelines read from another pipeline is declared this way.
     """
 
     def __init__(
@@ -129,11 +130,11 @@ class OptionalDataset(AbstractDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         if not self._writable:
-            raise DatasetError("OptionalDataset is read-only: it mirrors another pipeline's output")
+            raise DatasetError("OptionalDataset is read-only (declare it with writable: true)")
         self._dataset.save(data)
 
     def _exists(self) -> bool:
-        # A mirror: "nothing there" is a valid value (None). A writable (real) dataset says
+        # Read-only: "nothing there" is a valid value (None). A writable (real) dataset says
         # whether its producer has written it, as any dataset does.
         return self._dataset.exists() if self._writable else True
 

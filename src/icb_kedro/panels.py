@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
+
 GENE_SOURCES = ("all", "ic2bert_prior", "amu160")
 
 # The default declaration (conf/base/parameters_harmonization.yml says the same).
@@ -48,12 +50,14 @@ def _requested_genes(
             return sorted(set.union(*per_cohort.values()))
         if genes not in named_lists:
             raise ValueError(
-                f"harmonization.panels.{panel}.genes: unknown gene list {genes!r}; use one of {GENE_SOURCES} or a list"
+                f"harmonization.panels.{panel}.genes: unknown gene list {genes!r}; use one of "
+                f"{GENE_SOURCES} or a list"
             )
         return list(named_lists[genes])
     if not isinstance(genes, Sequence) or not genes:
         raise ValueError(
-            f"harmonization.panels.{panel}.genes must be a gene-list name or a non-empty list, got {genes!r}"
+            f"harmonization.panels.{panel}.genes must be a gene-list name or a non-empty list, "
+            f"got {genes!r}"
         )
     return [str(g) for g in genes]
 
@@ -69,7 +73,8 @@ def _min_cohorts(
     if isinstance(present_in, int) and not isinstance(present_in, bool):
         if not 1 <= present_in <= n:
             raise ValueError(
-                f"harmonization.panels.{panel}.present_in: {present_in} is not between 1 and the {n} cohorts"
+                f"harmonization.panels.{panel}.present_in: {present_in} is not between 1 and "
+                f"the {n} cohorts"
             )
         return present_in, set()
     if isinstance(present_in, Mapping):
@@ -83,7 +88,8 @@ def _min_cohorts(
         if isinstance(allowed, int) and not isinstance(allowed, bool):
             if not 0 <= allowed < n:
                 raise ValueError(
-                    f"harmonization.panels.{panel}.present_in.all_but: {allowed} must be in [0, {n - 1}]"
+                    f"harmonization.panels.{panel}.present_in.all_but: {allowed} must be in "
+                    f"[0, {n - 1}]"
                 )
             return n - allowed, set()
         if isinstance(allowed, Sequence) and not isinstance(allowed, str):
@@ -92,7 +98,8 @@ def _min_cohorts(
             )  # names not ingested: nothing to exempt
             return n - len(exempt), exempt
     raise ValueError(
-        f"harmonization.panels.{panel}.present_in must be 'all', an integer, {{at_least: N}}, {{all_but: K}} or {{all_but: [cohorts]}}, got {present_in!r}"
+        f"harmonization.panels.{panel}.present_in must be 'all', an integer, {{at_least: N}}, "
+        f"{{all_but: K}} or {{all_but: [cohorts]}}, got {present_in!r}"
     )
 
 
@@ -116,7 +123,8 @@ def select_panel(
         (kept if ok else dropped).append(gene)
     if not kept:
         raise ValueError(
-            f"gene panel {panel!r} is empty: none of its {len(requested)} genes passes present_in={spec.get('present_in', 'all')!r}"
+            f"gene panel {panel!r} is empty: none of its {len(requested)} genes passes "
+            f"present_in={spec.get('present_in', 'all')!r}"
         )
     return kept, dropped
 
@@ -134,7 +142,8 @@ def build_panels(
     config = dict(panels_config or DEFAULT_PANELS)
     if "common" not in config:
         raise ValueError(
-            "harmonization.panels must declare a 'common' panel (the baselines', signatures' and plots' default)"
+            "harmonization.panels must declare a 'common' panel (the baselines', signatures' and "
+            "plots' default)"
         )
     rows, coverage = [], []
     for panel, spec in config.items():
@@ -163,7 +172,8 @@ def panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
         raise ValueError(
-            f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}"
+            f"gene panel {panel!r} is empty or unknown; gene_panels has "
+            f"{sorted(gene_panels['panel'].unique())}"
         )
     return genes
 
@@ -171,6 +181,26 @@ def panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
 def missing_by_cohort(
     table: pd.DataFrame, genes: Sequence[str], cohort_column: str = "cohort"
 ) -> dict[str, list[str]]:
-    """Per cohort, the genes of ``genes`` that are NaN for every one of its samples (not measured)."""
+    """Per cohort, the genes of ``genes`` that are NaN for every one of its samples (not
+    measured)."""
     absent = table[list(genes)].isna().groupby(table[cohort_column]).all()
     return {cohort: [g for g, flag in row.items() if flag] for cohort, row in absent.iterrows()}
+
+
+def select_panel_features(
+    expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str
+) -> pd.DataFrame:
+    """``sample_key``, ``cohort``, ``label`` + the genes of ``panel`` (in ``gene_panels`` order)."""
+    genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
+    if not genes:
+        raise ValueError(
+            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
+        )
+    missing = [g for g in genes if g not in expression.columns]
+    if missing:
+        raise ValueError(
+            f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}"
+        )
+    if expression[SAMPLE_KEY].duplicated().any():
+        raise ValueError("expression table has duplicated sample_key values")
+    return expression[[SAMPLE_KEY, COHORT, LABEL, *genes]].reset_index(drop=True)

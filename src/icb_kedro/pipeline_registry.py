@@ -1,13 +1,13 @@
 """Project pipelines.
 
-``find_pipelines`` picks up every ``pipelines/<name>``. The model pipelines that need the
-data chain (e.g. ``ic2bert_finetune``) include their upstream themselves, so
-``kedro run --pipelines ic2bert_finetune`` runs everything it needs.
+``find_pipelines`` picks up every ``pipelines/<name>``; no pipeline imports another. The
+IC2Bert pipelines are registered with the chain they need (``UPSTREAM``), so ``kedro run
+--pipelines ic2bert_finetune`` runs ingestion through pretraining first.
 
-``evaluation`` and ``interpretation`` read the model pipelines' outputs through optional
-mirrors, so by name they work on whatever is on disk. Combined with model pipelines they are
-rebuilt with ``upstream_outputs``: the mirrors become the real datasets and Kedro orders
-them after the models, in one DAG.
+``evaluation`` and ``interpretation`` read the model pipelines' outputs under their real
+names, declared as writable optional datasets (``None`` when never produced): by name they
+work on whatever is on disk, and in any sum of pipelines (``--pipelines a,b,c``, ``study``,
+``__default__``) Kedro orders them after the models they read from, in one DAG.
 
 - ``study``: every model pipeline (baselines, AMU, the IC2Bert chain) + evaluation +
   interpretation.
@@ -34,14 +34,26 @@ NOT_MODELS = ("evaluation", "interpretation", "predict")
 DEFAULT_SKIPS: tuple[str, ...] = ()
 
 
+#: Registered pipelines that include the pipelines they depend on (summing dedups shared nodes).
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "ic2bert_pretrain": ("ingestion", "harmonization", "folds", "tokenization"),
+    "ic2bert_finetune": ("ingestion", "harmonization", "folds", "tokenization", "ic2bert_pretrain"),
+}
+
+
 def with_reports(models: Pipeline) -> Pipeline:
-    """``models`` + the evaluation and the interpretation report, wired to their outputs."""
-    scored = models + evaluation_pipeline(upstream_outputs=models.all_outputs())
-    return scored + interpretation_pipeline(upstream_outputs=scored.all_outputs())
+    """``models`` + the evaluation and the interpretation report (ordered by shared names)."""
+    return models + evaluation_pipeline() + interpretation_pipeline()
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
+    pipelines.update(
+        {
+            name: sum((pipelines[u] for u in upstream), Pipeline([])) + pipelines[name]
+            for name, upstream in UPSTREAM.items()
+        }
+    )
     models = {name: p for name, p in pipelines.items() if name not in NOT_MODELS}
     # Summing dedups nodes shared by several pipelines (the upstream chain), one DAG.
     pipelines["study"] = with_reports(sum(models.values(), Pipeline([])))

@@ -137,15 +137,17 @@ def require_genes(columns, genes, model: str) -> None:
     if missing:
         shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
         raise ValueError(
-            f"input lacks {len(missing)} of the model's {len(genes)} genes ({shown}); {model} needs every "
-            "panel gene as a column (HGNC symbol, log2(TPM+1)); it does not impute genes"
+            f"input lacks {len(missing)} of the model's {len(genes)} genes ({shown}); {model} "
+            "needs every panel gene as a column (HGNC symbol, log2(TPM+1)); it does not "
+            "impute genes"
         )
 
 
 def prediction_frame(
     model: str, fold, y_true, y_prob, threshold: float, n_train: int | None = None, test_keys=None
 ) -> pd.DataFrame:
-    """One fold's scored rows as a ``PREDICTION_COLUMNS`` table: the one constructor every model uses.
+    """One fold's scored rows as a ``PREDICTION_COLUMNS`` table: the one constructor every model
+    uses.
 
     ``fold`` is an ``evaluation.protocols.FoldSpec`` (or anything with ``protocol, held_out,
     repeat, trial, train_keys, test_keys``); ``n_train`` / ``test_keys`` override the fold's

@@ -14,11 +14,15 @@ def main() -> None:
         "",
         "icb_kedro results",
         f"  tables  : {root / 'data' / '07_model_output'}  and  {root / 'data' / '03_primary'}",
-        f"  results : {root / 'data' / '07_model_output' / 'results_table.parquet'}  (one row per scored fold)",
+        f"  results : {root / 'data' / '07_model_output' / 'results_table.parquet'}  (one row per "
+        "scored fold)",
         f"  summary : {root / 'data' / '08_reporting' / 'results_summary.md'}",
-        f"  report  : {root / 'data' / '08_reporting' / 'interpretation' / 'report.html'}  (+ PNGs under data/08_reporting)",
-        "  AMU     : in the main job (loco); the paper's budget and protocols: .venv/bin/kedro run --env paper --pipelines amu",
-        "  kedro-viz: .venv/bin/kedro viz run        (or: make viz; static: kedro viz build -> build/)",
+        f"  report  : {root / 'data' / '08_reporting' / 'interpretation' / 'report.html'}  (+ PNGs "
+        "under data/08_reporting)",
+        "  AMU     : in the main job (loco); the paper's budget and protocols: .venv/bin/kedro run "
+        "--env paper --pipelines amu",
+        "  kedro-viz: .venv/bin/kedro viz run        (or: make viz; static: kedro viz "
+        "build -> build/)",
         f"  MLflow  : .venv/bin/mlflow ui --backend-store-uri {uri}   (or: make mlflow-ui)",
         "",
     ]

@@ -124,7 +124,9 @@ def test_tables_per_model_protocol_and_cohort() -> None:
 
 
 def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() -> None:
-    from icb_kedro.reporting.report import StudyInputs, _section_calibration, render_report
+    from icb_kedro.reporting.report import render_report
+    from icb_kedro.reporting.sections_results import section_calibration
+    from icb_kedro.reporting.study_inputs import StudyInputs
 
     y, p = _simulated(n=400)
     predictions = pd.DataFrame(
@@ -142,7 +144,7 @@ def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() 
             "threshold": 0.5,
         }
     )
-    section = _section_calibration(
+    section = section_calibration(
         StudyInputs(predictions=predictions, calibration=calibration_table(predictions, n_bins=5))
     )
     html = render_report("t", [section])
@@ -154,5 +156,5 @@ def test_the_report_shows_reliability_curves_and_the_pooled_calibration_table() 
         and html.count("<img") == 1
         and "Calibration per model and protocol" in html
     )
-    empty = render_report("t", [_section_calibration(StudyInputs())])
+    empty = render_report("t", [section_calibration(StudyInputs())])
     assert "not run" in empty.lower() and "results_calibration" in empty

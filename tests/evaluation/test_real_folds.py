@@ -1,4 +1,5 @@
-"""The evaluation layer on the real LODOCV folds (light config): protocols and statistics end to end."""
+"""The evaluation layer on the real LODOCV folds (light config): protocols and statistics end to
+end."""
 
 from __future__ import annotations
 

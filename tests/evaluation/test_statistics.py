@@ -94,7 +94,8 @@ def test_delong_over_one_trial_is_plain_delong_and_duplicated_trials_add_no_evid
 
 
 def overlapping_trials_dataset(rng, splits, y, n_trials):
-    """Per-trial scores of two equally good models (null) and of one model, on overlapping splits."""
+    """Per-trial scores of two equally good models (null) and of one model, on overlapping
+    splits."""
     latent = rng.normal(size=len(y)) + y
     rows = [
         (t, idx, latent[idx] + rng.normal(size=len(idx)), latent[idx] + rng.normal(size=len(idx)))

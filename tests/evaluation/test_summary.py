@@ -215,7 +215,8 @@ def test_identical_models_have_p_one_and_only_paired_samples_count(predictions):
         table.loc[table["cohort"] != ALL_COHORTS, "p"] == 1
     ).all()
     assert not table["significant"].any()
-    # Drop half of one cohort's transfer rows from the twin: only the samples both scored are compared.
+    # Drop half of one cohort's transfer rows from the twin: only the samples both scored are
+    # compared.
     transfer_a = twin[(twin["protocol"] == "transfer") & (twin["cohort"] == "CohortA")]
     dropped = transfer_a[transfer_a["sample_key"].str.endswith(("0", "2", "4"))]
     partial = pd.concat([predictions[predictions["model"] == "good"], twin.drop(dropped.index)])

@@ -63,7 +63,8 @@ def tracking_uri(grid_workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def make_settings(grid_workdir: Path, tracking_uri: str):
-    """``make_settings(name, **grid_overrides)`` -> GridSettings of the light env in the test workdir."""
+    """``make_settings(name, **grid_overrides)`` -> GridSettings of the light env in the test
+    workdir."""
     from icb_kedro.grid.config import deep_merge, load_settings
 
     def _make(name: str, overrides: dict[str, Any] | None = None, env: str = "light"):

@@ -189,7 +189,8 @@ def test_a_cell_whose_worker_dies_is_rerun_elsewhere(
 def test_a_cell_may_not_overwrite_what_its_dependencies_produced(
     make_settings, fake_project, tmp_path
 ):
-    """The isolation guard, on a real Kedro session: the folds pipeline re-creating prepare's folds."""
+    """The isolation guard, on a real Kedro session: the folds pipeline re-creating prepare's
+    folds."""
     folds_dir = tmp_path / "project" / "data" / "05_model_input" / "folds"
     folds_dir.mkdir(parents=True)
     pd.DataFrame({"x": [1]}).to_parquet(folds_dir / f"lodocv_folds_fold_{HUGO}.parquet")

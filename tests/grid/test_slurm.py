@@ -73,7 +73,8 @@ def test_slurm_arrays_cover_every_unfinished_cell_wave_by_wave(tmp_path):
     )
     assert "module load cuda/12.4" in last and f"export ICB_DATA_DIR={settings.data_dir}" in last
     assert re.search(
-        r"-m icb_kedro\.grid cell --root \S+ --cells \S+wave_3\.cells --index \"\$\{SLURM_ARRAY_TASK_ID\}\"",
+        r"-m icb_kedro\.grid cell --root \S+ --cells \S+wave_3\.cells "
+        r"--index \"\$\{SLURM_ARRAY_TASK_ID\}\"",
         last,
     )
     assert "--gres" not in (out / "wave_0.sbatch").read_text()  # the foundation needs no GPU

@@ -148,7 +148,7 @@ def test_embedding_plots(embedding):
     assert isinstance(plot_similarity_heatmap(cosine, clusters), Figure)
 
 
-# ----------------------------------------------------------------------------- initialisation and drift
+# --------------------------------------------------------------------- initialisation and drift
 
 
 def _tiny_fit(monkeypatch, seed: int = 5, epochs: int = 2):
@@ -272,7 +272,7 @@ def test_summary_with_the_initial_embedding(embedding, expression):
 
 
 def test_report_sentence_states_drift_and_verdicts():
-    from icb_kedro.reporting.report import _embedding_drift_text
+    from icb_kedro.reporting.sections_genes import embedding_drift_text
 
     def summary(trained_p, initial_p):
         rows = [
@@ -284,17 +284,17 @@ def test_report_sentence_states_drift_and_verdicts():
             pd.DataFrame(rows), pd.DataFrame(start), drift=0.0123, shared_pairs=0.9
         )
 
-    changed = _embedding_drift_text(summary(0.001, 0.4))
+    changed = embedding_drift_text(summary(0.001, 0.4))
     assert "= 0.0123 from the table" in changed and "90% of its nearest-neighbour pairs" in changed
     assert (
         "another verdict at p < 0.05 than the untrained table for mean abs coexpression" in changed
     )
-    assert "cannot be credited to training" in _embedding_drift_text(summary(0.001, 0.002))
-    assert "no association in either" in _embedding_drift_text(summary(0.4, 0.3))
-    assert "not measured" in _embedding_drift_text(
+    assert "cannot be credited to training" in embedding_drift_text(summary(0.001, 0.002))
+    assert "no association in either" in embedding_drift_text(summary(0.4, 0.3))
+    assert "not measured" in embedding_drift_text(
         with_initial_comparison(pd.DataFrame([{"statistic": "s", "observed": 0.1, "p_value": 0.5}]))
     )
     assert (
-        _embedding_drift_text(None) is None
-        and _embedding_drift_text(pd.DataFrame({"statistic": ["s"]})) is None
+        embedding_drift_text(None) is None
+        and embedding_drift_text(pd.DataFrame({"statistic": ["s"]})) is None
     )

@@ -21,7 +21,10 @@ def test_parse_every_layout():
         "AKR1C3",
         "CD4",
     ]
-    ipres = 'Geneset;Detail;gene.list\nSET1;"a ""quoted"" detail; with semicolon";A,B,C\nSET2;plain;C,D\n'
+    ipres = (
+        'Geneset;Detail;gene.list\nSET1;"a ""quoted"" detail; with semicolon";A,B,C\n'
+        "SET2;plain;C,D\n"
+    )
     assert parse_signature_file("IPRES.csv", ipres) == ["A", "B", "C", "D"]
     ips = "GENE\tNAME\tCLASS\tWEIGHT\nB2M\tB2M\tMHC\t1\nTAP1\tTAP1\tMHC\t1\nB2M\tB2M\tMHC\t1\n"
     assert parse_signature_file("IPS_genes.txt", ips) == ["B2M", "TAP1"]

@@ -88,7 +88,8 @@ def test_figure_names_must_be_unique_and_bytes_must_be_png():
 
 
 def test_training_curves_and_rasterised_sections():
-    from icb_kedro.reporting.report import plot_mlm_accuracy, plot_sample_size, rasterise
+    from icb_kedro.reporting.report import rasterise
+    from icb_kedro.reporting.study_plots import plot_mlm_accuracy, plot_sample_size
 
     history = pd.DataFrame(
         {

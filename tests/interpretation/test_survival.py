@@ -179,7 +179,9 @@ def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
 
 def test_the_report_says_when_the_random_gene_null_is_not_estimable():
     from icb_kedro.interpretation.survival import NULL_COLUMNS
-    from icb_kedro.reporting.report import StudyInputs, _section_survival, render_report
+    from icb_kedro.reporting.report import render_report
+    from icb_kedro.reporting.sections_biology import section_survival
+    from icb_kedro.reporting.study_inputs import StudyInputs
 
     null = pd.DataFrame(
         [
@@ -212,6 +214,6 @@ def test_the_report_says_when_the_random_gene_null_is_not_estimable():
         ],
         columns=list(NULL_COLUMNS),
     )
-    html = render_report("t", [_section_survival(StudyInputs(cox_null=null))])
+    html = render_report("t", [section_survival(StudyInputs(cox_null=null))])
     assert "empirical p = 0.020 (100 sets): more than random genes" in html
     assert "PFS, selected vs random genes</strong>: not estimable" in html

@@ -1,9 +1,12 @@
 """The shared evaluation layer: every model is scored on the same folds with the same statistics.
 
-- :mod:`~icb_kedro.evaluation.protocols`: transfer / loco / within / amu_holdout folds as views of the fold tables.
+- :mod:`~icb_kedro.evaluation.protocols`: transfer / loco / within / amu_holdout folds as views of
+  the fold tables.
 - :mod:`~icb_kedro.evaluation.metrics`: per-fold metrics and training-set thresholds.
-- :mod:`~icb_kedro.evaluation.statistics`: patient-level bootstrap CIs, DeLong tests, cohort combination, BH.
-- :mod:`~icb_kedro.evaluation.summary`: predictions -> fold / cohort / overall / comparison tables and markdown.
+- :mod:`~icb_kedro.evaluation.statistics`: patient-level bootstrap CIs, DeLong tests, cohort
+  combination, BH.
+- :mod:`~icb_kedro.evaluation.summary`: predictions -> fold / cohort / overall / comparison tables
+  and markdown.
 """
 
 from icb_kedro.evaluation import metrics, protocols, statistics, summary

@@ -143,7 +143,8 @@ def _row(model: str, protocol: str, scope: str, y: np.ndarray, p: np.ndarray, n_
 
 
 def calibration_table(predictions: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
-    """One row per (model, protocol, scope): scope ``pooled`` (every held-out cohort) and each cohort."""
+    """One row per (model, protocol, scope): scope ``pooled`` (every held-out cohort) and each
+    cohort."""
     rows = []
     for (model, protocol), group in predictions.groupby(["model", "protocol"], sort=True):
         y, p = group["y_true"].to_numpy(float), group["y_prob"].to_numpy(float)

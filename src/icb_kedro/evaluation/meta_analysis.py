@@ -10,8 +10,8 @@ the tests); this module supplies the per-cohort AUROC and its variance:
 
 * effect: the cohort's AUROC, mean over repeats (as in ``summary.cohort_summary``);
 * variance: of the same patient-level stratified bootstrap that gives the cohort's CI
-  (``summary.cohort_bootstrap``, shared when passed in), so trials, repeated patients and small test splits are
-  accounted for the same way everywhere;
+  (``summary.cohort_bootstrap``, shared when passed in), so trials, repeated patients and small test
+  splits are accounted for the same way everywhere;
 * a floor where the bootstrap has no spread (a perfect 1.0 or 0.0 on a tiny test split: every
   replicate equal, variance 0, which would give that cohort infinite weight): the
   Hanley-McNeil variance at the AUROC moved by half a pair towards 0.5,
@@ -58,7 +58,8 @@ def random_effects(effects, variances, method: str = "dl", level: float = 0.95) 
     effects, variances = np.asarray(effects, float), np.asarray(variances, float)
     if effects.shape != variances.shape or effects.ndim != 1:
         raise ValueError(
-            f"effects and variances must be 1-D of the same length, got {effects.shape} and {variances.shape}"
+            f"effects and variances must be 1-D of the same length, got {effects.shape} and "
+            f"{variances.shape}"
         )
     if not (np.isfinite(effects).all() and np.isfinite(variances).all() and (variances > 0).all()):
         raise ValueError("effects must be finite and variances finite and > 0")

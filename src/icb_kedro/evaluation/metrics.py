@@ -43,7 +43,8 @@ def as_binary_labels(values: Sequence | np.ndarray, name: str = "y_true") -> np.
     bad = ~np.isin(array, (0.0, 1.0))
     if bad.any():
         raise ValueError(
-            f"{name} must hold only 0/1 labels; {int(bad.sum())} values are not, e.g. {array[bad][:3].tolist()}"
+            f"{name} must hold only 0/1 labels; {int(bad.sum())} values are not, e.g. "
+            f"{array[bad][:3].tolist()}"
         )
     return array.astype(np.int8)
 
@@ -56,7 +57,8 @@ def as_probabilities(values: Sequence | np.ndarray, name: str = "y_prob") -> np.
     bad = ~np.isfinite(array) | (array < 0.0) | (array > 1.0)
     if bad.any():
         raise ValueError(
-            f"{name} must be probabilities in [0, 1]; {int(bad.sum())} values are not, e.g. {array[bad][:3].tolist()}"
+            f"{name} must be probabilities in [0, 1]; {int(bad.sum())} values are not, e.g. "
+            f"{array[bad][:3].tolist()}"
         )
     return array
 
@@ -85,7 +87,8 @@ def auroc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 
 def average_precision(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Positive-class average precision, sum over thresholds of (R_k - R_{k-1}) P_k; NaN if one class."""
+    """Positive-class average precision, sum over thresholds of (R_k - R_{k-1}) P_k; NaN if one
+    class."""
     y_true = np.asarray(y_true)
     n_pos = int(y_true.sum())
     if n_pos == 0 or n_pos == len(y_true):
@@ -107,7 +110,8 @@ def binary_metrics(
     y_prob: Sequence | np.ndarray,
     threshold: float | Sequence | np.ndarray = 0.5,
 ) -> dict[str, float]:
-    """All ``schema.METRICS`` of one scored set; ``y_prob`` is P(responder), positive = ``y_prob >= threshold``.
+    """All ``schema.METRICS`` of one scored set; ``y_prob`` is P(responder), positive =
+    ``y_prob >= threshold``.
 
     ``threshold`` is one number, or one per row: pooled out-of-fold predictions of K splits
     are each judged by the threshold their own split fitted on its training rows.
@@ -162,7 +166,8 @@ def fit_threshold(
     n_pos = int(labels.sum())
     if n_pos == 0 or n_pos == len(labels):
         raise ValueError(
-            f"fit_threshold({method!r}) needs both classes in the training rows; got {n_pos}/{len(labels)} positives"
+            f"fit_threshold({method!r}) needs both classes in the training rows; got "
+            f"{n_pos}/{len(labels)} positives"
         )
     if method == "prevalence":
         return n_pos / len(labels)

@@ -121,14 +121,15 @@ def _validate_lodocv_folds(folds: pd.DataFrame) -> None:
     if len(misplaced):
         row = misplaced.iloc[0]
         raise ValueError(
-            f"lodocv_folds: sample {row[SAMPLE_KEY]!r} of cohort {row[COHORT]!r} has role {row['role']!r} "
-            f"for held-out cohort {row['held_out']!r} ({len(misplaced)} such rows)"
+            f"lodocv_folds: sample {row[SAMPLE_KEY]!r} of cohort {row[COHORT]!r} has role "
+            f"{row['role']!r} for held-out cohort {row['held_out']!r} ({len(misplaced)} such rows)"
         )
     duplicated = folds.duplicated(["held_out", "trial", SAMPLE_KEY])
     if duplicated.any():
         row = folds[duplicated].iloc[0]
         raise ValueError(
-            f"lodocv_folds: sample {row[SAMPLE_KEY]!r} has several roles in held_out={row['held_out']!r} trial={row['trial']}"
+            f"lodocv_folds: sample {row[SAMPLE_KEY]!r} has several roles in "
+            f"held_out={row['held_out']!r} trial={row['trial']}"
         )
 
 
@@ -158,9 +159,9 @@ def check_kfold_partitions(folds: pd.DataFrame) -> None:
     if len(wrong):
         row = wrong.iloc[0]
         raise ValueError(
-            f"lodocv_folds: K-fold repeat {row['repeat']} of held-out cohort {row['held_out']!r} tests sample "
-            f"{row[SAMPLE_KEY]!r} {int(row['n_tested'])} time(s) ({len(wrong)} such samples); every labelled sample "
-            "must be tested exactly once per repeat"
+            f"lodocv_folds: K-fold repeat {row['repeat']} of held-out cohort {row['held_out']!r} "
+            f"tests sample {row[SAMPLE_KEY]!r} {int(row['n_tested'])} time(s) ({len(wrong)} such "
+            "samples); every labelled sample must be tested exactly once per repeat"
         )
 
 
@@ -178,7 +179,8 @@ def _fold(
     overlap = set(train) & set(test)
     if overlap:  # impossible with a valid folds table; a cheap guard against leakage
         raise ValueError(
-            f"{protocol} fold {held_out!r}/{trial}: test samples also in training: {sorted(overlap)[:5]}"
+            f"{protocol} fold {held_out!r}/{trial}: test samples also in training: "
+            f"{sorted(overlap)[:5]}"
         )
     return FoldSpec(protocol, held_out, int(trial), int(seed), train, test, int(repeat))
 
@@ -213,7 +215,8 @@ def iter_protocol_folds(
         seeds, repeats = rows["seed"].unique(), rows["repeat"].unique()
         if len(seeds) != 1 or len(repeats) != 1:
             raise ValueError(
-                f"lodocv_folds: held_out={held_out!r} trial={trial} has several seeds {seeds.tolist()} or repeats {repeats.tolist()}"
+                f"lodocv_folds: held_out={held_out!r} trial={trial} has several seeds "
+                f"{seeds.tolist()} or repeats {repeats.tolist()}"
             )
         roles = {role: keys.tolist() for role, keys in rows.groupby("role")[SAMPLE_KEY]}
         by_fold.setdefault((held_out, scheme), []).append(
@@ -228,8 +231,8 @@ def iter_protocol_folds(
             trials = by_fold.get((held_out, scheme), [])
             if not trials:
                 raise ValueError(
-                    f"lodocv_folds has no {scheme} splits of held-out cohort {held_out!r}, which protocol {protocol!r} reads "
-                    "(folds.lodocv: kfold.n_repeats / paper.n_trials)"
+                    f"lodocv_folds has no {scheme} splits of held-out cohort {held_out!r}, which "
+                    f"protocol {protocol!r} reads (folds.lodocv: kfold.n_repeats / paper.n_trials)"
                 )
             if protocol == "loco":
                 chosen = trials[:1]
@@ -249,7 +252,8 @@ def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:
     rows = folds[folds["held_out"] == held_out]
     if rows.empty:
         raise ValueError(
-            f"held-out cohort {held_out!r} is not in lodocv_folds; it has {sorted(folds['held_out'].unique())}"
+            f"held-out cohort {held_out!r} is not in lodocv_folds; it has "
+            f"{sorted(folds['held_out'].unique())}"
         )
     pool = rows[rows["role"].isin(PRETRAIN_ROLES)]
     if (pool[COHORT] == held_out).any():
@@ -260,7 +264,8 @@ def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:
 def iter_amu_holdout_folds(
     amu_folds: pd.DataFrame, n_trials: int | None = None
 ) -> Iterator[FoldSpec]:
-    """Folds of the AMU 207-sample matrix (protocol ``amu_holdout``, held-out name ``"AMU"``), by trial."""
+    """Folds of the AMU 207-sample matrix (protocol ``amu_holdout``, held-out name ``"AMU"``), by
+    trial."""
     _require_columns(amu_folds, AMU_FOLD_COLUMNS, "amu_holdout_folds")
     _check_n_trials(n_trials)
     unknown = sorted(set(amu_folds["role"]) - set(AMU_ROLES))
@@ -276,12 +281,14 @@ def iter_amu_holdout_folds(
         test = sorted(rows.loc[rows["role"] == "test", SAMPLE_KEY])
         if not train or not test:
             raise ValueError(
-                f"amu_holdout_folds: trial {trial} has {len(train)} train and {len(test)} test samples"
+                f"amu_holdout_folds: trial {trial} has {len(train)} train and {len(test)} "
+                "test samples"
             )
         overlap = set(train) & set(test)
         if overlap:
             raise ValueError(
-                f"amu_holdout_folds: trial {trial}: test samples also in training: {sorted(overlap)[:5]}"
+                f"amu_holdout_folds: trial {trial}: test samples also in training: "
+                f"{sorted(overlap)[:5]}"
             )
         yield FoldSpec(
             AMU_PROTOCOL, AMU_HELD_OUT, int(trial), int(seeds[0]), train, test, int(trial)

@@ -143,7 +143,8 @@ def _design(y_true, scores, trials, patient_keys) -> _Design:
     keys = np.arange(n) if patient_keys is None else np.asarray(patient_keys)
     if len(trial_ids) != n or len(keys) != n:
         raise ValueError(
-            f"y_true, trials and patient_keys must have the same length ({n}, {len(trial_ids)}, {len(keys)})"
+            f"y_true, trials and patient_keys must have the same length ({n}, {len(trial_ids)}, "
+            f"{len(keys)})"
         )
     patient_codes, patient_of_row = np.unique(keys, return_inverse=True)
     label_of_patient = np.full(len(patient_codes), -1, dtype=np.int8)
@@ -191,7 +192,8 @@ def _multinomial_weights(n_items: int, n_boot: int, rng: np.random.Generator) ->
 def _weighted_trial_aurocs(
     design: _Design, n_boot: int, rng: np.random.Generator, resample: str
 ) -> np.ndarray:
-    """(n_trials, n_boot, k) AUROC of every trial under every bootstrap replicate (NaN if a class vanished)."""
+    """(n_trials, n_boot, k) AUROC of every trial under every bootstrap replicate (NaN if a class
+    vanished)."""
     if resample not in RESAMPLE_SCHEMES:
         raise ValueError(
             f"unknown resample scheme {resample!r}; expected one of {RESAMPLE_SCHEMES}"
@@ -208,7 +210,8 @@ def _weighted_trial_aurocs(
         else:
             w_pos = _multinomial_weights(len(trial.pos), n_boot, rng)
             w_neg = _multinomial_weights(len(trial.neg), n_boot, rng)
-        # sum_ij w_i psi_ij w_j for every replicate b and score set k (BLAS matmul, then a row-wise dot)
+        # sum_ij w_i psi_ij w_j for every replicate b and score set k (BLAS matmul, then a row-wise
+        # dot)
         numerator = np.stack([np.sum((w_pos @ psi) * w_neg, axis=1) for psi in trial.psi], axis=1)
         denominator = (w_pos.sum(axis=1) * w_neg.sum(axis=1))[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -114,7 +114,8 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     if not labels.isin((0.0, 1.0)).all():
         bad = table.loc[~labels.isin((0.0, 1.0))].iloc[0]
         raise ValueError(
-            f"y_true must be 0/1; got {bad['y_true']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']})"
+            f"y_true must be 0/1; got {bad['y_true']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, "
+            f"{bad['protocol']})"
         )
     prob = table["y_prob"].astype(float)
     outside = ~np.isfinite(prob) | (prob < 0) | (prob > 1)
@@ -122,15 +123,16 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
         bad = table.loc[outside].iloc[0]
         raise ValueError(
             f"y_prob must be a probability in [0, 1]; {int(outside.sum())} rows are not, "
-            f"e.g. {bad['y_prob']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']}, repeat {bad['repeat']}, trial {bad['trial']})"
+            f"e.g. {bad['y_prob']!r} for {bad[SAMPLE_KEY]!r} ({bad['model']}, {bad['protocol']}, "
+            f"repeat {bad['repeat']}, trial {bad['trial']})"
         )
     duplicated = table.duplicated([*FOLD_KEYS, SAMPLE_KEY])
     if duplicated.any():
         bad = table.loc[duplicated].iloc[0]
         raise ValueError(
-            f"predictions score {bad[SAMPLE_KEY]!r} twice in one repeat ({bad['model']}, {bad['protocol']}, "
-            f"{bad['cohort']}, repeat {bad['repeat']}); {int(duplicated.sum())} duplicated rows: a repeat's splits "
-            "must test each patient once"
+            f"predictions score {bad[SAMPLE_KEY]!r} twice in one repeat ({bad['model']}, "
+            f"{bad['protocol']}, {bad['cohort']}, repeat {bad['repeat']}); {int(duplicated.sum())} "
+            "duplicated rows: a repeat's splits must test each patient once"
         )
     split_keys = [*FOLD_KEYS, "trial"]
     per_split = table.groupby(split_keys, sort=False)[["n_train", "threshold"]].nunique()
@@ -165,7 +167,8 @@ def _cohort_rng(seed: int, cohort: str) -> np.random.Generator:
 
 
 def fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The tidy results table: one row per (model, protocol, cohort, repeat), ``schema.FOLD_METRIC_COLUMNS``.
+    """The tidy results table: one row per (model, protocol, cohort, repeat),
+    ``schema.FOLD_METRIC_COLUMNS``.
 
     Metrics of the repeat's pooled predictions; threshold metrics judge each row by its own
     split's threshold; ``n_train`` is the mean over the repeat's splits (rounded).
@@ -201,7 +204,8 @@ def fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
 def _cohort_replicates(
     table: pd.DataFrame, n_boot: int, seed: int, resample: str
 ) -> dict[tuple, np.ndarray]:
-    """(model, protocol, cohort) -> bootstrap replicates (n_boot,) of the mean-over-repeats AUROC."""
+    """(model, protocol, cohort) -> bootstrap replicates (n_boot,) of the mean-over-repeats
+    AUROC."""
     y_true = table["y_true"].to_numpy()
     y_prob = table["y_prob"].to_numpy()
     trials = table["repeat"].to_numpy()
@@ -280,7 +284,8 @@ def cohort_summary(
     level: float = 0.95,
     resample: str = "patient",
 ) -> pd.DataFrame:
-    """Per (model, protocol, cohort): ``n_repeats``, ``n_patients``, ``<metric>_mean``/``_sd`` over repeats, ``ci_low``/``ci_high``.
+    """Per (model, protocol, cohort): ``n_repeats``, ``n_patients``, ``<metric>_mean``/``_sd`` over
+    repeats, ``ci_low``/``ci_high``.
 
     The CI is the patient-level stratified bootstrap percentile interval of the AUROC
     averaged over trials (``resample``: see :mod:`icb_kedro.evaluation.statistics`).
@@ -569,7 +574,8 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 
 
 def short_cohort_names(cohorts: list[str]) -> dict[str, str]:
-    """Readable cohort labels: the last ``_`` part (``Melanoma_PD1_Hugo2016`` -> ``Hugo2016``) when unique."""
+    """Readable cohort labels: the last ``_`` part (``Melanoma_PD1_Hugo2016`` -> ``Hugo2016``) when
+    unique."""
     short = {cohort: cohort.rsplit("_", 1)[-1] for cohort in cohorts}
     return short if len(set(short.values())) == len(short) else {c: c for c in cohorts}
 
@@ -633,8 +639,9 @@ def summary_markdown(
             ].sort_values("pooled_auroc", ascending=False)
             if len(pooled):
                 lines += [
-                    "Random-effects meta-analysis across cohorts (DerSimonian-Laird; each cohort's AUROC weighted by "
-                    "1 / (its bootstrap variance + tau²); I² = share of the spread that is between cohorts):",
+                    "Random-effects meta-analysis across cohorts (DerSimonian-Laird; each cohort's "
+                    "AUROC weighted by 1 / (its bootstrap variance + tau²); I² = share of the "
+                    "spread that is between cohorts):",
                     "",
                     _markdown_table(
                         pd.DataFrame(
@@ -697,7 +704,8 @@ def summary_markdown(
             )
         else:
             lines.append(
-                f"Significant paired AUROC differences across cohorts (q < 0.05; {len(significant)} of {len(combined)} pairs):"
+                "Significant paired AUROC differences across cohorts (q < 0.05; "
+                f"{len(significant)} of {len(combined)} pairs):"
             )
             lines.append("")
             for row in significant.itertuples(index=False):
@@ -714,8 +722,8 @@ def summary_markdown(
         if left_out:  # never silently: a cohort without a DeLong SE cannot enter the combination
             lines += [
                 "",
-                f"Left out of every combined test (no DeLong SE: a test split with one class, e.g. a single "
-                f"responder, or identical rankings): {', '.join(left_out)}.",
+                "Left out of every combined test (no DeLong SE: a test split with one class, e.g. "
+                f"a single responder, or identical rankings): {', '.join(left_out)}.",
             ]
         cohort_level = per_cohort[per_cohort["significant"]]
         if len(cohort_level):

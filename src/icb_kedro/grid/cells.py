@@ -109,7 +109,8 @@ class Grid:
             missing = [d for d in cell.depends_on if d not in seen]
             if missing:
                 raise ValueError(
-                    f"grid {self.name!r}: cell {cell.cell_id!r} depends on {missing}, not defined before it"
+                    f"grid {self.name!r}: cell {cell.cell_id!r} depends on {missing}, not "
+                    "defined before it"
                 )
             seen.add(cell.cell_id)
 
@@ -150,7 +151,8 @@ class Grid:
 def make_cell_id(
     model: str, stage: str, held_out: str | None, n_bins: int | None, trial: int | None
 ) -> str:
-    """Stable, readable, filesystem-safe id, e.g. ``ic2bert.finetune.Melanoma_PD1_Hugo2016.nb4.t0``."""
+    """Stable, readable, filesystem-safe id, e.g.
+    ``ic2bert.finetune.Melanoma_PD1_Hugo2016.nb4.t0``."""
     parts = [model, stage]
     if held_out is not None:
         parts.append(held_out)
@@ -162,7 +164,8 @@ def make_cell_id(
 
 
 def fill_template(value: Any, context: Mapping[str, Any], where: str = "grid config") -> Any:
-    """Fill ``{placeholder}`` strings recursively; an exact ``"{x}"`` keeps ``context[x]``'s type."""
+    """Fill ``{placeholder}`` strings recursively; an exact ``"{x}"`` keeps ``context[x]``'s
+    type."""
     if isinstance(value, str):
         whole = _PLACEHOLDER.match(value)
         try:
@@ -171,7 +174,8 @@ def fill_template(value: Any, context: Mapping[str, Any], where: str = "grid con
             return value.format(**context)
         except KeyError as exc:
             raise ValueError(
-                f"{where}: template {value!r} uses {exc}, not available here (available: {sorted(context)})"
+                f"{where}: template {value!r} uses {exc}, not available here (available: "
+                f"{sorted(context)})"
             ) from None
     if isinstance(value, Mapping):
         return {
@@ -184,7 +188,8 @@ def fill_template(value: Any, context: Mapping[str, Any], where: str = "grid con
 
 
 def nest_dotted(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1, "c": {"d": 2}}`` -> ``{"a": {"b": 1}, "c": {"d": 2}}`` (Kedro runtime_params shape)."""
+    """``{"a.b": 1, "c": {"d": 2}}`` -> ``{"a": {"b": 1}, "c": {"d": 2}}`` (Kedro runtime_params
+    shape)."""
     nested: dict[str, Any] = {}
     for key, value in params.items():
         value = nest_dotted(value) if isinstance(value, Mapping) else value
@@ -219,7 +224,8 @@ def resolve_trials(trials: Any, n_trials_default: int | None) -> list[int]:
     if trials is None:
         if n_trials_default is None:
             raise ValueError(
-                "grid.trials is null and folds.lodocv.kfold is not set: cannot tell which trials to run"
+                "grid.trials is null and folds.lodocv.kfold is not set: cannot tell which "
+                "trials to run"
             )
         trials = int(n_trials_default)
     if isinstance(trials, bool):
@@ -314,18 +320,21 @@ def _model_cells(
         for axis in axes:
             if not axis_values[axis]:
                 raise ValueError(
-                    f"{where} spans axis {axis!r} but the grid has no {axis} values (grid.{axis if axis != 'held_out' else 'cohorts'})"
+                    f"{where} spans axis {axis!r} but the grid has no {axis} values "
+                    f"(grid.{axis if axis != 'held_out' else 'cohorts'})"
                 )
         after = cfg.get("after")
         if after is not None:
             if after not in stage_axes:
                 raise ValueError(
-                    f"{where}.after: {after!r} is not an earlier stage of {model} ({list(stage_axes)})"
+                    f"{where}.after: {after!r} is not an earlier stage of {model} "
+                    f"({list(stage_axes)})"
                 )
             extra = set(stage_axes[after]) - set(axes)
             if extra:
                 raise ValueError(
-                    f"{where}: its 'after' stage {after!r} spans axes {sorted(extra)} that {stage!r} lacks"
+                    f"{where}: its 'after' stage {after!r} spans axes {sorted(extra)} that "
+                    f"{stage!r} lacks"
                 )
         stage_axes[stage] = axes
         pipelines = tuple(str(p) for p in (cfg.get("pipelines") or ()))

@@ -52,7 +52,8 @@ class GridSettings:
         return self.workdir / self.name
 
     def scheduler_address(self) -> str | None:
-        """``$ICB_DASK_SCHEDULER`` wins over ``grid.engine.scheduler_address``; None = LocalCluster."""
+        """``$ICB_DASK_SCHEDULER`` wins over ``grid.engine.scheduler_address``; None =
+        LocalCluster."""
         return os.environ.get(SCHEDULER_ENV) or self.engine.get("scheduler_address") or None
 
 
@@ -87,7 +88,8 @@ def config_loader(conf_source: Path, env: str) -> Any:
 
 
 def resolve_data_dir(project_root: Path) -> Path:
-    """``$ICB_DATA_DIR``, else ``../shared/data`` relative to the project (``icb_kedro.paths`` rule)."""
+    """``$ICB_DATA_DIR``, else ``../shared/data`` relative to the project (``icb_kedro.paths``
+    rule)."""
     path = Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
     return (path if path.is_absolute() else project_root / path).resolve()
 
@@ -106,7 +108,8 @@ def load_settings(
     parameters = dict(loader["parameters"])
     if "grid" not in parameters:
         raise ValueError(
-            f"no 'grid' parameters in {root / 'conf'} for env {env!r} (conf/base/parameters_grid.yml)"
+            f"no 'grid' parameters in {root / 'conf'} for env {env!r} "
+            "(conf/base/parameters_grid.yml)"
         )
     grid = deep_merge(parameters["grid"], overrides or {})
 
@@ -133,8 +136,9 @@ def load_settings(
     }
     if n_kfold is not None and not set(trials) <= existing:
         raise ValueError(
-            f"grid.trials {sorted(set(trials) - existing)} are not trials of folds.lodocv: K-fold trials 0..{n_kfold - 1} "
-            f"(kfold.n_splits x kfold.n_repeats) and 80/20 trials {PAPER_TRIAL_OFFSET}.. (paper.n_trials) exist"
+            f"grid.trials {sorted(set(trials) - existing)} are not trials of folds.lodocv: K-fold "
+            f"trials 0..{n_kfold - 1} (kfold.n_splits x kfold.n_repeats) and 80/20 trials "
+            f"{PAPER_TRIAL_OFFSET}.. (paper.n_trials) exist"
         )
 
     mlflow_cfg = loader["mlflow"] if "mlflow" in loader.config_patterns else {}

@@ -73,8 +73,9 @@ class GridReport:
 
     def summary(self) -> str:
         lines = [
-            f"grid {self.grid} ({self.engine}): {len(self.ran)} ran, {len(self.skipped)} already done, "
-            f"{len(self.failed)} failed, {len(self.blocked)} blocked in {self.wall_s:.1f} s; results in {self.root / 'results'}"
+            f"grid {self.grid} ({self.engine}): {len(self.ran)} ran, {len(self.skipped)} already "
+            f"done, {len(self.failed)} failed, {len(self.blocked)} blocked in {self.wall_s:.1f} s; "
+            f"results in {self.root / 'results'}"
         ]
         lines += [
             f"  FAILED  {cid}: {err.strip().splitlines()[-1] if err.strip() else err}"
@@ -106,7 +107,8 @@ def plan_grid(
 
 
 def grid_status(grid: Grid, layout: GridLayout, fingerprints: Mapping[str, str]) -> pd.DataFrame:
-    """One row per cell: state ``done`` / ``stale`` (done with another config) / ``failed`` / ``pending``."""
+    """One row per cell: state ``done`` / ``stale`` (done with another config) / ``failed`` /
+    ``pending``."""
     rows = []
     for cell in grid.cells:
         done = read_done(layout, cell.cell_id)
@@ -174,8 +176,9 @@ def make_client(settings: GridSettings) -> tuple[Any, Any]:
     threads = int(engine.get("threads_per_worker", 1))
     if threads != 1:
         raise ValueError(
-            f"grid.engine.threads_per_worker={threads}: a cell uses process-wide state (cwd, env, Kedro settings), "
-            "so each worker process must run one cell at a time; scale with n_workers"
+            f"grid.engine.threads_per_worker={threads}: a cell uses process-wide state (cwd, env, "
+            "Kedro settings), so each worker process must run one cell at a time; scale "
+            "with n_workers"
         )
     n_workers = int(engine.get("n_workers", 2))
     if n_workers < 1:
@@ -419,7 +422,8 @@ def merge_results(
             if len(dupes):
                 raise ValueError(
                     "grid results: the same patient is scored in one repeat by several cells "
-                    f"{sorted(set(dupes['cell_id']))[:6]}; each fold must belong to one cell (check the stages' selections)"
+                    f"{sorted(set(dupes['cell_id']))[:6]}; each fold must belong to one cell "
+                    "(check the stages' selections)"
                 )
         sort_keys = [c for c in (*MERGE_KEYS, "sample_key") if c in table.columns]
         table = table.sort_values(sort_keys, kind="stable").reset_index(drop=True)

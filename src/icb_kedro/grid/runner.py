@@ -153,7 +153,8 @@ def mlflow_template_db(folder: Path) -> Path:
 
 
 def make_layout(settings: Any) -> GridLayout:
-    """Create the grid folder: conf snapshot, pyproject copy, MLflow template (``GridSettings`` in)."""
+    """Create the grid folder: conf snapshot, pyproject copy, MLflow template (``GridSettings``
+    in)."""
     root = Path(settings.root)
     root.mkdir(parents=True, exist_ok=True)
     conf = Path(settings.project_root) / "conf"
@@ -330,7 +331,8 @@ def run_cell(cell: Cell, layout: GridLayout, fingerprints: Mapping[str, str]) ->
         for dep in cell.depends_on:
             if not is_done(layout, dep, fingerprints[dep]):
                 raise CellError(
-                    f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching {DONE_FILE})"
+                    f"cell {cell.cell_id!r}: dependency {dep!r} has not finished (no matching "
+                    f"{DONE_FILE})"
                 )
 
         with _claim_cell(layout, cell.cell_id):
@@ -443,7 +445,8 @@ def _claim_cell(layout: GridLayout, cell_id: str) -> Iterator[None]:
                 continue
             raise CellError(
                 f"cell {cell_id!r} is already running (claimed by host {holder.get('host')!r}, pid "
-                f"{holder.get('pid')}, SLURM job {holder.get('slurm_job_id') or '-'}); if that job is gone, delete {path}"
+                f"{holder.get('pid')}, SLURM job {holder.get('slurm_job_id') or '-'}); if that job "
+                f"is gone, delete {path}"
             ) from None
         with os.fdopen(handle, "w") as claim:
             json.dump(me, claim)
@@ -714,7 +717,8 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
         missing = [p for p in cell.pipelines if p not in pipelines]
         if missing:
             raise CellError(
-                f"cell {cell.cell_id!r}: pipelines {missing} are not registered (have {sorted(pipelines)})"
+                f"cell {cell.cell_id!r}: pipelines {missing} are not registered (have "
+                f"{sorted(pipelines)})"
             )
         selected = sum((pipelines[p] for p in cell.pipelines), Pipeline([])).filter(
             **{
@@ -724,7 +728,8 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
         )
         if not selected.nodes:
             raise CellError(
-                f"cell {cell.cell_id!r}: the selection {cell.selection} of {cell.pipelines} has no nodes"
+                f"cell {cell.cell_id!r}: the selection {cell.selection} of {cell.pipelines} "
+                "has no nodes"
             )
         _guard_overwrites(cell, selected, context.catalog)
         outputs = session.run(
@@ -766,13 +771,15 @@ def _guard_overwrites(cell: Cell, selected: Any, catalog: Any) -> None:
         clashes.append(f"{node.name} -> {existing}")
     if clashes:
         raise CellError(
-            f"cell {cell.cell_id!r} would overwrite outputs of its dependencies: {clashes}. Narrow the stage's "
-            "node selection (namespaces / tags / from_inputs / node_names) so it only runs its own nodes."
+            f"cell {cell.cell_id!r} would overwrite outputs of its dependencies: {clashes}. Narrow "
+            "the stage's node selection (namespaces / tags / from_inputs / node_names) so it only "
+            "runs its own nodes."
         )
 
 
 def _exists(catalog: Any, name: str) -> bool:
-    """``catalog.exists`` that treats datasets unable to answer before a run (MLflow metrics) as absent."""
+    """``catalog.exists`` that treats datasets unable to answer before a run (MLflow metrics) as
+    absent."""
     try:
         return bool(catalog.exists(name))
     except Exception:  # noqa: BLE001 - e.g. kedro-mlflow metrics: "Cannot find run id" outside a run
@@ -796,7 +803,8 @@ def _load_result(cell: Cell, name: str, outputs: Mapping[str, Any], catalog: Any
     if name in catalog and _exists(catalog, name):
         return catalog.load(name)
     raise CellError(
-        f"cell {cell.cell_id!r}: result dataset {name!r} was not produced by the run nor found on disk"
+        f"cell {cell.cell_id!r}: result dataset {name!r} was not produced by the run nor "
+        "found on disk"
     )
 
 
@@ -812,7 +820,8 @@ def _check_targets_untouched(cell: Cell, before: Mapping[Path, tuple[int, int]])
     ]
     if changed:
         raise CellError(
-            f"cell {cell.cell_id!r} modified files of its dependencies through symlinks: {changed[:5]}"
+            f"cell {cell.cell_id!r} modified files of its dependencies through symlinks: "
+            f"{changed[:5]}"
         )
 
 
@@ -821,7 +830,8 @@ def _write_results(cell: Cell, cell_dir: Path, results: Mapping[str, Any]) -> di
     for kind, table in results.items():
         if not isinstance(table, pd.DataFrame):
             raise CellError(
-                f"cell {cell.cell_id!r}: result {kind!r} is a {type(table).__name__}, not a DataFrame"
+                f"cell {cell.cell_id!r}: result {kind!r} is a {type(table).__name__}, "
+                "not a DataFrame"
             )
         _validate_result(cell, kind, table)
         table.to_parquet(cell_dir / "results" / f"{kind}.parquet", index=False)
@@ -841,8 +851,9 @@ def _validate_result(cell: Cell, kind: str, table: pd.DataFrame) -> None:
         raise CellError(f"cell {cell.cell_id!r}: result {kind!r} is empty")
     if cell.held_out is not None and set(table["cohort"]) != {cell.held_out}:
         raise CellError(
-            f"cell {cell.cell_id!r}: result {kind!r} has cohorts {sorted(set(table['cohort']))}, expected only "
-            f"{cell.held_out!r}; restrict the stage to this held-out cohort (namespaces / slice_inputs)"
+            f"cell {cell.cell_id!r}: result {kind!r} has cohorts {sorted(set(table['cohort']))}, "
+            f"expected only {cell.held_out!r}; restrict the stage to this held-out cohort "
+            "(namespaces / slice_inputs)"
         )
     if (
         cell.trial is not None
@@ -850,7 +861,8 @@ def _validate_result(cell: Cell, kind: str, table: pd.DataFrame) -> None:
         and set(table["trial"].astype(int)) != {cell.trial}
     ):
         raise CellError(
-            f"cell {cell.cell_id!r}: result {kind!r} has trials {sorted(set(table['trial']))}, expected only {cell.trial}"
+            f"cell {cell.cell_id!r}: result {kind!r} has trials {sorted(set(table['trial']))}, "
+            f"expected only {cell.trial}"
         )
 
 

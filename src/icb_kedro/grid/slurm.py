@@ -5,7 +5,8 @@
 - ``wave_<k>.cells``: the unfinished cells of dependency wave k, one id per line (wave 0 =
   prepare, 1 = pretraining per held-out cohort and bin count, 2 = fine-tuning per trial);
 - ``wave_<k>.sbatch``: an array job, task i runs cell line i with
-  ``python -m icb_kedro.grid cell --root <root> --cells wave_<k>.cells --index $SLURM_ARRAY_TASK_ID``;
+  ``python -m icb_kedro.grid cell --root <root> --cells wave_<k>.cells
+  --index $SLURM_ARRAY_TASK_ID``;
 - ``merge.sbatch``: merges results and logs them to MLflow (set ``MLFLOW_TRACKING_URI`` to a
   tracking server reachable from the nodes);
 - ``submit.sh``: submits the waves chained with ``--dependency=afterany`` and then the merge.
@@ -108,7 +109,10 @@ def write_slurm_scripts(
         written[path.name] = path
         wave_scripts.append(path.name)
 
-    merge_command = f"{shlex.quote(python)} -m icb_kedro.grid merge --root {shlex.quote(str(root))} --env {shlex.quote(env)}"
+    merge_command = (
+        f"{shlex.quote(python)} -m icb_kedro.grid merge --root {shlex.quote(str(root))} "
+        f"--env {shlex.quote(env)}"
+    )
     merge = "\n".join(
         [
             "#!/bin/bash",
@@ -121,7 +125,8 @@ def write_slurm_scripts(
             ),
             "",
             *preamble,
-            "# MLflow: export MLFLOW_TRACKING_URI=http://<tracking-server>:5000 in setup (see docs/configuration.md)",
+            "# MLflow: export MLFLOW_TRACKING_URI=http://<tracking-server>:5000 in setup (see "
+            "docs/configuration.md)",
             merge_command,
             "",
         ]

@@ -5,7 +5,8 @@ file hit "database is locked". Cells therefore log to their own SQLite store (th
 after gathering, the driver — a single writer — logs into the project experiment:
 
     grid:<name>                      parent run: grid settings, conf snapshot, merged tables
-      <cell_id>                      one child run per finished cell: axes, runtime params, wall time
+      <cell_id>                      one child run per finished cell: axes, runtime params,
+                                     wall time
         model|protocol|cohort|trial  one run per fold-metrics row (icb_kedro.hooks.log_fold_runs)
 
 A ledger (``<grid root>/mlflow_ledger.json``) records what was logged where, so a second

@@ -28,7 +28,8 @@ from icb_kedro.io.validation import (
 logger = logging.getLogger(__name__)
 
 #: error | impute_gene_median | impute_floor (ingestion) | absent_genes (predict: a gene missing
-#: in every sample is kept as NaN, an absent gene; a value missing in some samples only is an error).
+#: in every sample is kept as NaN, an absent gene; a value missing in some samples only is an
+#: error).
 MISSING_POLICIES = ("error", "impute_gene_median", "impute_floor", "absent_genes")
 
 
@@ -91,7 +92,8 @@ def parse_expression(
     scale_check: bool = True,
     setting: str = "ingestion",
 ) -> tuple[pd.DataFrame, dict]:
-    """Gene-major table (``gene`` + one column per sample, log2(TPM + offset)) -> sample-major floats.
+    """Gene-major table (``gene`` + one column per sample, log2(TPM + offset)) -> sample-major
+    floats.
 
     The one validation of expression input, shared by ingestion and ``predict`` (same checks,
     same messages): header, duplicate sample / gene ids, non-numeric cells, values impossible
@@ -117,8 +119,8 @@ def parse_expression(
     samples = header[1:]
     if any(s == "" for s in samples):
         raise InputDataError(
-            f"{source}: empty sample id (or NA/NULL, which reads as missing) in the header at column(s) "
-            f"{[i + 2 for i, s in enumerate(samples) if s == '']}"
+            f"{source}: empty sample id (or NA/NULL, which reads as missing) in the header at "
+            f"column(s) {[i + 2 for i, s in enumerate(samples) if s == '']}"
         )
     dup_samples = _duplicates(samples)
     if dup_samples:
@@ -130,7 +132,8 @@ def parse_expression(
     if (genes == "").any():
         lines = (np.flatnonzero(genes == "") + 2).tolist()
         raise InputDataError(
-            f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) {lines[:10]}"
+            f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) "
+            f"{lines[:10]}"
         )
     dup_genes = _duplicates(genes.tolist())
     if dup_genes:
@@ -154,7 +157,8 @@ def parse_expression(
             raise InputDataError(
                 f"{source}: {len(rows)} non-numeric value(s)\n"
                 + "\n".join(
-                    f"  column (sample) {samples[c]!r}, row (gene) {genes.iloc[r]!r}: {text[r, c]!r}"
+                    f"  column (sample) {samples[c]!r}, row (gene) {genes.iloc[r]!r}: "
+                    f"{text[r, c]!r}"
                     for r, c in list(zip(rows, cols, strict=True))[:10]
                 )
             )
@@ -164,7 +168,8 @@ def parse_expression(
     if out_of_range.any():
         rows, cols = np.nonzero(out_of_range.T)  # sample-major, as the table below
         lines = [
-            f"  column {genes.iloc[c]!r}, sample {samples[r]!r}: value {numbers[c, r]!r} fails in_range({low}, {high})"
+            f"  column {genes.iloc[c]!r}, sample {samples[r]!r}: value {numbers[c, r]!r} fails "
+            f"in_range({low}, {high})"
             for r, c in list(zip(rows, cols, strict=True))[:10]
         ]
         if len(rows) > 10:
@@ -213,20 +218,22 @@ def check_scale(
     if not (np.abs(measured - floor) < FLOOR_TOLERANCE).any():
         r, c = np.unravel_index(np.nanargmin(numbers), numbers.shape)
         raise InputDataError(
-            f"{source}: values do not look like {scale_name}: none is at its floor {floor:.3f} (a TPM of 0; "
-            f"4-22 % of every shared cohort's values are); the smallest is {numbers[r, c]:.3f} "
-            f"(column (sample) {samples[c]!r}, row (gene) {genes[r]!r}). log2(TPM+1) bottoms out at 0, "
-            f"ln(TPM+0.001) at -6.908, log2(TPM+0.001) at -9.966: convert the file (or state its scale, "
-            f"predict.input_scale), or set {setting}.scale_check: false if it truly holds no zero TPM."
+            f"{source}: values do not look like {scale_name}: none is at its floor {floor:.3f} (a "
+            "TPM of 0; 4-22 % of every shared cohort's values are); the smallest is "
+            f"{numbers[r, c]:.3f} (column (sample) {samples[c]!r}, row (gene) {genes[r]!r}). "
+            "log2(TPM+1) bottoms out at 0, ln(TPM+0.001) at -6.908, log2(TPM+0.001) at -9.966: "
+            "convert the file (or state its scale, predict.input_scale), or set "
+            f"{setting}.scale_check: false if it truly holds no zero TPM."
         )
     totals = np.nansum(np.exp2(numbers) - offset, axis=0)
     over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
     if len(over):
         listed = {samples[i]: round(float(totals[i])) for i in over[:10]}
         raise InputDataError(
-            f"{source}: values do not look like {scale_name}: the TPM values of {len(over)} sample(s) sum above "
-            f"1e6 (sample: sum) {listed}, and TPM sums to at most 1e6 per sample. A file on another scale "
-            f"(log2(TPM+1) read as log2(TPM+0.001), or counts) does this; convert it, or set {setting}.scale_check: false."
+            f"{source}: values do not look like {scale_name}: the TPM values of {len(over)} "
+            f"sample(s) sum above 1e6 (sample: sum) {listed}, and TPM sums to at most 1e6 per "
+            "sample. A file on another scale (log2(TPM+1) read as log2(TPM+0.001), or counts) does "
+            f"this; convert it, or set {setting}.scale_check: false."
         )
 
 
@@ -250,8 +257,9 @@ def apply_missing_policy(
             stacked = partial.stack()
             cells = stacked[stacked].index.tolist()[:10]
             raise InputDataError(
-                f"{source}: {int(partial.to_numpy().sum())} missing value(s) in genes other samples measure, "
-                f"e.g. (sample, gene) {cells}; a gene is either measured in every sample or absent from all"
+                f"{source}: {int(partial.to_numpy().sum())} missing value(s) in genes other "
+                f"samples measure, e.g. (sample, gene) {cells}; a gene is either measured in every "
+                "sample or absent from all"
             )
         report["absent_genes"] = int(absent.sum())
         return table, report
@@ -260,7 +268,8 @@ def apply_missing_policy(
         cells = stacked[stacked].index.tolist()[:10]
         raise InputDataError(
             f"{source}: {n_missing} missing value(s), e.g. (sample, gene) {cells}. Set "
-            "ingestion.missing_values.policy to 'impute_gene_median' or 'impute_floor' to accept them."
+            "ingestion.missing_values.policy to 'impute_gene_median' or 'impute_floor' to "
+            "accept them."
         )
     if policy == "impute_gene_median":
         medians = table.median(axis=0, skipna=True)
@@ -320,11 +329,13 @@ def check_samples_match(
     only_expr = sorted(in_expr - in_clin)
     if only_clin:
         raise InputDataError(
-            f"{clinical_source}: sample_id(s) with no column in {expression_source}: {only_clin[:10]}"
+            f"{clinical_source}: sample_id(s) with no column in {expression_source}: "
+            f"{only_clin[:10]}"
         )
     if only_expr:
         raise InputDataError(
-            f"{expression_source}: sample column(s) with no row in {clinical_source}: {only_expr[:10]}"
+            f"{expression_source}: sample column(s) with no row in {clinical_source}: "
+            f"{only_expr[:10]}"
         )
 
 
@@ -370,7 +381,8 @@ def parse_amu_matrix(
     bad_label = labels[~labels.isin([0, 1])]
     if len(bad_label):
         raise InputDataError(
-            f"{source}: column {label_column!r} must be 0/1, lines {bad_label.index.tolist()[:10]} hold {bad_label.tolist()[:10]}"
+            f"{source}: column {label_column!r} must be 0/1, lines {bad_label.index.tolist()[:10]} "
+            f"hold {bad_label.tolist()[:10]}"
         )
     if numbers.isna().to_numpy().any():
         stacked = numbers.isna().stack()
@@ -381,13 +393,15 @@ def parse_amu_matrix(
     if out_of_range.to_numpy().any():
         stacked = out_of_range.stack()
         raise InputDataError(
-            f"{source}: constituent ratios must lie in [0, 1]; (line, gene) {stacked[stacked].index.tolist()[:10]}"
+            f"{source}: constituent ratios must lie in [0, 1]; (line, gene) "
+            f"{stacked[stacked].index.tolist()[:10]}"
         )
     sums = numbers.sum(axis=1)
     off = sums[(sums - 1).abs() > 5e-3]
     if len(off):
         raise InputDataError(
-            f"{source}: rows must sum to 1 (constituent ratios); lines {off.index.tolist()[:10]} sum to {off.round(4).tolist()[:10]}"
+            f"{source}: rows must sum to 1 (constituent ratios); lines {off.index.tolist()[:10]} "
+            f"sum to {off.round(4).tolist()[:10]}"
         )
     table = numbers.astype("float64").reset_index(drop=True)
     table.insert(0, "label", labels.astype("Int8").to_numpy())

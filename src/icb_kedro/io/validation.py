@@ -104,15 +104,18 @@ def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
     hints = []
     if case:
         hints.append(
-            f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. {case[:3]}): use HGNC symbols in upper case"
+            f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. "
+            f"{case[:3]}): use HGNC symbols in upper case"
         )
     if ensembl:
         hints.append(
-            f"{len(ensembl)} Ensembl id(s) (e.g. {ensembl[:3]}): map them to HGNC symbols, as the shared cohorts use"
+            f"{len(ensembl)} Ensembl id(s) (e.g. {ensembl[:3]}): map them to HGNC symbols, as the "
+            "shared cohorts use"
         )
     if excel:
         hints.append(
-            f"{len(excel)} Excel-mangled symbol(s) (e.g. {excel[:3]}, dates that were MARCHF1, SEPTIN2, ...)"
+            f"{len(excel)} Excel-mangled symbol(s) (e.g. {excel[:3]}, dates that were MARCHF1, "
+            "SEPTIN2, ...)"
         )
     return "; ".join(hints)
 
@@ -150,8 +153,9 @@ def check_gene_overlap(
         hint = hints[row.cohort]
         if row.fraction_shared < min_fraction:
             raise InputDataError(
-                f"{sources.get(row.cohort, row.cohort)}: cohort {row.cohort!r} shares {row.n_shared} of its {row.n_genes} "
-                f"gene ids ({row.fraction_shared:.0%}) with the other cohorts (minimum {min_fraction:.0%}, "
+                f"{sources.get(row.cohort, row.cohort)}: cohort {row.cohort!r} shares "
+                f"{row.n_shared} of its {row.n_genes} gene ids ({row.fraction_shared:.0%}) with "
+                f"the other cohorts (minimum {min_fraction:.0%}, "
                 "ingestion.min_gene_overlap)" + (f"; likely cause: {hint}" if hint else "")
             )
         if hint:

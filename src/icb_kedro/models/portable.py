@@ -62,7 +62,8 @@ MIN_COHORT_ROWS = 10
 
 
 def platt_scale(p: np.ndarray, intercept: float, slope: float) -> np.ndarray:
-    """P(responder) after Platt scaling: sigmoid(intercept + slope * logit p). (0, 1) is the identity.
+    """P(responder) after Platt scaling: sigmoid(intercept + slope * logit p). (0, 1) is the
+    identity.
 
     p is clipped to [1e-6, 1 - 1e-6] before the logit, as where the map is fitted
     (``evaluation.calibration.calibration_slope``), so fit and application see the same logits.
@@ -96,8 +97,8 @@ def cohort_zscore(values: pd.DataFrame) -> pd.DataFrame:
     """
     if len(values) < MIN_COHORT_ROWS:
         raise ModelInputError(
-            f"this model standardizes its input per cohort: pass a whole cohort (>= {MIN_COHORT_ROWS} "
-            f"samples), got {len(values)} row(s)"
+            "this model standardizes its input per cohort: pass a whole cohort (>= "
+            f"{MIN_COHORT_ROWS} samples), got {len(values)} row(s)"
         )
     sd = values.std(ddof=0)
     z = (values - values.mean()) / sd.replace(0.0, np.nan)
@@ -141,8 +142,8 @@ def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.D
         gene = partial.index[partial.to_numpy()][0]
         rows = values.index[values[gene].isna()].tolist()
         raise ModelInputError(
-            f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a gene is either "
-            "measured for the whole cohort or absent"
+            f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a "
+            "gene is either measured for the whole cohort or absent"
         )
     return values
 

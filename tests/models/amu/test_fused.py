@@ -1,4 +1,5 @@
-"""The fused AMU encoder equals Paddle's eager one: parameters, outputs, gradients; its kernels are right."""
+"""The fused AMU encoder equals Paddle's eager one: parameters, outputs, gradients; its kernels are
+right."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_fused_gradients_equal_eager_without_dropout() -> None:
         if p.grad is None:
             assert q.grad is None, name
             continue
-        # k_proj.bias has a mathematically zero gradient (softmax ignores a per-row shift): both are ~1e-9 noise.
+        # k_proj.bias has a mathematically zero gradient (softmax ignores a per-row shift): both are
+        # ~1e-9 noise.
         np.testing.assert_allclose(
             q.grad.numpy(), p.grad.numpy(), atol=1e-5 * scale, rtol=1e-3, err_msg=name
         )

@@ -51,7 +51,8 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tiny_data) -> None:
 
 
 def test_test_rows_never_influence_the_fit(tiny_data) -> None:
-    """Scaler, SMOTE and weights depend on training rows only: changing the test rows changes nothing."""
+    """Scaler, SMOTE and weights depend on training rows only: changing the test rows changes
+    nothing."""
     X, y = tiny_data
     config = TrainConfig(epochs=2, seed=0)
     fit_a, train_a, _ = fit_predict(

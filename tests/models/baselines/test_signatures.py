@@ -148,7 +148,8 @@ def test_weighted_mean_cox_is_and_impres_match_hand_computed_values(toy_expressi
     pairs = (("A", "B"), ("C", "D"), ("CXCL8", "MISSING"))
     count = sig.impres_pair_count(log_expr, pairs)
     # s1: A>B yes, C>D yes -> 2 of 2 available, rescaled to 3 pairs -> 3.0
-    # s2: 1>2 no, 3>4 no -> 0; s3: 2>2 no (ties do not count), 1>3 no -> 0; s4: 4>1 yes, 2>2 no -> 1.5
+    # s2: 1>2 no, 3>4 no -> 0; s3: 2>2 no (ties do not count), 1>3 no -> 0;
+    # s4: 4>1 yes, 2>2 no -> 1.5
     assert count.tolist() == [3.0, 0.0, 0.0, 1.5]
 
 

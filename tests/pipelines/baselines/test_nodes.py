@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from icb_kedro.evaluation.protocols import iter_amu_holdout_folds, iter_protocol_folds
+from icb_kedro.panels import select_panel_features
 from icb_kedro.pipelines.baselines import nodes
 from icb_kedro.schema import PREDICTION_COLUMNS, gene_columns
 
@@ -14,7 +15,7 @@ SENTINEL = 1e6
 
 
 def _features(inputs: dict, params: dict) -> pd.DataFrame:
-    return nodes.select_panel_features(
+    return select_panel_features(
         inputs["expression_standardized"], inputs["gene_panels"], params["panel"]
     )
 
@@ -33,14 +34,12 @@ def _fit(inputs: dict, params: dict, model: str, features: pd.DataFrame | None =
 
 def test_select_panel_features_keeps_meta_and_panel_genes_in_order(synthetic_inputs):
     panels = pd.DataFrame({"panel": ["small", "small"], "gene": ["G3", "G1"]})
-    table = nodes.select_panel_features(
-        synthetic_inputs["expression_standardized"], panels, "small"
-    )
+    table = select_panel_features(synthetic_inputs["expression_standardized"], panels, "small")
     assert list(table.columns) == ["sample_key", "cohort", "label", "G3", "G1"]
     with pytest.raises(ValueError, match="empty or unknown"):
-        nodes.select_panel_features(synthetic_inputs["expression_standardized"], panels, "nope")
+        select_panel_features(synthetic_inputs["expression_standardized"], panels, "nope")
     with pytest.raises(ValueError, match="not expression columns"):
-        nodes.select_panel_features(
+        select_panel_features(
             synthetic_inputs["expression_standardized"],
             pd.DataFrame({"panel": ["p"], "gene": ["XYZ"]}),
             "p",

@@ -117,7 +117,7 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
     from icb_kedro.models.ic2bert import train
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
     from icb_kedro.models.ic2bert.predict import pooled_features, predict_logits
-    from icb_kedro.pipelines.tokenization.nodes import token_matrix
+    from icb_kedro.models.ic2bert.tokenizer import token_matrix
 
     cohort = "Melanoma_PD1_Liu2019"
     ns = namespace_for(cohort)

@@ -152,7 +152,7 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
     world, readout_params
 ) -> None:
     from icb_kedro.models.ic2bert.predict import score_tokens
-    from icb_kedro.pipelines.tokenization.nodes import token_matrix
+    from icb_kedro.models.ic2bert.tokenizer import token_matrix
 
     tokens, folds, pretrained = _fold(world)
     predictions, history, best = finetune_transfer(

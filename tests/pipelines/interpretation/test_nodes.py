@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icb_kedro.interpretation import explain_baselines, explain_ic2bert, outcomes, shap_tables
 from icb_kedro.pipelines.interpretation import nodes
 from icb_kedro.reporting.report import assert_report_images
 
@@ -62,7 +63,7 @@ def test_gene_selection_inside_the_pipeline_is_followed(
     baselines_params["amu_holdout"] = {**baselines_params["amu_holdout"], "n_features": 4}
     baselines_params["n_features"] = 2
     table = _explain(synthetic_study, model, "study", baselines_params, interpretation_params)
-    shap_rows = table.loc[table["kind"] == "shap", nodes.shap_gene_columns(table)]
+    shap_rows = table.loc[table["kind"] == "shap", shap_tables.shap_gene_columns(table)]
     # TreeSHAP exactly, KernelSHAP by construction (explained over the kept genes only):
     # the genes the fitted selection dropped cannot matter and get exactly 0.
     assert 1 <= (shap_rows.abs().sum() > 0).sum() <= 4
@@ -90,8 +91,8 @@ def test_logged_hyper_parameters_are_reused(
             for c in ("CohortA", "CohortB", "CohortC")
         ]
     )
-    assert nodes._logged_best_params(log, "svm", "loco", "CohortA", 0) == {"C": 1.0}
-    assert nodes._logged_best_params(log, "svm", "transfer", "CohortA", 0) is None
+    assert explain_baselines._logged_best_params(log, "svm", "loco", "CohortA", 0) == {"C": 1.0}
+    assert explain_baselines._logged_best_params(log, "svm", "transfer", "CohortA", 0) is None
     with_log = _explain(synthetic_study, "svm", "cohorts", params, interpretation_params, log)
     fixed = _explain(
         synthetic_study, "svm", "cohorts", baselines_params, interpretation_params
@@ -104,15 +105,15 @@ def test_models_not_listed_are_skipped(synthetic_study, baselines_params, interp
     table = _explain(synthetic_study, "svm", "cohorts", baselines_params, interpretation_params)
     assert table.empty and "PLANT" in table.columns
     with pytest.raises(ValueError, match="unknown SHAP setting"):
-        nodes.setting_params(interpretation_params["shap"], "elsewhere")
+        explain_baselines.setting_params(interpretation_params["shap"], "elsewhere")
 
 
 def test_explain_rows_is_seeded_and_stratified():
     labels = pd.Series([0] * 20 + [1] * 10, index=[f"k{i}" for i in range(30)])
-    chosen = nodes.explain_rows(labels.index, labels, 9, seed=3)
-    assert chosen == nodes.explain_rows(labels.index, labels, 9, seed=3)
+    chosen = shap_tables.explain_rows(labels.index, labels, 9, seed=3)
+    assert chosen == shap_tables.explain_rows(labels.index, labels, 9, seed=3)
     assert len(chosen) == 9 and labels[chosen].sum() == 3
-    assert nodes.explain_rows(labels.index[:5], labels, 9, seed=3) == sorted(labels.index[:5])
+    assert shap_tables.explain_rows(labels.index[:5], labels, 9, seed=3) == sorted(labels.index[:5])
 
 
 def _amu_weights(study) -> dict:
@@ -152,7 +153,7 @@ def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
         amu_params,
         interpretation_params["shap"],
     )
-    genes = nodes.shap_gene_columns(table)
+    genes = shap_tables.shap_gene_columns(table)
     assert len(table) == 8 * 2 and genes[0] == "PLANT" and len(genes) == 10
     assert np.isfinite(table[genes].to_numpy(float)).all()
     # The known answer: the planted gene, which alone decides response, ranks first.
@@ -220,9 +221,11 @@ def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
         and (initial_rows["neighbour_pairs_shared"] == 1).all()
     )
     # ... stated in the report's embedding section.
-    from icb_kedro.reporting.report import StudyInputs, _section_embeddings, render_report
+    from icb_kedro.reporting.report import render_report
+    from icb_kedro.reporting.sections_genes import section_embeddings
+    from icb_kedro.reporting.study_inputs import StudyInputs
 
-    section = _section_embeddings(
+    section = section_embeddings(
         StudyInputs(
             embedding_map=gene_map,
             embedding_pairs=pairs,
@@ -251,7 +254,7 @@ def test_amu_study_shap_and_embeddings(synthetic_study, interpretation_params):
     assert len(gene_map) == 10
     assert set(summary["embedding"]) == {"trained"} and summary["relative_drift"].isna().all()
     html = render_report(
-        "t", [_section_embeddings(StudyInputs(embedding_map=gene_map, embedding_summary=summary))]
+        "t", [section_embeddings(StudyInputs(embedding_map=gene_map, embedding_summary=summary))]
     )
     assert "<strong>Drift from initialisation</strong>: not measured" in html
 
@@ -306,12 +309,12 @@ def test_ic2bert_importance_from_a_bundle(synthetic_study, interpretation_params
         )
         assert sorted(rows["rank"]) == list(range(1, len(genes) + 1))
     assert set(shap_table["model"]) == {"ic2bert"} and set(
-        nodes.shap_gene_columns(shap_table)
+        shap_tables.shap_gene_columns(shap_table)
     ) == set(genes)
     assert (
         shap_table.groupby("cohort").size().max() == 4 * 2
     )  # per_model.ic2bert.max_explain_rows rows x (shap, feature)
-    merged = nodes.setting_params(interpretation_params["shap"], "cohorts", "ic2bert")
+    merged = explain_baselines.setting_params(interpretation_params["shap"], "cohorts", "ic2bert")
     assert merged["nsamples"] == 20 and merged["protocol"] == "loco" and "per_model" not in merged
     frequency = nodes.ic2bert_top_k_frequency(importance, interpretation_params["ic2bert"])
     assert {"top10", "top5", "top3", "top1"} <= set(frequency.columns)
@@ -326,7 +329,7 @@ def test_ic2bert_importance_from_a_bundle(synthetic_study, interpretation_params
     )
     assert empty.empty and empty_shap.empty
     with pytest.raises(ValueError, match="two IC2Bert bundles"):
-        nodes.ic2bert_fold_bundles([bundles[0], bundles[0]])
+        explain_ic2bert.ic2bert_fold_bundles([bundles[0], bundles[0]])
 
 
 def test_rankings_overlap_enrichment_and_survival(
@@ -337,9 +340,9 @@ def test_rankings_overlap_enrichment_and_survival(
         for m in ("svm", "xgboost")
     ]
     constant = tables[0].copy()
-    constant.loc[constant["kind"] == "shap", nodes.shap_gene_columns(constant)] = 0.0
+    constant.loc[constant["kind"] == "shap", shap_tables.shap_gene_columns(constant)] = 0.0
     constant["model"] = "constant_model"
-    rankings = nodes.rank_genes(*tables, None, nodes.empty_shap_table(), constant)
+    rankings = nodes.rank_genes(*tables, None, shap_tables.empty_shap_table(), constant)
     assert "constant_model" not in set(
         rankings["model"]
     )  # all-zero SHAP: no ranking, no fake "top genes"
@@ -443,6 +446,12 @@ def _coverage(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def test_report_refuses_a_source_it_does_not_know(interpretation_params):
+    """The report node takes one mapping of sources: a misspelt name fails loudly, naming it."""
+    with pytest.raises(ValueError, match=r"unknown report input\(s\) \['predictions_amu_v2'\]"):
+        nodes.build_report(interpretation_params, predictions_amu_v2=pd.DataFrame())
+
+
 def test_km_and_report_with_missing_models(synthetic_study, interpretation_params):
     predictions = _predictions(synthetic_study)
     km = nodes.km_summary(
@@ -455,41 +464,39 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
     )
     assert set(km["endpoint"]) == {"os", "pfs"} and (km["model"] == "oracle").all()
     assert (km["hr"] < 1).all() and km.loc[km["endpoint"] == "os", "logrank_p"].iloc[0] < 0.05
-    assert nodes.choose_predictions(None, {"a": None}) is None
+    assert outcomes.choose_predictions(None, {"a": None}) is None
 
     empty = pd.DataFrame()
     study = synthetic_study
+    no_shap = shap_tables.empty_shap_table()
     html, figures = nodes.build_report(
-        study["cohort_summary"],
-        _coverage(study["harmonized_expression"]),
-        study["harmonized_expression"],
-        study["expression_standardized"],
-        study["expression_combat"],
-        study["clinical_table"],
-        None,
-        predictions,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        *[nodes.empty_shap_table()] * 7,
-        pd.DataFrame(columns=list(nodes.RANKING_COLUMNS)),
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        empty,
-        km,
         interpretation_params,
+        cohort_summary=study["cohort_summary"],
+        panel_coverage=_coverage(study["harmonized_expression"]),
+        harmonized_expression=study["harmonized_expression"],
+        expression_standardized=study["expression_standardized"],
+        expression_combat=study["expression_combat"],
+        clinical_table=study["clinical_table"],
+        predictions_baselines=predictions,  # every other model pipeline: not run (None)
+        **{
+            f"shap_{s}_{m}": no_shap
+            for s in ("study", "cohorts")
+            for m in ("svm", "xgboost", "amu")
+        },
+        shap_cohorts_ic2bert=no_shap,
+        rankings=pd.DataFrame(columns=list(shap_tables.RANKING_COLUMNS)),
+        **dict.fromkeys(
+            ("overlap", "ic2bert_importance", "ic2bert_frequency", "embedding_map")
+            + (
+                "embedding_pairs",
+                "embedding_summary",
+                "embedding_cosine",
+                "enrichment_table",
+                "cox",
+            ),
+            empty,
+        ),
+        km=km,
         amu_learning_check=pd.DataFrame(
             {
                 "protocol": ["loco", "loco"],

@@ -10,7 +10,6 @@ from kedro.runner import SequentialRunner
 
 from icb_kedro.datasets import OptionalDataset
 from icb_kedro.pipelines.interpretation import create_pipeline
-from icb_kedro.pipelines.interpretation.pipeline import MIRROR_PREFIX
 from icb_kedro.reporting.report import assert_report_images
 
 COHORTS = ["CohortA", "CohortB", "CohortC"]
@@ -33,25 +32,93 @@ def test_optional_dataset_loads_none_when_missing(tmp_path):
         OptionalDataset({"filepath": "x"})
 
 
-def test_mirrors_are_renamed_to_upstream_outputs_when_wired():
-    standalone = create_pipeline(cohorts=COHORTS)
-    mirrors = {name for name in standalone.inputs() if name.startswith(MIRROR_PREFIX)}
+def test_other_pipelines_outputs_are_read_under_their_real_names():
+    pipe = create_pipeline(cohorts=COHORTS)
     assert {
-        f"{MIRROR_PREFIX}predictions_amu",
-        f"{MIRROR_PREFIX}amu_weights_fold_CohortA",
-        f"{MIRROR_PREFIX}results_comparisons",
-    } <= mirrors
-    assert {"interpretation_report", "interpretation_report_figures"} <= standalone.outputs()
-    wired = create_pipeline(
-        upstream_outputs=["predictions_amu", "amu_weights_fold_CohortA", "unrelated"],
-        cohorts=COHORTS,
+        "predictions_amu",
+        "amu_weights_fold_CohortA",
+        "fold_CohortA.ic2bert_best_model",
+        "results_comparisons",
+        "baselines_search_log",
+    } <= pipe.inputs()
+    assert not any(name.startswith("interpretation_input_") for name in pipe.inputs())
+    assert {"interpretation_report", "interpretation_report_figures"} <= pipe.outputs()
+
+
+def test_every_input_read_from_another_pipeline_is_optional_in_the_catalog():
+    """Each dataset the interpretation reads from another pipeline is a writable
+    OptionalDataset: ``None`` when that pipeline was never run, saved through by its
+    producer, and a shared name that orders the two in any combined run."""
+    from pathlib import Path
+
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from icb_kedro.pipeline_registry import register_pipelines
+
+    root = Path(__file__).resolve().parents[3]
+    bootstrap_project(root)
+    pipelines = register_pipelines()
+    data_chain = set().union(
+        *(
+            pipelines[name].all_outputs()
+            for name in ("ingestion", "harmonization", "folds", "tokenization")
+        )
     )
-    assert {"predictions_amu", "amu_weights_fold_CohortA"} <= wired.inputs()
-    assert f"{MIRROR_PREFIX}predictions_amu" not in wired.inputs()
-    assert (
-        f"{MIRROR_PREFIX}predictions_baselines" in wired.inputs()
-    )  # not produced upstream: stays optional
-    assert len(wired.nodes) == len(standalone.nodes)
+    models = set().union(
+        *(
+            pipelines[name].all_outputs()
+            for name in ("amu", "baselines", "ic2bert_finetune", "evaluation")
+        )
+    )
+    read = (pipelines["interpretation"].inputs() | pipelines["evaluation"].inputs()) & (
+        models - data_chain
+    )
+    assert {
+        "amu_weights_study",
+        "baselines_search_log",
+        "all_predictions",
+        "predictions_amu",
+    } <= read
+    with KedroSession.create(project_path=root, env="light") as session:
+        catalog = session.load_context().catalog
+        for name in sorted(read):
+            dataset = catalog.get(name)
+            assert isinstance(dataset, OptionalDataset) and dataset._writable, name
+
+
+def test_any_combination_of_pipelines_runs_interpretation_after_what_it_reads():
+    """`kedro run --pipelines baselines,interpretation` (summed by Kedro, not the registry)
+    orders every interpretation node after the producers of what it reads."""
+    from pathlib import Path
+
+    from kedro.framework.startup import bootstrap_project
+    from kedro.pipeline import Pipeline
+
+    bootstrap_project(Path(__file__).resolve().parents[3])
+    from icb_kedro.pipeline_registry import register_pipelines
+
+    pipelines = register_pipelines()
+    for names in (
+        ["baselines", "interpretation"],
+        ["amu", "evaluation", "interpretation"],
+        ["interpretation", "evaluation", "baselines"],
+    ):
+        combined = sum((pipelines[name] for name in names), Pipeline([]))
+        order = {n.name: i for i, n in enumerate(combined.nodes)}  # topologically sorted
+        producer = {out: n.name for n in combined.nodes for out in n.outputs}
+        readers = [
+            n
+            for n in combined.nodes
+            if n.name in {m.name for m in pipelines["interpretation"].nodes}
+        ]
+        checked = 0
+        for node in readers:
+            for name in node.inputs:
+                if name in producer and producer[name] not in {r.name for r in readers}:
+                    assert order[producer[name]] < order[node.name], (names, name, node.name)
+                    checked += 1
+        assert checked, names
 
 
 def _params(prefix: str, value, catalog: dict) -> None:
@@ -80,7 +147,7 @@ def test_full_run_on_synthetic_study(
     }
     datasets["panel_coverage"] = MemoryDataset(build_panels({"common": {}}, {}, per_cohort)[1])
     for name in pipe.inputs():
-        if name.startswith(MIRROR_PREFIX):  # no model pipeline has been run
+        if name not in datasets and not name.startswith("params:"):  # no other pipeline run
             datasets[name] = OptionalDataset(
                 {"type": "pandas.ParquetDataset", "filepath": str(tmp_path / f"{name}.parquet")}
             )

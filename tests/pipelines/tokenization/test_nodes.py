@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icb_kedro.models.ic2bert.tokenizer import QuantileBins
+from icb_kedro.models.ic2bert.tokenizer import QuantileBins, token_matrix
 from icb_kedro.paths import namespace_for
 from icb_kedro.pipelines.tokenization.nodes import (
     fit_tokenizer,
     select_model_input,
     split_pretraining_pool,
-    token_matrix,
     tokenize_samples,
 )
 from icb_kedro.pipelines.tokenization.pipeline import create_pipeline

@@ -48,7 +48,8 @@ def exp_parts(s, mantissa, exponent_bits, shift):
 
 
 def attention_block(n_tokens: int) -> int:
-    """Query rows per forward block: all of them, padded to 16 (one AVX-512 float32 register), at most 256.
+    """Query rows per forward block: all of them, padded to 16 (one AVX-512 float32 register), at
+    most 256.
 
     Long blocks amortise the per-key loop overhead (measured at 160 genes: 16 rows 9.4 ms,
     160 rows 3.4 ms per layer and batch of 32).
@@ -257,7 +258,8 @@ def dropout_mask(n, p_drop, key):
 
 @njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
 def residual_layer_norm_forward(x, y, p_drop, key, gamma, beta, eps):
-    """LayerNorm(x + dropout(y)) over rows of [N, E]; returns out, normalised rows, 1/std per row."""
+    """LayerNorm(x + dropout(y)) over rows of [N, E]; returns out, normalised rows, 1/std per
+    row."""
     N, E = x.shape
     out = np.empty_like(x)
     normed = np.empty_like(x)

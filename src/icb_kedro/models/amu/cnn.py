@@ -3,7 +3,8 @@
 
 Shapes (G genes, 160 in the paper):
 
-    x [B, G] -> [B, 1, G] --Conv1D 1->10, k1--> ReLU --BN(10)--> --Conv1D 10->10, k2 s2--> [B, 10, G1]
+    x [B, G] -> [B, 1, G] --Conv1D 1->10, k1--> ReLU --BN(10)-->
+      --Conv1D 10->10, k2 s2--> [B, 10, G1]
       --BN(10) (the same module, as the original)--> ReLU --Conv1D 10->5, k2 s2--> [B, 5, G2]
       --BN(5)--> ReLU --transpose, flatten--> [B, 5*G2] --Linear--> 2 logits
 
@@ -73,7 +74,8 @@ class AmuCnn(nn.Layer):
             values = values.unsqueeze(1)  # [B, 1, G]
         if values.ndim != 3 or values.shape[1:] != [1, self.config.n_genes]:
             raise ValueError(
-                f"AmuCnn expects values of shape [batch, {self.config.n_genes}], got {list(values.shape)}"
+                f"AmuCnn expects values of shape [batch, {self.config.n_genes}], got "
+                f"{list(values.shape)}"
             )
         hidden = self.norm1(self.relu(self.conv1(values)))  # [B, 10, G]
         norm2 = self.norm1 if self.norm2 is None else self.norm2

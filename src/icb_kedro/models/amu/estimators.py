@@ -46,7 +46,8 @@ class PaddleNetworkClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise ValueError(
-                f"{type(self).__name__}.fit: y must hold exactly two classes, got {self.classes_.tolist()}"
+                f"{type(self).__name__}.fit: y must hold exactly two classes, got "
+                f"{self.classes_.tolist()}"
             )
         encoded = (y == self.classes_[1]).astype(np.int64)
         self.n_features_in_ = X.shape[1]

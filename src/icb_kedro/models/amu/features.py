@@ -50,7 +50,8 @@ def log_constituent_ratios(ratios: np.ndarray, pseudo_count: float = PSEUDO_COUN
     if (ratios < 0).any() or (ratios > 1 + 1e-9).any():
         row, col = np.argwhere((ratios < 0) | (ratios > 1 + 1e-9))[0]
         raise ValueError(
-            f"log_constituent_ratios: ratios must lie in [0, 1]; row {row}, gene column {col} is {ratios[row, col]}"
+            f"log_constituent_ratios: ratios must lie in [0, 1]; row {row}, gene column {col} is "
+            f"{ratios[row, col]}"
         )
     return np.log(ratios + pseudo_count)
 

@@ -53,7 +53,8 @@ def set_kernel_threads(num_threads: int) -> None:
 
 
 def _call_seeds(count: int) -> np.ndarray:
-    """``count`` 31-bit keys from Paddle's generator: seeded by ``paddle.seed`` like Paddle's own dropout."""
+    """``count`` 31-bit keys from Paddle's generator: seeded by ``paddle.seed`` like Paddle's own
+    dropout."""
     return paddle.randint(0, 2**31 - 1, shape=[count], dtype="int64").numpy().astype(np.uint32)
 
 
@@ -112,9 +113,10 @@ def encoder_layer_forward(
     ffn += b2
     y, normed2, rstd2 = kernels.residual_layer_norm_forward(y1, ffn, p_res, seeds[3], g2, be2, eps)
     cache = {
-        "rows": rows, "w_qkv": w_qkv, "q": q, "k": k, "v": v, "lse": lse, "scale": scale, "attended": attended,
-        "normed1": normed1, "rstd1": rstd1, "y1": y1, "hidden": hidden, "gate": gate, "normed2": normed2,
-        "rstd2": rstd2, "params": params, "rates": rates, "seeds": seeds, "shape": x.shape,
+        "rows": rows, "w_qkv": w_qkv, "q": q, "k": k, "v": v, "lse": lse, "scale": scale,
+        "attended": attended, "normed1": normed1, "rstd1": rstd1, "y1": y1, "hidden": hidden,
+        "gate": gate, "normed2": normed2, "rstd2": rstd2, "params": params, "rates": rates,
+        "seeds": seeds, "shape": x.shape,
     }  # fmt: skip
     return y.reshape(x.shape), cache
 
@@ -194,7 +196,8 @@ class _EncoderLayerFunction(PyLayer):
 
 
 class FusedEncoderLayer(nn.TransformerEncoderLayer):
-    """Paddle's post-LN ``TransformerEncoderLayer`` (same sublayers and parameters), fused forward."""
+    """Paddle's post-LN ``TransformerEncoderLayer`` (same sublayers and parameters), fused
+    forward."""
 
     def forward(self, src, src_mask=None, cache=None):  # noqa: D102
         if src_mask is not None or cache is not None or self.normalize_before:

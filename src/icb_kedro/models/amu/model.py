@@ -67,7 +67,8 @@ class AmuNet(nn.Layer):
             raise ValueError(f"AmuNet: engine must be one of {ENGINES}, got {engine!r}")
         self.config = config
         self.engine = engine
-        # Gene identity table (G x D); token g = value_g * e_g, no positional encoding (spec 1.3 step 2).
+        # Gene identity table (G x D); token g = value_g * e_g, no positional encoding (spec 1.3
+        # step 2).
         self.gene_embedding = nn.Embedding(config.n_genes, config.d_model)
         # "fused" swaps only the encoder layer's forward (same sublayers, parameters and
         # initialisation; models/amu/fused.py); "eager" is Paddle's own layer.
@@ -98,7 +99,8 @@ class AmuNet(nn.Layer):
             values = values.squeeze(1)
         if values.ndim != 2 or values.shape[1] != self.config.n_genes:
             raise ValueError(
-                f"AmuNet expects values of shape [batch, {self.config.n_genes}], got {list(values.shape)}"
+                f"AmuNet expects values of shape [batch, {self.config.n_genes}], got "
+                f"{list(values.shape)}"
             )
         identity = self.gene_embedding(paddle.arange(self.config.n_genes))  # [G, D], rows 0..G-1
         tokens = values.unsqueeze(-1) * identity.unsqueeze(0)  # [B, G, D]
@@ -120,7 +122,8 @@ def trainable_parameter_count(net: nn.Layer) -> int:
 
 
 def paper_parameter_count(net: nn.Layer) -> int:
-    """The convention behind the paper's "83,462 trainable" (160 genes): trainable minus BatchNorm affine.
+    """The convention behind the paper's "83,462 trainable" (160 genes): trainable minus BatchNorm
+    affine.
 
     The paper quotes ``paddle.summary`` of Paddle 2.3.2, which marked a layer non-trainable
     when its *last* registered parameter (BatchNorm's running variance) was non-trainable,

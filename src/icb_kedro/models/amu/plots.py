@@ -86,7 +86,8 @@ def plot_roc_pr(predictions: pd.DataFrame, fold_metrics: pd.DataFrame) -> Figure
 
 
 def confusion_counts(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per protocol: TN, FP, FN, TP summed over folds, each fold at its training-fitted threshold."""
+    """Per protocol: TN, FP, FN, TP summed over folds, each fold at its training-fitted
+    threshold."""
     called = predictions["y_prob"].to_numpy() >= predictions["threshold"].to_numpy()
     truth = predictions["y_true"].to_numpy().astype(bool)
     table = pd.DataFrame(

@@ -72,10 +72,11 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
             "n_genes": len(self.genes),
             "input_transform": self.input_scale,
             "description": (
-                f"AMU (transformer over {len(self.genes)} genes' log ratios) trained on {self.fitted.n_train} labelled "
-                f"patients ({self.fitted.n_synthetic} oversampled rows added inside the fit). Input: samples x "
-                f"{len(self.genes)} genes on the {self.input_scale} scale, every gene measured; optional sample_key. "
-                "Output: y_prob = P(responder)."
+                f"AMU (transformer over {len(self.genes)} genes' log ratios) trained on "
+                f"{self.fitted.n_train} labelled patients ({self.fitted.n_synthetic} oversampled "
+                f"rows added inside the fit). Input: samples x {len(self.genes)} genes on the "
+                f"{self.input_scale} scale, every gene measured; optional sample_key. Output: "
+                "y_prob = P(responder)."
             ),
         }
 
@@ -85,7 +86,8 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
         """``y_prob`` per input row (``sample_key`` carried over when present)."""
         if not isinstance(model_input, pd.DataFrame):
             raise ModelInputError(
-                f"AmuPyfuncModel.predict expects a pandas DataFrame, got {type(model_input).__name__}"
+                "AmuPyfuncModel.predict expects a pandas DataFrame, got "
+                f"{type(model_input).__name__}"
             )
         if self._network is None:
             self._network = load_network(self.fitted)
@@ -98,8 +100,8 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
             # AMU's missing-gene policy: its ratio encoding needs every panel gene (a cohort
             # lacking some was left out of training too); refuse rather than make values up.
             raise ModelInputError(
-                f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the input lacks or has "
-                f"missing values in {len(lacking)}: {', '.join(lacking[:20])}"
+                f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the "
+                f"input lacks or has missing values in {len(lacking)}: {', '.join(lacking[:20])}"
             )
         features = amu_features(
             model_input, self.fitted.features, self.input_scale, self.pseudo_count

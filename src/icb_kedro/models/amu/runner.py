@@ -71,7 +71,8 @@ def fold_data(
     missing = [k for k in wanted if k not in features.index]
     if missing:
         raise ValueError(
-            f"{protocol} fold {cohort}/{trial}: {len(missing)} samples have no features, e.g. {missing[:5]}"
+            f"{protocol} fold {cohort}/{trial}: {len(missing)} samples have no features, e.g. "
+            f"{missing[:5]}"
         )
     y = labels.reindex(wanted)
     if y.isna().any():
@@ -151,7 +152,8 @@ def run_fold(
         # Seen with too high a learning rate: the post-LN encoder's output stops depending
         # on the input and every sample gets the class prior (AUROC exactly 0.5).
         logger.warning(
-            "amu %s: P(responder) spans only %.1e over the training rows: the network ignores its input (collapsed)",
+            "amu %s: P(responder) spans only %.1e over the training rows: the network ignores its "
+            "input (collapsed)",
             fold.fold_id,
             np.ptp(p_train),
         )
@@ -162,7 +164,8 @@ def run_fold(
     # training rows says nothing about leakage or transfer (issue 13).
     train_auroc = auroc(fold.y_train, p_train)  # NaN if one class
     logger.info(
-        "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f, training AUROC %.3f",
+        "amu %s: %d train (+%d SMOTE), %d test, %d epochs in %.0f s, final loss %.3f, "
+        "training AUROC %.3f",
         fold.fold_id,
         fitted.n_train,
         fitted.n_synthetic,

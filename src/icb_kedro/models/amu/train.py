@@ -60,11 +60,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
-                f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+                f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, "
+                f"{self.batch_size}"
             )
         if self.learning_rate <= 0 or self.l2 < 0:
             raise ValueError(
-                f"TrainConfig: learning_rate must be > 0 and l2 >= 0, got {self.learning_rate}, {self.l2}"
+                "TrainConfig: learning_rate must be > 0 and l2 >= 0, got "
+                f"{self.learning_rate}, {self.l2}"
             )
         if self.engine not in ENGINES:
             raise ValueError(f"TrainConfig.engine must be one of {ENGINES}, got {self.engine!r}")
@@ -72,7 +74,8 @@ class TrainConfig:
             self.lr_milestones
         ):
             raise ValueError(
-                f"TrainConfig.lr_milestones must be increasing fractions in (0, 1), got {self.lr_milestones}"
+                "TrainConfig.lr_milestones must be increasing fractions in (0, 1), got "
+                f"{self.lr_milestones}"
             )
 
     @classmethod
@@ -375,7 +378,8 @@ def predict_proba(
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != len(fitted.features):
         raise ValueError(
-            f"predict_proba: X must have {len(fitted.features)} feature columns, got shape {X.shape}"
+            f"predict_proba: X must have {len(fitted.features)} feature columns, got "
+            f"shape {X.shape}"
         )
     if not np.isfinite(X).all():
         raise ValueError(f"predict_proba: X holds {int((~np.isfinite(X)).sum())} non-finite values")
@@ -401,7 +405,8 @@ def fit_predict(
     train_config: TrainConfig | None = None,
     features: Sequence[str] | None = None,
 ) -> tuple[FittedNetwork, np.ndarray, np.ndarray]:
-    """Fit on training rows; return the model, P(responder) on the training rows and on ``X_test``."""
+    """Fit on training rows; return the model, P(responder) on the training rows and on
+    ``X_test``."""
     fitted = fit_network(
         X_train,
         y_train,

@@ -79,11 +79,13 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.family not in MODEL_FAMILIES:
             raise ValueError(
-                f"model {self.name!r}: unknown family {self.family!r}; expected one of {MODEL_FAMILIES}"
+                f"model {self.name!r}: unknown family {self.family!r}; expected one of "
+                f"{MODEL_FAMILIES}"
             )
         if self.search not in SEARCH_KINDS:
             raise ValueError(
-                f"model {self.name!r}: unknown search {self.search!r}; expected one of {SEARCH_KINDS}"
+                f"model {self.name!r}: unknown search {self.search!r}; expected one of "
+                f"{SEARCH_KINDS}"
             )
         if self.search != "none" and not self.grid:
             raise ValueError(f"model {self.name!r}: search {self.search!r} needs a non-empty grid")
@@ -147,7 +149,8 @@ def model_spec_from_params(name: str, params: Mapping[str, Any]) -> ModelSpec:
 
 
 def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
-    """An unfitted classifier of ``family`` with ``params``; seeded where it draws random numbers."""
+    """An unfitted classifier of ``family`` with ``params``; seeded where it draws random
+    numbers."""
     params = dict(params)
     if family == "logreg":
         from sklearn.linear_model import LogisticRegression
@@ -198,8 +201,9 @@ def make_classifier(family: str, params: Mapping[str, Any], seed: int) -> Any:
             from icb_kedro.models.amu.estimators import AmuCnnClassifier
         except ImportError as error:  # written by the AMU work; optional here
             raise ValueError(
-                "model family 'cnn' needs icb_kedro.models.amu.estimators.AmuCnnClassifier, which cannot be "
-                f"imported ({error}); disable it in parameters_baselines.yml (baselines.models.cnn.enabled: false)"
+                "model family 'cnn' needs icb_kedro.models.amu.estimators.AmuCnnClassifier, which "
+                f"cannot be imported ({error}); disable it in parameters_baselines.yml "
+                "(baselines.models.cnn.enabled: false)"
             ) from None
         return AmuCnnClassifier(**{"seed": seed, **params})
     raise ValueError(f"unknown model family {family!r}; expected one of {MODEL_FAMILIES}")
@@ -213,7 +217,8 @@ def make_pipeline(
     n_features: int | None = None,
     impute: bool = False,
 ) -> Any:
-    """``[SimpleImputer] -> StandardScaler -> [SelectKBest] -> [SMOTE] -> classifier``: one imblearn Pipeline.
+    """``[SimpleImputer] -> StandardScaler -> [SelectKBest] -> [SMOTE] -> classifier``: one imblearn
+    Pipeline.
 
     Every step is fitted on the rows the pipeline is fitted on (training rows only).
     ``n_features``: keep the k genes with the largest ANOVA F (None = all genes).
@@ -330,7 +335,8 @@ def _checked_training_rows(
         )
     if set(np.unique(y_train)) != {0, 1}:
         raise ValueError(
-            f"model {spec.name!r}: training labels must hold both classes 0 and 1, got {np.unique(y_train).tolist()}"
+            f"model {spec.name!r}: training labels must hold both classes 0 and 1, got "
+            f"{np.unique(y_train).tolist()}"
         )
     if np.isinf(x_train).any():
         raise ValueError(f"model {spec.name!r}: x_train has infinite values")
@@ -348,7 +354,8 @@ def _training_pipeline(
     n_features: int | None,
     impute: bool = False,
 ) -> tuple[Any, StratifiedKFold | None, int]:
-    """The unfitted pipeline and the seeded inner CV for these training rows (and the minority count)."""
+    """The unfitted pipeline and the seeded inner CV for these training rows (and the minority
+    count)."""
     n_splits = inner_cv_splits(y_train, inner_splits)
     # SMOTE's k neighbours must exist among the minority rows of the smallest fit: an inner
     # split of an out-of-fold split (the SVM's Platt scaling nests one more CV level).
@@ -358,8 +365,9 @@ def _training_pipeline(
         smallest_fit = _smallest_oof_minority(smallest_fit, n_splits)
     if smote and smallest_fit < 2:
         raise ValueError(
-            f"model {spec.name!r}: SMOTE needs >= 2 rows of the smaller class in every (inner) training "
-            f"split; {minority} in the training rows leave {smallest_fit} after {n_splits}-fold inner CV"
+            f"model {spec.name!r}: SMOTE needs >= 2 rows of the smaller class in every (inner) "
+            f"training split; {minority} in the training rows leave {smallest_fit} after "
+            f"{n_splits}-fold inner CV"
         )
     if n_features is not None and int(n_features) >= n_genes:
         n_features = None  # asking for every gene (or more) = no selection
@@ -469,7 +477,8 @@ def fit_predict_fold(
     x_test = np.asarray(x_test, dtype=float)
     if x_test.ndim != 2 or x_test.shape[1] != x_train.shape[1]:
         raise ValueError(
-            f"model {spec.name!r}: x_train {x_train.shape} and x_test {x_test.shape} must be 2-D with the same columns"
+            f"model {spec.name!r}: x_train {x_train.shape} and x_test {x_test.shape} must be 2-D "
+            "with the same columns"
         )
     if np.isinf(x_test).any():
         raise ValueError(f"model {spec.name!r}: x_test has infinite values")
@@ -514,7 +523,8 @@ def fit_predict_fold(
         if used_source == "in_sample":
             if threshold_source == "oof":
                 logger.warning(
-                    "%s: too few training rows per class for out-of-fold probabilities; in-sample threshold",
+                    "%s: too few training rows per class for out-of-fold probabilities; "
+                    "in-sample threshold",
                     spec.name,
                 )
             p_train = final.predict_proba(x_train)[:, 1]
@@ -525,7 +535,8 @@ def fit_predict_fold(
             platt = fit_platt(y_train, p_oof)
         else:
             logger.warning(
-                "%s: too few training rows per class for out-of-fold probabilities; not recalibrated",
+                "%s: too few training rows per class for out-of-fold probabilities; not "
+                "recalibrated",
                 spec.name,
             )
         p_train, y_prob = platt_scale(p_train, *platt), platt_scale(y_prob, *platt)
@@ -545,7 +556,8 @@ def fit_predict_fold(
 
 
 def params_to_json(params: Mapping[str, Any]) -> str:
-    """Chosen hyper-parameters as a stable JSON string (tuples as lists, numpy scalars as numbers)."""
+    """Chosen hyper-parameters as a stable JSON string (tuples as lists, numpy scalars as
+    numbers)."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, (np.integer, np.floating)):

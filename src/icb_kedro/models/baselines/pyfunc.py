@@ -51,8 +51,9 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
         missing = missing_panel_genes(values, self.genes)
         if missing:
             raise ModelInputError(
-                f"input lacks {len(missing)} of the model's {len(self.genes)} genes ({', '.join(missing[:20])}); "
-                "the baseline needs every panel gene (it was trained on genes every cohort measures)"
+                f"input lacks {len(missing)} of the model's {len(self.genes)} genes "
+                f"({', '.join(missing[:20])}); the baseline needs every panel gene (it was trained "
+                "on genes every cohort measures)"
             )
         z = cohort_zscore(values)
         y_prob = self.estimator.predict_proba(z.to_numpy(np.float64))[:, 1]
@@ -64,11 +65,12 @@ class BaselinePyfunc(mlflow.pyfunc.PythonModel):
         return {
             **m,
             "description": (
-                f"{m['family']} baseline, chosen as the best classical model by mean zero-shot (LOCO) AUROC over "
-                f"{m['n_cohorts']} held-out cohorts ({m['selection_auroc']}), refitted on all {m['n_train']} labelled "
-                f"patients of those cohorts (hyper-parameters by {m['inner_splits']}-fold inner CV: {m['best_params']}). "
-                f"Input: one whole cohort, samples x {len(self.genes)} genes, log2(TPM+1); z-scored per cohort inside. "
-                "Output: y_prob = P(responder)."
+                f"{m['family']} baseline, chosen as the best classical model by mean zero-shot "
+                f"(LOCO) AUROC over {m['n_cohorts']} held-out cohorts ({m['selection_auroc']}), "
+                f"refitted on all {m['n_train']} labelled patients of those cohorts "
+                f"(hyper-parameters by {m['inner_splits']}-fold inner CV: {m['best_params']}). "
+                f"Input: one whole cohort, samples x {len(self.genes)} genes, log2(TPM+1); "
+                "z-scored per cohort inside. Output: y_prob = P(responder)."
             ),
         }
 

@@ -153,7 +153,8 @@ def parse_signature_info(text: str) -> pd.DataFrame:
     rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
     if not rows or [c.strip() for c in rows[0][:3]] != ["Signature", "method", "association"]:
         raise ValueError(
-            f"{INFO_FILE}: expected the header 'Signature, method, association, PMID'; got {rows[:1]}"
+            f"{INFO_FILE}: expected the header 'Signature, method, association, PMID'; "
+            f"got {rows[:1]}"
         )
     records = []
     for line, row in enumerate(rows[1:], start=2):
@@ -183,7 +184,8 @@ def parse_signature_info(text: str) -> pd.DataFrame:
 
 
 def _parse_gene_list(name: str, text: str) -> list[tuple[str, str, float]]:
-    """A ``.csv`` signature: header row, then ``gene`` or ``gene;coef`` rows -> (subset, gene, weight)."""
+    """A ``.csv`` signature: header row, then ``gene`` or ``gene;coef`` rows -> (subset, gene,
+    weight)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
         raise ValueError(f"signature file {name!r} has no gene rows")
@@ -200,7 +202,8 @@ def _parse_gene_list(name: str, text: str) -> list[tuple[str, str, float]]:
                 weight = float(fields[1])
             except ValueError:
                 raise ValueError(
-                    f"signature file {name!r} line {number}: coefficient {fields[1]!r} is not a number"
+                    f"signature file {name!r} line {number}: coefficient {fields[1]!r} is "
+                    "not a number"
                 ) from None
         else:
             weight = 1.0
@@ -249,7 +252,8 @@ def _scoring_method(signature: str, info_method: str) -> str:
 
 
 def parse_signature_files(files: Mapping[str, str | bytes | Callable[[], Any]]) -> pd.DataFrame:
-    """Signature files (``{file name: text or loader}``, as a PartitionedDataset gives) -> long table.
+    """Signature files (``{file name: text or loader}``, as a PartitionedDataset gives) -> long
+    table.
 
     One row per (signature, subset, gene) with ``SIGNATURE_COLUMNS``; gene symbols are
     mapped through ``GENE_ALIASES`` (``source_gene`` keeps the file's symbol). Signatures
@@ -316,7 +320,8 @@ def parse_signature_files(files: Mapping[str, str | bytes | Callable[[], Any]]) 
     ]
     if len(bad_weights):
         raise ValueError(
-            f"signature weights must be +-1; got {bad_weights[['signature', 'gene', 'weight']].head(3).to_dict('records')}"
+            "signature weights must be +-1; got "
+            f"{bad_weights[['signature', 'gene', 'weight']].head(3).to_dict('records')}"
         )
     return table
 
@@ -362,7 +367,10 @@ def _coverage_row(
         )
         qualifying = int((subset_coverage >= min_coverage).sum())
         coverage = row["n_present"] / row["n_genes"]
-        what = f"{row['n_present']}/{row['n_genes']} genes present, {qualifying}/{len(subset_coverage)} sub-sets with >= {min_coverage:.0%}"
+        what = (
+            f"{row['n_present']}/{row['n_genes']} genes present, "
+            f"{qualifying}/{len(subset_coverage)} sub-sets with >= {min_coverage:.0%}"
+        )
         if coverage > min_coverage and qualifying == 0:
             return {
                 **row,
@@ -378,7 +386,10 @@ def _coverage_row(
         return {
             **row,
             "status": "failed",
-            "reason": f"{what}, but IPS needs > {IPS_MIN_GENES:,} genes in the panel (has {n_panel_genes:,})",
+            "reason": (
+                f"{what}, but IPS needs > {IPS_MIN_GENES:,} genes in the panel "
+                f"(has {n_panel_genes:,})"
+            ),
         }
     if method == "ips":
         # With full transcriptomes a panel can pass the gene rule, but the immunophenoscore
@@ -397,7 +408,10 @@ def _coverage_row(
         return {
             **row,
             "status": "scored_below_coverage",
-            "reason": f"{what} (<= {min_coverage:.0%}); scored anyway on request (params include_below_coverage)",
+            "reason": (
+                f"{what} (<= {min_coverage:.0%}); scored anyway on request "
+                "(params include_below_coverage)"
+            ),
         }
     return {
         **row,
@@ -503,7 +517,8 @@ def cox_is_ratio(log_expression: pd.DataFrame, weights: Mapping[str, float]) -> 
     zero = denominator <= 0
     if zero.any():
         raise ValueError(
-            f"COX_IS undefined: effector genes all undetected in samples {denominator.index[zero].tolist()[:5]}"
+            "COX_IS undefined: effector genes all undetected in samples "
+            f"{denominator.index[zero].tolist()[:5]}"
         )
     return numerator / denominator
 
@@ -544,7 +559,8 @@ def score_signatures(
     min_subset_coverage: float = 0.8,
     ssgsea_weight: float = 0.25,
 ) -> pd.DataFrame:
-    """Scores (samples x ``sig_<NAME>``) of every signature whose coverage status starts with ``scored``.
+    """Scores (samples x ``sig_<NAME>``) of every signature whose coverage status starts with
+    ``scored``.
 
     ``log_expression``: log2(TPM+1); ``zscores``: the same samples z-scored per gene within
     each cohort; both sample-major with the same index; ``cohorts``: cohort of each sample

@@ -155,8 +155,8 @@ class ModelBundle(NamedTuple):
         tokenizer = QuantileBins.from_dict(values["tokenizer"])
         if len(tokenizer.genes) != config.n_genes or tokenizer.n_bins != config.n_bins:
             raise ValueError(
-                f"bundle mismatch: tokenizer has {len(tokenizer.genes)} genes / {tokenizer.n_bins} bins, "
-                f"model expects {config.n_genes} / {config.n_bins}"
+                f"bundle mismatch: tokenizer has {len(tokenizer.genes)} genes / {tokenizer.n_bins} "
+                f"bins, model expects {config.n_genes} / {config.n_bins}"
             )
         params = {
             m: {k: np.asarray(v) for k, v in leaves.items()}

@@ -18,9 +18,10 @@ the default ``expression_standardized`` input), the rows passed in are z-scored 
 together, exactly as ``harmonization.standardize_per_cohort`` does for the training cohorts
 (ddof 0, constant genes -> 0); so pass a whole cohort, not single samples.
 
-This module is also usable as the ``flavor`` of ``kedro_mlflow.io.models.MlflowModelTrackingDataset``
-(it provides ``log_model``/``load_model``): kedro-mlflow's plain ``mlflow.pyfunc`` flavor
-cannot attach a data-dependent input signature (the gene list), this one does.
+This module is also usable as the ``flavor`` of
+``kedro_mlflow.io.models.MlflowModelTrackingDataset`` (it provides ``log_model``/``load_model``):
+kedro-mlflow's plain ``mlflow.pyfunc`` flavor cannot attach a data-dependent input signature (the
+gene list), this one does.
 """
 
 from __future__ import annotations

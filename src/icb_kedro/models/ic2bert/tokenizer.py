@@ -30,6 +30,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
+
 SUPPORTED_N_BINS = (2, 4, 8, 16, 32, 64, 128)
 TOKEN_DTYPE = np.int32
 
@@ -86,7 +88,8 @@ def _validated(genes: tuple[str, ...], edges: np.ndarray, n_bins: int) -> Quanti
         raise ValueError(f"n_bins must be one of {SUPPORTED_N_BINS}, got {n_bins}")
     if edges.shape != (len(genes), n_bins - 1):
         raise ValueError(
-            f"edges shape {edges.shape} does not match {len(genes)} genes x {n_bins - 1} inner edges"
+            f"edges shape {edges.shape} does not match {len(genes)} genes x "
+            f"{n_bins - 1} inner edges"
         )
     if len(set(genes)) != len(genes):
         raise ValueError("tokenizer genes are not unique")
@@ -136,7 +139,8 @@ def fit_quantile_bins(train: pd.DataFrame, genes: Sequence[str], n_bins: int = 4
     if (measured < 2).any():
         gene = genes[int(np.argmax(measured < 2))]
         raise ValueError(
-            f"fit_quantile_bins: gene {gene!r} is measured in {int(measured.min())} training row(s); need >= 2"
+            f"fit_quantile_bins: gene {gene!r} is measured in {int(measured.min())} training "
+            "row(s); need >= 2"
         )
     levels = np.arange(1, n_bins) / n_bins
     edges = np.nanquantile(values, levels, axis=0).T  # [n_genes, n_bins - 1], measured rows only
@@ -166,3 +170,20 @@ def tokenize(
     NaN values become [MISSING]; ``allow_absent`` also reads absent gene columns as missing.
     """
     return tokenize_values(bins, _matrix(frame, bins.genes, where, allow_absent))
+
+
+#: The non-gene columns of a token table.
+TOKEN_META = (COHORT, SAMPLE_KEY, LABEL)
+
+#: The pretraining pool's two splits (masked-token training and validation rows).
+SPLIT_TRAIN, SPLIT_VAL = "mlm_train", "mlm_val"
+
+
+def token_matrix(tokens: pd.DataFrame, keys: list[str] | np.ndarray) -> np.ndarray:
+    """Tokens [len(keys), n_genes] (int32) of the given sample keys, in that order."""
+    indexed = tokens.set_index(SAMPLE_KEY)
+    missing = [k for k in keys if k not in indexed.index]
+    if missing:
+        raise ValueError(f"{len(missing)} sample keys have no tokens, e.g. {missing[:3]}")
+    genes = [c for c in tokens.columns if c not in TOKEN_META]
+    return indexed.loc[list(keys), genes].to_numpy(np.int32)

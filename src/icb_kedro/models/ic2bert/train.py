@@ -491,8 +491,8 @@ def pretrain(
     data = train_tokens != model_config.missing_id
     if train_tokens.min() < 0 or train_tokens[data].max(initial=0) >= model_config.n_bins:
         raise ValueError(
-            f"pretrain: tokens must be data ids in [0, {model_config.n_bins - 1}] or [MISSING] ({model_config.missing_id}); "
-            "the mask id is reserved"
+            f"pretrain: tokens must be data ids in [0, {model_config.n_bins - 1}] or [MISSING] "
+            f"({model_config.missing_id}); the mask id is reserved"
         )
     update, _, init, _ = _mlm_functions(model_config, config.masking, config.micro_batch_size)
     val_masks = mlm_validation_masks(val_tokens, model_config.n_bins, seed, config.masking)
@@ -627,7 +627,8 @@ def weighted_focal_loss(logits, labels, pos_weight, neg_weight, gamma):
 def _supervised_functions(
     model_config: IC2BertConfig, trainable: str, micro_batch: int = 0, encoder_lr_scale: float = 1.0
 ):
-    """Jitted supervised update on tokens (``trainable='all'``) or on pooled features (``'head'``)."""
+    """Jitted supervised update on tokens (``trainable='all'``) or on pooled features
+    (``'head'``)."""
     optimizer = build_optimizer(trainable, encoder_lr_scale)
     model = build_model(model_config)
 

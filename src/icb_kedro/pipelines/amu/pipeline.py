@@ -15,12 +15,10 @@ Reads the foundation datasets; never re-splits. Paddle is loaded only inside nod
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
+from icb_kedro.wiring import bind
 
 from .nodes import (
     build_pyfunc_model,
@@ -40,31 +38,9 @@ from .nodes import (
 
 
 def _cohort_node(cohort: str) -> Node:
-    # A typed closure rather than functools.partial: Kedro reads parameter type hints from
-    # node functions and cannot read them from a partial (it logs a warning per node).
-    def run(
-        harmonized_expression: pd.DataFrame,
-        expression_standardized: pd.DataFrame,
-        gene_panels: pd.DataFrame,
-        lodocv_folds: pd.DataFrame,
-        params: dict[str, Any],
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        return run_cohort_protocols(
-            harmonized_expression,
-            expression_standardized,
-            gene_panels,
-            lodocv_folds,
-            params,
-            held_out=cohort,
-        )
-
-    run.__name__ = run.__qualname__ = (
-        run_cohort_protocols.__name__
-    )  # readable in kedro-viz and logs
-    run.__doc__ = f"{run_cohort_protocols.__doc__.splitlines()[0]} (held-out cohort {cohort})"
     ns = namespace_for(cohort)
     return Node(
-        run,
+        bind(run_cohort_protocols, held_out=cohort),
         inputs={
             "harmonized_expression": "harmonized_expression",
             "expression_standardized": "expression_standardized",

@@ -51,6 +51,7 @@ from icb_kedro.models.baselines.signatures import (
     scores_to_probability,
     signature_coverage,
 )
+from icb_kedro.panels import select_panel_features
 from icb_kedro.schema import (
     COHORT,
     LABEL,
@@ -89,25 +90,6 @@ SEARCH_LOG_COLUMNS: tuple[str, ...] = (
 
 
 # ----------------------------------------------------------------------------- inputs
-
-
-def select_panel_features(
-    expression: pd.DataFrame, gene_panels: pd.DataFrame, panel: str
-) -> pd.DataFrame:
-    """``sample_key``, ``cohort``, ``label`` + the genes of ``panel`` (in ``gene_panels`` order)."""
-    genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
-    if not genes:
-        raise ValueError(
-            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
-        )
-    missing = [g for g in genes if g not in expression.columns]
-    if missing:
-        raise ValueError(
-            f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}"
-        )
-    if expression[SAMPLE_KEY].duplicated().any():
-        raise ValueError("expression table has duplicated sample_key values")
-    return expression[[SAMPLE_KEY, COHORT, LABEL, *genes]].reset_index(drop=True)
 
 
 def amu_log_features(amu_matrix: pd.DataFrame, pseudo_count: float) -> pd.DataFrame:

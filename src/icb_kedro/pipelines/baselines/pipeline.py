@@ -10,11 +10,10 @@ Reads ``expression_standardized`` + ``gene_panels`` + ``lodocv_folds`` (LODOCV p
 
 from __future__ import annotations
 
-from functools import partial
-
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
+from icb_kedro.wiring import bind
 
 from .nodes import (
     check_amu_signature_coverage,
@@ -42,10 +41,8 @@ PLOTTED_PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within", "amu_holdout
 
 
 def _model_node(model: str) -> Node:
-    fit = partial(fit_predict_model, model)
-    fit.__name__ = fit_predict_model.__name__  # readable in kedro-viz and logs
     return Node(
-        fit,
+        bind(fit_predict_model, model_name=model),
         inputs={
             "features": "baselines_features",
             "lodocv_folds": "lodocv_folds",
@@ -59,10 +56,8 @@ def _model_node(model: str) -> Node:
 
 
 def _plot_node(protocol: str) -> Node:
-    plot = partial(plot_protocol_figures, protocol=protocol)
-    plot.__name__ = plot_protocol_figures.__name__
     return Node(
-        plot,
+        bind(plot_protocol_figures, protocol=protocol),
         inputs={"cohort_table": "baselines_cohort_summary", "predictions": "predictions_baselines"},
         outputs=[f"baselines_cohort_auroc_{protocol}_plot", f"baselines_roc_pr_{protocol}_plot"],
         name=f"baselines_plot_{protocol}",

@@ -5,12 +5,9 @@ under their real names. Those catalog entries are optional datasets (``None`` wh
 model was never run), so ``kedro run --pipelines evaluation`` re-scores whatever is on disk,
 and any combination such as ``--pipelines ingestion,harmonization,folds,baselines,evaluation``
 runs evaluation after the models it includes (Kedro orders by the shared dataset names).
-``upstream_outputs`` is kept for the registry's call; no mirror of this pipeline needs it.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from kedro.pipeline import Node, Pipeline
 
@@ -25,8 +22,7 @@ from .nodes import (
 MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
 
 
-def create_pipeline(upstream_outputs: Iterable[str] | None = None, **kwargs) -> Pipeline:
-    del upstream_outputs, kwargs  # the inputs carry their real names: nothing to rename
+def create_pipeline(**kwargs) -> Pipeline:
     base = Pipeline(
         [
             Node(

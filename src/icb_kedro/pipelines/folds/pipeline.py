@@ -5,21 +5,18 @@ The cohort list comes from the data directory (``icb_kedro.paths.discover_cohort
 from code: dropping a new cohort's two files in the folder adds its fold.
 """
 
-from functools import partial
-
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
+from icb_kedro.wiring import bind
 
 from .nodes import combine_folds, make_amu_holdout_folds, make_lodocv_folds
 
 
 def _fold_node(cohort: str) -> Node:
-    split = partial(make_lodocv_folds, held_out=cohort)
-    split.__name__ = make_lodocv_folds.__name__  # readable in kedro-viz and logs
     ns = namespace_for(cohort)
     return Node(
-        split,
+        bind(make_lodocv_folds, held_out=cohort),
         inputs={"harmonized_expression": "harmonized_expression", "params": "params:folds.lodocv"},
         outputs=f"lodocv_folds_{ns}",
         name="make_lodocv_folds",

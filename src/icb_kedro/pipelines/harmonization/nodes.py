@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.io.readers import materialize
+from icb_kedro.io.scales import log2_tpm_plus_one
 from icb_kedro.schema import (
     COHORT,
     LABEL,
@@ -29,12 +30,6 @@ from icb_kedro.schema import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def log2_tpm_plus_one(log2_tpm_milli: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
-    """Exact change of scale: log2(TPM + 0.001) -> log2(TPM + 1)."""
-    tpm = np.clip(np.exp2(log2_tpm_milli) - 0.001, 0.0, None)
-    return np.log2(tpm + 1.0)
 
 
 LABEL_RULES = ("response", "response_recist")
@@ -295,89 +290,3 @@ def summarize_cohorts(
         },
     }
     return summary, metrics
-
-
-def plot_panel_coverage(panel_coverage: pd.DataFrame):
-    """Heat map model panel x cohort: share of the panel's genes each cohort measures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from icb_kedro.evaluation.summary import short_cohort_names
-
-    table = panel_coverage.assign(share=panel_coverage["n_present"] / panel_coverage["n_panel"])
-    grid = table.pivot(index="panel", columns="cohort", values="share")
-    counts = table.pivot(index="panel", columns="cohort", values="n_present")
-    names = short_cohort_names(list(grid.columns))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * grid.shape[1], 1.2 + 0.6 * grid.shape[0]))
-    image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for i in range(grid.shape[0]):
-        for j in range(grid.shape[1]):
-            share = grid.iat[i, j]
-            ax.text(
-                j,
-                i,
-                f"{int(counts.iat[i, j])}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if share < 0.6 else "black",
-            )
-    ax.set_xticks(
-        range(grid.shape[1]), [names[c] for c in grid.columns], rotation=40, ha="right", fontsize=8
-    )
-    ax.set_yticks(
-        range(grid.shape[0]),
-        [f"{p} ({int(table[table.panel == p].n_panel.iloc[0])})" for p in grid.index],
-        fontsize=8,
-    )
-    ax.set_title("Genes of each model panel measured per cohort (number; colour = share)")
-    fig.colorbar(image, ax=ax, fraction=0.03, label="share of panel genes")
-    fig.tight_layout()
-    return fig
-
-
-def plot_pca_before_after(
-    harmonized_expression: pd.DataFrame,
-    expression_standardized: pd.DataFrame,
-    expression_combat: pd.DataFrame,
-):
-    """PCA (first two components) coloured by cohort: raw scale vs standardized vs ComBat."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.decomposition import PCA
-
-    panels = [
-        ("log2(TPM+1), no correction", harmonized_expression),
-        ("per-cohort standardized", expression_standardized),
-        ("ComBat (inmoose)", expression_combat),
-    ]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    cohorts = sorted(harmonized_expression[COHORT].unique())
-    colours = plt.get_cmap("tab10")
-    # Genes measured in every cohort only (the others are NaN where a cohort lacks them).
-    common = [
-        g for g in gene_columns(harmonized_expression) if harmonized_expression[g].notna().all()
-    ]
-    for ax, (title, table) in zip(axes, panels):
-        genes = common
-        pca = PCA(n_components=2, random_state=0)
-        xy = pca.fit_transform(table[genes].to_numpy())
-        for i, cohort in enumerate(cohorts):
-            mask = (table[COHORT] == cohort).to_numpy()
-            ax.scatter(
-                xy[mask, 0], xy[mask, 1], s=10, alpha=0.7, color=colours(i % 10), label=cohort
-            )
-        var = pca.explained_variance_ratio_ * 100
-        ax.set_title(title)
-        ax.set_xlabel(f"PC1 ({var[0]:.1f}% var)")
-        ax.set_ylabel(f"PC2 ({var[1]:.1f}% var)")
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="cohort")
-    fig.suptitle(
-        f"Cohort effects before and after harmonization ({len(harmonized_expression)} samples)"
-    )
-    fig.tight_layout()
-    return fig

@@ -2,12 +2,12 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from icb_kedro.reporting.study_plots import plot_panel_coverage, plot_pca_before_after
+
 from .nodes import (
     build_gene_panels,
     build_harmonized_expression,
     combat_correct,
-    plot_panel_coverage,
-    plot_pca_before_after,
     standardize_per_cohort,
     summarize_cohorts,
 )

@@ -35,8 +35,8 @@ import pandas as pd
 
 from icb_kedro.evaluation.metrics import binary_metrics, fit_threshold
 from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
+from icb_kedro.models.ic2bert.tokenizer import token_matrix
 from icb_kedro.paths import ic2bert_model_name, namespace_for
-from icb_kedro.pipelines.tokenization.nodes import token_matrix
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY, empty_predictions, prediction_frame
 
 logger = logging.getLogger(__name__)

@@ -3,11 +3,10 @@ within, zero-shot + ensemble, sample-size analysis and registration of the chose
 then the cross-fold tables (``predictions_ic2bert``, ``fold_metrics_ic2bert``), summaries
 and plots.
 
-``create_pipeline()`` includes the whole upstream chain (ingestion -> harmonization ->
-folds -> tokenization -> ic2bert_pretrain), so ``kedro run --pipelines ic2bert_finetune``
-runs everything it needs; ``finetune_nodes()`` is the fine-tuning part alone (e.g. for
-``kedro run --pipelines ic2bert_finetune --from-nodes ...`` style re-runs on stored
-pretrained models, use ``--namespaces fold_<cohort>`` to redo one cohort).
+The registered ``ic2bert_finetune`` adds the whole upstream chain (ingestion ->
+harmonization -> folds -> tokenization -> ic2bert_pretrain: ``pipeline_registry.UPSTREAM``),
+so ``kedro run --pipelines ic2bert_finetune`` runs everything it needs (pretraining resumes
+from its checkpoints); ``--namespaces fold_<cohort>`` redoes one cohort.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
-from icb_kedro.pipelines.ic2bert_pretrain.pipeline import create_pipeline as pretrain_pipeline
-from icb_kedro.pipelines.tokenization.pipeline import bind, fold_inputs
+from icb_kedro.wiring import bind, fold_inputs
 
 from .nodes import (
     combine_predictions,
@@ -205,4 +203,5 @@ def finetune_nodes(cohorts: list[str] | None = None) -> Pipeline:
 
 
 def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
-    return pretrain_pipeline(cohorts) + finetune_nodes(cohorts)
+    """The fine-tuning nodes alone; the registry adds pretraining and its upstream chain."""
+    return finetune_nodes(cohorts)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from icb_kedro.models.ic2bert.tokenizer import SPLIT_TRAIN, SPLIT_VAL, token_matrix
 from icb_kedro.paths import namespace_for, project_root
-from icb_kedro.pipelines.tokenization.nodes import SPLIT_TRAIN, SPLIT_VAL, token_matrix
 from icb_kedro.schema import COHORT, SAMPLE_KEY
 
 logger = logging.getLogger(__name__)

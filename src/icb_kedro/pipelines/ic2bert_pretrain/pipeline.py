@@ -1,9 +1,9 @@
 """ic2bert_pretrain pipeline: one pretraining per held-out cohort (namespace ``fold_<cohort>``),
 then the cross-fold history table and plot.
 
-``create_pipeline()`` returns the pretraining nodes *with their upstream* (ingestion,
-harmonization, folds, tokenization), so ``kedro run --pipelines ic2bert_pretrain`` runs the
-whole chain it needs; ``pretrain_nodes()`` is the pretraining part alone.
+The registered ``ic2bert_pretrain`` adds its upstream chain (ingestion, harmonization,
+folds, tokenization: ``pipeline_registry.UPSTREAM``), so ``kedro run --pipelines
+ic2bert_pretrain`` runs everything it needs; ``create_pipeline()`` is the pretraining alone.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
-from icb_kedro.pipelines.tokenization.pipeline import bind
-from icb_kedro.pipelines.tokenization.pipeline import create_pipeline as tokenization_pipeline
+from icb_kedro.wiring import bind
 
 from .nodes import combine_pretrain_histories, plot_pretrain_curves, pretrain_fold
 
@@ -65,19 +64,6 @@ def pretrain_nodes(cohorts: list[str] | None = None) -> Pipeline:
     return folds + combine
 
 
-def upstream_pipeline(cohorts: list[str] | None = None) -> Pipeline:
-    """The foundation (ingestion, harmonization, folds) + tokenization."""
-    from icb_kedro.pipelines.folds import create_pipeline as folds_pipeline
-    from icb_kedro.pipelines.harmonization import create_pipeline as harmonization_pipeline
-    from icb_kedro.pipelines.ingestion import create_pipeline as ingestion_pipeline
-
-    return (
-        ingestion_pipeline()
-        + harmonization_pipeline()
-        + folds_pipeline(cohorts=cohorts)
-        + tokenization_pipeline(cohorts)
-    )
-
-
 def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
-    return upstream_pipeline(cohorts) + pretrain_nodes(cohorts)
+    """The pretraining nodes alone; the registry adds their upstream chain."""
+    return pretrain_nodes(cohorts)

@@ -11,22 +11,20 @@ Branches (each a thin node over ``icb_kedro.interpretation``):
 - enrichment of top genes in the shipped signatures; Cox per top gene; KM per model;
 - the HTML report (+ its PNGs) under ``data/08_reporting/interpretation``, logged to MLflow.
 
-Inputs written by other pipelines are read through ``interpretation_input_<name>`` mirrors
-(``OptionalDataset``: ``None`` when the file is missing), so ``kedro run --pipelines
-interpretation`` works with any subset of the model pipelines run before it, and reports
-the rest as "not run". In a run that also contains those pipelines (``__default__``), build
-this pipeline with ``create_pipeline(upstream_outputs=<their outputs>)``: every mirror whose
-real dataset is among them is renamed to it, so Kedro orders this pipeline after them.
+Inputs written by other pipelines are read under their real names. Their catalog entries
+are writable ``OptionalDataset``s (``None`` when the producer has not been run), so ``kedro
+run --pipelines interpretation`` works with any subset of the model pipelines run before it
+and reports the rest as "not run", and any combination such as ``--pipelines
+baselines,interpretation`` runs this pipeline after the pipelines it reads from (Kedro orders
+nodes by the dataset names they share).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from functools import partial, update_wrapper
-
-from kedro.pipeline import Node, Pipeline, pipeline
+from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
+from icb_kedro.wiring import bind
 
 from .nodes import (
     analyse_amu_embeddings,
@@ -46,7 +44,6 @@ from .nodes import (
     top_gene_overlap,
 )
 
-MIRROR_PREFIX = "interpretation_input_"
 BASELINE_MODELS: tuple[str, ...] = ("svm", "xgboost")
 SHAP_TABLES: tuple[str, ...] = (
     "interpretation_shap_study_svm",
@@ -59,26 +56,16 @@ SHAP_TABLES: tuple[str, ...] = (
 )
 
 
-def mirror(name: str) -> str:
-    """The optional mirror of another pipeline's dataset ``name``."""
-    return MIRROR_PREFIX + name
-
-
-def _named(func, **bound):
-    """``partial`` that keeps the function's name (readable in kedro-viz and logs)."""
-    return update_wrapper(partial(func, **bound), func)
-
-
 def _baseline_node(setting: str, model: str) -> Node:
     return Node(
-        _named(explain_baseline, model=model, setting=setting),
+        bind(explain_baseline, model=model, setting=setting),
         inputs={
             "expression": "expression_standardized",
             "gene_panels": "gene_panels",
             "lodocv_folds": "lodocv_folds",
             "amu_matrix": "amu_matrix",
             "amu_holdout_folds": "amu_holdout_folds",
-            "search_log": mirror("baselines_search_log"),
+            "search_log": "baselines_search_log",
             "baselines_params": "params:baselines",
             "shap_params": "params:interpretation.shap",
         },
@@ -88,8 +75,8 @@ def _baseline_node(setting: str, model: str) -> Node:
 
 
 def _base_pipeline(cohorts: list[str]) -> Pipeline:
-    amu_fold_weights = [mirror(f"amu_weights_{namespace_for(c)}") for c in cohorts]
-    ic2bert_models = [mirror(f"{namespace_for(c)}.ic2bert_best_model") for c in cohorts]
+    amu_fold_weights = [f"amu_weights_{namespace_for(c)}" for c in cohorts]
+    ic2bert_models = [f"{namespace_for(c)}.ic2bert_best_model" for c in cohorts]
     report_inputs = {
         "cohort_summary": "cohort_summary",
         "panel_coverage": "panel_coverage",
@@ -97,20 +84,20 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "expression_standardized": "expression_standardized",
         "expression_combat": "expression_combat",
         "clinical_table": "clinical_table",
-        "all_predictions": mirror("all_predictions"),
-        "predictions_baselines": mirror("predictions_baselines"),
-        "predictions_amu": mirror("predictions_amu"),
-        "predictions_ic2bert": mirror("predictions_ic2bert"),
-        "results_cohort_summary": mirror("results_cohort_summary"),
-        "results_overall_summary": mirror("results_overall_summary"),
-        "results_comparisons": mirror("results_comparisons"),
-        "results_summary_md": mirror("results_summary_md"),
-        "results_meta_analysis": mirror("results_meta_analysis"),
-        "results_calibration": mirror("results_calibration"),
-        "ic2bert_pretrain_history": mirror("ic2bert_pretrain_history"),
-        "ic2bert_sample_size": mirror("ic2bert_sample_size"),
-        "ic2bert_learning_summary": mirror("ic2bert_learning_summary"),
-        "amu_learning_check": mirror("amu_learning_check"),
+        "all_predictions": "all_predictions",
+        "predictions_baselines": "predictions_baselines",
+        "predictions_amu": "predictions_amu",
+        "predictions_ic2bert": "predictions_ic2bert",
+        "results_cohort_summary": "results_cohort_summary",
+        "results_overall_summary": "results_overall_summary",
+        "results_comparisons": "results_comparisons",
+        "results_summary_md": "results_summary_md",
+        "results_meta_analysis": "results_meta_analysis",
+        "results_calibration": "results_calibration",
+        "ic2bert_pretrain_history": "ic2bert_pretrain_history",
+        "ic2bert_sample_size": "ic2bert_sample_size",
+        "ic2bert_learning_summary": "ic2bert_learning_summary",
+        "amu_learning_check": "amu_learning_check",
         **{name.removeprefix("interpretation_"): name for name in SHAP_TABLES},
         "rankings": "interpretation_gene_rankings",
         "overlap": "interpretation_top_gene_overlap",
@@ -145,7 +132,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                 [
                     "amu_matrix",
                     "amu_holdout_folds",
-                    mirror("amu_weights_study"),
+                    "amu_weights_study",
                     "params:amu",
                     "params:interpretation.shap",
                 ],
@@ -205,8 +192,8 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
             Node(
                 analyse_amu_embeddings,
                 [
-                    mirror("amu_weights_study"),
-                    mirror("amu_gene_embeddings"),
+                    "amu_weights_study",
+                    "amu_gene_embeddings",
                     "amu_matrix",
                     "interpretation_gene_sets",
                     "params:interpretation.embeddings",
@@ -257,8 +244,8 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                 [
                     "clinical_table",
                     "params:interpretation.survival",
-                    mirror("all_predictions"),
-                    *(mirror(f"predictions_{m}") for m in ("baselines", "amu", "ic2bert")),
+                    "all_predictions",
+                    *(f"predictions_{m}" for m in ("baselines", "amu", "ic2bert")),
                 ],
                 "interpretation_km_summary",
                 name="interpretation_km_by_prediction",
@@ -273,20 +260,6 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
     )
 
 
-def create_pipeline(
-    upstream_outputs: Iterable[str] | None = None, cohorts: list[str] | None = None, **kwargs
-) -> Pipeline:
-    """The interpretation pipeline.
-
-    ``upstream_outputs``: dataset names produced by the other pipelines of the same run.
-    Each ``interpretation_input_<name>`` mirror whose ``<name>`` is among them is replaced
-    by ``<name>`` itself, so this pipeline runs after the pipelines it reads from.
-    """
-    base = _base_pipeline(discover_cohorts() if cohorts is None else cohorts)
-    produced = set(upstream_outputs or ())
-    renames = {
-        name: name.removeprefix(MIRROR_PREFIX)
-        for name in base.inputs()
-        if name.startswith(MIRROR_PREFIX) and name.removeprefix(MIRROR_PREFIX) in produced
-    }
-    return pipeline(base, inputs=renames) if renames else base
+def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
+    """The interpretation pipeline over ``cohorts`` (default: every cohort on disk)."""
+    return _base_pipeline(discover_cohorts() if cohorts is None else cohorts)

@@ -86,9 +86,7 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
         setting="predict",
     )
     if scale == "log2_tpm_milli":
-        from icb_kedro.pipelines.harmonization.nodes import (
-            log2_tpm_plus_one,  # the training conversion
-        )
+        from icb_kedro.io.scales import log2_tpm_plus_one  # the training conversion
 
         values = log2_tpm_plus_one(values)
     logger.info(

@@ -14,14 +14,19 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import pretrain_pool_keys
-from icb_kedro.models.ic2bert.tokenizer import QuantileBins, fit_quantile_bins, tokenize
-from icb_kedro.schema import COHORT, LABEL, META_COLUMNS, SAMPLE_KEY, gene_columns
+from icb_kedro.models.ic2bert.tokenizer import (
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    TOKEN_META,
+    QuantileBins,
+    fit_quantile_bins,
+    tokenize,
+)
+from icb_kedro.schema import COHORT, META_COLUMNS, SAMPLE_KEY, gene_columns
 
 logger = logging.getLogger(__name__)
 
 INPUTS = ("expression_standardized", "harmonized_expression")
-SPLIT_TRAIN, SPLIT_VAL = "mlm_train", "mlm_val"
-TOKEN_META = (COHORT, SAMPLE_KEY, LABEL)
 
 
 def select_model_input(
@@ -102,13 +107,3 @@ def tokenize_samples(model_input: pd.DataFrame, tokenizer: pd.DataFrame) -> pd.D
     tokens = tokenize(bins, model_input, where="ic2bert_model_input")
     frame = pd.DataFrame(tokens.astype(np.int16), columns=list(bins.genes))
     return pd.concat([model_input[list(TOKEN_META)].reset_index(drop=True), frame], axis=1)
-
-
-def token_matrix(tokens: pd.DataFrame, keys: list[str] | np.ndarray) -> np.ndarray:
-    """Tokens [len(keys), n_genes] (int32) of the given sample keys, in that order."""
-    indexed = tokens.set_index(SAMPLE_KEY)
-    missing = [k for k in keys if k not in indexed.index]
-    if missing:
-        raise ValueError(f"{len(missing)} sample keys have no tokens, e.g. {missing[:3]}")
-    genes = [c for c in tokens.columns if c not in TOKEN_META]
-    return indexed.loc[list(keys), genes].to_numpy(np.int32)

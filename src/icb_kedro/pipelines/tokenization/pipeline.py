@@ -8,50 +8,12 @@ held-out cohort is bound into each namespace's nodes, so kedro-viz shows every f
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from typing import Any
-
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
+from icb_kedro.wiring import bind, fold_inputs
 
 from .nodes import fit_tokenizer, select_model_input, split_pretraining_pool, tokenize_samples
-
-
-def fold_table(cohort: str) -> str:
-    """The folds pipeline's per-held-out-cohort fold table (output of ``<ns>.make_lodocv_folds``).
-
-    Fold namespaces read this table rather than the combined ``lodocv_folds``: a path
-    ``fold_X.make_lodocv_folds -> combine_lodocv_folds -> fold_X.*`` would leave and re-enter
-    the namespace, which Kedro flags as an invalid (interrupted) namespace.
-    """
-    return f"lodocv_folds_{namespace_for(cohort)}"
-
-
-def fold_inputs(cohort: str, *shared: str) -> dict[str, str]:
-    """Namespace input mapping: the fold table under the template name ``folds`` + shared inputs."""
-    return {"folds": fold_table(cohort), **{name: name for name in shared}}
-
-
-def bind(func: Callable, **bound: Any) -> Callable:
-    """``func`` with some keyword arguments fixed (e.g. the held-out cohort of a namespace).
-
-    Unlike ``functools.partial`` the result is a function with the remaining signature and
-    type hints, so Kedro's node validation and parameter type checks see the real ones.
-    """
-
-    @functools.wraps(func)
-    def bound_func(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **bound, **kwargs)
-
-    signature = inspect.signature(func)
-    bound_func.__signature__ = signature.replace(
-        parameters=[p for n, p in signature.parameters.items() if n not in bound]
-    )
-    bound_func.__annotations__ = {k: v for k, v in func.__annotations__.items() if k not in bound}
-    return bound_func
 
 
 def fold_pipeline(cohort: str) -> Pipeline:
