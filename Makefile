@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED := 1
 # step's temporaries afresh, and 4 KiB page faults cost ~10% of an IC2Bert CPU step here.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
-.PHONY: install run test viz mlflow-ui benchmarks lock clean
+.PHONY: install run test lint viz mlflow-ui benchmarks lock clean
 
 install: $(STAMP)
 
@@ -35,8 +35,13 @@ run: $(STAMP)
 	$(BIN)/kedro run --env $(KEDRO_ENV)
 	@$(BIN)/python -m icb_kedro.where
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
+
+# Style is checked, not argued: ruff's lint rules (pyproject.toml) and its formatter, 100 columns.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --no-browser

@@ -182,7 +182,8 @@ MEASURED_PROTOCOLS = (("transfer", "auroc_transfer"), ("loco", "auroc_zero_shot"
 
 def registered_model_name(dataset_name: str) -> str | None:
     if dataset_name.endswith(IC2BERT_REGISTERED_SUFFIX):
-        return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"  # = paths.ic2bert_model_name
+        # = paths.ic2bert_model_name
+        return f"icb_ic2bert_{dataset_name.removesuffix(IC2BERT_REGISTERED_SUFFIX)}"
     if dataset_name == "amu_registered_model":
         return "icb_amu"
     if dataset_name == "baseline_registered_model":
@@ -196,18 +197,20 @@ def registration_description(name: str, metadata: dict[str, Any]) -> str:
         return f"{name}: see the model's tags for how it was trained."
     return (
         f"IC2Bert for {metadata['held_out']}: encoder pretrained (masked expression, no labels) on "
-        f"{metadata.get('pretrain_cohorts', 'the other cohorts')}; {metadata.get('stage', 'fine-tuned')} on "
-        f"{metadata.get('n_finetune_rows', '?')} labelled training patients of {metadata['held_out']} "
-        f"(trial {metadata.get('trial', '?')}, chosen by {metadata.get('selection', '?')} on training rows only). "
-        f"Input: one whole cohort, samples x {metadata.get('n_genes', '?')} panel genes, log2(TPM+1); "
-        f"absent genes enter as [MISSING]. Output: y_prob = P(responder)."
+        f"{metadata.get('pretrain_cohorts', 'the other cohorts')}; "
+        f"{metadata.get('stage', 'fine-tuned')} on {metadata.get('n_finetune_rows', '?')} labelled "
+        f"training patients of {metadata['held_out']} (trial {metadata.get('trial', '?')}, chosen "
+        f"by {metadata.get('selection', '?')} on training rows only). Input: one whole cohort, "
+        f"samples x {metadata.get('n_genes', '?')} panel genes, log2(TPM+1); absent genes enter as "
+        "[MISSING]. Output: y_prob = P(responder)."
     )
 
 
 def measured_auroc_tags(
     cohort_summary: pd.DataFrame, held_out: str, model: str = "ic2bert"
 ) -> dict[str, str]:
-    """``auroc_<protocol>`` tags for one held-out cohort: mean over repeats [patient-bootstrap CI]."""
+    """``auroc_<protocol>`` tags for one held-out cohort:
+    mean over repeats [patient-bootstrap CI]."""
     tags = {}
     for protocol, tag in MEASURED_PROTOCOLS:
         rows = cohort_summary[
@@ -219,7 +222,8 @@ def measured_auroc_tags(
             continue
         row = rows.iloc[0]
         tags[tag] = (
-            f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over {int(row['n_repeats'])} repeat(s), {int(row['n_patients'])} patients"
+            f"{row['auroc_mean']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] over "
+            f"{int(row['n_repeats'])} repeat(s), {int(row['n_patients'])} patients"
         )
     return tags
 
@@ -230,8 +234,8 @@ def describe_champions(
     """Write the measured AUROC [CI] on the @champion of each ``held_out -> model name``.
 
     The numbers measure this recipe on the held-out cohort (``transfer``: the cohort's test
-    rows out of fold, every repeat; ``zero-shot``: the whole cohort, never trained on), the evidence a user
-    of the registered model needs. Returns how many versions were described.
+    rows out of fold, every repeat; ``zero-shot``: the whole cohort, never trained on), the
+    evidence a user of the registered model needs. Returns how many versions were described.
     """
     described = 0
     for held_out, name in model_names.items():

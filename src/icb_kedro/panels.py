@@ -194,12 +194,14 @@ def select_panel_features(
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
         raise ValueError(
-            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
+            f"gene panel {panel!r} is empty or unknown; panels: "
+            f"{sorted(gene_panels['panel'].unique())}"
         )
     missing = [g for g in genes if g not in expression.columns]
     if missing:
         raise ValueError(
-            f"gene panel {panel!r}: {len(missing)} genes are not expression columns, e.g. {missing[:5]}"
+            f"gene panel {panel!r}: {len(missing)} genes are not expression columns, "
+            f"e.g. {missing[:5]}"
         )
     if expression[SAMPLE_KEY].duplicated().any():
         raise ValueError("expression table has duplicated sample_key values")

@@ -23,7 +23,8 @@ def project_root() -> Path:
 
 
 def data_dir() -> str:
-    """The data directory: ``$ICB_DATA_DIR`` if set, else ``../shared/data`` from the project root."""
+    """The data directory: ``$ICB_DATA_DIR`` if set, else ``../shared/data`` from
+    the project root."""
     configured = os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     path = Path(configured).expanduser()
     if not path.is_absolute():

@@ -1,6 +1,6 @@
 """Project pipelines.
 
-``find_pipelines`` picks up every ``pipelines/<name>``; no pipeline imports another. The
+``project_pipelines`` picks up every ``pipelines/<name>``; no pipeline imports another. The
 IC2Bert pipelines are registered with the chain they need (``UPSTREAM``), so ``kedro run
 --pipelines ic2bert_finetune`` runs ingestion through pretraining first.
 
@@ -18,7 +18,9 @@ work on whatever is on disk, and in any sum of pipelines (``--pipelines a,b,c``,
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
+import importlib
+import pkgutil
+
 from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.evaluation import create_pipeline as evaluation_pipeline
@@ -46,8 +48,25 @@ def with_reports(models: Pipeline) -> Pipeline:
     return models + evaluation_pipeline() + interpretation_pipeline()
 
 
+def project_pipelines() -> dict[str, Pipeline]:
+    """``create_pipeline()`` of every ``pipelines/<name>`` package, always all of them.
+
+    Not Kedro's ``find_pipelines``: under ``kedro run --pipelines a,b`` Kedro 1.7 makes it
+    import only the packages named ``a`` and ``b``, so a composed pipeline (``study``) was
+    "not found" and one that needs its upstream chain could not be built. The pipeline
+    modules are light (jax and paddle are imported inside node bodies only).
+    """
+    import icb_kedro.pipelines as package
+
+    return {
+        module.name: importlib.import_module(f"{package.__name__}.{module.name}").create_pipeline()
+        for module in pkgutil.iter_modules(package.__path__)
+        if module.ispkg and not module.name.startswith(("_", "."))
+    }
+
+
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)
+    pipelines = project_pipelines()
     pipelines.update(
         {
             name: sum((pipelines[u] for u in upstream), Pipeline([])) + pipelines[name]

@@ -46,7 +46,8 @@ def _check_embedding(embedding: pd.DataFrame) -> np.ndarray:
         raise ValueError("embedding must be a DataFrame indexed by gene, one column per dimension")
     if embedding.index.has_duplicates:
         raise ValueError(
-            f"embedding lists genes twice: {embedding.index[embedding.index.duplicated()][:5].tolist()}"
+            "embedding lists genes twice: "
+            f"{embedding.index[embedding.index.duplicated()][:5].tolist()}"
         )
     if len(embedding) < 3:
         raise ValueError(f"embedding needs at least 3 genes, got {len(embedding)}")
@@ -253,7 +254,8 @@ def embedding_drift(trained: pd.DataFrame, initial: pd.DataFrame) -> float:
     """Relative change from the initialisation, ||E - E0||_F / ||E0||_F (0 = never moved)."""
     if trained.shape != initial.shape or not trained.index.equals(initial.index):
         raise ValueError(
-            f"trained and initial embeddings differ in shape or genes: {trained.shape} vs {initial.shape}"
+            "trained and initial embeddings differ in shape or genes: "
+            f"{trained.shape} vs {initial.shape}"
         )
     start = initial.to_numpy(dtype=float)
     norm = np.linalg.norm(start)

@@ -86,7 +86,8 @@ def explain_amu_study(
             continue
         if list(fitted.features) != genes:
             raise ValueError(
-                "the persisted AMU study network was trained on other genes than amu_matrix's columns"
+                "the persisted AMU study network was trained on other genes than "
+                "amu_matrix's columns"
             )
         rows = explain_rows(fold.test_keys, labels, shap_params.get("max_explain_rows"), fold.seed)
         shap_values = _amu_kernel_shap(
@@ -263,7 +264,8 @@ def analyse_amu_embeddings(
         shared = embeddings.shared_neighbour_fraction(pairs, initial_pairs)
         summary = embeddings.with_initial_comparison(summary, initial_summary, drift, shared)
         logger.info(
-            "interpretation: AMU embedding drift from its initialisation %.4f; %.0f%% of neighbour pairs unchanged",
+            "interpretation: AMU embedding drift from its initialisation %.4f; "
+            "%.0f%% of neighbour pairs unchanged",
             drift,
             100 * shared,
         )

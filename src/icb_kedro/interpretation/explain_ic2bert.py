@@ -27,7 +27,8 @@ INPUT_TRANSFORMS = {
 
 
 def ic2bert_fold_bundles(bundles: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Fine-tuned IC2Bert bundles (``ModelBundle.to_dict()``; ``None`` = not run) by held-out cohort."""
+    """Fine-tuned IC2Bert bundles (``ModelBundle.to_dict()``;
+    ``None`` = not run) by held-out cohort."""
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
 
     found: dict[str, Any] = {}
@@ -38,7 +39,8 @@ def ic2bert_fold_bundles(bundles: Sequence[Mapping[str, Any] | None]) -> dict[st
         missing = {"held_out", "protocol", "trial"} - set(bundle.metadata)
         if missing:
             raise ValueError(
-                f"IC2Bert bundle metadata lacks {sorted(missing)}: cannot tell which fold trained it"
+                f"IC2Bert bundle metadata lacks {sorted(missing)}: "
+                "cannot tell which fold trained it"
             )
         if bundle.metadata["held_out"] in found:
             raise ValueError(
@@ -165,7 +167,8 @@ def explain_ic2bert(
         )
         if fold is None:
             raise ValueError(
-                f"IC2Bert bundle of {held_out!r} ({protocol}, trial {trial}) has no matching fold in lodocv_folds"
+                f"IC2Bert bundle of {held_out!r} ({protocol}, "
+                f"trial {trial}) has no matching fold in lodocv_folds"
             )
         table = _ic2bert_input(bundle, harmonized_expression, expression_standardized, params)
         genes = list(bundle.genes)

@@ -47,9 +47,10 @@ def mean_attention_received(attention: np.ndarray) -> tuple[np.ndarray, int]:
         or np.abs(row_sums - 1.0).max() > _PROBABILITY_TOLERANCE
     ):
         raise ValueError(
-            "attention must be softmax probabilities (non-negative, each query row summing to 1 over keys); "
-            f"got row sums in [{row_sums.min():.3g}, {row_sums.max():.3g}] and minimum {probs.min():.3g}. "
-            "Pass the attention probabilities, not the attention block output (spec item 15)."
+            "attention must be softmax probabilities (non-negative, each query row summing to 1 "
+            f"over keys); got row sums in [{row_sums.min():.3g}, {row_sums.max():.3g}] and minimum "
+            f"{probs.min():.3g}. Pass the attention probabilities, not the attention block "
+            "output (spec item 15)."
         )
     length = probs.shape[-1]
     rows = probs.reshape(-1, length)
@@ -101,15 +102,17 @@ def attention_importance_from_received(received: np.ndarray, genes: Sequence[str
     rows = np.atleast_2d(np.asarray(received, dtype=np.float64))
     if rows.ndim != 2 or rows.shape[1] != len(genes):
         raise ValueError(
-            f"received attention must be [samples, {len(genes)}] or [{len(genes)}], got {np.shape(received)}"
+            f"received attention must be [samples, {len(genes)}] or [{len(genes)}], "
+            f"got {np.shape(received)}"
         )
     if not np.isfinite(rows).all():
         raise ValueError("received attention holds NaN/inf values")
     sums = rows.sum(axis=1)
     if rows.min() < -_PROBABILITY_TOLERANCE or np.abs(sums - 1.0).max() > _PROBABILITY_TOLERANCE:
         raise ValueError(
-            "received attention rows must be averages of softmax probabilities (non-negative, summing to 1); "
-            f"got sums in [{sums.min():.3g}, {sums.max():.3g}] (spec item 15: not the attention block output)"
+            "received attention rows must be averages of softmax probabilities (non-negative, "
+            f"summing to 1); got sums in [{sums.min():.3g}, {sums.max():.3g}] (spec item 15: "
+            "not the attention block output)"
         )
     return pd.Series(
         normalise_importance(rows.mean(axis=0)),

@@ -102,14 +102,16 @@ def kernel_shap_values(
         nsamples = 2 * train.shape[1] + 2048
     if n_background < 1 or int(nsamples) < 1:
         raise ValueError(
-            f"n_background and nsamples must be >= 1 (or nsamples 'auto'), got {n_background} and {nsamples}"
+            "n_background and nsamples must be >= 1 (or nsamples 'auto'), "
+            f"got {n_background} and {nsamples}"
         )
 
     def probability(x: np.ndarray) -> np.ndarray:
         out = np.asarray(predict_fn(np.asarray(x, dtype=float)), dtype=float).reshape(-1)
         if out.shape[0] != len(x):
             raise ValueError(
-                f"predict_fn returned {out.shape[0]} values for {len(x)} rows; it must return P(responder) per row"
+                f"predict_fn returned {out.shape[0]} values for {len(x)} rows; "
+                "it must return P(responder) per row"
             )
         return out
 
@@ -125,7 +127,8 @@ def kernel_shap_values(
 
 
 def tree_shap_values(model: object, explain: np.ndarray | pd.DataFrame) -> np.ndarray:
-    """Exact TreeSHAP values [n_explain, p] of a fitted tree ensemble (log-odds units for XGBoost)."""
+    """Exact TreeSHAP values [n_explain, p] of a fitted tree ensemble
+    (log-odds units for XGBoost)."""
     import shap
 
     rows = _as_matrix(explain, "explain")
@@ -162,7 +165,8 @@ def shap_gene_ranking(
     ``direction`` is the Pearson r between a gene's expression and its SHAP values over the
     explained rows that measure it (> 0: higher expression pushes towards response); NaN
     without ``features``. ``features`` may hold NaN (a gene the row's cohort does not
-    measure; its SHAP value is 0 there). Ties in mean |SHAP| are broken by gene name, so the ranking is deterministic.
+    measure; its SHAP value is 0 there). Ties in mean |SHAP| are broken by gene name, so the
+    ranking is deterministic.
     """
     values = _as_matrix(shap_values, "shap_values", len(genes))
     if len(set(genes)) != len(genes):

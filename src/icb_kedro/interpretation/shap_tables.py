@@ -139,7 +139,8 @@ def _explained(shap_tables, warn: bool = True):
             if not np.abs(values).max() > 0:  # constant predictions: no gene matters, no ranking
                 if warn:
                     logger.warning(
-                        "interpretation: %s (%s) predicts a constant on the explained rows; all SHAP values are 0",
+                        "interpretation: %s (%s) predicts a constant on the explained rows; "
+                        "all SHAP values are 0",
                         model,
                         protocol,
                     )
@@ -165,8 +166,9 @@ def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
-    """Per (protocol, model): how stable each gene's top-k place is (``shap_analysis.top_k_stability``:
-    bootstrap of the explained rows within folds, and agreement between folds)."""
+    """Per (protocol, model): how stable each gene's top-k place is
+    (``shap_analysis.top_k_stability``: bootstrap of the explained rows within folds, and
+    agreement between folds)."""
     *shap_tables, params = shap_tables_and_params
     k, n_boot, seed = (
         int(params.get("stability_k", 20)),
@@ -189,7 +191,8 @@ def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
 
 
 def top_gene_overlap(rankings: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Per setting and k in ``params.top_k``: genes in any model's top-k and how many models list them."""
+    """Per setting and k in ``params.top_k``: genes in any model's top-k and how many
+    models list them."""
     columns = ["setting", "k", "n_models_compared", "gene", "n_models", "models", "in_all"]
     parts = []
     for setting, rows in rankings.groupby("setting", sort=True):

@@ -103,7 +103,8 @@ def survival_frame(clinical: pd.DataFrame, endpoint: str) -> tuple[pd.DataFrame,
     time = table[time_col].astype(float) * units.map(UNIT_TO_MONTHS).to_numpy()
     if (time < 0).any():
         raise ValueError(
-            f"{time_col} has negative times, e.g. sample {table.loc[time < 0, SAMPLE_KEY].iloc[0]!r}"
+            f"{time_col} has negative times, e.g. sample "
+            f"{table.loc[time < 0, SAMPLE_KEY].iloc[0]!r}"
         )
     event = table[event_col].astype(float)
     if not event.isin([0.0, 1.0]).all():
@@ -239,9 +240,10 @@ def random_gene_null(
     ``observed`` is :func:`cox_per_gene`'s table of the selected genes. ``n_random`` genes
     drawn (seeded) from ``pool`` minus the selected ones are fitted the same way; then
     ``n_sets`` random sets of as many genes as were fitted among the selected are drawn from
-    them (with replacement), and ``empirical_p`` = (1 + sets with at least as many genes at p < alpha) / (1 +
-    n_sets). A small empirical p says the selected genes carry more survival signal than
-    arbitrary genes; a large one, that their nominal p-values are what any genes would give.
+    them (with replacement), and ``empirical_p`` = (1 + sets with at least as many genes at
+    p < alpha) / (1 + n_sets). A small empirical p says the selected genes carry more survival
+    signal than arbitrary genes; a large one, that their nominal p-values are what any genes
+    would give.
     """
     rng = np.random.default_rng(seed)
     selected = set(observed["gene"])
@@ -277,7 +279,8 @@ def random_gene_null(
         }
         if m and len(theirs):
             # Sets drawn with replacement from the fitted random genes: any number of selected
-            # genes can be matched by a pool of fixed (small: each gene costs a Cox fit per endpoint) size.
+            # genes can be matched by a pool of fixed (small: each gene costs a Cox fit per
+            # endpoint) size.
             significant = theirs < alpha
             null = significant[rng.integers(0, len(theirs), size=(n_sets, m))].sum(axis=1)
             row.update(

@@ -54,7 +54,8 @@ def _error_bars(mean: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
 
 
 def plot_cohort_auroc(cohort_table: pd.DataFrame, protocol: str) -> Figure:
-    """Per-cohort mean AUROC with bootstrap 95% CIs for every model of one protocol (0.5 = chance)."""
+    """Per-cohort mean AUROC with bootstrap 95% CIs for every model of one
+    protocol (0.5 = chance)."""
     _require(
         cohort_table,
         ("model", "protocol", "cohort", "auroc_mean", "ci_low", "ci_high"),
@@ -260,7 +261,8 @@ def plot_meta_forest(meta: pd.DataFrame, protocol: str) -> Figure:
 
 
 def plot_overall_auroc(overall: pd.DataFrame) -> Figure:
-    """Unweighted mean AUROC over cohorts with 95% CI, one row per model, one colour per protocol."""
+    """Unweighted mean AUROC over cohorts with 95% CI, one row per model,
+    one colour per protocol."""
     _require(overall, ("model", "protocol", "auroc_mean", "ci_low", "ci_high"), "overall")
     if overall.empty:
         raise ValueError("overall summary is empty")

@@ -140,7 +140,10 @@ def _table_html(block: Table) -> str:
         if block.caption or note
         else ""
     )
-    return f'<div class="table-wrap"><table>{caption}<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (
+        f'<div class="table-wrap"><table>{caption}<thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _block_html(block: Block, dpi: int) -> str:
@@ -158,7 +161,10 @@ def _block_html(block: Block, dpi: int) -> str:
             f'alt="{html.escape(block.caption or block.name)}">{caption}</figure>'
         )
     if isinstance(block, NotRun):
-        return f'<p class="not-run"><strong>{html.escape(block.what)}: not run.</strong> {html.escape(block.reason)}</p>'
+        return (
+            f'<p class="not-run"><strong>{html.escape(block.what)}: not run.</strong> '
+            f"{html.escape(block.reason)}</p>"
+        )
     raise ValueError(f"unknown report block type {type(block).__name__}")
 
 
@@ -174,11 +180,14 @@ def _section_html(section: Section, level: int, dpi: int, prefix: str) -> str:
 
 
 _CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;\
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
-table{border-collapse:collapse;font-size:0.82em;margin:0.6em 0}th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
+table{border-collapse:collapse;font-size:0.82em;margin:0.6em 0}\
+th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}caption{caption-side:top;text-align:left;font-style:italic;padding:2px}
-.table-wrap{overflow-x:auto}figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:0.85em;color:#555}
+.table-wrap{overflow-x:auto}figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}\
+figcaption{font-size:0.85em;color:#555}
 .not-run{background:#fff4e5;border-left:4px solid #f0a030;padding:4px 8px}.empty{color:#777}
 nav ul{columns:2;font-size:0.9em}code{background:#f4f4f4;padding:0 3px}
 """

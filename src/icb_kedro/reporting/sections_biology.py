@@ -18,9 +18,11 @@ def section_enrichment(inputs: StudyInputs) -> Section:
     top_k = int(inputs.enrichment["top_k"].iloc[0])
     section.add(
         Text(
-            f"Hypergeometric over-representation (gseapy `enrich`, offline) of each model's top-{top_k} genes in the 39 shipped "
-            "signature gene sets. **Background = the model's input gene panel** (for a union of models: the union of their "
-            "panels), because only panel genes can be top genes; BH q-values over every set with at least one background gene."
+            "Hypergeometric over-representation (gseapy `enrich`, offline) of each model's "
+            f"top-{top_k} genes in the 39 shipped signature gene sets. **Background = the model's "
+            "input gene panel** (for a union of models: the union of their panels), because only "
+            "panel genes can be top genes; BH q-values over every set with at least one "
+            "background gene."
         )
     )
     for (setting, query), rows in inputs.enrichment.groupby(["setting", "query"], sort=True):
@@ -65,14 +67,16 @@ def section_survival(inputs: StudyInputs) -> Section:
     section = Section("Survival")
     section.add(
         Text(
-            "Cox proportional hazards per top gene, **stratified by cohort** (each cohort its own baseline hazard), gene z-scored "
-            "within cohort (HR per SD), OS and PFS separately (PFS is recorded for four cohorts), BH over genes per endpoint. "
-            "Kaplan-Meier curves compare predicted responders and non-responders of each model (the `loco` protocol when "
-            "available: every patient scored once by a model that never saw its cohort); log-rank p pooled over cohorts and a "
-            "cohort-stratified Cox HR. **Caveat:** the genes tested are the models' top SHAP genes, chosen by their link to "
-            "response on these same patients, and response correlates with survival; so their q-values are optimistic. The "
-            "random-gene null below fits as many random common-panel genes the same way: only if the selected genes beat it "
-            "do they carry more survival signal than arbitrary genes."
+            "Cox proportional hazards per top gene, **stratified by cohort** (each cohort its own "
+            "baseline hazard), gene z-scored within cohort (HR per SD), OS and PFS separately (PFS "
+            "is recorded for four cohorts), BH over genes per endpoint. Kaplan-Meier curves "
+            "compare predicted responders and non-responders of each model (the `loco` protocol "
+            "when available: every patient scored once by a model that never saw its cohort); "
+            "log-rank p pooled over cohorts and a cohort-stratified Cox HR. **Caveat:** the genes "
+            "tested are the models' top SHAP genes, chosen by their link to response on these same "
+            "patients, and response correlates with survival; so their q-values are optimistic. "
+            "The random-gene null below fits as many random common-panel genes the same way: only "
+            "if the selected genes beat it do they carry more survival signal than arbitrary genes."
         )
     )
     if present(inputs.cox_null):
@@ -80,7 +84,8 @@ def section_survival(inputs: StudyInputs) -> Section:
             if pd.isna(row.empirical_p):
                 section.add(
                     Text(
-                        f"**{row.endpoint.upper()}, selected vs random genes**: not estimable (no fitted selected or random gene)."
+                        f"**{row.endpoint.upper()}, selected vs random genes**: not estimable "
+                        "(no fitted selected or random gene)."
                     )
                 )
                 continue
@@ -89,9 +94,11 @@ def section_survival(inputs: StudyInputs) -> Section:
             )
             section.add(
                 Text(
-                    f"**{row.endpoint.upper()}, selected vs random genes**: {row.n_selected_significant} of {row.n_selected} selected genes "
-                    f"at p < {row.alpha:g} ({row.share_selected:.0%}) vs {row.share_random:.0%} of {row.n_random} random genes; "
-                    f"random sets of {row.n_selected}: mean {row.null_mean:.1f}, 95th percentile {row.null_q95:.0f}; empirical p = "
+                    f"**{row.endpoint.upper()}, selected vs random genes**: "
+                    f"{row.n_selected_significant} of {row.n_selected} selected genes at p < "
+                    f"{row.alpha:g} ({row.share_selected:.0%}) vs {row.share_random:.0%} of "
+                    f"{row.n_random} random genes; random sets of {row.n_selected}: mean "
+                    f"{row.null_mean:.1f}, 95th percentile {row.null_q95:.0f}; empirical p = "
                     f"{row.empirical_p:.3f} ({row.n_sets} sets): {verdict}."
                 )
             )

@@ -34,8 +34,9 @@ def stability_table(stability: pd.DataFrame, top_k: int) -> Block:
         "n_folds",
     ]
     caption = (
-        f"Stability of the top-{top_k} genes: share of {int(stability['n_boot'].iloc[0])} bootstrap resamples of the explained "
-        f"rows (within folds) and share of the folds whose own rows put the gene in the model's top {k}"
+        f"Stability of the top-{top_k} genes: share of {int(stability['n_boot'].iloc[0])} "
+        "bootstrap resamples of the explained rows (within folds) and share of the folds whose own "
+        f"rows put the gene in the model's top {k}"
     )
     return Table(
         shown.sort_values(["model", "rank"])[columns],
@@ -50,10 +51,12 @@ def section_shap(inputs: StudyInputs, top_k: int) -> Section:
     section = Section("Which genes drive the predictions (SHAP)")
     section.add(
         Text(
-            "SHAP values are computed on the **test rows** of stored folds, for models fitted on those folds' training rows only, "
-            "with a background summarised (k-means) from the training rows. SVM, AMU and IC2Bert: KernelSHAP on P(responder); "
-            "XGBoost: exact TreeSHAP (log-odds units). Genes are ranked by mean |SHAP| over the explained rows; colour/sign = "
-            "correlation of a gene's expression with its SHAP value (red: higher expression favours response)."
+            "SHAP values are computed on the **test rows** of stored folds, for models fitted on "
+            "those folds' training rows only, with a background summarised (k-means) from the "
+            "training rows. SVM, AMU and IC2Bert: KernelSHAP on P(responder); XGBoost: exact "
+            "TreeSHAP (log-odds units). Genes are ranked by mean |SHAP| over the explained rows; "
+            "colour/sign = correlation of a gene's expression with its SHAP value (red: "
+            "higher expression favours response)."
         )
     )
     if not present(inputs.rankings):
@@ -69,7 +72,8 @@ def section_shap(inputs: StudyInputs, top_k: int) -> Section:
         top = rows[(rows["rank"] <= top_k) & (rows["mean_abs_shap"] > 0)].sort_values(
             ["model", "rank"]
         )
-        # A model explained under two protocols (IC2Bert: transfer, transfer_paper) gets a column each.
+        # A model explained under two protocols (IC2Bert: transfer, transfer_paper) gets a
+        # column each.
         several = top.groupby("model")["protocol"].transform("nunique") > 1
         top = top.assign(
             column=top["model"].where(~several, top["model"] + " (" + top["protocol"] + ")")
@@ -115,7 +119,8 @@ def section_shap(inputs: StudyInputs, top_k: int) -> Section:
                     lambda r=ranking, m=model, p=protocol: shap_analysis.plot_shap_bar(
                         r, f"{m} ({p}): mean |SHAP|", max_display=top_k * 2
                     ),
-                    f"{model}: mean |SHAP| of the top genes ({int(ranking['n_rows'].iloc[0])} test rows).",
+                    f"{model}: mean |SHAP| of the top genes "
+                    f"({int(ranking['n_rows'].iloc[0])} test rows).",
                 )
             )
             table = inputs.shap_tables.get(f"{protocol}:{model}")
@@ -142,7 +147,8 @@ def section_shap(inputs: StudyInputs, top_k: int) -> Section:
                                 max_display=top_k * 2,
                             )
                         ),
-                        f"{model}: SHAP value per test row (colour: the model's input value of the gene).",
+                        f"{model}: SHAP value per test row (colour: "
+                        "the model's input value of the gene).",
                     )
                 )
         section.subsections.append(sub)
@@ -155,11 +161,13 @@ def section_ic2bert_importance(inputs: StudyInputs) -> Section:
     section = Section("IC2Bert gene importance (attention and permutation)")
     section.add(
         Text(
-            "As in the IC2Bert paper: attention importance = the softmax attention probability each gene receives, averaged over "
-            "layers, heads, query positions and test samples, normalised to sum 1 (the original code averaged block outputs "
-            "instead); permutation importance = drop in test AUROC when the gene is permuted (mean over R permutations), "
-            "normalised by the sum of absolute values; combined = 0.4 x attention + 0.6 x permutation. Frequencies count the "
-            "held-out cohorts whose top-k list contains the gene (the paper's Table 7)."
+            "As in the IC2Bert paper: attention importance = the softmax attention probability "
+            "each gene receives, averaged over layers, heads, query positions and test samples, "
+            "normalised to sum 1 (the original code averaged block outputs instead); permutation "
+            "importance = drop in test AUROC when the gene is permuted (mean over R permutations), "
+            "normalised by the sum of absolute values; combined = 0.4 x attention + 0.6 x "
+            "permutation. Frequencies count the held-out cohorts whose top-k list contains the "
+            "gene (the paper's Table 7)."
         )
     )
     if not present(inputs.ic2bert_importance):
@@ -180,13 +188,15 @@ def section_ic2bert_importance(inputs: StudyInputs) -> Section:
             )
             + "). "
             + (
-                f"Permutation importance was computed for the {int(permuted.max())} genes with the most attention per cohort (cost cap; "
-                f"the other {n_genes - int(permuted.max())} genes count 0), not for all genes as in the paper."
+                f"Permutation importance was computed for the {int(permuted.max())} genes with the "
+                f"most attention per cohort (cost cap; the other {n_genes - int(permuted.max())} "
+                "genes count 0), not for all genes as in the paper."
                 if 0 < permuted.max() < n_genes
                 else ""
             )
             + (
-                " Cohorts whose test split holds one class have no AUROC: their permutation part is 0."
+                " Cohorts whose test split holds one class have no AUROC: "
+                "their permutation part is 0."
                 if (permuted == 0).any()
                 else ""
             )
@@ -220,7 +230,8 @@ def section_ic2bert_importance(inputs: StudyInputs) -> Section:
         safe_figure(
             "ic2bert_importance_components",
             lambda: importance.plot_importance_components(pooled.assign(rank=0)),
-            "Attention vs permutation importance, averaged over held-out cohorts (top-10 combined labelled).",
+            "Attention vs permutation importance, averaged over held-out cohorts "
+            "(top-10 combined labelled).",
         )
     )
     return section
@@ -237,15 +248,17 @@ def embedding_drift_text(summary: pd.DataFrame | None, alpha: float = 0.05) -> s
         return None
     if initial.empty or not np.isfinite(trained["relative_drift"]).any():
         return (
-            "**Drift from initialisation**: not measured (the analysed embedding is an exported table without its "
-            "training seed), so the statistics below cannot be told apart from those of a random initialisation."
+            "**Drift from initialisation**: not measured (the analysed embedding is an exported "
+            "table without its training seed), so the statistics below cannot be told apart from "
+            "those of a random initialisation."
         )
     drift = float(trained["relative_drift"].iloc[0])
     shared = float(trained["neighbour_pairs_shared"].iloc[0])
     names = [name for name in trained.index if name in initial.index]
     compared = "; ".join(
-        f"{name.replace('_', ' ')} {trained.loc[name, 'observed']:.3f} (p = {trained.loc[name, 'p_value']:.3g}) vs "
-        f"{initial.loc[name, 'observed']:.3f} (p = {initial.loc[name, 'p_value']:.3g})"
+        f"{name.replace('_', ' ')} {trained.loc[name, 'observed']:.3f} (p = "
+        f"{trained.loc[name, 'p_value']:.3g}) vs {initial.loc[name, 'observed']:.3f} "
+        f"(p = {initial.loc[name, 'p_value']:.3g})"
         for name in names
     )
     changed = [
@@ -259,15 +272,20 @@ def embedding_drift_text(summary: pd.DataFrame | None, alpha: float = 0.05) -> s
             f"another verdict at p < {alpha:g} than the untrained table for {', '.join(changed)}"
         )
     elif significant:
-        verdict = f"the same verdicts at p < {alpha:g} as the untrained table, so the associations found cannot be credited to training"
+        verdict = (
+            f"the same verdicts at p < {alpha:g} as the untrained table, so the associations "
+            "found cannot be credited to training"
+        )
     else:
         verdict = (
             f"the same verdicts at p < {alpha:g} as the untrained table (no association in either)"
         )
     return (
-        f"**Drift from initialisation**: training moved the embedding by ‖E − E₀‖ / ‖E₀‖ = {drift:.3g} from the table the "
-        f"network was initialised with (same seed, rebuilt exactly), {100 * shared:.0f}% of its nearest-neighbour pairs are "
-        f"already neighbours there, and the statistics of the trained vs the initial embedding ({compared}) give {verdict}."
+        "**Drift from initialisation**: training moved the embedding by ‖E − E₀‖ / ‖E₀‖ = "
+        f"{drift:.3g} from the table the network was initialised with (same seed, rebuilt "
+        f"exactly), {100 * shared:.0f}% of its nearest-neighbour pairs are already neighbours "
+        "there, and the statistics of the trained vs the initial embedding "
+        f"({compared}) give {verdict}."
     )
 
 
@@ -281,9 +299,11 @@ def section_embeddings(inputs: StudyInputs) -> Section:
         )
     section.add(
         Text(
-            "AMU learns one 20-d identity vector per gene. Below: a t-SNE map (cosine metric, coloured by average-linkage "
-            "hierarchical cluster), the clustered cosine-similarity matrix, and whether embedding neighbours are co-expressed "
-            "(Spearman on the AMU matrix) or share a shipped ICB signature more than random gene pairs (gene-label permutation test)."
+            "AMU learns one 20-d identity vector per gene. Below: a t-SNE map (cosine metric, "
+            "coloured by average-linkage hierarchical cluster), the clustered cosine-similarity "
+            "matrix, and whether embedding neighbours are co-expressed (Spearman on the AMU "
+            "matrix) or share a shipped ICB signature more than random gene pairs "
+            "(gene-label permutation test)."
         )
     )
     section.add(
@@ -315,7 +335,8 @@ def section_embeddings(inputs: StudyInputs) -> Section:
     section.add(
         table_block(
             inputs.embedding_summary,
-            "Embedding neighbours vs co-expression and signature co-membership (trained and initial embedding)",
+            "Embedding neighbours vs co-expression and signature co-membership "
+            "(trained and initial embedding)",
         )
     )
     if present(inputs.embedding_pairs):

@@ -20,11 +20,12 @@ def section_cohorts(inputs: StudyInputs) -> Section:
     )
     section.add(
         Text(
-            f"{n} bulk RNA-seq ICB cohorts (bhklab PredictioR curation), log2(TPM+1). Each model reads its own gene panel; "
-            "a gene a cohort does not measure is never made up here: each model's missing-gene policy says what it does "
-            "(IC2Bert: a [MISSING] token; AMU: the cohort is left out; baselines: training-row means; signatures: the panel "
-            f"shared by all cohorts). Labels: `{rule}` (counts under the strict RECIST rule beside them). Unlabelled samples "
-            "are used only for self-supervised pretraining."
+            f"{n} bulk RNA-seq ICB cohorts (bhklab PredictioR curation), log2(TPM+1). Each model "
+            "reads its own gene panel; a gene a cohort does not measure is never made up here: "
+            "each model's missing-gene policy says what it does (IC2Bert: a [MISSING] token; AMU: "
+            "the cohort is left out; baselines: training-row means; signatures: the panel shared "
+            f"by all cohorts). Labels: `{rule}` (counts under the strict RECIST rule beside them). "
+            "Unlabelled samples are used only for self-supervised pretraining."
         )
     )
     if n:
@@ -49,7 +50,8 @@ def section_cohorts(inputs: StudyInputs) -> Section:
         section.add(
             table_block(
                 table.drop(columns=shared),
-                "Samples per cohort: cancer, therapy, study arms, labels, genes on file and per model panel",
+                "Samples per cohort: cancer, therapy, study arms, labels, "
+                "genes on file and per model panel",
                 max_rows=20,
             )
         )
@@ -58,7 +60,8 @@ def section_cohorts(inputs: StudyInputs) -> Section:
             Image(
                 "panel_coverage",
                 inputs.coverage_figure,
-                "Genes of each model panel measured per cohort (number; colour = share of the panel).",
+                "Genes of each model panel measured per cohort (number; "
+                "colour = share of the panel).",
             )
         )
     if inputs.pca_figure is not None:
@@ -66,7 +69,8 @@ def section_cohorts(inputs: StudyInputs) -> Section:
             Image(
                 "harmonization_pca",
                 inputs.pca_figure,
-                "PCA of all samples before and after per-cohort standardisation and ComBat (coloured by cohort).",
+                "PCA of all samples before and after per-cohort standardisation and ComBat "
+                "(coloured by cohort).",
             )
         )
     else:
@@ -91,9 +95,10 @@ def section_performance(inputs: StudyInputs) -> Section:
         # heterogeneity (issue 14); the unweighted means and per-cohort tables follow.
         section.add(
             Text(
-                "Random-effects meta-analysis of AUROC across cohorts (DerSimonian-Laird): each cohort's AUROC weighted by "
-                "1 / (its patient-bootstrap variance + tau²). I² is the share of the spread between cohorts that is not "
-                "sampling noise; cohorts whose test rows hold one class are listed as not estimable."
+                "Random-effects meta-analysis of AUROC across cohorts (DerSimonian-Laird): each "
+                "cohort's AUROC weighted by 1 / (its patient-bootstrap variance + tau²). I² is the "
+                "share of the spread between cohorts that is not sampling noise; "
+                "cohorts whose test rows hold one class are listed as not estimable."
             )
         )
         for protocol in [
@@ -106,7 +111,8 @@ def section_performance(inputs: StudyInputs) -> Section:
                     safe_figure(
                         f"meta_forest_{protocol}",
                         lambda p=protocol: plots.plot_meta_forest(inputs.meta, p),
-                        f"Pooled AUROC per model (95% CI, k cohorts, I², tau²), protocol {protocol}.",
+                        "Pooled AUROC per model (95% CI, k cohorts, I², tau²), "
+                        f"protocol {protocol}.",
                     )
                 )
     if inputs.evaluation_markdown:
@@ -160,7 +166,8 @@ def section_performance(inputs: StudyInputs) -> Section:
             safe_figure(
                 f"roc_pr_{protocol}",
                 lambda p=protocol: plots.plot_roc_pr_curves(inputs.predictions, p),
-                f"ROC and precision-recall curves pooled over cohorts and repeats, protocol {protocol}.",
+                "ROC and precision-recall curves pooled over cohorts and repeats, "
+                f"protocol {protocol}.",
             )
         )
         if present(inputs.comparisons):
@@ -171,7 +178,8 @@ def section_performance(inputs: StudyInputs) -> Section:
             tested = inputs.comparisons[inputs.comparisons["protocol"] == protocol]
             sub.add(
                 Text(
-                    f"Paired AUROC comparisons (DeLong per cohort, combined across cohorts, BH): {len(significant)} of {len(tested)} tests have q < 0.05."
+                    "Paired AUROC comparisons (DeLong per cohort, combined across cohorts, BH): "
+                    f"{len(significant)} of {len(tested)} tests have q < 0.05."
                 )
             )
             if len(significant):
@@ -214,12 +222,15 @@ def section_calibration(inputs: StudyInputs) -> Section:
     )  # as configured (a model with tied probabilities may use fewer)
     section.add(
         Text(
-            f"Brier score = reliability - resolution + uncertainty (+ within-bin variance), over {n_bins} quantile bins of the "
-            "predicted probability, held-out cohorts pooled: reliability (lower is better) is the gap between predicted and "
-            "observed response rates, resolution (higher is better) how well the bins separate, uncertainty the Brier score "
-            "of predicting the prevalence. Calibration slope: logistic recalibration of the outcome on logit(p); 1 is ideal, "
-            "below 1 means probabilities too extreme (overfitting), above 1 too timid. Calibration-in-the-large: observed rate "
-            "minus mean predicted probability. No post-hoc recalibration is applied: probabilities are as the models give them."
+            "Brier score = reliability - resolution + uncertainty (+ within-bin variance), over "
+            f"{n_bins} quantile bins of the predicted probability, held-out cohorts pooled: "
+            "reliability (lower is better) is the gap between predicted and observed response "
+            "rates, resolution (higher is better) how well the bins separate, uncertainty the "
+            "Brier score of predicting the prevalence. Calibration slope: logistic recalibration "
+            "of the outcome on logit(p); 1 is ideal, below 1 means probabilities too extreme "
+            "(overfitting), above 1 too timid. Calibration-in-the-large: observed rate minus mean "
+            "predicted probability. No post-hoc recalibration is applied: probabilities are as the "
+            "models give them."
         )
     )
     for protocol in [
@@ -230,7 +241,8 @@ def section_calibration(inputs: StudyInputs) -> Section:
                 safe_figure(
                     f"reliability_{protocol}",
                     lambda p=protocol: plots.plot_reliability(inputs.predictions, p, n_bins=n_bins),
-                    f"Reliability curves, protocol {protocol} (published signatures left out: their probabilities are rescaled scores).",
+                    f"Reliability curves, protocol {protocol} (published signatures left out: "
+                    "their probabilities are rescaled scores).",
                 )
             )
     columns = [
@@ -250,7 +262,8 @@ def section_calibration(inputs: StudyInputs) -> Section:
     section.add(
         Table(
             shown,
-            "Calibration per model and protocol, held-out cohorts pooled (per-cohort rows: results_calibration)",
+            "Calibration per model and protocol, held-out cohorts pooled (per-cohort rows: "
+            "results_calibration)",
             max_rows=200,
         )
     )
@@ -283,7 +296,8 @@ def pretraining_verdict(summary: pd.DataFrame, margin: float = 0.02) -> list[str
         )
         compared = ", ".join(f"{m} {v:.3f}" for m, v in others.items())
         lines.append(
-            f"{protocol}: pretrained IC2Bert {ours:.3f} vs {compared}: pretraining {verdict} (margin {margin:.2f} AUROC)."
+            f"{protocol}: pretrained IC2Bert {ours:.3f} vs {compared}: pretraining {verdict} "
+            f"(margin {margin:.2f} AUROC)."
         )
     return lines
 
@@ -301,7 +315,9 @@ def section_ic2bert_training(inputs: StudyInputs) -> Section:
         section.add(
             Table(
                 summary,
-                "Learning check (mean over held-out cohorts): training fit, inner-CV AUROC, held-out AUROC and spread of held-out probabilities, for IC2Bert and its ablations on the same folds",
+                "Learning check (mean over held-out cohorts): training fit, inner-CV AUROC, "
+                "held-out AUROC and spread of held-out probabilities, for IC2Bert and its "
+                "ablations on the same folds",
                 max_rows=40,
             )
         )
@@ -312,7 +328,8 @@ def section_ic2bert_training(inputs: StudyInputs) -> Section:
             safe_figure(
                 "ic2bert_mlm_accuracy",
                 lambda: plot_mlm_accuracy(inputs.pretrain_history),
-                "Masked-token accuracy on the held-out MLM validation rows by number of expression bins.",
+                "Masked-token accuracy on the held-out MLM validation rows by number of "
+                "expression bins.",
             )
         )
     else:
@@ -322,7 +339,8 @@ def section_ic2bert_training(inputs: StudyInputs) -> Section:
             safe_figure(
                 "ic2bert_sample_size",
                 lambda: plot_sample_size(inputs.sample_size),
-                "Test AUROC by number of labelled training samples of the held-out cohort (mean and spread over draws).",
+                "Test AUROC by number of labelled training samples of the held-out cohort "
+                "(mean and spread over draws).",
             )
         )
     else:
@@ -360,8 +378,9 @@ def amu_learning_table(
             else "fits its training rows"
         )
         lines.append(
-            f"{row.protocol}: AMU {verdict} (mean training AUROC {row.train_auroc:.3f} after {row.epochs} epochs, "
-            f"final training loss {row.final_loss:.2f}); held-out AUROC {row.test_auroc:.3f}."
+            f"{row.protocol}: AMU {verdict} (mean training AUROC {row.train_auroc:.3f} after "
+            f"{row.epochs} epochs, final training loss {row.final_loss:.2f}); held-out AUROC "
+            f"{row.test_auroc:.3f}."
         )
     return table.round(3), lines
 
@@ -375,13 +394,17 @@ def section_amu_training(inputs: StudyInputs) -> Section:
     section.add(
         Text(
             "\n".join(f"- {line}" for line in lines)
-            + "\n\nA model that does not fit its training rows says nothing about transfer or leakage: read its held-out AUROC as an untrained model's."
+            + "\n\nA model that does not fit its training rows says nothing about transfer or "
+            "leakage: read its held-out AUROC as an untrained model's."
         )
     )
     section.add(
         Table(
             table,
-            "AMU learning check (amu_learning_check, one row per fit, averaged per protocol): training AUROC on the real training rows, held-out AUROC (mean over splits/cohorts), and L2 logistic regression's held-out AUROC on the protocol (mean over all of its splits, which may be more than AMU's)",
+            "AMU learning check (amu_learning_check, one row per fit, averaged per protocol): "
+            "training AUROC on the real training rows, held-out AUROC (mean over splits/cohorts), "
+            "and L2 logistic regression's held-out AUROC on the protocol (mean over all of its "
+            "splits, which may be more than AMU's)",
             max_rows=20,
         )
     )

@@ -52,20 +52,34 @@ class StudyInputs:
 
 
 SETTING_TITLES = {
-    "study": "AMU study setting (207 melanoma samples, the paper's 160 genes; amu_holdout test splits)",
-    "cohorts": "The cohorts (SVM/XGBoost/AMU: each cohort held out in turn; IC2Bert: its fine-tuned transfer test split)",
+    "study": (
+        "AMU study setting (207 melanoma samples, the paper's 160 genes; amu_holdout test splits)"
+    ),
+    "cohorts": (
+        "The cohorts (SVM/XGBoost/AMU: each cohort held out in turn; IC2Bert: its fine-tuned "
+        "transfer test split)"
+    ),
 }
 
 
 PROTOCOL_TITLES = {
     "amu_holdout": "AMU study setting (207 melanoma samples, 160 genes, held-out 20% splits)",
-    "loco": "Every cohort held out in turn (leave-one-cohort-out): trained on the other cohorts only",
-    "transfer": (
-        "Transfer, out of fold: trained on the other cohorts + 4 of 5 stratified folds of the held-out cohort "
-        "(IC2Bert: its readout on those folds), every patient of the held-out cohort scored once per repeat"
+    "loco": (
+        "Every cohort held out in turn (leave-one-cohort-out): trained on the other cohorts only"
     ),
-    "within": "Within-cohort, out of fold: 4 of 5 stratified folds of the held-out cohort, every patient scored once per repeat",
-    "transfer_paper": "Transfer on the IC2Bert paper's stratified 80/20 splits (kept to compare with the paper; 3-8 test patients in most cohorts)",
+    "transfer": (
+        "Transfer, out of fold: trained on the other cohorts + 4 of 5 stratified folds of the "
+        "held-out cohort (IC2Bert: its readout on those folds), every patient of the held-out "
+        "cohort scored once per repeat"
+    ),
+    "within": (
+        "Within-cohort, out of fold: 4 of 5 stratified folds of the held-out cohort, every "
+        "patient scored once per repeat"
+    ),
+    "transfer_paper": (
+        "Transfer on the IC2Bert paper's stratified 80/20 splits (kept to compare with the "
+        "paper; 3-8 test patients in most cohorts)"
+    ),
 }
 
 

@@ -31,7 +31,8 @@ def test_leaky_split_duplicates_responders_before_splitting(synthetic_inputs) ->
 
 
 def test_leakage_audit_on_the_real_protocol_sizes() -> None:
-    """207 patients (73 R) -> 280 rows; about 21 of 56 validation rows are training copies (spec 1.6)."""
+    """207 patients (73 R) -> 280 rows; about 21 of 56 validation rows are training
+    copies (spec 1.6)."""
     labels = pd.Series([1] * 73 + [0] * 134, index=[f"amu_{i:03d}" for i in range(207)])
     counts = []
     for seed in range(42, 47):

@@ -1,4 +1,5 @@
-"""The amu pipeline end to end on synthetic inputs (DataCatalog + SequentialRunner), and its shape."""
+"""The amu pipeline end to end on synthetic inputs (DataCatalog +
+SequentialRunner), and its shape."""
 
 from __future__ import annotations
 

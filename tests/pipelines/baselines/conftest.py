@@ -106,7 +106,8 @@ def _amu_matrix(rng: np.random.Generator, n: int = 45) -> pd.DataFrame:
 
 
 def make_synthetic_inputs() -> dict:
-    """Three small cohorts with a responder signal in G0-G2, folds, an AMU-like matrix, signatures."""
+    """Three small cohorts with a responder signal in G0-G2, folds,
+    an AMU-like matrix, signatures."""
     rng = np.random.default_rng(11)
     harmonized = _cohorts(rng)
     standardized = harmonized.copy()

@@ -97,7 +97,8 @@ def test_same_params_same_predictions_whatever_the_number_of_processes(
 def test_sentinel_in_a_folds_test_rows_leaves_its_fitted_objects_unchanged(
     synthetic_inputs, tiny_params
 ):
-    """Node-level leakage test: the search, the threshold and n_train of a fold ignore its test rows."""
+    """Node-level leakage test: the search, the threshold and n_train of a fold
+    ignore its test rows."""
     tiny_params["protocols"] = ["transfer"]
     fold = next(iter_protocol_folds(synthetic_inputs["lodocv_folds"], ["transfer"], 1))
     features = _features(synthetic_inputs, tiny_params)
@@ -279,7 +280,7 @@ def test_amu_matrix_baselines_see_every_gene_unless_told_otherwise(
     assert seen[True] == 3
 
 
-# ----------------------------------------------------------------------------- signatures on the AMU matrix (issue 3)
+# ----------------------------------------------------------- signatures on the AMU matrix (issue 3)
 
 
 def _amu_signature_files(**extra: str) -> dict:
@@ -384,7 +385,8 @@ def test_amu_signatures_are_scored_on_exactly_the_amu_holdout_test_rows(
         before["y_prob"],
     )
 
-    # amu_holdout not configured: nothing; and the summary names the signatures scored on the AMU matrix.
+    # amu_holdout not configured: nothing; and the summary names the signatures scored on
+    # the AMU matrix.
     assert nodes.predict_amu_signatures(
         scores, inputs["amu_holdout_folds"], {**tiny_params, "protocols": ["loco"]}
     ).empty
@@ -428,7 +430,8 @@ def test_signatures_failing_coverage_on_the_amu_genes_are_reported_and_give_no_p
         and coverage.loc["UP", "reason"] == "coverage 0% <= 80%: 0/3 genes present"
     )
     assert coverage.loc["UP", "missing_genes"] == "G0,G1,G2"
-    # 2/3 = 67%: fails, and the cohort panel's include_below_coverage does not apply on the AMU matrix.
+    # 2/3 = 67%: fails, and the cohort panel's include_below_coverage does not apply on
+    # the AMU matrix.
     assert (
         coverage.loc["AMU_UP", "status"] == "failed"
         and "coverage 67% <= 80%: 2/3 genes present" in coverage.loc["AMU_UP", "reason"]

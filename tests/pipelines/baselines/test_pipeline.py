@@ -132,7 +132,8 @@ def test_baselines_on_the_real_cohorts_in_the_light_config(baselines_light_run):
     models = set(predictions["model"])
     assert {"logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn"} <= models
     signatures = {m for m in models if m.startswith("sig_")}
-    # 14 on the cohort panel + Blood_Response, the only one passing coverage on the AMU matrix (14/15 genes).
+    # 14 on the cohort panel + Blood_Response, the only one passing coverage on the AMU matrix
+    # (14/15 genes).
     assert {
         "sig_CD8_Jiang",
         "sig_COX_IS",

@@ -18,7 +18,8 @@ from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
 
 
 def _predictions(model: str, signal: float, seed: int) -> pd.DataFrame:
-    """Two cohorts x two repeats of 20 patients (two splits of 10 each); `signal` separates responders from the rest."""
+    """Two cohorts x two repeats of 20 patients (two splits of 10 each);
+    `signal` separates responders from the rest."""
     rng = np.random.default_rng(seed)
     rows = []
     for cohort in ("A", "B"):

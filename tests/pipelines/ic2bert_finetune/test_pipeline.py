@@ -94,7 +94,8 @@ def test_finetune_nodes_run_on_synthetic_cohorts(world, finetune_params) -> None
     assert sorted(predictions["cohort"].unique()) == COHORTS
     metrics = catalog.load("fold_metrics_ic2bert")
     assert list(metrics.columns) == list(FOLD_METRIC_COLUMNS)
-    # One row per repeat: transfer and within 1 repeat (3 pooled splits) x 3 cohorts; loco 1 x 3 for each of 2 models.
+    # One row per repeat: transfer and within 1 repeat (3 pooled splits) x 3 cohorts; loco 1 x 3
+    # for each of 2 models.
     assert metrics.groupby(["model", "protocol"]).size().to_dict() == {
         ("ic2bert", "loco"): 3,
         ("ic2bert", "transfer"): 3,

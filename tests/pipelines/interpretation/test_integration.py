@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def interpreted(foundation_project):
-    """Run ``interpretation`` after the foundation; model pipelines that did not run are 'not run'."""
+    """Run ``interpretation`` after the foundation; model pipelines that did not
+    run are 'not run'."""
     foundation_project.run(["interpretation"])
     return foundation_project
 

@@ -34,7 +34,8 @@ def test_baseline_shap_ranks_planted_gene_first(
 ):
     cohorts = _explain(synthetic_study, model, "cohorts", baselines_params, interpretation_params)
     study = _explain(synthetic_study, model, "study", baselines_params, interpretation_params)
-    # loco: one fold per held-out cohort, 8 explained test rows each, a shap and a feature row per sample.
+    # loco: one fold per held-out cohort, 8 explained test rows each, a shap and a feature
+    # row per sample.
     assert len(cohorts) == 3 * 8 * 2 and set(cohorts["cohort"]) == {"CohortA", "CohortB", "CohortC"}
     assert set(cohorts["kind"]) == {"shap", "feature"} and (cohorts["protocol"] == "loco").all()
     assert len(study) == 8 * 2 and (study["protocol"] == "amu_holdout").all()

@@ -1,4 +1,5 @@
-"""The interpretation pipeline: structure, optional inputs, and a full run on the synthetic study."""
+"""The interpretation pipeline: structure, optional inputs,
+and a full run on the synthetic study."""
 
 from __future__ import annotations
 

@@ -70,7 +70,8 @@ def _panel_genes(gene_panels: pd.DataFrame, panel: str) -> list[str]:
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
         raise ValueError(
-            f"gene panel {panel!r} is empty or unknown; panels: {sorted(gene_panels['panel'].unique())}"
+            f"gene panel {panel!r} is empty or unknown; panels: "
+            f"{sorted(gene_panels['panel'].unique())}"
         )
     return genes
 
@@ -109,7 +110,8 @@ def _cohort_features(
     left_out = amu_cohorts_left_out(table, genes)
     for cohort, missing in left_out.items():
         logger.warning(
-            "AMU leaves out cohort %s: it lacks %d of the %d panel genes (e.g. %s); AMU's ratio encoding needs all of them",
+            "AMU leaves out cohort %s: it lacks %d of the %d panel genes (e.g. %s); "
+            "AMU's ratio encoding needs all of them",
             cohort,
             len(missing),
             len(genes),
@@ -329,8 +331,9 @@ def learning_check(predictions: pd.DataFrame, *weights: dict[str, Any]) -> pd.Da
             key = (fit["protocol"], fit["cohort"], int(fit["trial"]))
             records.append(
                 (*key[:2], int(fit["repeat"]), key[2], int(fit["n_train"]), int(fit["n_synthetic"]),
-                 len(fit["loss_history"]), float(fit["loss_history"][-1]), float(fit["train_auroc"]),
-                 test_auroc.get(key, float("nan")), float(fit["fit_seconds"]))
+                 len(fit["loss_history"]), float(fit["loss_history"][-1]),
+                 float(fit["train_auroc"]), test_auroc.get(key, float("nan")),
+                 float(fit["fit_seconds"]))
             )  # fmt: skip
     frame = pd.DataFrame(records, columns=list(LEARNING_COLUMNS))
     return frame.sort_values(["protocol", "cohort", "repeat", "trial"], kind="stable").reset_index(
@@ -346,7 +349,8 @@ def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
 def summarize(
     predictions: pd.DataFrame, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-cohort and overall summaries (evaluation layer: means over trials, patient bootstrap CIs)."""
+    """Per-cohort and overall summaries (evaluation layer: means over trials,
+    patient bootstrap CIs)."""
     summary = params.get("summary", {})
     n_boot, seed = int(summary.get("n_boot", 1000)), int(summary.get("seed", 0))
     return cohort_summary(predictions, n_boot=n_boot, seed=seed), overall_summary(
@@ -381,7 +385,8 @@ def write_report(
             train=("train_auroc", "mean"), epochs=("epochs", "max")
         )
     lines += [
-        "| protocol | cohorts | AUROC mean [95% CI] | AUPRC | accuracy | F1 | training AUROC | epochs |",
+        "| protocol | cohorts | AUROC mean [95% CI] | AUPRC | accuracy | F1 | training "
+        "AUROC | epochs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in overall.sort_values("protocol").itertuples(index=False):
@@ -389,27 +394,30 @@ def write_report(
         train = f"{fit.loc[row.protocol, 'train']:.3f}" if fitted else "-"
         epochs = f"{fit.loc[row.protocol, 'epochs']}" if fitted else "-"
         lines.append(
-            f"| {row.protocol} | {row.n_cohorts} | {row.auroc_mean:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}] | "
-            f"{row.auprc_mean:.3f} | {row.accuracy_mean:.3f} | {row.f1_mean:.3f} | {train} | {epochs} |"
+            f"| {row.protocol} | {row.n_cohorts} | {row.auroc_mean:.3f} [{row.ci_low:.3f}, "
+            f"{row.ci_high:.3f}] | {row.auprc_mean:.3f} | {row.accuracy_mean:.3f} | "
+            f"{row.f1_mean:.3f} | {train} | {epochs} |"
         )
     by_protocol = overall.set_index("protocol")["auroc_mean"]
     lines.append("")
     lines.append(
-        f"Published AUROC on the oversampled validation rows: {PUBLISHED_AUROC:.3f} (paper, Table 2)."
+        f"Published AUROC on the oversampled validation rows: {PUBLISHED_AUROC:.3f} "
+        "(paper, Table 2)."
     )
     if {HONEST_PROTOCOL, LEAKY_PROTOCOL} <= set(by_protocol.index):
         honest, leaky = by_protocol[HONEST_PROTOCOL], by_protocol[LEAKY_PROTOCOL]
         lines.append(
-            f"Honest protocol (split first, SMOTE inside training rows): {honest:.3f}; the paper's leaky protocol "
-            f"(duplicate responders, then split) with the same model and seeds: {leaky:.3f} "
-            f"({leaky - honest:+.3f} from leakage; meaningful only where the training AUROC shows a model that "
-            "fits its training rows)."
+            f"Honest protocol (split first, SMOTE inside training rows): {honest:.3f}; the paper's "
+            "leaky protocol (duplicate responders, then split) with the same model and seeds: "
+            f"{leaky:.3f} ({leaky - honest:+.3f} from leakage; meaningful only where the training "
+            "AUROC shows a model that fits its training rows)."
         )
     if len(audit):
         share = audit["n_test_copies_of_train"].sum() / audit["n_test"].sum()
         lines.append(
-            f"In the leaky protocol {audit['n_test_copies_of_train'].mean():.1f} of {audit['n_test'].mean():.0f} validation "
-            f"rows per split ({share:.0%}) are exact copies of training rows (spec 1.6: 21-22 of 56 in the original)."
+            f"In the leaky protocol {audit['n_test_copies_of_train'].mean():.1f} of "
+            f"{audit['n_test'].mean():.0f} validation rows per split ({share:.0%}) are exact "
+            "copies of training rows (spec 1.6: 21-22 of 56 in the original)."
         )
     cohorts = cohort_table[~cohort_table["protocol"].isin(STUDY_PROTOCOLS)]
     if len(cohorts):

@@ -122,12 +122,14 @@ def _fold_arrays(
         absent = [k for k in keys if k not in features.index]
         if absent:
             raise ValueError(
-                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {len(absent)} {role} samples have no features, e.g. {absent[:3]}"
+                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: "
+                f"{len(absent)} {role} samples have no features, e.g. {absent[:3]}"
             )
         unlabelled = labels.loc[keys].isna()
         if unlabelled.any():
             raise ValueError(
-                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: {role} samples without a label: {unlabelled[unlabelled].index[:3].tolist()}"
+                f"{fold.protocol} fold {fold.held_out!r}/{fold.trial}: "
+                f"{role} samples without a label: {unlabelled[unlabelled].index[:3].tolist()}"
             )
     return (
         features.loc[fold.train_keys].to_numpy(float),
@@ -280,7 +282,8 @@ def _predictions_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def lodocv_folds_of(
     lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]
 ) -> list[FoldSpec]:
-    """The LODOCV folds to score: ``params.n_trials`` trials, held-out cohorts in ``params.held_out`` (null = all)."""
+    """The LODOCV folds to score: ``params.n_trials`` trials,
+    held-out cohorts in ``params.held_out`` (null = all)."""
     wanted = params.get("held_out")
     if wanted:
         unknown = sorted(set(wanted) - set(lodocv_folds["held_out"]))
@@ -384,14 +387,16 @@ def choose_deployment_family(
     means = rows.groupby("model")["auroc_mean"].agg(["mean", "count"]).dropna()
     if means.empty:
         raise ValueError(
-            f"baselines.registry: no {protocol!r} results of the families {enabled} to choose the deployed baseline from"
+            f"baselines.registry: no {protocol!r} results of the families {enabled} to choose the "
+            "deployed baseline from"
         )
     wanted = registry.get("model", "best")
     if wanted == "best":
         wanted = str(means["mean"].idxmax())
     elif wanted not in means.index:
         raise ValueError(
-            f"baselines.registry.model {wanted!r} has no {protocol!r} results; choose one of {sorted(means.index)} or 'best'"
+            f"baselines.registry.model {wanted!r} has no {protocol!r} results; "
+            f"choose one of {sorted(means.index)} or 'best'"
         )
     return wanted, float(means.loc[wanted, "mean"]), int(means.loc[wanted, "count"])
 
@@ -488,7 +493,8 @@ def compute_signature_scores(
     coverage: pd.DataFrame,
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """Every sample's score for every scored signature: ``sample_key, cohort, label, sig_<NAME>...``.
+    """Every sample's score for every scored signature: ``sample_key, cohort, label,
+    sig_<NAME>...``.
 
     Scores are per sample (ssGSEA ranks genes within a sample; weighted means use the
     label-free within-cohort z-scores), so they are computed once and reused by every fold.
@@ -567,15 +573,15 @@ def predict_signatures(
     )
 
 
-# ----------------------------------------------------------------------------- signatures on the AMU matrix
+# --------------------------------------------------------------------- signatures on the AMU matrix
 # Signatures need no training, so they are scored in every protocol on the same test rows,
 # the AMU study setting included (issue 3): its 160 genes, as ln(constituent ratio + pseudo_count).
 
 # Methods that cannot be computed on log constituent ratios (all negative): COX_IS divides
 # mean log expression of two gene groups, which needs non-negative log2(TPM+1).
 _AMU_UNSCORABLE_METHODS: dict[str, str] = {
-    "cox_is": "COX_IS divides mean log2(TPM+1) of two gene groups; the AMU matrix holds constituent ratios "
-    "(their logs are negative), so the ratio is undefined",
+    "cox_is": "COX_IS divides mean log2(TPM+1) of two gene groups; the AMU matrix holds "
+    "constituent ratios (their logs are negative), so the ratio is undefined",
 }
 
 
@@ -729,11 +735,12 @@ def _settings_line(params: Mapping[str, Any]) -> str:
     )
     return (
         f"Models: panel `{params['panel']}` of the per-cohort standardized expression, {features} "
-        f"(selected on each fold's training rows), hyper-parameters by {params['inner_cv']['n_splits']}-fold "
-        f"inner CV on training rows (transfer: `{params.get('transfer_search', 'fold')}` rows), decision "
-        f"threshold `{params['threshold']['method']}` on `{params['threshold']['source']}` training "
+        "(selected on each fold's training rows), hyper-parameters by "
+        f"{params['inner_cv']['n_splits']}-fold inner CV on training rows (transfer: "
+        f"`{params.get('transfer_search', 'fold')}` rows), decision threshold "
+        f"`{params['threshold']['method']}` on `{params['threshold']['source']}` training "
         f"probabilities; AMU matrix: ln(ratio + {params['amu_holdout']['pseudo_count']:g}), "
-        f"{'all genes' if params['amu_holdout'].get('n_features') is None else str(params['amu_holdout']['n_features']) + ' genes'}"
+        f"{'all genes' if params['amu_holdout'].get('n_features') is None else str(params['amu_holdout']['n_features']) + ' genes'}"  # noqa: E501
         f"{', SMOTE inside training rows' if params['amu_holdout'].get('smote') else ''}."
     )
 
@@ -759,8 +766,8 @@ def write_summary_markdown(
     failed = coverage[coverage["status"] == "failed"]
     lines.append(
         f"Signatures: {len(scored)} of {len(coverage)} scored ({', '.join(scored['signature'])}); "
-        f"{len(failed)} failed the coverage rule (> {params['signatures']['min_coverage']:.0%} of genes in the panel) "
-        "or cannot be computed:"
+        f"{len(failed)} failed the coverage rule (> {params['signatures']['min_coverage']:.0%} of "
+        "genes in the panel) or cannot be computed:"
     )
     lines.append("")
     lines += [f"- {row.signature}: {row.reason}" for row in failed.itertuples(index=False)]
@@ -773,9 +780,10 @@ def write_summary_markdown(
         amu_scored = amu_coverage[amu_coverage["status"].str.startswith("scored")]
         lines += [
             "",
-            f"Signatures on the AMU matrix (`amu_holdout`, its genes as ln(ratio + "
-            f"{params['amu_holdout']['pseudo_count']:g}), z-scored over its samples): {len(amu_scored)} of "
-            f"{len(amu_coverage)} scored ({', '.join(amu_scored['signature']) or 'none'}), by the same coverage rule; "
+            "Signatures on the AMU matrix (`amu_holdout`, its genes as ln(ratio + "
+            f"{params['amu_holdout']['pseudo_count']:g}), z-scored over its samples): "
+            f"{len(amu_scored)} of {len(amu_coverage)} scored "
+            f"({', '.join(amu_scored['signature']) or 'none'}), by the same coverage rule; "
             "the others fail it (table `baselines_amu_signature_coverage`).",
         ]
         # Also list signatures that pass coverage but cannot be computed on constituent ratios.
@@ -792,8 +800,8 @@ def write_summary_markdown(
     lines += [
         "",
         "Signature models (`sig_*`) are fixed scores (resistance signatures sign-flipped); their "
-        "`y_prob` is a logistic map of the score standardized on the fold's training rows, so their "
-        "AUROC/AUPRC are the signature's own but their Brier score is not meaningful.",
+        "`y_prob` is a logistic map of the score standardized on the fold's training rows, "
+        "so their AUROC/AUPRC are the signature's own but their Brier score is not meaningful.",
         "",
     ]
     if len(search_log):
@@ -816,7 +824,8 @@ def _placeholder_figure(message: str) -> Figure:
 def plot_protocol_figures(
     cohort_table: pd.DataFrame, predictions: pd.DataFrame, protocol: str
 ) -> tuple[Figure, Figure]:
-    """Per-cohort AUROC with CIs and pooled ROC/PR curves of one protocol (a note if it was not run)."""
+    """Per-cohort AUROC with CIs and pooled ROC/PR curves of one protocol
+    (a note if it was not run)."""
     from icb_kedro.reporting.plots import plot_cohort_auroc, plot_roc_pr_curves
 
     if not (predictions["protocol"] == protocol).any():

@@ -1,4 +1,5 @@
-"""evaluation: every model's predictions on the same folds -> one results table, summaries, paired tests."""
+"""evaluation: every model's predictions on the same folds -> one results table,
+summaries, paired tests."""
 
 from .pipeline import create_pipeline
 

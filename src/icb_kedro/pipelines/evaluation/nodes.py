@@ -76,7 +76,8 @@ def summarize_results(
 
 
 def calibration_bins(params: dict[str, Any]) -> int:
-    """``evaluation.calibration.n_bins``: the one bin count of the table and the reliability plots."""
+    """``evaluation.calibration.n_bins``: the one bin count of the table and the
+    reliability plots."""
     return int((params.get("calibration") or {}).get("n_bins", 10))
 
 

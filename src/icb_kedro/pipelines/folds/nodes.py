@@ -34,7 +34,8 @@ from icb_kedro.schema import (
 def stratified_split(
     keys: np.ndarray, labels: np.ndarray, test_size: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/test split of labelled samples (the IC2Bert protocol: test = ceil(0.2 n))."""
+    """Stratified train/test split of labelled samples (the IC2Bert protocol:
+    test = ceil(0.2 n))."""
     train, test = train_test_split(
         keys, test_size=test_size, stratify=labels, random_state=seed, shuffle=True
     )
@@ -108,10 +109,11 @@ def make_lodocv_folds(
         # Not scorable as a held-out cohort (no AUROC, no stratified split); it still serves
         # as a source of training rows and pretraining for the other cohorts' folds.
         raise InputDataError(
-            f"held-out cohort {held_out!r} has {counts.get(1, 0)} responder(s) and {counts.get(0, 0)} non-responder(s) "
-            "labelled under the label rule (harmonization.label); a held-out cohort needs at least 2 of each. Hold "
-            f"out the other cohorts only (ICB_COHORTS=... without {held_out}; it stays a training and pretraining "
-            "source), or choose another label rule."
+            f"held-out cohort {held_out!r} has {counts.get(1, 0)} responder(s) and "
+            f"{counts.get(0, 0)} non-responder(s) labelled under the label rule "
+            "(harmonization.label); a held-out cohort needs at least 2 of each. Hold out the other "
+            f"cohorts only (ICB_COHORTS=... without {held_out}; it stays a training and "
+            "pretraining source), or choose another label rule."
         )
     others = table[table[COHORT] != held_out]
     fixed = pd.concat(

@@ -134,7 +134,8 @@ def build_harmonized_expression(
     table[LABEL] = table[LABEL].astype("Int8")
     n_common = int((gene_panels["panel"] == PANEL_COMMON).sum())
     logger.info(
-        "harmonized %d samples x %d panel genes (%d in every cohort) from %d cohorts; label rule %s",
+        "harmonized %d samples x %d panel genes (%d in every cohort) from %d "
+        "cohorts; label rule %s",
         len(table),
         len(genes),
         n_common,
@@ -156,8 +157,8 @@ def _measured(values: pd.DataFrame, cohorts: pd.Series) -> pd.DataFrame:
         )
         row = int(np.flatnonzero(((cohorts == cohort).to_numpy()) & isna[gene].to_numpy())[0])
         raise ValueError(
-            f"harmonized_expression: gene {gene!r} is missing for some but not all samples of cohort {cohort!r} "
-            f"(first at row {row}); set ingestion.missing_values.policy"
+            f"harmonized_expression: gene {gene!r} is missing for some but not all samples of "
+            f"cohort {cohort!r} (first at row {row}); set ingestion.missing_values.policy"
         )
     return ~by_cohort_all
 

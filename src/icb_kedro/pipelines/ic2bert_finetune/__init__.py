@@ -1,4 +1,5 @@
-"""ic2bert_finetune: transfer / zero-shot / ensemble / within / sample-size (includes its upstream)."""
+"""ic2bert_finetune: transfer / zero-shot / ensemble / within / sample-size
+(includes its upstream)."""
 
 from .pipeline import create_pipeline
 

@@ -80,7 +80,8 @@ def _bundle(pretrained: dict[str, Any], held_out: str):
     bundle = ModelBundle.from_dict(pretrained)
     if bundle.metadata.get("held_out") != held_out:
         raise ValueError(
-            f"pretrained model of {bundle.metadata.get('held_out')!r} given to the fold of {held_out!r}"
+            f"pretrained model of {bundle.metadata.get('held_out')!r} given to the "
+            f"fold of {held_out!r}"
         )
     return bundle
 
@@ -199,7 +200,8 @@ def readout_of(params: dict[str, Any]) -> str:
     kind = params.get("readout", "per_gene_expected_bin")
     if kind not in READOUTS or kind == "tokens":
         raise ValueError(
-            f"ic2bert_finetune.readout must be one of {[r for r in READOUTS if r != 'tokens']}, got {kind!r}"
+            "ic2bert_finetune.readout must be one of "
+            f"{[r for r in READOUTS if r != 'tokens']}, got {kind!r}"
         )
     return kind
 
@@ -264,7 +266,8 @@ def _readout_settings(params: dict[str, Any]) -> dict[str, Any]:
     readout = params.get("linear_readout") or {}
     if readout.get("calibration", "none") not in ("none", "platt"):
         raise ValueError(
-            f"ic2bert_finetune.linear_readout.calibration must be none or platt, got {readout['calibration']!r}"
+            "ic2bert_finetune.linear_readout.calibration must be none or platt, "
+            f"got {readout['calibration']!r}"
         )
     return {
         "Cs": tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0))),
@@ -644,7 +647,8 @@ def zero_shot_and_ensemble(
     held_out: str,
     features: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``loco`` predictions of the zero-shot head (model ``ic2bert``) and the per-source ensemble."""
+    """``loco`` predictions of the zero-shot head (model ``ic2bert``) and the
+    per-source ensemble."""
     from icb_kedro.models.ic2bert.predict import pooled_features
 
     bundle = _bundle(pretrained, held_out)
@@ -837,7 +841,8 @@ def sample_size_analysis(
     )
     if spec is None:
         raise ValueError(
-            f"sample_size.trial {paper_split} is not an 80/20 split of {held_out!r} (folds.lodocv.paper.n_trials)"
+            f"sample_size.trial {paper_split} is not an 80/20 split of {held_out!r} "
+            "(folds.lodocv.paper.n_trials)"
         )
     trial = spec.trial
     cohort = _cohort_of(tokens)
@@ -985,7 +990,8 @@ def combine_tables(*tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, protocol, cohort, trial): becomes one nested MLflow run (project hook)."""
+    """One row per (model, protocol, cohort, trial): becomes one nested MLflow
+    run (project hook)."""
     from icb_kedro.evaluation.summary import fold_metrics
 
     return fold_metrics(predictions)
@@ -1022,7 +1028,8 @@ def learning_check(predictions: pd.DataFrame, history: pd.DataFrame) -> pd.DataF
     AUROC on the repeat's pooled out-of-fold predictions (as every results table) and, beside
     it, the mean of the splits' own AUROCs (splits holding one class skipped): a gap between
     the two shows fold models that rank on different scales, which pooling penalises. And the
-    spread of its held-out probabilities (a near-constant predictor is a defect, whatever its AUROC)."""
+    spread of its held-out probabilities (a near-constant predictor is a defect, whatever its
+    AUROC)."""
     fits = history[history["member"].isin(["", "zero_shot"])] if len(history) else history
     fit = (
         fits.groupby(["model", "protocol", "held_out", "trial"])

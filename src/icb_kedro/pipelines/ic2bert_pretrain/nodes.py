@@ -109,7 +109,8 @@ def pretrain_fold(
         else None
     )
     logger.info(
-        "Pretraining IC2Bert for held-out %s: %d train / %d validation samples, %d genes, %d bins, %d epochs",
+        "Pretraining IC2Bert for held-out %s: %d train / %d validation samples, %d genes, "
+        "%d bins, %d epochs",
         held_out,
         len(train_keys),
         len(val_keys),

@@ -80,7 +80,8 @@ def ingest_cohorts(
         ).isin(list(params.get("recist_labels", {})))
         if not labelled.any():
             raise InputDataError(
-                f"{clin_src}: cohort {cohort!r} has no labelled sample (column 'response' is empty everywhere)"
+                f"{clin_src}: cohort {cohort!r} has no labelled sample "
+                "(column 'response' is empty everywhere)"
             )
         expression_out[cohort] = expression.T.rename_axis("gene").reset_index()
         clinical_out[cohort] = clinical
@@ -117,7 +118,8 @@ def ingest_gene_list(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     genes = genes[genes != ""]
     if genes.empty:
         raise InputDataError(
-            f"{source}: lists no gene (one gene symbol per line expected); the {source!r} panel would be empty"
+            f"{source}: lists no gene (one gene symbol per line expected); "
+            f"the {source!r} panel would be empty"
         )
     dup = genes[genes.duplicated()].tolist()
     if dup:

@@ -1,4 +1,5 @@
-"""ingestion pipeline: every cohort pair in the data directory, the AMU matrix, the IC2Bert panel."""
+"""ingestion pipeline: every cohort pair in the data directory, the AMU matrix,
+the IC2Bert panel."""
 
 from kedro.pipeline import Node, Pipeline
 

@@ -1,4 +1,5 @@
-"""Interpretation pipeline: SHAP, IC2Bert importance, AMU embeddings, enrichment, survival, report."""
+"""Interpretation pipeline: SHAP, IC2Bert importance, AMU embeddings, enrichment,
+survival, report."""
 
 from .pipeline import create_pipeline
 

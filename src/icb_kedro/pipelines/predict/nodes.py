@@ -116,7 +116,8 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
     model = str(params.get("model") or "ic2bert")
     if model not in REGISTERED_MODELS:
         raise ValueError(
-            f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} (or set predict.model_uri)"
+            f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} "
+            "(or set predict.model_uri)"
         )
     name = REGISTERED_MODELS[model]
     if name is None:
@@ -165,7 +166,8 @@ def _score_with(model, uri: str, expression: pd.DataFrame) -> pd.DataFrame:
         missing = [g for g in genes if g not in expression.columns or expression[g].isna().all()]
         if missing:
             logger.warning(
-                "%s: the input lacks %d of %d panel genes (the model's missing-gene policy applies): %s",
+                "%s: the input lacks %d of %d panel genes (the model's missing-gene "
+                "policy applies): %s",
                 uri,
                 len(missing),
                 len(genes),

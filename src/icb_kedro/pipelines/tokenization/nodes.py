@@ -51,7 +51,8 @@ def select_model_input(
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
         raise ValueError(
-            f"gene panel {panel!r} is empty or unknown; gene_panels has {sorted(gene_panels['panel'].unique())}"
+            f"gene panel {panel!r} is empty or unknown; gene_panels has "
+            f"{sorted(gene_panels['panel'].unique())}"
         )
     missing = sorted(set(genes) - set(gene_columns(table)))
     if missing:
@@ -63,7 +64,8 @@ def select_model_input(
 def split_pretraining_pool(
     lodocv_folds: pd.DataFrame, params: dict[str, Any], held_out: str
 ) -> pd.DataFrame:
-    """h's pretraining pool, split at random into MLM train / validation rows (``sample_key, split``).
+    """h's pretraining pool, split at random into MLM train / validation rows
+    (``sample_key, split``).
 
     The validation rows (``mlm_val_fraction``, default 10%) only pick the pretraining
     checkpoint; h never enters the pool.
@@ -90,7 +92,8 @@ def fit_tokenizer(
     if len(rows) != len(train_keys):
         unknown = sorted(train_keys - set(rows[SAMPLE_KEY]))
         raise ValueError(
-            f"{len(unknown)} pretraining keys are not in the IC2Bert input table, e.g. {unknown[:3]}"
+            f"{len(unknown)} pretraining keys are not in the IC2Bert input table, "
+            f"e.g. {unknown[:3]}"
         )
     held_out = pretrain_split["held_out"].iloc[0]
     if (rows[COHORT] == held_out).any():
@@ -102,7 +105,8 @@ def fit_tokenizer(
 
 
 def tokenize_samples(model_input: pd.DataFrame, tokenizer: pd.DataFrame) -> pd.DataFrame:
-    """Every sample tokenized with the fold's frozen bins: ``cohort, sample_key, label`` + gene token columns."""
+    """Every sample tokenized with the fold's frozen bins: ``cohort, sample_key,
+    label`` + gene token columns."""
     bins = QuantileBins.from_frame(tokenizer)
     tokens = tokenize(bins, model_input, where="ic2bert_model_input")
     frame = pd.DataFrame(tokens.astype(np.int16), columns=list(bins.genes))
