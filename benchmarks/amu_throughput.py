@@ -65,7 +65,7 @@ def make_engine(engine: str, n_genes: int, batch: int, seed: int = 0):
     import paddle
 
     from icb_kedro.models.amu.model import AmuConfig, AmuNet
-    from icb_kedro.models.amu.train import single_threaded_blas
+    from icb_kedro.models.amu.paddle_runtime import single_threaded_blas
 
     paddle.seed(seed)
     net = AmuNet(AmuConfig(n_genes=n_genes), engine=engine)
@@ -149,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
-    from icb_kedro.models.amu.train import configure_paddle
+    from icb_kedro.models.amu.paddle_runtime import configure_paddle
 
     configure_paddle(seed=0, num_threads=args.threads, engine="fused")
     print(

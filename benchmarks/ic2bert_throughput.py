@@ -28,9 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icb_kedro.models.ic2bert import train
+from icb_kedro.models.ic2bert import finetune_loop, optim, pretrain_loop, train_config
 from icb_kedro.models.ic2bert.config import IC2BertConfig
 from icb_kedro.models.ic2bert.model import build_model
+from icb_kedro.models.ic2bert.weights import init_params
 
 
 def cpu_flags() -> str:
@@ -78,27 +79,27 @@ def pretrain_step_flops(config: IC2BertConfig, batch: int) -> float:
     function (only lowered here, never compiled or run).
     """
     flat = dataclasses.replace(config, scan_layers=False)
-    update, _, init, _ = train._mlm_functions(flat, train.MaskingConfig(), 0)
+    update, _, init, _ = pretrain_loop._mlm_functions(flat, train_config.MaskingConfig(), 0)
     tokens = jnp.zeros((batch, config.n_genes), jnp.int32)
     state = jax.eval_shape(lambda: init(0, tokens))
     gene_ids = jnp.arange(config.n_genes, dtype=jnp.int32)
     return xla_flops(
         update.lower(
-            state, tokens, jnp.ones(batch, jnp.float32), train.StepHyper(1e-4, 0.01, 1.0), gene_ids
+            state, tokens, jnp.ones(batch, jnp.float32), optim.StepHyper(1e-4, 0.01, 1.0), gene_ids
         )
     )
 
 
 def finetune_step_flops(config: IC2BertConfig, batch: int) -> float:
     flat = dataclasses.replace(config, scan_layers=False)
-    update, _, optimizer = train._supervised_functions(flat, "all", 0)
+    update, _, optimizer = finetune_loop._supervised_functions(flat, "all", 0)
     params = jax.eval_shape(
         lambda: build_model(flat).init(
             jax.random.PRNGKey(0), jnp.zeros((1, config.n_genes), jnp.int32), True
         )
     )
     state = jax.eval_shape(
-        lambda p: train.TrainingState(
+        lambda p: optim.TrainingState(
             p, optimizer.init(p), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32)
         ),
         params,
@@ -107,7 +108,7 @@ def finetune_step_flops(config: IC2BertConfig, batch: int) -> float:
     vector = jnp.ones(batch, jnp.float32)
     loss_args = (np.float32(0.6), np.float32(0.4), np.float32(2.0))
     return xla_flops(
-        update.lower(state, tokens, vector, vector, train.StepHyper(1e-4, 0.01, 1.0), loss_args)
+        update.lower(state, tokens, vector, vector, optim.StepHyper(1e-4, 0.01, 1.0), loss_args)
     )
 
 
@@ -115,12 +116,14 @@ def pretrain_step(
     config: IC2BertConfig, batch: int, repeats: int, micro_batch: int
 ) -> dict[str, float]:
     """The real pretraining update (masking + forward + backward + clip/AdamW), donated state."""
-    update, _, init, _ = train._mlm_functions(config, train.MaskingConfig(), micro_batch)
+    update, _, init, _ = pretrain_loop._mlm_functions(
+        config, train_config.MaskingConfig(), micro_batch
+    )
     tokens = jnp.asarray(
         np.random.default_rng(1).integers(0, config.n_bins, size=(batch, config.n_genes)), jnp.int32
     )
     weights = jnp.ones(batch, jnp.float32)
-    hyper = train.StepHyper(1e-4, 0.01, 1.0)
+    hyper = optim.StepHyper(1e-4, 0.01, 1.0)
     state = init(0, tokens)
     gene_ids = jnp.arange(config.n_genes, dtype=jnp.int32)
     started = time.perf_counter()
@@ -148,9 +151,9 @@ def finetune_step(
     config: IC2BertConfig, batch: int, repeats: int, micro_batch: int
 ) -> dict[str, float]:
     """The real supervised fine-tuning update (focal loss, all parameters trainable)."""
-    update, _, optimizer = train._supervised_functions(config, "all", micro_batch)
-    params = jax.tree_util.tree_map(jnp.asarray, train.init_params(config, 0))
-    state = train.TrainingState(
+    update, _, optimizer = finetune_loop._supervised_functions(config, "all", micro_batch)
+    params = jax.tree_util.tree_map(jnp.asarray, init_params(config, 0))
+    state = optim.TrainingState(
         params, optimizer.init(params), jax.random.PRNGKey(0), jnp.zeros((), jnp.int32)
     )
     tokens = jnp.asarray(
@@ -158,7 +161,7 @@ def finetune_step(
     )
     labels = jnp.asarray(np.arange(batch) % 2, jnp.float32)
     weights = jnp.ones(batch, jnp.float32)
-    hyper = train.StepHyper(1e-4, 0.01, 1.0)
+    hyper = optim.StepHyper(1e-4, 0.01, 1.0)
     loss_args = (np.float32(0.6), np.float32(0.4), np.float32(2.0))
     started = time.perf_counter()
     compiled = update.lower(state, tokens, labels, weights, hyper, loss_args).compile()
@@ -199,7 +202,7 @@ def main() -> None:
     parser.add_argument(
         "--micro-batch",
         type=int,
-        default=train.PretrainConfig.micro_batch_size,
+        default=train_config.PretrainConfig.micro_batch_size,
         help="gradient-accumulation micro-batch (0 = off)",
     )
     parser.add_argument("--matmul-size", type=int, default=2048)

@@ -54,3 +54,21 @@ def test_no_pipeline_module_imports_another_pipeline() -> None:
                 parts = node.module.split(".")
                 if parts[:2] == ["icb_kedro", "pipelines"] and len(parts) > 2:
                     assert parts[2] == own, f"{path.relative_to(ROOT)} imports {node.module}"
+
+
+def test_the_evaluation_scores_every_model_pipeline_that_writes_predictions(requested) -> None:
+    """A model is a plug-in: a pipeline writing ``predictions_<name>`` is gathered by the
+    evaluation without a change to it (``pipeline_registry.scored_models``)."""
+    from kedro.pipeline import Node, Pipeline
+
+    from icb_kedro.pipeline_registry import scored_models
+
+    evaluation = requested("evaluation")["evaluation"]
+    assert {
+        "predictions_amu",
+        "predictions_baselines",
+        "predictions_ic2bert",
+    } <= evaluation.inputs()
+    toy = Pipeline([Node(lambda x: x, "toy_features", "predictions_toy", name="toy_fit")])
+    with_toy = {**{name: pipelines[name] for name in ("amu", "baselines")}, "toy": toy}
+    assert scored_models(with_toy) == ["amu", "baselines", "toy"]

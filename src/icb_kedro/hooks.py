@@ -342,3 +342,52 @@ class RegistryAliasHook:
             logger.info(
                 "Wrote the measured AUROC [CI] on %d registered IC2Bert champions", described
             )
+
+
+def typed_parameters() -> dict[str, type]:
+    """``params:<block>`` -> its typed model (``icb_kedro.config``), for the blocks typed so far."""
+    from icb_kedro.pipelines.evaluation.config import EvaluationConfig
+    from icb_kedro.pipelines.folds.config import FoldsConfig
+    from icb_kedro.pipelines.harmonization.config import HarmonizationConfig
+    from icb_kedro.pipelines.ingestion.config import IngestionConfig
+    from icb_kedro.pipelines.interpretation.config import InterpretationConfig
+    from icb_kedro.pipelines.predict.config import PredictConfig
+    from icb_kedro.pipelines.tokenization.config import TokenizationConfig
+
+    return {
+        "evaluation": EvaluationConfig,
+        "folds": FoldsConfig,
+        "harmonization": HarmonizationConfig,
+        "ingestion": IngestionConfig,
+        "interpretation": InterpretationConfig,
+        "predict": PredictConfig,
+        "tokenization": TokenizationConfig,
+    }
+
+
+def check_parameters(parameters: dict[str, Any], used: Any) -> list[str]:
+    """Parse every typed block that the ``used`` dataset names read (``params:<block>...``);
+    raise one error listing every problem (unknown keys, wrong types or choices)."""
+    read = {name[len("params:") :].split(".")[0] for name in used if name.startswith("params:")}
+    models = typed_parameters()
+    problems = []
+    for block in sorted(read & set(models)):
+        try:
+            models[block].of(parameters.get(block), f"params:{block}")
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ValueError(
+            "invalid parameters (conf/<env>/parameters_*.yml, --params):\n- "
+            + "\n- ".join(problems)
+        )
+    return sorted(read & set(models))
+
+
+class ParametersCheckHook:
+    """Fail a run at its start, not hours in, when a typed parameter block it reads is wrong."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        checked = check_parameters(catalog.load("parameters"), pipeline.inputs())
+        logger.debug("typed parameter blocks checked: %s", checked)

@@ -43,9 +43,23 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 }
 
 
-def with_reports(models: Pipeline) -> Pipeline:
-    """``models`` + the evaluation and the interpretation report (ordered by shared names)."""
-    return models + evaluation_pipeline() + interpretation_pipeline()
+def scored_models(pipelines: dict[str, Pipeline]) -> list[str]:
+    """``<name>`` of every ``predictions_<name>`` table a model pipeline writes: what the
+    evaluation gathers (a new model pipeline is scored by writing one)."""
+    return sorted(
+        {
+            output.removeprefix("predictions_")
+            for name, pipeline in pipelines.items()
+            if name not in NOT_MODELS
+            for output in pipeline.all_outputs()
+            if output.startswith("predictions_") and "." not in output
+        }
+    )
+
+
+def with_reports(models: Pipeline, scored: list[str]) -> Pipeline:
+    """``models`` + the evaluation of ``scored`` and the report (ordered by shared names)."""
+    return models + evaluation_pipeline(models=scored) + interpretation_pipeline()
 
 
 def project_pipelines() -> dict[str, Pipeline]:
@@ -73,11 +87,13 @@ def register_pipelines() -> dict[str, Pipeline]:
             for name, upstream in UPSTREAM.items()
         }
     )
+    scored = scored_models(pipelines)
+    pipelines["evaluation"] = evaluation_pipeline(models=scored)
     models = {name: p for name, p in pipelines.items() if name not in NOT_MODELS}
     # Summing dedups nodes shared by several pipelines (the upstream chain), one DAG.
-    pipelines["study"] = with_reports(sum(models.values(), Pipeline([])))
+    pipelines["study"] = with_reports(sum(models.values(), Pipeline([])), scored)
     pipelines["__default__"] = with_reports(
-        sum((p for name, p in models.items() if name not in DEFAULT_SKIPS), Pipeline([]))
+        sum((p for name, p in models.items() if name not in DEFAULT_SKIPS), Pipeline([])), scored
     )
     # model.<family> / protocol.<name> tags for kedro-viz's filter and `kedro run --tags`.
     return {name: tag_pipeline(p) for name, p in pipelines.items()}

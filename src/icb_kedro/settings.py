@@ -6,7 +6,12 @@ import os
 
 from kedro.config import OmegaConfigLoader  # noqa: F401  (the default, named for readers)
 
-from icb_kedro.hooks import LodocvFoldRunsHook, OrphanedRunsHook, RegistryAliasHook
+from icb_kedro.hooks import (
+    LodocvFoldRunsHook,
+    OrphanedRunsHook,
+    ParametersCheckHook,
+    RegistryAliasHook,
+)
 from icb_kedro.paths import data_dir, project_root
 
 # Telemetry needs the network; CI and offline users must never wait on it.
@@ -30,7 +35,7 @@ def _mlflow_registry_uri() -> str:
     return os.environ.get("MLFLOW_REGISTRY_URI") or _mlflow_tracking_uri()
 
 
-HOOKS = (LodocvFoldRunsHook(), OrphanedRunsHook(), RegistryAliasHook())
+HOOKS = (ParametersCheckHook(), LodocvFoldRunsHook(), OrphanedRunsHook(), RegistryAliasHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -7,13 +7,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from icb_kedro.interpretation.survival import (
-    cox_per_gene,
-    kaplan_meier_by_prediction,
-    per_sample_calls,
-    plot_forest,
-    survival_frame,
-)
+from icb_kedro.interpretation.survival_cox import cox_per_gene, plot_forest
+from icb_kedro.interpretation.survival_data import survival_frame
+from icb_kedro.interpretation.survival_km import kaplan_meier_by_prediction, per_sample_calls
 
 TRUE_LOG_HR = 0.9  # hazard gene: HR = exp(0.9) = 2.46 per SD
 
@@ -147,7 +143,7 @@ def test_kaplan_meier_by_prediction_separates_planted_groups(cohorts):
 
 def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
     """Planted survival genes beat random genes; a selection of noise genes does not."""
-    from icb_kedro.interpretation.survival import random_gene_null
+    from icb_kedro.interpretation.survival_null import random_gene_null
 
     expression, clinical = cohorts
     rng = np.random.default_rng(1)
@@ -178,7 +174,7 @@ def test_selected_genes_are_compared_with_as_many_random_genes(cohorts):
 
 
 def test_the_report_says_when_the_random_gene_null_is_not_estimable():
-    from icb_kedro.interpretation.survival import NULL_COLUMNS
+    from icb_kedro.interpretation.survival_null import NULL_COLUMNS
     from icb_kedro.reporting.report import render_report
     from icb_kedro.reporting.sections_biology import section_survival
     from icb_kedro.reporting.study_inputs import StudyInputs

@@ -6,14 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icb_kedro.io.readers import (
-    apply_missing_policy,
-    check_samples_match,
-    load_partition,
-    parse_amu_matrix,
-    parse_clinical,
-    parse_expression,
-)
+from icb_kedro.io.amu_matrix_reader import parse_amu_matrix
+from icb_kedro.io.clinical_reader import check_samples_match, parse_clinical
+from icb_kedro.io.expression_reader import apply_missing_policy, parse_expression
+from icb_kedro.io.raw_tables import load_partition
 from icb_kedro.io.validation import InputDataError
 from icb_kedro.pipelines.ingestion.nodes import ingest_cohorts, select_cohorts
 

@@ -22,9 +22,10 @@ MLflow: each cell logs to its own SQLite file (copied from an empty template, so
 pays the ~15 s schema creation), hence concurrent cells never share a SQLite writer. The
 driver merges results into the project's experiment afterwards (icb_kedro.grid.tracking).
 
-Cells use process-wide state (working directory, environment, Kedro's project settings,
-MLflow's active run), so a process runs one cell at a time (``_CELL_LOCK``); parallelism
-comes from several worker processes.
+A cell's Kedro session runs in a child process started in the cell's folder with the
+cell's environment (``icb_kedro.grid.cell_session``): the worker's own working directory,
+environment, ``sys.path`` and MLflow state never change. A worker process still runs one
+cell at a time (``_CELL_LOCK``); parallelism comes from several workers.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 
 import pandas as pd
 
+from icb_kedro.grid.cell_session import run_in_child
 from icb_kedro.grid.cells import Cell, Grid, fingerprint
 from icb_kedro.schema import FOLD_METRIC_COLUMNS, PREDICTION_COLUMNS
 
@@ -378,12 +380,12 @@ def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutc
 
     started = time.perf_counter()
     environ = {**layout.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cell_dir / 'mlflow.db'}"}
-    with _cell_environment(cell_dir, environ):
-        _slice_inputs(cell, layout, cell_dir, linked)
-        before = _stat_targets(linked.values())
-        results = _run_session(cell, layout, cell_dir) if cell.pipelines else {}
+    results = (
+        run_in_child(cell, layout, cell_dir, linked, environ)
+        if cell.pipelines or cell.slice_inputs
+        else {}
+    )
     wall_s = time.perf_counter() - started
-    _check_targets_untouched(cell, before)
 
     rows = _write_results(cell, cell_dir, results)
     marker = {
@@ -548,60 +550,6 @@ def _link_tree(source: Path, target: Path, exclude: Path | None = None) -> dict[
             os.symlink(real, link)
             linked[(rel_dir / name).as_posix()] = real
     return linked
-
-
-@contextmanager
-def _cell_environment(cell_dir: Path, environ: Mapping[str, str]) -> Iterator[None]:
-    """cwd, environment and ``sys.path`` of one cell, all restored afterwards.
-
-    Restored in full because the run changes more than we set: Kedro's bootstrap prepends
-    the cell's ``src`` to ``PYTHONPATH`` and ``sys.path``, kedro-mlflow exports
-    ``MLFLOW_EXPERIMENT_ID``; in a worker running hundreds of cells these would pile up.
-    """
-    import sys
-
-    old_cwd, old_env, old_path = Path.cwd(), dict(os.environ), list(sys.path)
-    os.environ.update(environ)
-    os.environ.pop("MLFLOW_REGISTRY_URI", None)
-    os.chdir(
-        cell_dir
-    )  # MLflow's default artifact root (./mlruns) and Kedro's info.log are cwd-relative
-    try:
-        yield
-    finally:
-        if "mlflow" in sys.modules:
-            import mlflow
-
-            while mlflow.active_run() is not None:  # kedro-mlflow leaves its run on the stack
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
-            _release_mlflow_engines(cell_dir)
-        os.chdir(old_cwd)
-        os.environ.clear()
-        os.environ.update(old_env)
-        sys.path[:] = old_path
-
-
-def _release_mlflow_engines(cell_dir: Path) -> None:
-    """Close the SQLAlchemy pools MLflow keeps per database URI for this cell's store.
-
-    MLflow caches one engine per URI for the life of the process. A worker runs hundreds of
-    cells, each with its own SQLite file, so without this the open files pile up; and a
-    retried cell (same path, fresh file) would write through a stale connection to the
-    deleted file ("attempt to write a readonly database"). ``dispose`` only empties the
-    pool: a later use reconnects to the file now at that path.
-    """
-    import sys
-
-    for module in (
-        "mlflow.store.tracking.sqlalchemy_store",
-        "mlflow.store.model_registry.sqlalchemy_store",
-    ):
-        store_cls = getattr(sys.modules.get(module), "SqlAlchemyStore", None)
-        for uri, engine in list(getattr(store_cls, "_engine_map", {}).items()):
-            if str(cell_dir) in uri:
-                engine.dispose()
 
 
 @lru_cache(maxsize=8)

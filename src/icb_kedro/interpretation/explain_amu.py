@@ -24,7 +24,7 @@ def _amu_fitted(weights: Mapping[str, Any] | None, fold_id: str) -> Any | None:
     """The FittedNetwork of one fold from an ``amu_weights_*`` dict (None if absent)."""
     if not weights or fold_id not in weights:
         return None
-    from icb_kedro.models.amu.train import FittedNetwork
+    from icb_kedro.models.amu.fitted_network import FittedNetwork
 
     return FittedNetwork.from_mapping(weights[fold_id])
 

@@ -154,10 +154,10 @@ def explain_baseline(
     from icb_kedro.evaluation.protocols import iter_amu_holdout_folds
     from icb_kedro.models.baselines.estimators import (
         CLASSIFIER_STEP,
-        fit_predict_fold,
         log_ratio_features,
         model_spec_from_params,
     )
+    from icb_kedro.models.baselines.fold_fit import fit_predict_fold
 
     settings = setting_params(shap_params, setting, model)
     model_params = baselines_params["models"].get(model)

@@ -1,6 +1,6 @@
 """The study report: which sources it reads, what each section shows, and the HTML.
 
-``build_report`` (the interpretation pipeline's report node) takes one mapping of sources
+``study_report`` (behind the interpretation pipeline's report node) takes one mapping of sources
 (``ReportSources``: the data chain's tables, the model pipelines' and the evaluation's
 outputs, the interpretation's own tables), derives what each section shows
 (``study_inputs`` -> ``StudyInputs``: fallback summaries when the evaluation was not run,
@@ -98,7 +98,8 @@ def _evaluation_tables(
     overall: pd.DataFrame | None,
     comparisons: pd.DataFrame | None,
     markdown: str | None,
-    params: dict[str, Any],
+    n_boot: int,
+    seed: int,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None, str | None, str]:
     """The evaluation pipeline's summaries, or the same summaries computed here from
     whatever predictions exist (then said so in the report)."""
@@ -114,7 +115,6 @@ def _evaluation_tables(
             markdown,
             "Summaries: the evaluation pipeline's results tables.",
         )
-    n_boot, seed = int(params["n_boot"]), int(params["seed"])
     cohort_table = summary.cohort_summary(predictions, n_boot=n_boot, seed=seed)
     overall = summary.overall_summary(predictions, n_boot=n_boot, seed=seed)
     comparisons = summary.paired_comparisons(predictions, n_boot=n_boot, seed=seed)
@@ -252,8 +252,12 @@ def _shap_tables_by_key(sources: ReportSources, not_run: dict[str, str]) -> dict
     return tables
 
 
-def study_inputs(sources: ReportSources, params: Mapping[str, Any]) -> StudyInputs:
-    """What each section shows, derived from the sources (fallback summaries, figures)."""
+def study_inputs(
+    sources: ReportSources, *, n_boot: int, seed: int, survival: Mapping[str, Any]
+) -> StudyInputs:
+    """What each section shows, derived from the sources: the evaluation's summaries (or
+    fallback ones bootstrapped here with ``n_boot``/``seed``), Kaplan-Meier figures by
+    ``survival`` (``params:interpretation.survival``), harmonization figures."""
     not_run = _not_run(sources)
     model_predictions = {
         "baselines": sources.predictions_baselines,
@@ -271,10 +275,11 @@ def study_inputs(sources: ReportSources, params: Mapping[str, Any]) -> StudyInpu
         sources.results_overall_summary,
         sources.results_comparisons,
         sources.results_summary_md,
-        params["evaluation"],
+        n_boot,
+        seed,
     )
     shap_tables = _shap_tables_by_key(sources, not_run)
-    _, km_figures = km_by_model(predictions, sources.clinical_table, params["survival"])
+    _, km_figures = km_by_model(predictions, sources.clinical_table, survival)
     pca_figure = plot_pca_before_after(
         sources.harmonized_expression, sources.expression_standardized, sources.expression_combat
     )
@@ -316,17 +321,25 @@ def study_inputs(sources: ReportSources, params: Mapping[str, Any]) -> StudyInpu
     )
 
 
-def build_report(params: Mapping[str, Any], **sources: Any) -> tuple[str, dict[str, Any]]:
-    """Node: the self-contained HTML study report and its figures (``<name>.png`` -> image).
+def study_report(
+    sources: Mapping[str, Any],
+    *,
+    title: str,
+    top_k: int,
+    dpi: int,
+    n_boot: int,
+    seed: int,
+    survival: Mapping[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """The self-contained HTML study report and its figures (``<name>.png`` -> image).
 
-    ``sources``: one mapping of the datasets the report reads (``ReportSources``), as wired
-    by the interpretation pipeline.
+    ``sources``: one mapping of the datasets the report reads (``ReportSources``; a name it
+    does not know is refused).
     """
-    inputs = study_inputs(ReportSources.from_mapping(sources), params)
-    report = params["report"]
-    html, figures = build_study_report(
-        inputs, report["title"], top_k=int(report.get("top_k", 10)), dpi=int(report.get("dpi", 110))
+    inputs = study_inputs(
+        ReportSources.from_mapping(sources), n_boot=n_boot, seed=seed, survival=survival
     )
+    html, figures = build_study_report(inputs, title, top_k=top_k, dpi=dpi)
     return html, {name: png_image(data) for name, data in figures.items()}
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from icb_kedro.models.amu import attention_kernels as kernels
 from icb_kedro.models.amu.model import AmuConfig, AmuNet
-from icb_kedro.models.amu.train import TrainConfig, configure_paddle, fit_network, predict_proba
+from icb_kedro.models.amu.paddle_runtime import configure_paddle
+from icb_kedro.models.amu.train import fit_network, predict_proba
+from icb_kedro.models.amu.train_config import TrainConfig
 
 
 def _pair(config: AmuConfig, seed: int = 3) -> tuple[AmuNet, AmuNet]:
@@ -226,7 +228,7 @@ def test_fused_training_is_bit_identical_on_one_and_two_threads() -> None:
 
 
 def test_lone_fits_get_the_idle_threads_on_the_fused_engine_only() -> None:
-    from icb_kedro.models.amu.train import lone_fit_threads
+    from icb_kedro.models.amu.train_config import lone_fit_threads
 
     fused = {"engine": "fused", "num_threads": 1}
     assert lone_fit_threads(fused, n_jobs=2, n_fits=1)["num_threads"] == 2

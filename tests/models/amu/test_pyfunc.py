@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from icb_kedro.models.amu.pyfunc import AmuPyfuncModel, load_fitted, save_fitted
-from icb_kedro.models.amu.train import TrainConfig, fit_network, predict_proba
+from icb_kedro.models.amu.train import fit_network, predict_proba
+from icb_kedro.models.amu.train_config import TrainConfig
 
 from .conftest import TINY_MODEL
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from icb_kedro.models.amu.train import (
-    TrainConfig,
     fit_network,
     fit_predict,
     oversample_training_rows,
     predict_proba,
 )
+from icb_kedro.models.amu.train_config import TrainConfig
 
 from .conftest import TINY_MODEL, separable_data
 

@@ -9,12 +9,10 @@ from icb_kedro.models.baselines.estimators import (
     MODEL_FAMILIES,
     ModelSpec,
     expand_candidates,
-    fit_predict_fold,
-    inner_cv_splits,
     log_ratio_features,
     model_spec_from_params,
-    params_to_json,
 )
+from icb_kedro.models.baselines.fold_fit import fit_predict_fold, inner_cv_splits, params_to_json
 
 SENTINEL = 1e6
 

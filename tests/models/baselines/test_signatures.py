@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icb_kedro.models.baselines import signature_coverage as sig_cov
+from icb_kedro.models.baselines import signature_files as sig_files
 from icb_kedro.models.baselines import signatures as sig
 
 INFO = (
@@ -49,8 +51,8 @@ def toy_expression() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
 
 
 def test_parse_reads_every_layout_and_maps_aliases():
-    table = sig.parse_signature_files(toy_files())
-    assert list(table.columns) == list(sig.SIGNATURE_COLUMNS)
+    table = sig_files.parse_signature_files(toy_files())
+    assert list(table.columns) == list(sig_files.SIGNATURE_COLUMNS)
     methods = table.groupby("signature")["method"].first().to_dict()
     assert methods == {
         "COX_IS": "cox_is",
@@ -65,27 +67,29 @@ def test_parse_reads_every_layout_and_maps_aliases():
     assert cox.loc[cox.gene == "CXCL8", "source_gene"].item() == "IL8"
     assert table.loc[table.signature == "WM", "gene"].tolist() == ["A", "B", "Z"]  # BOM removed
     assert table.loc[table.signature == "DOWN", "gene"].tolist() == ["C", "D", "E"]
-    assert table[table.signature == "IMPRES"]["subset"].nunique() == len(sig.IMPRES_PAIRS) == 15
+    assert (
+        table[table.signature == "IMPRES"]["subset"].nunique() == len(sig_files.IMPRES_PAIRS) == 15
+    )
     assert table.loc[table.signature == "TIDE", "gene"].tolist() == [""]  # INFO row, no file
 
 
 def test_parse_rejects_malformed_files():
     with pytest.raises(ValueError, match="no signature_INFO.txt"):
-        sig.parse_signature_files({"UP.csv": "UP\nA\n"})
+        sig_files.parse_signature_files({"UP.csv": "UP\nA\n"})
     with pytest.raises(ValueError, match="has no row in signature_INFO.txt"):
-        sig.parse_signature_files({**toy_files(), "NEW.csv": "gene\nA\n"})
+        sig_files.parse_signature_files({**toy_files(), "NEW.csv": "gene\nA\n"})
     with pytest.raises(ValueError, match="coefficient 'x' is not a number"):
-        sig.parse_signature_files({**toy_files(), "WM.csv": "gene;coef\nA;x\n"})
+        sig_files.parse_signature_files({**toy_files(), "WM.csv": "gene;coef\nA;x\n"})
     with pytest.raises(ValueError, match="association 'maybe'"):
-        sig.parse_signature_files(
+        sig_files.parse_signature_files(
             {**toy_files(), "signature_INFO.txt": INFO.replace("sensitive\t1", "maybe\t1")}
         )
 
 
 def test_coverage_rule_reports_every_failure_with_a_reason():
-    table = sig.parse_signature_files(toy_files())
+    table = sig_files.parse_signature_files(toy_files())
     panel = ["A", "B", "C", "D", "CXCL8"]
-    coverage = sig.signature_coverage(
+    coverage = sig_cov.signature_coverage(
         table, panel, min_coverage=0.8, include_below_coverage=["IMPRES"]
     ).set_index("signature")
     assert coverage.loc["UP", "status"] == "scored" and coverage.loc["UP", "coverage"] == 1.0
@@ -101,17 +105,17 @@ def test_coverage_rule_reports_every_failure_with_a_reason():
     assert coverage.loc["IMPRES", "status"] == "failed"  # forced, but not one complete pair
     assert coverage.loc["TIDE", "status"] == "failed" and "TIDE" in coverage.loc["TIDE", "reason"]
     # With 2 of the 15 pairs complete, a forced IMPRES is scored and flagged.
-    with_pairs = sig.signature_coverage(
+    with_pairs = sig_cov.signature_coverage(
         table, [*panel, "PDCD1", "TNFSF4", "CD27"], include_below_coverage=["IMPRES"]
     )
     impres = with_pairs.set_index("signature").loc["IMPRES"]
     assert impres["status"] == "scored_below_coverage" and "2/15 gene pairs" in impres["reason"]
-    strict = sig.signature_coverage(table, [*panel, "PDCD1", "TNFSF4", "CD27"]).set_index(
+    strict = sig_cov.signature_coverage(table, [*panel, "PDCD1", "TNFSF4", "CD27"]).set_index(
         "signature"
     )
     assert strict.loc["IMPRES", "status"] == "failed"
     with pytest.raises(ValueError, match="unknown signatures"):
-        sig.signature_coverage(table, panel, include_below_coverage=["NOPE"])
+        sig_cov.signature_coverage(table, panel, include_below_coverage=["NOPE"])
 
 
 def test_ssgsea_matches_the_hand_computed_enrichment_score():
@@ -155,8 +159,8 @@ def test_weighted_mean_cox_is_and_impres_match_hand_computed_values(toy_expressi
 
 def test_score_signatures_flips_resistance_and_zscores_cox_is_within_cohorts(toy_expression):
     log_expr, z, cohorts = toy_expression
-    table = sig.parse_signature_files(toy_files())
-    coverage = sig.signature_coverage(
+    table = sig_files.parse_signature_files(toy_files())
+    coverage = sig_cov.signature_coverage(
         table, list(log_expr.columns), include_below_coverage=["IMPRES"]
     )
     scores = sig.score_signatures(log_expr, z, cohorts, table, coverage)

@@ -11,7 +11,7 @@ import pytest
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle, fingerprint
 from icb_kedro.models.ic2bert.predict import predict_proba, received_attention, score_frame
 from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
-from icb_kedro.models.ic2bert.train import init_params
+from icb_kedro.models.ic2bert.weights import init_params
 
 
 def _bundle(tiny_config) -> tuple[ModelBundle, pd.DataFrame]:

@@ -9,7 +9,7 @@ import pytest
 
 from icb_kedro.models.ic2bert.config import IC2BertConfig
 from icb_kedro.models.ic2bert.model import build_model, count_parameters, hash_dropout
-from icb_kedro.models.ic2bert.train import init_params
+from icb_kedro.models.ic2bert.weights import init_params
 
 
 def _abstract_count(config: IC2BertConfig) -> int:

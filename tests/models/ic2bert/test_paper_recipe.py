@@ -27,7 +27,7 @@ def paper_params() -> dict:
 
 
 def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
-    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert import train_config
     from icb_kedro.models.ic2bert.config import IC2BertConfig
 
     pretrain = paper_params["ic2bert_pretrain"]
@@ -39,7 +39,7 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
         256,
         64,
     )
-    config = train.pretrain_config(pretrain["training"])
+    config = train_config.pretrain_config(pretrain["training"])
     assert config.epochs == 600 and config.gene_subset == 0  # the whole panel every step
     panels = paper_params["harmonization"]["panels"]
     from icb_kedro.panels import _min_cohorts
@@ -58,29 +58,33 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
     assert (
         finetune["readout"] == "pooled_head" and finetune["n_repeats"] is None
     )  # every repeat: 10 K-fold rounds, 10 paper splits
-    tiers = {n: train.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)}
+    tiers = {
+        n: train_config.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)
+    }
     assert [t.max_epochs for t in tiers.values()] == [100, 100, 100]
     assert [t.batch_size for t in tiers.values()] == [8, 16, 32]
 
 
 def test_paper_recipe_runs_at_tiny_size(paper_params, tiny_config, token_data) -> None:
-    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert import finetune_loop, pretrain_loop, train_config
 
     pretrain = paper_params["ic2bert_pretrain"]["training"]
-    config = dataclasses.replace(train.pretrain_config(pretrain), epochs=1, checkpoint_every=0)
+    config = dataclasses.replace(
+        train_config.pretrain_config(pretrain), epochs=1, checkpoint_every=0
+    )
     tokens, labels = token_data
     tokens = tokens.copy()
     tokens[:20, :4] = tiny_config.missing_id  # a panel cohort in the pool
-    result = train.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
+    result = pretrain_loop.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
     assert len(result.history) == 1 and np.isfinite(result.history["train_loss"]).all()
     finetune = paper_params["ic2bert_finetune"]
     tier = dataclasses.replace(
-        train.tier_config(len(labels), finetune["tiers"], finetune["common"]),
+        train_config.tier_config(len(labels), finetune["tiers"], finetune["common"]),
         max_epochs=1,
         min_epochs=1,
         linear_probe_epochs=1,
     )
-    tuned = train.finetune(
+    tuned = finetune_loop.finetune(
         tiny_config, result.params, tokens[:120], labels[:120], tier, seed=0, tier="large"
     )
     assert tuned.best_epoch == 1

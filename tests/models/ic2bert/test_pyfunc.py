@@ -10,7 +10,7 @@ from icb_kedro.models.ic2bert.checkpoint import ModelBundle
 from icb_kedro.models.ic2bert.predict import score_frame
 from icb_kedro.models.ic2bert.pyfunc import IC2BertPyfunc, cohort_zscore, log_model
 from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
-from icb_kedro.models.ic2bert.train import init_params
+from icb_kedro.models.ic2bert.weights import init_params
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from icb_kedro.models.ic2bert.readout import LinearReadout, fit_linear_readout, readout_features
-from icb_kedro.models.ic2bert.train import init_params
+from icb_kedro.models.ic2bert.weights import init_params
 
 
 def _signal(n: int = 120, k: int = 30, seed: int = 0):

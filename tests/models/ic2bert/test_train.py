@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icb_kedro.models.ic2bert import train
+from icb_kedro.models.ic2bert import (
+    finetune_loop,
+    losses,
+    optim,
+    pretrain_loop,
+    train_config,
+    weights,
+)
 from icb_kedro.models.ic2bert.checkpoint import PretrainCheckpointer
 from icb_kedro.models.ic2bert.predict import predict_proba
 
@@ -19,8 +26,8 @@ PRETRAIN = {
 
 def test_tiny_pretraining_lowers_mlm_loss_and_keeps_best_epoch(tiny_config, token_data) -> None:
     tokens = token_data[0]
-    result = train.pretrain(
-        tiny_config, tokens[:140], tokens[140:], train.pretrain_config(PRETRAIN), seed=0
+    result = pretrain_loop.pretrain(
+        tiny_config, tokens[:140], tokens[140:], train_config.pretrain_config(PRETRAIN), seed=0
     )
     history = result.history
     assert list(history["epoch"]) == [1, 2, 3, 4]
@@ -49,17 +56,17 @@ def test_interrupted_pretraining_resumes_to_the_same_numbers(
     tmp_path, tiny_config, token_data
 ) -> None:
     tokens = token_data[0]
-    config = train.pretrain_config({**PRETRAIN, "checkpoint_every": 1})
-    reference = train.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
+    config = train_config.pretrain_config({**PRETRAIN, "checkpoint_every": 1})
+    reference = pretrain_loop.pretrain(tiny_config, tokens[:140], tokens[140:], config, seed=0)
 
     crashing = _CrashingCheckpointer(tmp_path / "ckpt")
     with pytest.raises(_Interrupt):
-        train.pretrain(
+        pretrain_loop.pretrain(
             tiny_config, tokens[:140], tokens[140:], config, 0, crashing, fingerprint="run-a"
         )
     resumed_manager = PretrainCheckpointer(tmp_path / "ckpt")
     assert resumed_manager.latest_epoch() == 2
-    resumed = train.pretrain(
+    resumed = pretrain_loop.pretrain(
         tiny_config, tokens[:140], tokens[140:], config, 0, resumed_manager, fingerprint="run-a"
     )
     assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
@@ -70,11 +77,11 @@ def test_interrupted_pretraining_resumes_to_the_same_numbers(
         for name, value in leaves.items():
             np.testing.assert_allclose(resumed.params[module][name], value, rtol=1e-5, atol=1e-6)
     # A checkpoint of another configuration is never resumed into this one.
-    other = train.pretrain(
+    other = pretrain_loop.pretrain(
         tiny_config,
         tokens[:140],
         tokens[140:],
-        train.pretrain_config({**PRETRAIN, "epochs": 1}),
+        train_config.pretrain_config({**PRETRAIN, "epochs": 1}),
         0,
         PretrainCheckpointer(tmp_path / "ckpt"),
         fingerprint="run-b",
@@ -86,15 +93,15 @@ def test_pretraining_rejects_mask_ids_in_data(tiny_config, token_data) -> None:
     tokens = token_data[0].copy()
     tokens[0, 0] = tiny_config.mask_id
     with pytest.raises(ValueError, match="mask id is reserved"):
-        train.pretrain(
-            tiny_config, tokens[:140], tokens[140:], train.pretrain_config(PRETRAIN), seed=0
+        pretrain_loop.pretrain(
+            tiny_config, tokens[:140], tokens[140:], train_config.pretrain_config(PRETRAIN), seed=0
         )
 
 
 def test_finetuning_learns_and_selects_on_inner_validation(tiny_config, token_data) -> None:
     tokens, labels = token_data
-    init = train.init_params(tiny_config, 0)
-    config = train.finetune_config(
+    init = weights.init_params(tiny_config, 0)
+    config = train_config.finetune_config(
         {
             "batch_size": 16,
             "max_epochs": 12,
@@ -103,7 +110,7 @@ def test_finetuning_learns_and_selects_on_inner_validation(tiny_config, token_da
             "optimizer": {"peak_lr": 3e-3, "warmup_fraction": 0.1},
         }
     )
-    result = train.finetune(
+    result = finetune_loop.finetune(
         tiny_config, init, tokens[:100], labels[:100], config, seed=0, tier="small"
     )
     assert result.selection == "inner_val_auroc" and np.isfinite(result.score)
@@ -118,7 +125,7 @@ def test_finetuning_learns_and_selects_on_inner_validation(tiny_config, token_da
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(labels[100:], p) > 0.75
-    again = train.finetune(
+    again = finetune_loop.finetune(
         tiny_config, init, tokens[:100], labels[:100], config, seed=0, tier="small"
     )
     np.testing.assert_allclose(
@@ -131,9 +138,9 @@ def test_head_training_on_frozen_features_changes_only_the_head(tiny_config, tok
     from icb_kedro.models.ic2bert.predict import pooled_features
 
     tokens, labels = token_data
-    params = train.init_params(tiny_config, 0)
+    params = weights.init_params(tiny_config, 0)
     features = pooled_features(tiny_config, params, tokens)
-    config = train.finetune_config(
+    config = train_config.finetune_config(
         {
             "batch_size": 32,
             "max_epochs": 30,
@@ -142,7 +149,7 @@ def test_head_training_on_frozen_features_changes_only_the_head(tiny_config, tok
             "optimizer": {"peak_lr": 1e-2, "warmup_fraction": 0.05},
         }
     )
-    result = train.train_head(tiny_config, params, features, labels, config, seed=0)
+    result = finetune_loop.train_head(tiny_config, params, features, labels, config, seed=0)
     for module, leaves in params.items():
         for name, value in leaves.items():
             same = np.allclose(result.params[module][name], value)
@@ -150,23 +157,23 @@ def test_head_training_on_frozen_features_changes_only_the_head(tiny_config, tok
 
 
 def test_focal_alpha_weights_the_minority_class() -> None:
-    config = train.finetune_config({})
+    config = train_config.finetune_config({})
     labels = np.array([1] * 2 + [0] * 8)  # 20% responders
-    pos, neg, gamma = train.loss_weights(labels, config, "small")
+    pos, neg, gamma = losses.loss_weights(labels, config, "small")
     assert pos == pytest.approx(0.8) and neg == pytest.approx(
         0.2
     )  # spec item 12: minority up-weighted
     assert gamma == pytest.approx(2.0)  # |p - 0.5| = 0.3 is not above the 0.3 threshold
-    balanced_large = train.loss_weights(np.array([0, 1] * 10), config, "large")
+    balanced_large = losses.loss_weights(np.array([0, 1] * 10), config, "large")
     assert balanced_large == (1.0, 1.0, 0.0)  # large and balanced: plain BCE
-    imbalanced = train.loss_weights(
-        np.array([1] + [0] * 9), train.finetune_config({"focal_gamma": 2.0}), "large"
+    imbalanced = losses.loss_weights(
+        np.array([1] + [0] * 9), train_config.finetune_config({"focal_gamma": 2.0}), "large"
     )
     assert imbalanced[2] == pytest.approx(2.8)  # 2.0 + min(2 * 0.4, 1)
 
 
 def test_size_tiers_and_tier_settings() -> None:
-    assert [train.size_tier(n) for n in (23, 49, 50, 99, 100, 195)] == [
+    assert [train_config.size_tier(n) for n in (23, 49, 50, 99, 100, 195)] == [
         "small",
         "small",
         "medium",
@@ -179,28 +186,28 @@ def test_size_tiers_and_tier_settings() -> None:
         "medium": {"batch_size": 16},
         "large": {"batch_size": 32},
     }
-    config = train.tier_config(
+    config = train_config.tier_config(
         30, tiers, {"inner_val_fraction": 0.25, "optimizer": {"weight_decay": 0.02, "peak_lr": 1.0}}
     )
     assert config.batch_size == 8 and config.inner_val_fraction == 0.25
     assert config.optimizer.peak_lr == 1e-4 and config.optimizer.weight_decay == 0.02
     with pytest.raises(ValueError, match="unknown FinetuneConfig keys"):
-        train.finetune_config({"epochs": 3})
+        train_config.finetune_config({"epochs": 3})
 
 
 def test_inner_validation_split_is_stratified_or_empty() -> None:
     labels = np.array([1] * 6 + [0] * 14)
-    fit, val = train.inner_validation_split(labels, 0.2, seed=0)
+    fit, val = finetune_loop.inner_validation_split(labels, 0.2, seed=0)
     assert len(val) == 4 and set(labels[val]) == {0, 1} and not set(fit) & set(val)
-    fit, val = train.inner_validation_split(
+    fit, val = finetune_loop.inner_validation_split(
         np.array([1, 0, 0, 0]), 0.2, seed=0
     )  # one responder: no split
     assert len(val) == 0 and len(fit) == 4
 
 
 def test_schedule_warms_up_then_decays() -> None:
-    schedule = train.learning_rate_schedule(
-        train.OptimizerConfig(peak_lr=1e-3, warmup_fraction=0.1), 100
+    schedule = optim.learning_rate_schedule(
+        train_config.OptimizerConfig(peak_lr=1e-3, warmup_fraction=0.1), 100
     )
     values = [float(schedule(s)) for s in (0, 5, 10, 50, 99)]
     assert values[0] == 0.0 and values[1] < values[2] == pytest.approx(1e-3)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icb_kedro.models.amu.results import LEARNING_COLUMNS
 from icb_kedro.models.amu.runner import (
     COPY_SUFFIX,
     copies_in_test,
@@ -201,6 +202,6 @@ def test_learning_check_puts_the_training_fit_beside_the_held_out_auroc() -> Non
         "fit_seconds": 1.5,
     }
     table = nodes.learning_check(predictions, {"loco|A|0": fit})
-    assert table.columns.tolist() == list(nodes.LEARNING_COLUMNS)
+    assert table.columns.tolist() == list(LEARNING_COLUMNS)
     row = table.iloc[0]
     assert (row.epochs, row.final_loss, row.train_auroc, row.test_auroc) == (3, 0.4, 0.91, 0.75)

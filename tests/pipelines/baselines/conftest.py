@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icb_kedro.panels import select_panel_features
+from icb_kedro.pipelines.baselines import nodes
 from icb_kedro.pipelines.folds.nodes import make_amu_holdout_folds, make_lodocv_folds
 
 GENES = [f"G{i}" for i in range(12)]
@@ -151,3 +153,26 @@ def synthetic_inputs() -> dict:
 @pytest.fixture()
 def tiny_params() -> dict:
     return copy.deepcopy(TINY_PARAMS)
+
+
+# ----------------------------------------------------------------- helpers shared by the node tests
+
+SENTINEL = 1e6
+
+
+def panel_features(inputs: dict, params: dict) -> pd.DataFrame:
+    return select_panel_features(
+        inputs["expression_standardized"], inputs["gene_panels"], params["panel"]
+    )
+
+
+def fit_model(inputs: dict, params: dict, model: str, features: pd.DataFrame | None = None):
+    features = panel_features(inputs, params) if features is None else features
+    return nodes.fit_predict_model(
+        model,
+        features,
+        inputs["lodocv_folds"],
+        inputs["amu_matrix"],
+        inputs["amu_holdout_folds"],
+        params,
+    )

@@ -114,7 +114,7 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
     from scipy.stats import spearmanr
 
     from icb_kedro.evaluation.protocols import iter_protocol_folds
-    from icb_kedro.models.ic2bert import train
+    from icb_kedro.models.ic2bert import finetune_loop, train_config
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
     from icb_kedro.models.ic2bert.predict import pooled_features, predict_logits
     from icb_kedro.models.ic2bert.tokenizer import token_matrix
@@ -128,7 +128,7 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
     spec = next(iter(iter_protocol_folds(folds[folds["held_out"] == cohort], ["transfer"], 1)))
     train_keys = [k for k in spec.train_keys if k.startswith(cohort + ":")]
     labels = tokens.set_index("sample_key").loc[train_keys, "label"].astype(int).to_numpy()
-    config = train.finetune_config(
+    config = train_config.finetune_config(
         {
             "batch_size": 16,
             "max_epochs": 8,
@@ -139,7 +139,7 @@ def test_pooled_head_finetuning_does_not_keep_a_random_heads_ranking(ic2bert_pro
             "optimizer": {"peak_lr": 1e-3, "warmup_fraction": 0.1},
         }
     )
-    result = train.finetune(
+    result = finetune_loop.finetune(
         bundle.config,
         bundle.params,
         token_matrix(tokens, train_keys),

@@ -8,10 +8,10 @@ import pytest
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.evaluation.summary import validate_predictions
 from icb_kedro.models.ic2bert.checkpoint import ModelBundle
+from icb_kedro.models.ic2bert.registration import input_transform
 from icb_kedro.pipelines.ic2bert_finetune.nodes import (
     finetune_transfer,
     finetune_within,
-    input_transform,
     register_best_model,
     sample_size_analysis,
     summarize_sample_size,

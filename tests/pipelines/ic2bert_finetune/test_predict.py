@@ -113,7 +113,7 @@ def test_scores_with_a_saved_pyfunc_and_names_missing_genes(tmp_path) -> None:
     from icb_kedro.models.ic2bert.config import IC2BertConfig
     from icb_kedro.models.ic2bert.pyfunc import IC2BertPyfunc, signature_for
     from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
-    from icb_kedro.models.ic2bert.train import init_params
+    from icb_kedro.models.ic2bert.weights import init_params
 
     config = IC2BertConfig(n_genes=3, d_model=8, gene_dim=4, n_layers=1, n_heads=2, ffn_dim=8)
     rng = np.random.default_rng(0)

@@ -264,7 +264,7 @@ def test_ic2bert_importance_from_a_bundle(synthetic_study, interpretation_params
     from icb_kedro.models.ic2bert.checkpoint import ModelBundle
     from icb_kedro.models.ic2bert.config import IC2BertConfig
     from icb_kedro.models.ic2bert.tokenizer import fit_quantile_bins
-    from icb_kedro.models.ic2bert.train import init_params
+    from icb_kedro.models.ic2bert.weights import init_params
 
     standardized = synthetic_study["expression_standardized"]
     genes = ["PLANT", "G00", "G01", "G02", "G03", "G04"]

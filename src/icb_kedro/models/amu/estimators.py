@@ -13,8 +13,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .train import TrainConfig, fit_network
+from .train import fit_network
 from .train import predict_proba as network_proba
+from .train_config import TrainConfig
 
 
 class PaddleNetworkClassifier(ClassifierMixin, BaseEstimator):

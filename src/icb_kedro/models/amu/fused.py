@@ -25,7 +25,7 @@ What differs from the eager path, and why it does not change the model:
 
 The kernels are numba (already installed with shap), compiled on first use and cached on
 disk; ``numba`` is imported lazily so the eager path never needs it. BLAS runs on one
-thread inside a fused fit (``train.single_threaded_blas``).
+thread inside a fused fit (``paddle_runtime.single_threaded_blas``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from icb_kedro.models.portable import (  # noqa: F401 - load_model: the flavor's
 from icb_kedro.schema import SAMPLE_KEY
 
 from .features import PSEUDO_COUNT, SCALES, amu_features
-from .train import FittedNetwork, load_network, predict_proba
+from .fitted_network import FittedNetwork
+from .train import load_network, predict_proba
 
 WEIGHTS_FILE = "weights.npz"
 METADATA_FILE = "model.json"

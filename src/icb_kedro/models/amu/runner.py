@@ -134,7 +134,8 @@ def run_fold(
     threshold_method: str = "youden",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit on the fold's training rows, score its test rows; threshold fitted on training rows."""
-    from .train import TrainConfig, fit_predict  # Paddle loads here, in the worker
+    from .train import fit_predict  # Paddle loads here, in the worker
+    from .train_config import TrainConfig
 
     config = TrainConfig.from_dict(
         {**train_config, "seed": fold.seed, "smote": train_config.get("smote", True) and fold.smote}
@@ -211,7 +212,7 @@ def run_folds(
     progress = tqdm(
         total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False
     )
-    from .train import lone_fit_threads
+    from .train_config import lone_fit_threads
 
     # Fewer folds than workers (loco: one fold per cohort node): the idle workers' threads go
     # to the fits (fused engine only: its numbers do not depend on the thread count).

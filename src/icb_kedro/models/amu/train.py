@@ -12,8 +12,13 @@ Training recipe (spec 1.5, with the gaps of spec 3.7 filled and documented):
 - per-gene standardisation and SMOTE fitted on the *training rows only* (spec 3.1: the
   original oversampled before splitting). Synthetic rows never leave ``fit``.
 
-A fitted model is a plain, picklable :class:`FittedNetwork` holding numpy weights (no
-Paddle objects), so it travels through Kedro datasets, joblib workers and MLflow.
+The settings are a :class:`~icb_kedro.models.amu.train_config.TrainConfig`
+(``train_config``); a fit returns a plain, picklable
+:class:`~icb_kedro.models.amu.fitted_network.FittedNetwork` (``fitted_network``: numpy
+weights, no Paddle objects); the CPU runtime (device, threads, seed) is set up by
+``paddle_runtime``. ``TrainConfig`` and ``FittedNetwork`` stay importable from here.
+:func:`build_network` is looked up in this module by every builder of a network here (tests
+patch it on this module).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -30,109 +35,27 @@ import paddle
 from paddle import nn
 
 from .cnn import AmuCnn, CnnConfig
-from .model import ENGINES, AmuConfig, AmuNet
+from .fitted_network import FittedNetwork
+from .model import AmuConfig, AmuNet
+from .paddle_runtime import configure_paddle, keep_freed_memory, single_threaded_blas
+from .train_config import TrainConfig
+
+__all__ = [
+    "ARCHITECTURES",
+    "FittedNetwork",  # re-exported from .fitted_network
+    "TrainConfig",  # re-exported from .train_config
+    "build_network",
+    "fit_network",
+    "fit_predict",
+    "initial_network",
+    "load_network",
+    "oversample_training_rows",
+    "predict_proba",
+]
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES: tuple[str, ...] = ("amu", "cnn")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (defaults = the paper's re-run scripts, spec 1.5)."""
-
-    epochs: int = 100
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    l2: float = 1e-4  # coupled L2 (Paddle L2Decay), as the original
-    lr_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs` where lr *= lr_gamma
-    lr_gamma: float = 0.1
-    standardize: bool = True  # per-gene z-score, fitted on training rows
-    smote: bool = True  # oversample the minority class inside the training rows only
-    smote_k_neighbors: int = 5
-    seed: int = 42
-    num_threads: int = 2  # CPU math threads for this process
-    # "fused": AMU's encoder layers run as one fused CPU node each (models/amu/fused.py; same
-    # parameters and initialisation, ~7x the training throughput); "eager": Paddle's own layers.
-    # The CNN has no encoder and ignores it.
-    engine: str = "fused"
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"TrainConfig: epochs and batch_size must be >= 1, got {self.epochs}, "
-                f"{self.batch_size}"
-            )
-        if self.learning_rate <= 0 or self.l2 < 0:
-            raise ValueError(
-                "TrainConfig: learning_rate must be > 0 and l2 >= 0, got "
-                f"{self.learning_rate}, {self.l2}"
-            )
-        if self.engine not in ENGINES:
-            raise ValueError(f"TrainConfig.engine must be one of {ENGINES}, got {self.engine!r}")
-        if any(not 0 < m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(
-            self.lr_milestones
-        ):
-            raise ValueError(
-                "TrainConfig.lr_milestones must be increasing fractions in (0, 1), got "
-                f"{self.lr_milestones}"
-            )
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> TrainConfig:
-        values = dict(values or {})
-        unknown = set(values) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown settings {sorted(unknown)}")
-        if "lr_milestones" in values:
-            values["lr_milestones"] = tuple(float(m) for m in values["lr_milestones"])
-        return cls(**values)
-
-    def milestone_epochs(self) -> list[int]:
-        """Epoch indices at which the learning rate drops (strictly increasing, >= 1)."""
-        epochs = []
-        for fraction in self.lr_milestones:
-            epoch = max(1, round(fraction * self.epochs))
-            epochs.append(max(epoch, epochs[-1] + 1) if epochs else epoch)
-        return epochs
-
-
-@dataclass
-class FittedNetwork:
-    """A trained network as plain data: architecture, configs, numpy weights, scaler."""
-
-    architecture: str
-    model_config: dict[str, Any]
-    train_config: dict[str, Any]
-    features: list[str]
-    state: dict[str, np.ndarray]
-    scaler_mean: np.ndarray | None
-    scaler_scale: np.ndarray | None
-    loss_history: list[float] = field(default_factory=list)
-    n_train: int = 0  # real training rows
-    n_synthetic: int = 0  # SMOTE rows added inside fit
-    fit_seconds: float = 0.0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> FittedNetwork:
-        """From the plain dict the amu pipeline persists (extra keys, e.g. ``fold``, ignored)."""
-        fields = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in fields})
-
-    @property
-    def engine(self) -> str:
-        """The engine it was trained with ("eager" for the CNN, which has no encoder)."""
-        return (
-            str(self.train_config.get("engine", "eager")) if self.architecture == "amu" else "eager"
-        )
-
-    def gene_embeddings(self) -> np.ndarray:
-        """The learned gene-identity table [G, D] (AMU only)."""
-        if self.architecture != "amu":
-            raise ValueError(
-                f"gene embeddings exist for the 'amu' architecture only, not {self.architecture!r}"
-            )
-        return np.asarray(self.state["gene_embedding.weight"]).copy()
 
 
 def build_network(
@@ -144,55 +67,6 @@ def build_network(
     if architecture == "cnn":
         return AmuCnn(CnnConfig(**model_config))
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}")
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
-
-    Paddle allocates the [B, heads, G, G] attention tensors (~30 MB at batch 32, 160
-    genes) afresh for every op; glibc serves blocks that large with mmap and unmaps them
-    on free, so every op paid page faults: about a third of the CPU time was kernel time.
-    Raising the mmap/trim thresholds (``mallopt``) cuts that to ~2% and changes no number.
-    Process-wide and harmless elsewhere; returns False where glibc is absent.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # <malloc.h>
-        return bool(
-            libc.mallopt(m_mmap_threshold, 1 << 30)
-            and libc.mallopt(m_trim_threshold, 1 << 30)
-            and libc.mallopt(m_top_pad, 64 << 20)
-        )
-    except (OSError, AttributeError):
-        return False
-
-
-def configure_paddle(seed: int, num_threads: int, engine: str = "eager") -> None:
-    """CPU device, math threads and the global Paddle seed (set at the start of every fit)."""
-    keep_freed_memory()
-    paddle.set_device("cpu")
-    paddle.base.core.set_num_threads(max(1, int(num_threads)))
-    if engine == "fused":
-        from .fused import set_kernel_threads
-
-        set_kernel_threads(num_threads)
-    paddle.seed(int(seed))
-
-
-def single_threaded_blas():
-    """Context: BLAS (numpy's GEMMs inside the fused layers) on one thread.
-
-    The fused layers alternate numpy GEMMs with multi-threaded numba kernels; a second BLAS
-    thread pool spinning between calls competed with the kernels' threads and made a
-    training step ~30% slower (measured), while the GEMMs are small enough for one core.
-    """
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _check_xy(
@@ -421,25 +295,3 @@ def fit_predict(
         predict_proba(fitted, X_train, network=network),
         predict_proba(fitted, X_test, network=network),
     )
-
-
-def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) -> dict[str, Any]:
-    """``train_config`` with the idle workers' threads given to its fits when there are fewer
-    fits than worker processes (e.g. loco: one fold per cohort node; the final model).
-
-    Only for the fused engine, whose results are bit-identical on any thread count
-    (tests/models/amu/test_fused.py); eager Paddle's reductions are not tested for that, so
-    it keeps its configured threads and its results stay independent of ``n_jobs``.
-    """
-    n_jobs, n_fits = max(1, int(n_jobs)), max(1, int(n_fits))
-    if train_config.get("engine", "fused") != "fused" or n_fits >= n_jobs:
-        return dict(train_config)
-    return {
-        **train_config,
-        "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // n_fits),
-    }
-
-
-def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
-    """The same settings with another seed (one per fold/trial)."""
-    return replace(config, seed=int(seed))

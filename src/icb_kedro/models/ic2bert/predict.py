@@ -164,10 +164,7 @@ def score_frame(bundle: ModelBundle, expression: pd.DataFrame, batch_size: int =
 
 def head_proba(params: hk.Params, features: np.ndarray) -> np.ndarray:
     """P(responder) from pooled features [n, D] and the classification head (numpy)."""
-    from icb_kedro.models.ic2bert.model import CLASSIFICATION_HEAD
+    from icb_kedro.models.ic2bert.weights import head_logits
 
-    head = params[CLASSIFICATION_HEAD]
-    logits = np.asarray(features, np.float64) @ np.asarray(head["w"], np.float64)[:, 0] + float(
-        np.asarray(head["b"])[0]
-    )
+    logits = head_logits(params, features, np.float64)
     return 1.0 / (1.0 + np.exp(-logits))

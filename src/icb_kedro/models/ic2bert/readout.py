@@ -4,7 +4,7 @@
 the ensemble, and travels in the registered model (``ModelBundle.metadata['readout']``):
 
 * ``pooled_head`` - the paper's: mean-pooled encoder output -> one-logit head, the whole
-  model fine-tuned (linear probe first, smaller encoder rate; ``train.finetune``).
+  model fine-tuned (linear probe first, smaller encoder rate; ``finetune_loop.finetune``).
 * ``per_gene_expected_bin`` (default; a deliberate deviation from the paper) - each gene's
   expected bin under the MLM head, read on the unmasked input: [n, L] features, one per
   panel gene, then L2 logistic regression. Mean pooling averages 937 contextual gene

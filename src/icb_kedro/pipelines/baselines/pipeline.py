@@ -13,6 +13,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
+from icb_kedro.panels import select_panel_features
 from icb_kedro.wiring import bind
 
 from .nodes import (
@@ -31,7 +32,6 @@ from .nodes import (
     predict_amu_signatures,
     predict_signatures,
     score_amu_signatures,
-    select_panel_features,
     summarize_cohorts,
     summarize_overall,
     write_summary_markdown,

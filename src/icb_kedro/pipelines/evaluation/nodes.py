@@ -10,6 +10,8 @@ import pandas as pd
 from icb_kedro.evaluation import summary
 from icb_kedro.schema import PREDICTION_COLUMNS
 
+from .config import EvaluationConfig
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,13 +56,14 @@ def summarize_results(
     random-effects meta-analysis across cohorts, markdown."""
     from icb_kedro.evaluation.meta_analysis import auroc_meta_analysis
 
-    n_boot, seed = int(params["n_boot"]), int(params["seed"])
+    config = EvaluationConfig.of(params, "params:evaluation")
+    n_boot, seed = config.n_boot, config.seed
     bootstrap = summary.cohort_bootstrap(
         predictions, n_boot=n_boot, seed=seed
     )  # drawn once, used three times
     cohorts, overall = bootstrap.cohorts, summary.overall_from_bootstrap(bootstrap)
     available = set(predictions["model"])
-    references = [ref for ref in params["reference_models"] if ref in available]
+    references = [ref for ref in config.reference_models if ref in available]
     # One call: each unordered pair once, and one Benjamini-Hochberg family per protocol over
     # every test made (not one family per reference model).
     comparisons = (
@@ -70,7 +73,7 @@ def summarize_results(
         if references
         else pd.DataFrame()
     )
-    meta = auroc_meta_analysis(predictions, params.get("meta_analysis"), bootstrap)
+    meta = auroc_meta_analysis(predictions, config.meta_analysis.model_dump(), bootstrap)
     text = summary.summary_markdown(overall, cohorts, comparisons, meta)
     return cohorts, overall, comparisons, meta, text
 
@@ -78,7 +81,7 @@ def summarize_results(
 def calibration_bins(params: dict[str, Any]) -> int:
     """``evaluation.calibration.n_bins``: the one bin count of the table and the
     reliability plots."""
-    return int((params.get("calibration") or {}).get("n_bins", 10))
+    return EvaluationConfig.of(params, "params:evaluation").calibration.n_bins
 
 
 def assess_calibration(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:

@@ -1,13 +1,18 @@
 """evaluation pipeline: all model pipelines' predictions, scored by one module, side by side.
 
-Inputs are the ``predictions_<model>`` tables of the model pipelines in ``MODEL_PIPELINES``,
-under their real names. Those catalog entries are optional datasets (``None`` when that
-model was never run), so ``kedro run --pipelines evaluation`` re-scores whatever is on disk,
-and any combination such as ``--pipelines ingestion,harmonization,folds,baselines,evaluation``
-runs evaluation after the models it includes (Kedro orders by the shared dataset names).
+Inputs are the ``predictions_<model>`` tables of the model pipelines, under their real names:
+the registry passes every ``predictions_<name>`` output of the registered model pipelines
+(``pipeline_registry.scored_models``), so a new model pipeline is scored without a change
+here; ``MODEL_PIPELINES`` is only the default for a direct ``create_pipeline()`` call. Those
+catalog entries are optional datasets (``None`` when that model was never run), so ``kedro
+run --pipelines evaluation`` re-scores whatever is on disk, and any combination such as
+``--pipelines ingestion,harmonization,folds,baselines,evaluation`` runs evaluation after the
+models it includes (Kedro orders by the shared dataset names).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
@@ -22,14 +27,14 @@ from .nodes import (
 MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(models: Sequence[str] = MODEL_PIPELINES, **kwargs) -> Pipeline:
     base = Pipeline(
         [
             Node(
                 gather_predictions,
                 # The real names (optional datasets: None when that model was never run), so
                 # `kedro run --pipelines baselines,evaluation` orders evaluation after baselines.
-                inputs=[f"predictions_{m}" for m in MODEL_PIPELINES],
+                inputs=[f"predictions_{m}" for m in models],
                 outputs="all_predictions",
                 name="gather_predictions",
             ),

@@ -30,6 +30,8 @@ from icb_kedro.schema import (
     SCHEME_KFOLD,
 )
 
+from .config import AmuHoldoutFolds, LodocvFolds, PaperSplits
+
 
 def stratified_split(
     keys: np.ndarray, labels: np.ndarray, test_size: float, seed: int
@@ -124,12 +126,11 @@ def make_lodocv_folds(
         ]
     )
     keys, labels = labelled[SAMPLE_KEY].to_numpy(), labelled[LABEL].astype(int).to_numpy()
-    base_seed = int(params["base_seed"])
-    kfold, paper = params["kfold"], params.get("paper") or {}
-    n_splits = int(kfold["n_splits"])
+    config = LodocvFolds.of(params, "params:folds.lodocv")
+    n_splits = config.kfold.n_splits
     rows = []
-    for repeat in range(int(kfold["n_repeats"])):
-        seed = base_seed + repeat
+    for repeat in range(config.kfold.n_repeats):
+        seed = config.base_seed + repeat
         for fold, (train, test) in enumerate(stratified_kfold_splits(keys, labels, n_splits, seed)):
             ids = {
                 "scheme": SCHEME_KFOLD,
@@ -138,9 +139,10 @@ def make_lodocv_folds(
                 "seed": seed,
             }
             rows.append(_split_rows(held_out, train, test, fixed, **ids))
-    for trial in range(int(paper.get("n_trials") or 0)):
-        seed = base_seed + trial
-        train, test = stratified_split(keys, labels, float(paper["test_size"]), seed)
+    paper = config.paper or PaperSplits(n_trials=0)
+    for trial in range(paper.n_trials):
+        seed = config.base_seed + trial
+        train, test = stratified_split(keys, labels, paper.test_size, seed)
         ids = {
             "scheme": SCHEME_HOLDOUT,
             "repeat": trial,
@@ -167,13 +169,14 @@ def make_amu_holdout_folds(amu_matrix: pd.DataFrame, params: dict[str, Any]) -> 
     Splits are made on patients *before* any oversampling (spec item 1); SMOTE, where
     used, runs inside each training split.
     """
+    config = AmuHoldoutFolds.of(params, "params:folds.amu_holdout")
     rows = []
-    for trial in range(int(params["n_trials"])):
-        seed = int(params["base_seed"]) + trial
+    for trial in range(config.n_trials):
+        seed = config.base_seed + trial
         train, test = stratified_split(
             amu_matrix[SAMPLE_KEY].to_numpy(),
             amu_matrix[LABEL].astype(int).to_numpy(),
-            params["test_size"],
+            config.test_size,
             seed,
         )
         rows.append(

@@ -29,6 +29,8 @@ from icb_kedro.schema import (
     gene_columns,
 )
 
+from .config import Combat, HarmonizationConfig
+
 logger = logging.getLogger(__name__)
 
 
@@ -81,7 +83,8 @@ def build_gene_panels(
         PANEL_IC2BERT: ic2bert_prior_genes["gene"].tolist(),
         PANEL_AMU: gene_columns(amu_matrix.drop(columns=[SAMPLE_KEY])),
     }
-    panels, coverage = build_panels((params or {}).get("panels"), named, per_cohort)
+    config = HarmonizationConfig.of(params, "params:harmonization")
+    panels, coverage = build_panels(config.panel_specs(), named, per_cohort)
     for panel, rows in coverage.groupby("panel", sort=False):
         short = rows[rows["n_missing"] > 0]
         logger.info(
@@ -111,7 +114,7 @@ def build_harmonized_expression(
     expression = materialize(cohort_expression)
     clinical = materialize(cohort_clinical)
     genes = list(dict.fromkeys(gene_panels["gene"]))
-    rule = params.get("label", "response")
+    config = HarmonizationConfig.of(params, "params:harmonization")
     frames, clinical_frames = [], []
     for cohort, by_gene in expression.items():
         by_gene = by_gene.set_index("gene")  # gene-major as stored by ingestion
@@ -122,7 +125,7 @@ def build_harmonized_expression(
                 COHORT: cohort,
                 SAMPLE_ID: samples.to_numpy(),
                 SAMPLE_KEY: (cohort + ":" + samples).to_numpy(),
-                LABEL: response_labels(clin, params["recist_labels"], rule).to_numpy(),
+                LABEL: response_labels(clin, config.recist_labels, config.label).to_numpy(),
             }
         )
         values = log2_tpm_plus_one(by_gene.reindex(genes).to_numpy(dtype="float64").T)
@@ -140,7 +143,7 @@ def build_harmonized_expression(
         len(genes),
         n_common,
         len(expression),
-        rule,
+        config.label,
     )
     return table, pd.concat(clinical_frames, ignore_index=True)
 
@@ -192,7 +195,8 @@ def combat_correct(harmonized_expression: pd.DataFrame, params: dict[str, Any]) 
     cohorts' expression shapes the location/scale estimates); ``combat.enabled: false``
     skips it and the summary records the choice.
     """
-    if not params.get("enabled", True):
+    combat = Combat.of(params, "params:harmonization.combat")
+    if not combat.enabled:
         return harmonized_expression.copy()
     from inmoose.pycombat import pycombat_norm
 
@@ -216,7 +220,7 @@ def combat_correct(harmonized_expression: pd.DataFrame, params: dict[str, Any]) 
         corrected = pycombat_norm(
             values.loc[rows, fit_genes].T.to_numpy(),
             cohorts[rows].tolist(),
-            par_prior=params.get("parametric", True),
+            par_prior=combat.parametric,
         )
         out.loc[rows, fit_genes] = np.asarray(corrected).T
         fitted += len(fit_genes)
@@ -242,13 +246,14 @@ def summarize_cohorts(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per cohort: cancer, therapy, arms, counts under both label rules, genes on file and,
     per model panel, the genes used and missing; plus headline metrics."""
+    config = HarmonizationConfig.of(params, "params:harmonization")
     rows = []
     report = ingestion_report.set_index("cohort")
     coverage = panel_coverage.set_index(["cohort", "panel"])
     panels = list(dict.fromkeys(panel_coverage["panel"]))
     for cohort, group in harmonized_expression.groupby(COHORT, sort=True):
         clin = clinical_table[clinical_table[COHORT] == cohort]
-        strict = response_labels(clin, params["recist_labels"], "response_recist")
+        strict = response_labels(clin, config.recist_labels, "response_recist")
         row = {
             "cohort": cohort,
             "cancer": _joined(clin, "cancer_type"),
@@ -269,13 +274,13 @@ def summarize_cohorts(
             row[f"{panel}_genes_missing"] = int(cov["n_missing"])
         rows.append(row)
     summary = pd.DataFrame(rows)
-    summary["label_rule"] = params.get("label", "response")
+    summary["label_rule"] = config.label
     summary["standardization"] = (
         "per-cohort z-score on all of the cohort's samples (label-free, transductive)"
     )
     summary["combat"] = (
         "inmoose pycombat_norm per gene-presence pattern (label-free, transductive)"
-        if params["combat"].get("enabled", True)
+        if config.combat.enabled
         else "off"
     )
     totals = summary[["n_samples", "n_R", "n_NR", "n_unlabelled"]].sum()

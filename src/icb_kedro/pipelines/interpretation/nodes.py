@@ -15,6 +15,9 @@ listed as "not run" in the report instead of failing the run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from icb_kedro.interpretation.explain_amu import (
     analyse_amu_embeddings,
     explain_amu_cohorts,
@@ -30,7 +33,9 @@ from icb_kedro.interpretation.outcomes import (
     parse_signature_sets,
 )
 from icb_kedro.interpretation.shap_tables import rank_genes, shap_stability, top_gene_overlap
-from icb_kedro.reporting.study import build_report
+from icb_kedro.reporting.study import study_report
+
+from .config import InterpretationConfig
 
 __all__ = [
     "analyse_amu_embeddings",
@@ -49,3 +54,18 @@ __all__ = [
     "shap_stability",
     "top_gene_overlap",
 ]
+
+
+def build_report(params: Mapping[str, Any], **sources: Any) -> tuple[str, dict[str, Any]]:
+    """The study report node: ``params:interpretation`` (typed) and one mapping of sources
+    (``reporting.study.ReportSources``, as wired by the pipeline) -> HTML + its figures."""
+    config = InterpretationConfig.of(params, "params:interpretation")
+    return study_report(
+        sources,
+        title=config.report.title,
+        top_k=config.report.top_k,
+        dpi=config.report.dpi,
+        n_boot=config.evaluation.n_boot,
+        seed=config.evaluation.seed,
+        survival=config.survival.model_dump(),
+    )

@@ -22,6 +22,8 @@ from icb_kedro.hooks import registered_model_name
 from icb_kedro.paths import project_root
 from icb_kedro.schema import SAMPLE_KEY, require_genes
 
+from .config import PredictConfig
+
 logger = logging.getLogger(__name__)
 
 LAYOUTS = ("gene_major", "sample_major")
@@ -61,13 +63,13 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
     """
     from icb_kedro.io.readers import parse_expression
 
-    path = _resolve(str(params["input_path"]))
+    config = PredictConfig.of(params, "params:predict")
+    if not config.input_path:
+        raise ValueError("predict.input_path is not set: the expression file to score")
+    path = _resolve(config.input_path)
     if not path.is_file():
         raise ValueError(f"predict.input_path {path} does not exist")
-    layout, scale = (
-        params.get("input_layout", "gene_major"),
-        params.get("input_scale", "log2_tpm_milli"),
-    )
+    layout, scale = config.input_layout, config.input_scale
     if layout not in LAYOUTS or scale not in SCALES:
         raise ValueError(
             f"predict.input_layout must be one of {LAYOUTS} and input_scale one of {SCALES}"
@@ -82,7 +84,7 @@ def read_expression_file(params: dict[str, Any]) -> pd.DataFrame:
         str(path),
         missing_policy="absent_genes",
         scale=scale,
-        scale_check=bool(params.get("scale_check", True)),
+        scale_check=config.scale_check,
         setting="predict",
     )
     if scale == "log2_tpm_milli":
@@ -111,9 +113,10 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
     """``params.model_uri``, else the registered model named by ``params.model`` (IC2Bert:
     the one of ``params.held_out``): at ``model_version`` if given, else at ``model_alias``
     (``champion``), else the latest."""
-    if params.get("model_uri"):
-        return str(params["model_uri"])
-    model = str(params.get("model") or "ic2bert")
+    config = PredictConfig.of(params, "params:predict")
+    if config.model_uri:
+        return config.model_uri
+    model = config.model or "ic2bert"
     if model not in REGISTERED_MODELS:
         raise ValueError(
             f"predict.model must be one of {sorted(REGISTERED_MODELS)}, got {model!r} "
@@ -121,7 +124,7 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
         )
     name = REGISTERED_MODELS[model]
     if name is None:
-        held_out = params.get("held_out")
+        held_out = config.held_out
         rows = registered_models[registered_models["held_out"] == held_out]
         if rows.empty:
             raise ValueError(
@@ -129,10 +132,10 @@ def model_uri_for(params: dict[str, Any], registered_models: pd.DataFrame) -> st
                 f"{registered_models['held_out'].tolist()} (or set predict.model_uri)"
             )
         name = rows["model_name"].iloc[0]
-    if params.get("model_version"):  # an explicit version wins over the alias
-        return f"models:/{name}/{params['model_version']}"
-    if params.get("model_alias"):
-        return f"models:/{name}@{params['model_alias']}"
+    if config.model_version:  # an explicit version wins over the alias
+        return f"models:/{name}/{config.model_version}"
+    if config.model_alias:
+        return f"models:/{name}@{config.model_alias}"
     return f"models:/{name}/latest"
 
 

@@ -24,9 +24,9 @@ from icb_kedro.models.ic2bert.tokenizer import (
 )
 from icb_kedro.schema import COHORT, META_COLUMNS, SAMPLE_KEY, gene_columns
 
-logger = logging.getLogger(__name__)
+from .config import TokenizationConfig
 
-INPUTS = ("expression_standardized", "harmonized_expression")
+logger = logging.getLogger(__name__)
 
 
 def select_model_input(
@@ -41,13 +41,11 @@ def select_model_input(
     per-gene quantile bins then means the same thing in every cohort) or
     ``harmonized_expression`` (log2(TPM+1)). ``params.panel``: a ``gene_panels`` panel.
     """
-    source = params.get("input", "expression_standardized")
-    if source not in INPUTS:
-        raise ValueError(f"tokenization.input must be one of {INPUTS}, got {source!r}")
+    config = TokenizationConfig.of(params, "params:tokenization")
+    source, panel = config.input, config.panel
     table = (
         expression_standardized if source == "expression_standardized" else harmonized_expression
     )
-    panel = params.get("panel", "ic2bert_prior")
     genes = gene_panels.loc[gene_panels["panel"] == panel, "gene"].tolist()
     if not genes:
         raise ValueError(
@@ -71,13 +69,11 @@ def split_pretraining_pool(
     checkpoint; h never enters the pool.
     """
     keys = np.asarray(pretrain_pool_keys(lodocv_folds, held_out))
-    fraction = float(params.get("mlm_val_fraction", 0.1))
-    if not 0.0 < fraction < 0.5:
-        raise ValueError(f"tokenization.mlm_val_fraction must be in (0, 0.5), got {fraction}")
-    n_val = max(1, int(round(fraction * len(keys))))
+    config = TokenizationConfig.of(params, "params:tokenization")
+    n_val = max(1, int(round(config.mlm_val_fraction * len(keys))))
     if len(keys) - n_val < 2:
         raise ValueError(f"pretraining pool of {held_out!r} has only {len(keys)} samples")
-    order = np.random.default_rng(int(params.get("seed", 0))).permutation(len(keys))
+    order = np.random.default_rng(config.seed).permutation(len(keys))
     split = np.full(len(keys), SPLIT_TRAIN, dtype=object)
     split[order[:n_val]] = SPLIT_VAL
     return pd.DataFrame({SAMPLE_KEY: keys, "split": split.astype(str), "held_out": held_out})
@@ -100,7 +96,8 @@ def fit_tokenizer(
         raise ValueError(
             f"tokenizer of held-out cohort {held_out!r} would be fitted on its own samples"
         )
-    bins = fit_quantile_bins(rows, gene_columns(model_input), int(params.get("n_bins", 4)))
+    n_bins = TokenizationConfig.of(params, "params:tokenization").n_bins
+    bins = fit_quantile_bins(rows, gene_columns(model_input), n_bins)
     return bins.to_frame()
 
 

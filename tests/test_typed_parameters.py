@@ -1,0 +1,66 @@
+"""Typed parameter blocks: every environment's parameters parse, and a typo fails loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from icb_kedro.hooks import ParametersCheckHook, check_parameters, typed_parameters
+from icb_kedro.pipelines.folds.config import FoldsConfig, LodocvFolds
+from icb_kedro.pipelines.tokenization.config import TokenizationConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def parameters_by_env() -> dict[str, dict]:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(ROOT)
+    loaded = {}
+    for env in ("base", "light", "paper"):
+        with KedroSession.create(project_path=ROOT, env=env) as session:
+            loaded[env] = session.load_context().params
+    return loaded
+
+
+@pytest.mark.parametrize("env", ["base", "light", "paper"])
+def test_every_typed_block_of_every_environment_parses(parameters_by_env, env) -> None:
+    params = parameters_by_env[env]
+    used = [f"params:{block}" for block in typed_parameters()]
+    assert check_parameters(params, used) == sorted(typed_parameters())
+    folds = FoldsConfig.of(params["folds"], "params:folds")
+    assert folds.lodocv.kfold.n_splits == params["folds"]["lodocv"]["kfold"]["n_splits"]
+
+
+def test_a_typo_is_refused_naming_the_key_and_the_known_ones() -> None:
+    with pytest.raises(ValueError) as error:
+        LodocvFolds.of({"kfold": {"n_splitz": 3}}, "params:folds.lodocv")
+    message = str(error.value)
+    assert "params:folds.lodocv" in message and "unknown key 'kfold.n_splitz'" in message
+    assert "known here: n_repeats, n_splits" in message
+
+
+def test_wrong_types_and_choices_are_refused_and_defaults_fill_in() -> None:
+    with pytest.raises(ValueError, match=r"'input': Input should be"):
+        TokenizationConfig.of({"input": "raw_counts"}, "params:tokenization")
+    with pytest.raises(ValueError, match=r"'mlm_val_fraction'"):
+        TokenizationConfig.of({"mlm_val_fraction": 0.7}, "params:tokenization")
+    assert TokenizationConfig.of(None, "params:tokenization").n_bins == 4
+
+
+def test_the_run_start_check_lists_every_bad_block_and_only_reads_used_ones() -> None:
+    bad = {"folds": {"lodocv": {"base_seed": "x"}}, "tokenization": {"nbins": 4}}
+    with pytest.raises(ValueError) as error:
+        check_parameters(bad, ["params:folds.lodocv", "params:tokenization", "expression"])
+    assert "params:folds" in str(error.value) and "params:tokenization" in str(error.value)
+    # A block the run does not read is not checked (a pipeline never fails on another's typo).
+    assert check_parameters(bad, ["params:evaluation"]) == ["evaluation"]
+
+
+def test_the_check_is_a_registered_project_hook() -> None:
+    from icb_kedro.settings import HOOKS
+
+    assert any(isinstance(hook, ParametersCheckHook) for hook in HOOKS)
