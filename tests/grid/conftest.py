@@ -53,7 +53,7 @@ def tracking_uri(grid_workdir: Path) -> Iterator[str]:
     """A fresh SQLite MLflow store for the grid tests (copied from the cells' empty template)."""
     import shutil
 
-    from icb_kedro.grid.runner import mlflow_template_db
+    from icb_kedro.grid.layout import mlflow_template_db
 
     db = grid_workdir / "tracking" / "mlflow.db"
     db.parent.mkdir()

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from icb_kedro.grid.dask_runner import grid_status, plan_grid, run_grid
-from icb_kedro.grid.runner import CellError, read_done
+from icb_kedro.grid.layout import CellError
+from icb_kedro.grid.manifest import read_done
 
 HUGO, RIAZ = "Melanoma_PD1_Hugo2016", "Melanoma_Nivolumab_Riaz2017"
 TWO_STAGES = {
@@ -225,7 +226,8 @@ def test_only_the_parameters_a_stage_reads_invalidate_its_cells(tmp_path, make_s
     import yaml
 
     from icb_kedro.grid.cells import build_grid
-    from icb_kedro.grid.runner import GridLayout, cell_fingerprints, parameter_fingerprints
+    from icb_kedro.grid.layout import GridLayout
+    from icb_kedro.grid.manifest import cell_fingerprints, parameter_fingerprints
 
     settings = make_settings("params", {"cohorts": [HUGO], "trials": [0]})
     grid = build_grid(settings.grid, settings.cohorts, settings.trials)

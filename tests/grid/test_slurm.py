@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from icb_kedro.grid.cells import build_grid
 from icb_kedro.grid.cli import main as grid_cli
 from icb_kedro.grid.config import load_settings
-from icb_kedro.grid.runner import GridLayout, cell_fingerprints, write_manifest
+from icb_kedro.grid.layout import GridLayout
+from icb_kedro.grid.manifest import cell_fingerprints, write_manifest
 from icb_kedro.grid.slurm import write_slurm_scripts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,10 @@ Entry point: ``python -m icb_kedro.grid run|status|slurm|cell|merge`` (icb_kedro
 
 from icb_kedro.grid.cells import Cell, Grid, build_grid, make_cell_id, select_cells
 from icb_kedro.grid.config import GridSettings, load_settings
-from icb_kedro.grid.dask_runner import GridReport, grid_status, merge_results, plan_grid, run_grid
-from icb_kedro.grid.runner import CellError, CellOutcome, GridLayout, run_cell
+from icb_kedro.grid.dask_runner import GridReport, grid_status, plan_grid, run_grid
+from icb_kedro.grid.layout import CellError, GridLayout
+from icb_kedro.grid.merge import merge_results
+from icb_kedro.grid.runner import CellOutcome, run_cell
 
 __all__ = [
     "Cell",

@@ -40,7 +40,7 @@ def run_in_child(
 ) -> dict[str, Any]:
     """Slice the cell's inputs, run its session and return its result tables by kind, all in
     a child process; a failure there is raised here as ``CellError`` naming the cell."""
-    from icb_kedro.grid.runner import CellError
+    from icb_kedro.grid.layout import CellError
 
     cell_dir = Path(cell_dir)
     for stale in (RESULT, ERROR):
@@ -72,7 +72,7 @@ def run_in_child(
 
 
 def _session(cell_dir: Path) -> dict[str, Any]:
-    from icb_kedro.grid.runner import (
+    from icb_kedro.grid.session import (
         _check_targets_untouched,
         _run_session,
         _slice_inputs,

@@ -23,7 +23,7 @@ from icb_kedro.grid.config import load_settings
 
 def parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:
     """``("engine.n_workers=4", "n_bins=[4,8]")`` -> nested dict (values parsed as YAML)."""
-    from icb_kedro.grid.cells import nest_dotted
+    from icb_kedro.grid.templating import nest_dotted
 
     flat: dict[str, Any] = {}
     for item in items:
@@ -195,7 +195,8 @@ def slurm(env, overrides, project, select) -> None:
 def cell(root, cells_file, index, cell_id, dry_run) -> None:
     """Run one cell of a planned grid (the SLURM array task)."""
     from icb_kedro.grid.dask_runner import execute_cell
-    from icb_kedro.grid.runner import read_manifest, run_cell
+    from icb_kedro.grid.manifest import read_manifest
+    from icb_kedro.grid.runner import run_cell
 
     grid, layout, fps, _ = read_manifest(root)
     if cell_id is None:
@@ -229,8 +230,9 @@ def cell(root, cells_file, index, cell_id, dry_run) -> None:
 @click.option("--no-mlflow", is_flag=True)
 def merge(root, env, project, no_mlflow) -> None:
     """Merge finished cells of a planned grid into results/ and MLflow (the SLURM merge job)."""
-    from icb_kedro.grid.dask_runner import GridReport, grid_status, merge_results
-    from icb_kedro.grid.runner import read_manifest
+    from icb_kedro.grid.dask_runner import GridReport, grid_status
+    from icb_kedro.grid.manifest import read_manifest
+    from icb_kedro.grid.merge import merge_results
     from icb_kedro.grid.tracking import log_grid
 
     grid, layout, fps, _ = read_manifest(root)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from icb_kedro.grid.cells import PREPARE_ID, Grid
-from icb_kedro.grid.runner import GridLayout, is_done
+from icb_kedro.grid.layout import GridLayout
+from icb_kedro.grid.manifest import is_done
 
 SLURM_DIR = "slurm"
 

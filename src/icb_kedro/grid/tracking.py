@@ -28,7 +28,8 @@ from typing import Any
 import pandas as pd
 
 from icb_kedro.grid.cells import Grid
-from icb_kedro.grid.runner import GridLayout, _atomic_write_text, read_done
+from icb_kedro.grid.layout import GridLayout, atomic_write_text
+from icb_kedro.grid.manifest import read_done
 
 LEDGER_FILE = "mlflow_ledger.json"
 _MAX_PARAM = 6000  # MLflow's param value limit is 6000 characters (3.x)
@@ -140,7 +141,7 @@ def log_grid(
         client.log_artifacts(grid_run_id, layout.conf_source, artifact_path="conf")
         entry["grid_run_id"] = grid_run_id
         created = True
-        _atomic_write_text(ledger_path, json.dumps(ledger, indent=1))
+        atomic_write_text(ledger_path, json.dumps(ledger, indent=1))
 
     new_cells = 0
     with tracking_uri(uri):
@@ -182,7 +183,7 @@ def log_grid(
             client.set_terminated(run.info.run_id, "FINISHED")
             entry["cells"][cell.cell_id] = stamp
             new_cells += 1
-            _atomic_write_text(
+            atomic_write_text(
                 ledger_path, json.dumps(ledger, indent=1)
             )  # per cell: a crash never duplicates
 

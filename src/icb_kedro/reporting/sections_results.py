@@ -1,13 +1,10 @@
 """Report sections on the data and the models' results: cohorts and harmonization,
-performance (+ calibration), and whether IC2Bert and AMU learn."""
+performance (+ calibration). Whether the models learn: ``sections_training``."""
 
 from __future__ import annotations
 
-import pandas as pd
-
 from icb_kedro.reporting.report import Image, NotRun, Section, Table, Text, table_block
 from icb_kedro.reporting.study_inputs import PROTOCOL_TITLES, StudyInputs, present, safe_figure
-from icb_kedro.reporting.study_plots import plot_mlm_accuracy, plot_sample_size
 
 
 def section_cohorts(inputs: StudyInputs) -> Section:
@@ -265,147 +262,6 @@ def section_calibration(inputs: StudyInputs) -> Section:
             "Calibration per model and protocol, held-out cohorts pooled (per-cohort rows: "
             "results_calibration)",
             max_rows=200,
-        )
-    )
-    return section
-
-
-def pretraining_verdict(summary: pd.DataFrame, margin: float = 0.02) -> list[str]:
-    """One plain sentence per protocol: did pretraining help (IC2Bert vs its random-init and
-    token-LR ablations on the same folds, mean held-out AUROC over cohorts)?"""
-    lines = []
-    table = summary.set_index(["protocol", "model"])["test_auroc"]
-    for protocol in sorted(summary["protocol"].unique()):
-        if (protocol, "ic2bert") not in table.index:
-            continue
-        ours = float(table[(protocol, "ic2bert")])
-        others = {
-            m: float(table[(protocol, m)])
-            for m in ("ic2bert_random_init", "ic2bert_token_lr")
-            if (protocol, m) in table.index
-        }
-        if not others:
-            continue
-        best_name, best = max(others.items(), key=lambda kv: kv[1])
-        verdict = (
-            "helped"
-            if ours > best + margin
-            else "did not help measurably"
-            if ours >= best - margin
-            else "hurt"
-        )
-        compared = ", ".join(f"{m} {v:.3f}" for m, v in others.items())
-        lines.append(
-            f"{protocol}: pretrained IC2Bert {ours:.3f} vs {compared}: pretraining {verdict} "
-            f"(margin {margin:.2f} AUROC)."
-        )
-    return lines
-
-
-def section_ic2bert_training(inputs: StudyInputs) -> Section:
-    section = Section("IC2Bert: does it learn, and does pretraining help?")
-    if present(inputs.learning_summary):
-        summary = inputs.learning_summary
-        section.add(
-            Text(
-                " ".join(pretraining_verdict(summary))
-                or "No ablation ran, so the benefit of pretraining is not measured."
-            )
-        )
-        section.add(
-            Table(
-                summary,
-                "Learning check (mean over held-out cohorts): training fit, inner-CV AUROC, "
-                "held-out AUROC and spread of held-out probabilities, for IC2Bert and its "
-                "ablations on the same folds",
-                max_rows=40,
-            )
-        )
-    else:
-        section.add(NotRun("Learning check", "no IC2Bert learning-check table was found"))
-    if present(inputs.pretrain_history):
-        section.add(
-            safe_figure(
-                "ic2bert_mlm_accuracy",
-                lambda: plot_mlm_accuracy(inputs.pretrain_history),
-                "Masked-token accuracy on the held-out MLM validation rows by number of "
-                "expression bins.",
-            )
-        )
-    else:
-        section.add(NotRun("MLM accuracy vs n_bins", "no IC2Bert pretraining history was found"))
-    if present(inputs.sample_size):
-        section.add(
-            safe_figure(
-                "ic2bert_sample_size",
-                lambda: plot_sample_size(inputs.sample_size),
-                "Test AUROC by number of labelled training samples of the held-out cohort "
-                "(mean and spread over draws).",
-            )
-        )
-    else:
-        section.add(NotRun("Sample-size curves", "no sample-size analysis output was found"))
-    return section
-
-
-def amu_learning_table(
-    learning: pd.DataFrame, overall: pd.DataFrame | None, fits_below: float = 0.7
-) -> tuple[pd.DataFrame, list[str]]:
-    """Per protocol: AMU's training fit and held-out AUROC beside L2-LR's on the same folds,
-    and one plain sentence each on whether AMU fitted its training rows at all."""
-    table = (
-        learning.groupby("protocol")
-        .agg(
-            fits=("train_auroc", "size"),
-            epochs=("epochs", "max"),
-            train_auroc=("train_auroc", "mean"),
-            train_auroc_min=("train_auroc", "min"),
-            test_auroc=("test_auroc", "mean"),
-            final_loss=("final_loss", "mean"),
-        )
-        .reset_index()
-    )
-    logreg = {}
-    if present(overall):
-        rows = overall[overall["model"] == "logreg"]
-        logreg = dict(zip(rows["protocol"], rows["auroc_mean"]))
-    table["logreg_test_auroc"] = table["protocol"].map(logreg)
-    lines = []
-    for row in table.itertuples():
-        verdict = (
-            "does not fit its training rows"
-            if row.train_auroc < fits_below
-            else "fits its training rows"
-        )
-        lines.append(
-            f"{row.protocol}: AMU {verdict} (mean training AUROC {row.train_auroc:.3f} after "
-            f"{row.epochs} epochs, final training loss {row.final_loss:.2f}); held-out AUROC "
-            f"{row.test_auroc:.3f}."
-        )
-    return table.round(3), lines
-
-
-def section_amu_training(inputs: StudyInputs) -> Section:
-    section = Section("AMU: does it learn?")
-    if not present(inputs.amu_learning):
-        section.add(NotRun("Learning check", "no AMU learning-check table was found"))
-        return section
-    table, lines = amu_learning_table(inputs.amu_learning, inputs.overall)
-    section.add(
-        Text(
-            "\n".join(f"- {line}" for line in lines)
-            + "\n\nA model that does not fit its training rows says nothing about transfer or "
-            "leakage: read its held-out AUROC as an untrained model's."
-        )
-    )
-    section.add(
-        Table(
-            table,
-            "AMU learning check (amu_learning_check, one row per fit, averaged per protocol): "
-            "training AUROC on the real training rows, held-out AUROC (mean over splits/cohorts), "
-            "and L2 logistic regression's held-out AUROC on the protocol (mean over all of its "
-            "splits, which may be more than AMU's)",
-            max_rows=20,
         )
     )
     return section

@@ -33,12 +33,8 @@ from icb_kedro.reporting.sections_genes import (
     section_ic2bert_importance,
     section_shap,
 )
-from icb_kedro.reporting.sections_results import (
-    section_amu_training,
-    section_cohorts,
-    section_ic2bert_training,
-    section_performance,
-)
+from icb_kedro.reporting.sections_results import section_cohorts, section_performance
+from icb_kedro.reporting.sections_training import section_amu_training, section_ic2bert_training
 from icb_kedro.reporting.study_inputs import StudyInputs
 from icb_kedro.reporting.study_plots import plot_panel_coverage, plot_pca_before_after
 
