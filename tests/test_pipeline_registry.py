@@ -71,4 +71,4 @@ def test_the_evaluation_scores_every_model_pipeline_that_writes_predictions(requ
     } <= evaluation.inputs()
     toy = Pipeline([Node(lambda x: x, "toy_features", "predictions_toy", name="toy_fit")])
     with_toy = {**{name: pipelines[name] for name in ("amu", "baselines")}, "toy": toy}
-    assert scored_models(with_toy) == ["amu", "baselines", "toy"]
+    assert scored_models(with_toy) == ["baselines", "amu", "toy"]  # shipped order, then new

@@ -24,6 +24,7 @@ import pkgutil
 from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.evaluation import create_pipeline as evaluation_pipeline
+from icb_kedro.pipelines.evaluation.pipeline import MODEL_PIPELINES
 from icb_kedro.pipelines.interpretation import create_pipeline as interpretation_pipeline
 from icb_kedro.tags import tag_pipeline
 
@@ -45,16 +46,18 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
 
 def scored_models(pipelines: dict[str, Pipeline]) -> list[str]:
     """``<name>`` of every ``predictions_<name>`` table a model pipeline writes: what the
-    evaluation gathers (a new model pipeline is scored by writing one)."""
-    return sorted(
-        {
-            output.removeprefix("predictions_")
-            for name, pipeline in pipelines.items()
-            if name not in NOT_MODELS
-            for output in pipeline.all_outputs()
-            if output.startswith("predictions_") and "." not in output
-        }
-    )
+    evaluation gathers (a new model pipeline is scored by writing one). The shipped models
+    first, in the evaluation's own order (the row order of ``all_predictions``), then any
+    other by name."""
+    found = {
+        output.removeprefix("predictions_")
+        for name, pipeline in pipelines.items()
+        if name not in NOT_MODELS
+        for output in pipeline.all_outputs()
+        if output.startswith("predictions_") and "." not in output
+    }
+    shipped = [m for m in MODEL_PIPELINES if m in found]
+    return shipped + sorted(found - set(shipped))
 
 
 def with_reports(models: Pipeline, scored: list[str]) -> Pipeline:
