@@ -100,6 +100,27 @@ def _reset_mlflow_globals() -> Iterator[None]:
     fluent._active_experiment_id = None
 
 
+@pytest.fixture
+def registered_pipeline():
+    """The registered pipeline by name (with the upstream chain the registry adds); a
+    namespace interrupted by the registry's sums raises instead of warning."""
+    import warnings
+
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(Path(__file__).resolve().parents[1])
+    from icb_kedro.pipeline_registry import register_pipelines
+
+    def get(name: str):
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "error", message="Namespace .* is interrupted", category=UserWarning
+            )
+            return register_pipelines()[name]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     return shared_data_path()

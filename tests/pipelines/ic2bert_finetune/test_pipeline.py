@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -27,25 +25,8 @@ def _keep_outputs(catalog: DataCatalog, pipeline) -> DataCatalog:
     return catalog
 
 
-def _registered(name: str):
-    """The registered pipeline ``name`` (with the upstream chain the registry adds); a
-    namespace interrupted by the sum would raise here."""
-    from pathlib import Path
-
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(Path(__file__).resolve().parents[3])
-    from icb_kedro.pipeline_registry import register_pipelines
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "error", message="Namespace .* is interrupted", category=UserWarning
-        )
-        return register_pipelines()[name]
-
-
-def test_registered_pipeline_includes_upstream_and_valid_namespaces() -> None:
-    pipeline = _registered("ic2bert_finetune")
+def test_registered_pipeline_includes_upstream_and_valid_namespaces(registered_pipeline) -> None:
+    pipeline = registered_pipeline("ic2bert_finetune")
     alone = create_pipeline()  # the fine-tuning nodes only: no other pipeline's node
     assert not {n.name for n in alone.nodes} & {"build_harmonized_expression"}
     names = {n.name for n in pipeline.nodes}

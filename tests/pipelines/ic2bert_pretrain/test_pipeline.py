@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,25 +30,8 @@ def _keep_outputs(catalog: DataCatalog, pipeline) -> DataCatalog:
     return catalog
 
 
-def _registered(name: str):
-    """The registered pipeline ``name`` (with the upstream chain the registry adds); a
-    namespace interrupted by the sum would raise here."""
-    from pathlib import Path
-
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(Path(__file__).resolve().parents[3])
-    from icb_kedro.pipeline_registry import register_pipelines
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "error", message="Namespace .* is interrupted", category=UserWarning
-        )
-        return register_pipelines()[name]
-
-
-def test_registered_pipeline_includes_its_whole_upstream_chain() -> None:
-    pipeline = _registered("ic2bert_pretrain")
+def test_registered_pipeline_includes_its_whole_upstream_chain(registered_pipeline) -> None:
+    pipeline = registered_pipeline("ic2bert_pretrain")
     assert "build_harmonized_expression" not in {n.name for n in create_pipeline().nodes}
     names = {n.name for n in pipeline.nodes}
     assert {
