@@ -8,6 +8,7 @@ import pytest
 
 from icb_kedro.hooks import ParametersCheckHook, check_parameters, typed_parameters
 from icb_kedro.pipelines.folds.config import FoldsConfig, LodocvFolds
+from icb_kedro.pipelines.harmonization.config import HarmonizationConfig
 from icb_kedro.pipelines.tokenization.config import TokenizationConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,13 @@ def test_a_typo_is_refused_naming_the_key_and_the_known_ones() -> None:
     message = str(error.value)
     assert "params:folds.lodocv" in message and "unknown key 'kfold.n_splitz'" in message
     assert "known here: n_repeats, n_splits" in message
+    # Through optional sub-blocks and mappings of blocks (paper: ... | None; panels: {name: ...})
+    with pytest.raises(ValueError, match=r"'paper.n_trial' \(known here: n_trials, test_size\)"):
+        LodocvFolds.of({"paper": {"n_trial": 3}}, "params:folds.lodocv")
+    with pytest.raises(
+        ValueError, match=r"'panels.common.genez' \(known here: genes, present_in\)"
+    ):
+        HarmonizationConfig.of({"panels": {"common": {"genez": "all"}}}, "params:harmonization")
 
 
 def test_wrong_types_and_choices_are_refused_and_defaults_fill_in() -> None:

@@ -17,7 +17,7 @@ everywhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,14 +38,28 @@ class Config(BaseModel):
             raise ValueError(f"{where}: {_explain(cls, error)}") from None
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: ``M``, ``M | None`` or the values of ``dict[str, M]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
 def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
-    """The keys a nested model accepts at ``path`` (for "unknown key" messages)."""
+    """The keys a nested model accepts at ``path`` (for "unknown key" messages); a path step
+    that is a mapping key (``panels.<name>``) or a union branch is stepped over."""
     for key in path:
         field = model.model_fields.get(str(key))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        if field is None:
+            continue  # a dict key or pydantic's union-branch label
+        inner = _model_in(field.annotation)
+        if inner is None:
             return []
-        model = annotation
+        model = inner
     return sorted(model.model_fields)
 
 
