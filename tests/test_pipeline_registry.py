@@ -50,25 +50,27 @@ def test_no_pipeline_module_imports_another_pipeline() -> None:
     for path in sorted(package.glob("*/*.py")):
         own = path.parent.name
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                parts = node.module.split(".")
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level >= 2:  # `from ..x import y`: a sibling pipeline package
+                    targets = [f"icb_kedro.pipelines.{node.module or ''}".rstrip(".")]
+                    targets += [f"{targets[0]}.{alias.name}" for alias in node.names]
+                elif node.level == 0 and node.module:
+                    targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for target in targets:
+                parts = target.split(".")
                 if parts[:2] == ["icb_kedro", "pipelines"] and len(parts) > 2:
-                    assert parts[2] == own, f"{path.relative_to(ROOT)} imports {node.module}"
+                    assert parts[2] == own, f"{path.relative_to(ROOT)} imports {target}"
 
 
-def test_the_evaluation_scores_every_model_pipeline_that_writes_predictions(requested) -> None:
-    """A model is a plug-in: a pipeline writing ``predictions_<name>`` is gathered by the
-    evaluation without a change to it (``pipeline_registry.scored_models``)."""
-    from kedro.pipeline import Node, Pipeline
+def test_no_environment_switches_mlflow_logging_off_per_pipeline() -> None:
+    """kedro-mlflow's ``disable_tracking.pipelines`` switches only datasets whose class name
+    starts with ``Mlflow``; the artifacts the evaluation and interpretation read are wrapped
+    in OptionalDataset and would keep logging (into a run MLflow starts by itself)."""
+    import yaml
 
-    from icb_kedro.pipeline_registry import scored_models
-
-    evaluation = requested("evaluation")["evaluation"]
-    assert {
-        "predictions_amu",
-        "predictions_baselines",
-        "predictions_ic2bert",
-    } <= evaluation.inputs()
-    toy = Pipeline([Node(lambda x: x, "toy_features", "predictions_toy", name="toy_fit")])
-    with_toy = {**{name: pipelines[name] for name in ("amu", "baselines")}, "toy": toy}
-    assert scored_models(with_toy) == ["baselines", "amu", "toy"]  # shipped order, then new
+    for path in sorted((ROOT / "conf").glob("*/mlflow.yml")):
+        tracking = (yaml.safe_load(path.read_text()) or {}).get("tracking") or {}
+        assert not (tracking.get("disable_tracking") or {}).get("pipelines"), path

@@ -72,3 +72,5 @@ def test_the_check_is_a_registered_project_hook() -> None:
     from icb_kedro.settings import HOOKS
 
     assert any(isinstance(hook, ParametersCheckHook) for hook in HOOKS)
+    # Before kedro-mlflow opens its run: a bad parameter must leave no empty FINISHED run.
+    assert ParametersCheckHook.before_pipeline_run.kedro_impl["tryfirst"] is True

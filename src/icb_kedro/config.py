@@ -3,9 +3,10 @@
 A node receives the block as Kedro gives it (a plain dict) and parses it at its boundary with
 ``<Config>.of(params, "params:<name>")``: unknown keys are refused (a typo such as
 ``n_split`` fails the run instead of silently falling back to a default), values are
-checked against their types and choices, and the defaults live in one place, the model.
-``hooks.ParametersCheck`` parses every typed block when a run starts, so a bad value fails
-before hours of computation, not in the node that first reads it.
+checked against their types (pydantic's lax mode: ``"4"`` or ``4.0`` become ``4``) and
+choices, and the defaults live in one place, the model. ``hooks.ParametersCheckHook``
+parses every typed block a run reads when it starts, so a bad value fails before hours of
+computation, not in the node that first reads it.
 
 Why not Kedro 1.7's own typed parameters (annotating a node argument with the model)?
 Kedro then replaces the dict in ``context.params`` by the model instance, which

@@ -385,9 +385,14 @@ def check_parameters(parameters: dict[str, Any], used: Any) -> list[str]:
 
 
 class ParametersCheckHook:
-    """Fail a run at its start, not hours in, when a typed parameter block it reads is wrong."""
+    """Fail a run at its start, not hours in, when a typed parameter block it reads is wrong.
 
-    @hook_impl
+    ``tryfirst``: before kedro-mlflow's ``before_pipeline_run`` opens the run, so a bad
+    parameter leaves no empty MLflow run behind (Kedro reports no ``on_pipeline_error`` for
+    an error raised in ``before_pipeline_run``; MLflow would close that run as FINISHED).
+    """
+
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         checked = check_parameters(catalog.load("parameters"), pipeline.inputs())
         logger.debug("typed parameter blocks checked: %s", checked)

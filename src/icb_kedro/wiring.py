@@ -1,6 +1,6 @@
 """Kedro wiring shared by the pipelines: bind a node's fixed arguments, name a fold
-namespace's inputs. The one module every ``pipelines/<name>/pipeline.py`` may import
-besides its own nodes (no pipeline imports another pipeline's modules)."""
+namespace's inputs. Pipelines share Kedro helpers only through here
+(no pipeline imports another pipeline's modules)."""
 
 from __future__ import annotations
 

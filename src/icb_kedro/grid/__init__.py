@@ -6,12 +6,36 @@ the project's MLflow experiment.
 Entry point: ``python -m icb_kedro.grid run|status|slurm|cell|merge`` (icb_kedro.grid.cli).
 """
 
-from icb_kedro.grid.cells import Cell, Grid, build_grid, make_cell_id, select_cells
-from icb_kedro.grid.config import GridSettings, load_settings
-from icb_kedro.grid.dask_runner import GridReport, grid_status, plan_grid, run_grid
-from icb_kedro.grid.layout import CellError, GridLayout
-from icb_kedro.grid.merge import merge_results
-from icb_kedro.grid.runner import CellOutcome, run_cell
+from importlib import import_module
+from typing import Any
+
+# Imported on first use (PEP 562): a cell's child process (``python -m
+# icb_kedro.grid.cell_session``) imports this package and should not pay for Dask.
+_EXPORTS = {
+    "Cell": "cells",
+    "Grid": "cells",
+    "build_grid": "cells",
+    "make_cell_id": "cells",
+    "select_cells": "cells",
+    "GridSettings": "config",
+    "load_settings": "config",
+    "GridReport": "dask_runner",
+    "grid_status": "dask_runner",
+    "plan_grid": "dask_runner",
+    "run_grid": "dask_runner",
+    "CellError": "layout",
+    "GridLayout": "layout",
+    "merge_results": "merge",
+    "CellOutcome": "runner",
+    "run_cell": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "Cell",

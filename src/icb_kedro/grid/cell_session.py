@@ -30,6 +30,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+#: MLflow variables of the worker's environment a cell never inherits.
+INHERITED_MLFLOW = (
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
 REQUEST = ".session_request.pkl"
 RESULT = ".session_result.pkl"
 ERROR = ".session_error.json"
@@ -47,11 +54,16 @@ def run_in_child(
         (cell_dir / stale).unlink(missing_ok=True)
     request = {"cell": cell, "layout": layout, "linked": dict(linked)}
     (cell_dir / REQUEST).write_bytes(pickle.dumps(request))
-    env = {**os.environ, **environ}
-    # The cell registers nothing in the project's registry: it keeps its own tracking store.
-    env.pop("MLFLOW_REGISTRY_URI", None)
+    # The cell keeps its own tracking store: no registry, run or experiment of the worker's
+    # own environment may leak in (the cell's settings in ``environ`` win).
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_MLFLOW or k in environ}
+    env.update(environ)
     completed = subprocess.run(
-        [sys.executable, "-m", __name__, str(cell_dir)], cwd=cell_dir, env=env, check=False
+        [sys.executable, "-m", __name__, str(cell_dir)],
+        cwd=cell_dir,
+        env=env,
+        check=False,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
     )
     try:
         if (cell_dir / ERROR).exists():
@@ -69,6 +81,30 @@ def run_in_child(
     finally:
         for name in (REQUEST, RESULT, ERROR):
             (cell_dir / name).unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGKILL it when its parent dies. A Dask nanny kills
+    its worker, not the worker's children; without this a cell's session would outlive its
+    worker and share its folder with the cell's retry, which takes the claim over."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Elsewhere (no prctl): a daemon thread that ends the process once its parent is gone."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
 
 
 def _session(cell_dir: Path) -> dict[str, Any]:
@@ -90,13 +126,15 @@ def _session(cell_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     cell_dir = Path((argv if argv is not None else sys.argv[1:])[0]).resolve()
+    if not sys.platform.startswith("linux"):
+        _exit_when_orphaned(os.getppid())
     try:
         results = _session(cell_dir)
     except BaseException as error:  # reported to the parent, which raises it as CellError
         report = {
             "type": type(error).__name__,
             "message": str(error),
-            "traceback": traceback.format_exc(limit=12),
+            "traceback": traceback.format_exc(),
         }
         (cell_dir / ERROR).write_text(json.dumps(report))
         return 1

@@ -171,9 +171,8 @@ def make_client(settings: GridSettings) -> tuple[Any, Any]:
     threads = int(engine.get("threads_per_worker", 1))
     if threads != 1:
         raise ValueError(
-            f"grid.engine.threads_per_worker={threads}: a cell uses process-wide state (cwd, env, "
-            "Kedro settings), so each worker process must run one cell at a time; scale "
-            "with n_workers"
+            f"grid.engine.threads_per_worker={threads}: each worker runs one cell at a time "
+            "(its claim, and the cores its session process uses); scale with n_workers"
         )
     n_workers = int(engine.get("n_workers", 2))
     if n_workers < 1:

@@ -58,6 +58,7 @@ RESULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "fold_metrics": FOLD_METRIC_COLUMNS,
     "predictions": PREDICTION_COLUMNS,
 }
+#: One cell at a time per worker process (its claim file names this process).
 _CELL_LOCK = threading.Lock()
 
 

@@ -147,11 +147,33 @@ def cox_top_genes(
     )
 
 
+def evaluation_is_current(
+    all_predictions: pd.DataFrame | None, model_predictions: Mapping[str, pd.DataFrame | None]
+) -> bool:
+    """``all_predictions`` exists and holds, for every model table present, as many rows of
+    that table's models as the table itself (an evaluation run after those models)."""
+    if all_predictions is None or not len(all_predictions):
+        return False
+    counts = all_predictions["model"].value_counts()
+    for table in model_predictions.values():
+        if table is None or not len(table):
+            continue
+        if (
+            not table["model"]
+            .value_counts()
+            .equals(counts.reindex(table["model"].value_counts().index))
+        ):
+            return False
+    return True
+
+
 def choose_predictions(
     all_predictions: pd.DataFrame | None, model_predictions: Mapping[str, pd.DataFrame | None]
 ) -> pd.DataFrame | None:
-    """The evaluation layer's stacked predictions, else whatever model tables exist."""
-    if all_predictions is not None and len(all_predictions):
+    """The evaluation layer's stacked predictions when they match the model tables on disk,
+    else the model tables themselves (e.g. ``--pipelines baselines,interpretation`` after an
+    older evaluation: its ``all_predictions`` would be stale)."""
+    if evaluation_is_current(all_predictions, model_predictions):
         return all_predictions
     available = [p for p in model_predictions.values() if p is not None and len(p)]
     return pd.concat(available, ignore_index=True) if available else None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from icb_kedro.interpretation.outcomes import choose_predictions, km_by_model
+from icb_kedro.interpretation.outcomes import choose_predictions, evaluation_is_current, km_by_model
 from icb_kedro.interpretation.shap_tables import shap_gene_columns
 from icb_kedro.reporting.report import (
     Section,
@@ -261,16 +261,20 @@ def study_inputs(
         "ic2bert": sources.predictions_ic2bert,
     }
     predictions = choose_predictions(sources.all_predictions, model_predictions)
-    if sources.all_predictions is None and predictions is not None:
+    current = evaluation_is_current(sources.all_predictions, model_predictions)
+    if not current and predictions is not None:
         not_run["evaluation (all_predictions, results_*)"] = (
             "the evaluation pipeline has not been run; summaries computed here"
+            if sources.all_predictions is None
+            else "the evaluation's tables on disk predate this run's model predictions "
+            "(stale); summaries computed here from the model predictions"
         )
     cohort_table, overall, comparisons, markdown, source = _evaluation_tables(
         predictions,
-        sources.results_cohort_summary,
-        sources.results_overall_summary,
-        sources.results_comparisons,
-        sources.results_summary_md,
+        sources.results_cohort_summary if current else None,
+        sources.results_overall_summary if current else None,
+        sources.results_comparisons if current else None,
+        sources.results_summary_md if current else None,
         n_boot,
         seed,
     )
@@ -290,8 +294,8 @@ def study_inputs(
         cohort_table=cohort_table,
         overall=overall,
         comparisons=comparisons,
-        meta=sources.results_meta_analysis,
-        calibration=sources.results_calibration,
+        meta=sources.results_meta_analysis if current else None,
+        calibration=sources.results_calibration if current else None,
         evaluation_markdown=markdown,
         evaluation_source=source,
         pretrain_history=sources.ic2bert_pretrain_history,

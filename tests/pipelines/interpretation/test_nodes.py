@@ -538,3 +538,16 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
         assert f"<strong>{missing}</strong>: not run" in html
     assert "computed here" in html  # the evaluation pipeline's summaries were missing
     assert "their q-values are optimistic" in html  # Cox tests genes chosen on the same patients
+
+
+def test_the_report_ignores_an_evaluation_older_than_the_model_predictions(synthetic_study):
+    """`kedro run --pipelines baselines,interpretation` after an older evaluation: the
+    all_predictions on disk no longer match the fresh model table, so the report uses the
+    model table (and computes its summaries) instead of mixing stale and fresh results."""
+    fresh = _predictions(synthetic_study)
+    stale = fresh.iloc[: len(fresh) // 2]
+    assert outcomes.evaluation_is_current(fresh, {"baselines": fresh, "amu": None})
+    assert not outcomes.evaluation_is_current(stale, {"baselines": fresh, "amu": None})
+    assert outcomes.choose_predictions(stale, {"baselines": fresh}) is not stale
+    assert len(outcomes.choose_predictions(stale, {"baselines": fresh})) == len(fresh)
+    assert outcomes.choose_predictions(fresh, {"baselines": fresh}) is fresh

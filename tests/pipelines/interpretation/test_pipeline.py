@@ -83,7 +83,7 @@ def test_every_input_read_from_another_pipeline_is_optional_in_the_catalog():
     } <= read
     with KedroSession.create(project_path=root, env="light") as session:
         catalog = session.load_context().catalog
-        for name in sorted(read):
+        for name in sorted(read | {"predictions_a_new_model"}):  # + a plug-in's, by the pattern
             dataset = catalog.get(name)
             assert isinstance(dataset, OptionalDataset) and dataset._writable, name
 
@@ -188,3 +188,17 @@ def test_full_run_on_synthetic_study(
     assert set(overlap.loc[(overlap["k"] == 1) & overlap["in_all"], "gene"]) == {"PLANT"}
     cox = catalog.load("interpretation_cox")
     assert cox.loc[(cox["gene"] == "PLANT") & (cox["endpoint"] == "os"), "hr"].iloc[0] < 1
+
+
+def test_the_report_node_is_wired_to_every_source_the_report_reads():
+    """The pipeline's mapping, ReportSources and the node agree: a source added to the report
+    but not wired (or wired but unknown) would silently show "not run" (or be refused)."""
+    from dataclasses import fields
+
+    from icb_kedro.reporting.study import ReportSources
+
+    node = next(
+        n for n in create_pipeline(cohorts=COHORTS).nodes if n.name == "interpretation_report"
+    )
+    wired = set(node._inputs) - {"params"}
+    assert wired == {f.name for f in fields(ReportSources)}

@@ -14,7 +14,6 @@ class MetaAnalysis(Config):
     ``dl`` = DerSimonian-Laird (PredictIO's choice), ``pm`` = Paule-Mandel."""
 
     method: Literal["dl", "pm"] = "dl"
-    level: float = Field(0.95, gt=0.0, lt=1.0)
 
 
 class Calibration(Config):

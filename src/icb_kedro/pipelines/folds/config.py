@@ -26,7 +26,7 @@ class LodocvFolds(Config):
 
     base_seed: int = 1001
     kfold: KFoldSplits = KFoldSplits()
-    paper: PaperSplits | None = PaperSplits()
+    paper: PaperSplits | None = None  # absent or null: no 80/20 splits (conf/base: 10)
 
 
 class AmuHoldoutFolds(Config):

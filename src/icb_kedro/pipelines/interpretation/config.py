@@ -1,8 +1,9 @@
 """Typed ``params:interpretation`` (conf/base/parameters_interpretation.yml).
 
 The report node parses the whole block; the SHAP, importance, embedding, enrichment and
-survival nodes read their sub-blocks (``params:interpretation.shap`` …), which the run-start
-check (``hooks.ParametersCheck``) has validated through this model.
+survival nodes still read their sub-blocks (``params:interpretation.shap`` …) as dicts with
+their own defaults (this model mirrors them), after the run-start check
+(``hooks.ParametersCheckHook``) has validated the block through this model.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class ShapSetting(Config):
 class Shap(Config):
     n_background: int = Field(10, ge=1)
     nsamples: int | Literal["auto"] = 100
-    l1_reg: str | bool | int = "num_features(30)"
+    l1_reg: str | bool | int = "num_features(20)"  # the explain_* modules' default; base: 30
     study: ShapSetting = ShapSetting()
     cohorts: ShapSetting = ShapSetting()
     per_model: dict[str, ShapBudget] = {}
@@ -85,7 +86,7 @@ class Survival(Config):
     min_events: int = Field(5, ge=1)
     penalizer: float = Field(0.0, ge=0.0)
     km_protocols: tuple[str, ...] = ("loco", "amu_holdout", "transfer", "within")
-    random_gene_null: RandomGeneNull | None = None
+    random_gene_null: RandomGeneNull = RandomGeneNull()  # absent: run with these defaults
 
 
 class FallbackEvaluation(Config):

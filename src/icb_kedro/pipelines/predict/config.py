@@ -15,7 +15,7 @@ class PredictConfig(Config):
     """
 
     model_uri: str | None = None
-    model: str = "ic2bert"
+    model: str | None = "ic2bert"  # null: ic2bert
     held_out: str | None = None
     model_version: int | str | None = None
     model_alias: str | None = None  # conf/base: champion
