@@ -9,31 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from icb_kedro.grid.manifest import _environ
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HELD_OUT = ["Melanoma_Nivolumab_Riaz2017", "Melanoma_PD1_Hugo2016"]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def shared_data_path() -> Path:

@@ -49,6 +49,38 @@ def _amu_kernel_shap(
     )
 
 
+def _fold_shap_frame(
+    fitted: Any,
+    features: pd.DataFrame,
+    train_keys: Any,
+    rows: Any,
+    labels: pd.Series,
+    fold: Any,
+    genes: Any,
+    shap_params: dict[str, Any],
+) -> pd.DataFrame:
+    """Kernel SHAP of one fold network on its explained test ``rows`` (background from
+    ``train_keys``), as a SHAP table of that fold."""
+    shap_values = _amu_kernel_shap(
+        fitted,
+        features.loc[train_keys].to_numpy(),
+        features.loc[rows].to_numpy(),
+        shap_params,
+        fold.seed,
+    )
+    return _shap_frame(
+        "amu",
+        fold.protocol,
+        fold.held_out,
+        fold.trial,
+        rows,
+        labels.loc[rows].to_numpy(int),
+        shap_values,
+        features.loc[rows].to_numpy(),
+        genes,
+    )
+
+
 def explain_amu_study(
     amu_matrix: pd.DataFrame,
     amu_holdout_folds: pd.DataFrame,
@@ -90,24 +122,9 @@ def explain_amu_study(
                 "amu_matrix's columns"
             )
         rows = explain_rows(fold.test_keys, labels, shap_params.get("max_explain_rows"), fold.seed)
-        shap_values = _amu_kernel_shap(
-            fitted,
-            features.loc[fold.train_keys].to_numpy(),
-            features.loc[rows].to_numpy(),
-            shap_params,
-            fold.seed,
-        )
         parts.append(
-            _shap_frame(
-                "amu",
-                fold.protocol,
-                fold.held_out,
-                fold.trial,
-                rows,
-                labels.loc[rows].to_numpy(int),
-                shap_values,
-                features.loc[rows].to_numpy(),
-                genes,
+            _fold_shap_frame(
+                fitted, features, fold.train_keys, rows, labels, fold, genes, shap_params
             )
         )
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
@@ -161,25 +178,8 @@ def explain_amu_cohorts(
             shap_params.get("max_explain_rows"),
             fold.seed,
         )
-        shap_values = _amu_kernel_shap(
-            fitted,
-            features.loc[train_keys].to_numpy(),
-            features.loc[rows].to_numpy(),
-            shap_params,
-            fold.seed,
-        )
         parts.append(
-            _shap_frame(
-                "amu",
-                fold.protocol,
-                fold.held_out,
-                fold.trial,
-                rows,
-                labels.loc[rows].to_numpy(int),
-                shap_values,
-                features.loc[rows].to_numpy(),
-                genes,
-            )
+            _fold_shap_frame(fitted, features, train_keys, rows, labels, fold, genes, shap_params)
         )
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
 
