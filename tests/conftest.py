@@ -74,6 +74,9 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
+ENVS = ("base", "light", "paper")  # the configuration environments every typed block must parse
+
+
 @pytest.fixture(autouse=True)
 def _reset_mlflow_globals() -> Iterator[None]:
     """MLflow keeps the tracking/registry URI and the active experiment in module globals
@@ -98,6 +101,17 @@ def _reset_mlflow_globals() -> Iterator[None]:
     tracking_utils._tracking_uri = None
     registry_utils._registry_uri = None
     fluent._active_experiment_id = None
+
+
+@pytest.fixture(scope="session")
+def parameters_by_env() -> dict[str, dict]:
+    """The parameters of base, light and paper as a run loads them (the project's config
+    loader: soft merge over conf/base), without a Kedro session: a session would start
+    kedro-mlflow, which exports ``MLFLOW_EXPERIMENT_ID`` into every later test."""
+    from icb_kedro.grid.config import config_loader
+
+    root = Path(__file__).resolve().parents[1]
+    return {env: config_loader(root / "conf", env)["parameters"] for env in ENVS}
 
 
 @pytest.fixture

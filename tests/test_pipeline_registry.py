@@ -74,3 +74,23 @@ def test_no_environment_switches_mlflow_logging_off_per_pipeline() -> None:
     for path in sorted((ROOT / "conf").glob("*/mlflow.yml")):
         tracking = (yaml.safe_load(path.read_text()) or {}).get("tracking") or {}
         assert not (tracking.get("disable_tracking") or {}).get("pipelines"), path
+
+
+def test_a_plug_in_model_is_scored_reported_and_survival_analysed_without_a_listing() -> None:
+    """A model pipeline that writes ``predictions_<name>`` is found by the registry and read
+    by the evaluation, the report and the KM analysis (no list of models to edit)."""
+    from kedro.pipeline import Node, Pipeline
+
+    from icb_kedro.pipeline_registry import project_pipelines, scored_models, with_reports
+
+    built = project_pipelines()
+    toy = Pipeline([Node(lambda x: x, "expression_standardized", "predictions_toy", name="toy")])
+    scored = scored_models({**built, "toy": toy})
+    assert scored[:3] == ["baselines", "ic2bert", "amu"] and scored[-1] == "toy"
+    study = with_reports(built["baselines"] + toy, scored)
+    readers = {n.name for n in study.nodes if "predictions_toy" in n.inputs}
+    assert {"gather_predictions", "interpretation_report", "interpretation_km_by_prediction"} <= (
+        readers
+    )
+    order = [n.name for n in study.nodes]
+    assert order.index("toy") < order.index("gather_predictions")

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from icb_kedro.hooks import ParametersCheckHook, check_parameters, typed_parameters
 from icb_kedro.pipelines.folds.config import FoldsConfig, LodocvFolds
 from icb_kedro.pipelines.harmonization.config import HarmonizationConfig
 from icb_kedro.pipelines.tokenization.config import TokenizationConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def parameters_by_env() -> dict[str, dict]:
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(ROOT)
-    loaded = {}
-    for env in ("base", "light", "paper"):
-        with KedroSession.create(project_path=ROOT, env=env) as session:
-            loaded[env] = session.load_context().params
-    return loaded
 
 
 @pytest.mark.parametrize("env", ["base", "light", "paper"])

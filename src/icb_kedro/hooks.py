@@ -345,24 +345,35 @@ class RegistryAliasHook:
 
 
 def typed_parameters() -> dict[str, type]:
-    """``params:<block>`` -> its typed model (``icb_kedro.config``), for the blocks typed so far."""
-    from icb_kedro.pipelines.evaluation.config import EvaluationConfig
-    from icb_kedro.pipelines.folds.config import FoldsConfig
-    from icb_kedro.pipelines.harmonization.config import HarmonizationConfig
-    from icb_kedro.pipelines.ingestion.config import IngestionConfig
-    from icb_kedro.pipelines.interpretation.config import InterpretationConfig
-    from icb_kedro.pipelines.predict.config import PredictConfig
-    from icb_kedro.pipelines.tokenization.config import TokenizationConfig
+    """``params:<block>`` -> its typed model (``icb_kedro.config``).
 
-    return {
-        "evaluation": EvaluationConfig,
-        "folds": FoldsConfig,
-        "harmonization": HarmonizationConfig,
-        "ingestion": IngestionConfig,
-        "interpretation": InterpretationConfig,
-        "predict": PredictConfig,
-        "tokenization": TokenizationConfig,
-    }
+    Found, not listed: every ``icb_kedro.pipelines.<name>.config`` module declares the
+    blocks it types in ``BLOCKS``, so a plug-in's pipeline types its block without touching
+    this file. A block typed twice is an error.
+    """
+    import importlib
+    import pkgutil
+
+    import icb_kedro.pipelines as package
+
+    found: dict[str, type] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(f"{package.__name__}.{info.name}.config")
+        except ModuleNotFoundError as error:
+            if error.name == f"{package.__name__}.{info.name}.config":
+                continue  # an untyped pipeline
+            raise
+        for block, model in getattr(module, "BLOCKS", {}).items():
+            if block in found:
+                raise ValueError(
+                    f"params:{block} is typed twice ({found[block].__qualname__}, "
+                    f"{model.__qualname__})"
+                )
+            found[block] = model
+    return dict(sorted(found.items()))
 
 
 def check_parameters(parameters: dict[str, Any], used: Any) -> list[str]:

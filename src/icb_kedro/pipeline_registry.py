@@ -24,9 +24,9 @@ import pkgutil
 from kedro.pipeline import Pipeline
 
 from icb_kedro.pipelines.evaluation import create_pipeline as evaluation_pipeline
-from icb_kedro.pipelines.evaluation.pipeline import MODEL_PIPELINES
 from icb_kedro.pipelines.interpretation import create_pipeline as interpretation_pipeline
 from icb_kedro.tags import tag_pipeline
+from icb_kedro.wiring import MODEL_PIPELINES
 
 #: Built below around the model pipelines, or never run by default.
 NOT_MODELS = ("evaluation", "interpretation", "predict")
@@ -62,7 +62,7 @@ def scored_models(pipelines: dict[str, Pipeline]) -> list[str]:
 
 def with_reports(models: Pipeline, scored: list[str]) -> Pipeline:
     """``models`` + the evaluation of ``scored`` and the report (ordered by shared names)."""
-    return models + evaluation_pipeline(models=scored) + interpretation_pipeline()
+    return models + evaluation_pipeline(models=scored) + interpretation_pipeline(models=scored)
 
 
 def project_pipelines() -> dict[str, Pipeline]:
@@ -92,6 +92,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     scored = scored_models(pipelines)
     pipelines["evaluation"] = evaluation_pipeline(models=scored)
+    pipelines["interpretation"] = interpretation_pipeline(models=scored)
     models = {name: p for name, p in pipelines.items() if name not in NOT_MODELS}
     # Summing dedups nodes shared by several pipelines (the upstream chain), one DAG.
     pipelines["study"] = with_reports(sum(models.values(), Pipeline([])), scored)

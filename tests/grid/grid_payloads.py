@@ -28,7 +28,7 @@ def attempts(marker_dir: str | Path, cell_id: str) -> list[int]:
 
 
 def link_only(cell, layout, fingerprints):
-    """The real run_cell (links, slices, markers) without a Kedro session."""
+    """The real run_cell (links, markers) without a Kedro session."""
     return run_cell(dataclasses.replace(cell, pipelines=()), layout, fingerprints)
 
 

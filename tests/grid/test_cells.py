@@ -41,9 +41,7 @@ IC2BERT_LIKE = {
                     "runtime_params": {
                         "tokenization.n_bins": "{n_bins}",
                         "ic2bert": {"tag": "h={held_out}/t={trial}"},
-                    },
-                    "slice_inputs": {
-                        "lodocv_folds": {"held_out": "{held_out}", "trial": "{trial}"}
+                        "folds.cells.trials": ["{trial}"],
                     },
                     "results": {"fold_metrics": "{namespace}.fold_metrics_ic2bert"},
                 },
@@ -65,8 +63,8 @@ def test_grid_expands_axes_into_cells_with_stable_ids_and_dependencies():
     assert cell.runtime_params == {
         "tokenization": {"n_bins": 8},
         "ic2bert": {"tag": "h=Melanoma_PD1_Hugo2016/t=1"},
+        "folds": {"cells": {"trials": [1]}},
     }
-    assert cell.slice_inputs == {"lodocv_folds": {"held_out": "Melanoma_PD1_Hugo2016", "trial": 1}}
     assert cell.selection == {"namespaces": ["fold_Melanoma_PD1_Hugo2016"]}
     assert cell.results == {"fold_metrics": "fold_Melanoma_PD1_Hugo2016.fold_metrics_ic2bert"}
     # One pretraining per (held-out cohort, n_bins) serves all its trials.
@@ -106,7 +104,7 @@ def test_the_papers_grid_is_910_finetune_cells_over_91_pretrainings():
             lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(
                 axes=["held_out", "fold"]
             ),
-            "unknown axes",
+            r"stages.finetune.axes.1': Input should be 'held_out', 'n_bins' or 'trial'",
         ),
         (
             lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(after="nope"),
@@ -120,7 +118,7 @@ def test_the_papers_grid_is_910_finetune_cells_over_91_pretrainings():
         ),
         (
             lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(pipline=["x"]),
-            "unknown keys",
+            r"unknown key 'models.ic2bert.stages.finetune.pipline' \(known here: after, axes",
         ),
         (lambda c: c["models"]["ic2bert"]["stages"]["pretrain"].update(pipelines=[]), "pipelines"),
         (
@@ -129,6 +127,14 @@ def test_the_papers_grid_is_910_finetune_cells_over_91_pretrainings():
             ),
             "uses 'trial'",
         ),
+        (
+            lambda c: c["models"]["ic2bert"]["stages"]["finetune"].update(
+                slice_inputs={"lodocv_folds": {"trial": "{trial}"}}
+            ),
+            r"slice_inputs is gone; .*folds.cells.trials",
+        ),
+        (lambda c: c.update(engine={"threads_per_worker": 2}), "'engine.threads_per_worker'"),
+        (lambda c: c.update(slurm={"gpu": 1}), r"unknown key 'slurm.gpu' \(known here: account"),
         (lambda c: c.update(n_bins=[]), "no n_bins values"),
         (lambda c: c["models"]["ic2bert"].update(enabled=False), "no enabled model"),
     ],
@@ -210,3 +216,21 @@ def test_configured_grid_builds_for_the_real_cohorts():
         2,
         1001,
     ]  # an 80/20 split
+
+
+@pytest.mark.parametrize("env", ["base", "light", "paper"])
+def test_every_environments_grid_block_parses_and_fills_defaults(env):
+    from icb_kedro.grid.config import config_loader
+    from icb_kedro.grid.parameters import GridConfig
+
+    block = config_loader(PROJECT_ROOT / "conf", env)["parameters"]["grid"]
+    settings = GridConfig.of(block, f"params:grid ({env})").settings()
+    assert settings["engine"]["retries"] == block["engine"]["retries"]
+    finetune = settings["models"]["ic2bert"]["stages"]["finetune"]
+    assert finetune["runtime_params"]["folds.cells.trials"] == ["{trial}"]
+    assert finetune["tags"] is None and finetune["only_missing_outputs"] is False  # defaults
+    # A --set override of a wrong type fails with its path before any cell is planned.
+    from icb_kedro.grid.config import load_settings
+
+    with pytest.raises(ValueError, match=r"params:grid \(with --set\): 'engine.n_workers'"):
+        load_settings(PROJECT_ROOT, env=env, overrides={"engine": {"n_workers": 0}})

@@ -1,4 +1,4 @@
-"""The engine's bookkeeping with Kedro-free payloads: linking, slicing, resume, retries,
+"""The engine's bookkeeping with Kedro-free payloads: linking, resume, retries,
 failures reported while the others finish, blocked dependents, Dask and sequential alike,
 and the isolation guard on a real Kedro cell."""
 
@@ -30,7 +30,9 @@ TWO_STAGES = {
                 "axes": ["held_out", "trial"],
                 "after": "pretrain",
                 "pipelines": ["folds"],
-                "slice_inputs": {"lodocv_folds": {"held_out": "{held_out}", "trial": "{trial}"}},
+                "runtime_params": {
+                    "folds.cells": {"held_out": ["{held_out}"], "trials": ["{trial}"]}
+                },
             },
         }
     },
@@ -71,7 +73,7 @@ def toy_settings(make_settings, fake_project: Path, name: str, **extra):
     return make_settings(name, overrides)
 
 
-def test_cells_link_dependencies_slice_inputs_and_resume(make_settings, fake_project, payloads):
+def test_cells_link_dependencies_and_resume(make_settings, fake_project, payloads):
     settings = toy_settings(make_settings, fake_project, "toy_links")
     report = run_grid(
         settings, engine="sequential", cell_fn=payloads.link_only, progress=False, log_mlflow=False
@@ -79,19 +81,11 @@ def test_cells_link_dependencies_slice_inputs_and_resume(make_settings, fake_pro
     assert report.ok and len(report.ran) == 1 + 2 + 4 and not report.skipped
 
     cell_dir = report.root / "cells" / f"toy.finetune.{HUGO}.t1"
-    folds = cell_dir / "data" / "05_model_input" / "lodocv_folds.parquet"
-    assert folds.is_file() and not folds.is_symlink()  # sliced: this cell's own copy
-    sliced = pd.read_parquet(folds)
-    assert set(zip(sliced.held_out, sliced.trial, strict=True)) == {(HUGO, 1)} and len(sliced) == 3
-    other = cell_dir / "data" / "03_primary" / "other.parquet"
-    assert (
-        other.is_symlink()
-        and other.resolve() == (fake_project / "data" / "03_primary" / "other.parquet").resolve()
-    )
-    assert (
-        len(pd.read_parquet(fake_project / "data" / "05_model_input" / "lodocv_folds.parquet"))
-        == 12
-    )  # untouched
+    # Every input is linked, none rewritten: the cell picks its folds by runtime parameter.
+    for rel in ("05_model_input/lodocv_folds.parquet", "03_primary/other.parquet"):
+        linked = cell_dir / "data" / rel
+        assert linked.is_symlink() and linked.resolve() == (fake_project / "data" / rel).resolve()
+    assert len(pd.read_parquet(fake_project / "data/05_model_input/lodocv_folds.parquet")) == 12
     assert read_done(plan_grid(settings)[1], f"toy.finetune.{HUGO}.t1")["fingerprint"]
 
     # A second invocation does no work; changing one stage re-runs only that stage's cells.

@@ -67,7 +67,7 @@ def _rng(seed: SeedLike) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _scores_2d(scores: Sequence | np.ndarray, n: int) -> np.ndarray:
+def scores_2d(scores: Sequence | np.ndarray, n: int) -> np.ndarray:
     array = np.atleast_2d(np.asarray(scores, dtype=float))
     if array.ndim != 2 or array.shape[1] != n:
         raise ValueError(
@@ -107,7 +107,7 @@ def _design(y_true, scores, trials, patient_keys) -> _Design:
     """Index every trial's responders/non-responders into the cohort's patients; build kernels."""
     labels = as_binary_labels(y_true)
     n = len(labels)
-    score = _scores_2d(scores, n)
+    score = scores_2d(scores, n)
     trial_ids = np.zeros(n, dtype=int) if trials is None else np.asarray(trials)
     keys = np.arange(n) if patient_keys is None else np.asarray(patient_keys)
     if len(trial_ids) != n or len(keys) != n:

@@ -31,7 +31,7 @@ from icb_kedro.evaluation.metrics import binary_metrics
 from icb_kedro.evaluation.predictions import (
     COHORT_KEYS,
     FOLD_KEYS,
-    _cohort_rng,
+    cohort_rng,
     validate_predictions,
 )
 from icb_kedro.schema import FOLD_METRIC_COLUMNS, METRICS, SAMPLE_KEY
@@ -110,7 +110,7 @@ def _cohort_replicates(
             trials[index],
             keys[index],
             n_boot,
-            _cohort_rng(seed, key[2]),
+            cohort_rng(seed, key[2]),
             resample,
         )
     return replicates

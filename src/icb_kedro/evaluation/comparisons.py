@@ -21,7 +21,7 @@ from scipy.stats import norm
 from icb_kedro.evaluation.bootstrap import paired_bootstrap_auroc_difference
 from icb_kedro.evaluation.combination import bh_adjust, combine_cohort_differences
 from icb_kedro.evaluation.delong import delong_test_over_trials
-from icb_kedro.evaluation.predictions import _cohort_rng, validate_predictions
+from icb_kedro.evaluation.predictions import cohort_rng, validate_predictions
 from icb_kedro.schema import SAMPLE_KEY
 
 ALL_COHORTS = "ALL"
@@ -209,7 +209,7 @@ def paired_comparisons(
                     trial_of_row[rows_],
                     key_of_row[rows_],
                     n_boot,
-                    _cohort_rng(seed, cohort),
+                    cohort_rng(seed, cohort),
                     level,
                     resample,
                 )

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import norm
 
-from icb_kedro.evaluation.bootstrap import _scores_2d
+from icb_kedro.evaluation.bootstrap import scores_2d
 from icb_kedro.evaluation.metrics import as_binary_labels
 
 
@@ -87,7 +87,7 @@ def delong_covariance(
     """
     labels = as_binary_labels(y_true)
     _check_two_classes(labels)
-    score = _scores_2d(scores, len(labels))
+    score = scores_2d(scores, len(labels))
     aurocs, v10, v01 = _structural_components(labels, score)
     m, n = v10.shape[1], v01.shape[1]
     with warnings.catch_warnings():
@@ -147,7 +147,7 @@ def delong_test_over_trials(
     Trials with one class are skipped.
     """
     labels = as_binary_labels(y_true)
-    scores = _scores_2d(
+    scores = scores_2d(
         np.vstack([np.asarray(score_a, float), np.asarray(score_b, float)]), len(labels)
     )
     trial_ids, keys = np.asarray(trials), np.asarray(patient_keys)

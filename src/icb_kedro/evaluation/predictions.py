@@ -5,7 +5,7 @@ only input of the summaries; every model pipeline produces it, so every model is
 identically. :func:`validate_predictions` checks and types it (a ValueError names the
 problem and where); ``FOLD_KEYS`` / ``COHORT_KEYS`` are the groupings of the fold and cohort
 tables. Determinism: each bootstrap draws from a generator seeded by (``seed``, cohort)
-(:func:`_cohort_rng`), so a cohort's resamples are the same for every model (common random
+(:func:`cohort_rng`), so a cohort's resamples are the same for every model (common random
 numbers, which sharpens comparisons) and do not change when models are added or removed.
 Public names are re-exported by :mod:`~icb_kedro.evaluation.summary`.
 """
@@ -90,7 +90,7 @@ def validate_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _cohort_rng(seed: int, cohort: str) -> np.random.Generator:
+def cohort_rng(seed: int, cohort: str) -> np.random.Generator:
     """Generator for one cohort's resamples: the same for every model and protocol."""
     return np.random.default_rng(
         np.random.SeedSequence([int(seed), zlib.crc32(str(cohort).encode())])

@@ -137,8 +137,8 @@ def check_kfold_partitions(folds: pd.DataFrame) -> None:
     """Each K-fold repeat must test every labelled patient of h exactly once: the premise of
     pooling its out-of-fold predictions (a patient tested twice would count twice).
 
-    Checked on the whole table where the folds pipeline writes it, not on every read: a grid
-    cell reads the slice of one trial, which is not a partition on its own.
+    Checked on the whole table where the folds pipeline writes it, not on every read: a run
+    that selects one trial (``folds.cells``) reads a part that is not a partition on its own.
     """
     kfold = folds[
         (folds["scheme"] == SCHEME_KFOLD)
@@ -241,6 +241,41 @@ def iter_protocol_folds(
                 chosen = [t for t in trials if t[0] in first]
             for repeat, trial, seed, roles in chosen[: max_trials or None]:
                 yield _fold(protocol, held_out, trial, seed, roles, repeat)
+
+
+def select_cells(
+    folds: pd.DataFrame,
+    held_out: Sequence[str] | None = None,
+    trials: Sequence[int] | None = None,
+    name: str = "lodocv_folds",
+) -> pd.DataFrame:
+    """The rows of ``folds`` in the chosen (held-out cohort, trial) cells; None = all.
+
+    What the grid's per-cell slicing of the fold tables did, as a view: the iterators above
+    then yield exactly the chosen folds (a repeat's other trials are simply absent). A
+    selection that leaves nothing, or names a trial the table does not hold, is an error,
+    never an empty run.
+    """
+    keep = pd.Series(True, index=folds.index)
+    if held_out is not None:
+        present = sorted(folds["held_out"].unique())
+        keep &= folds["held_out"].isin(list(held_out))
+        if not keep.any():
+            raise ValueError(
+                f"{name}: folds.cells.held_out={list(held_out)} keeps none of its held-out "
+                f"cohorts {present} (a namespaced pipeline: select the cohort with "
+                f"--namespaces fold_<cohort> instead)"
+            )
+    if trials is not None:
+        present = sorted(int(t) for t in folds.loc[keep, "trial"].unique())
+        missing = sorted(set(int(t) for t in trials) - set(present))
+        if missing:
+            raise ValueError(
+                f"{name}: folds.cells.trials {missing} are not in the table (its trials: "
+                f"{present[:12]}{' ...' if len(present) > 12 else ''})"
+            )
+        keep &= folds["trial"].isin(list(trials))
+    return folds if keep.all() else folds[keep].reset_index(drop=True)
 
 
 def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:

@@ -14,8 +14,9 @@ database, however the session ended.
 
 The request (cell, layout, linked dependency files) goes in as a pickle in the cell's
 folder; the result tables, or the error (type, message, traceback), come back the same
-way. The child also slices the cell's inputs and checks that the session left its
-dependencies' files untouched, since both need the cell's configuration and environment.
+way. The child also checks that the session left its dependencies' files untouched, since
+that needs the cell's configuration and environment. A cell picks its folds by runtime
+parameter (``folds.cells``), as any ``kedro run`` can; no input file is rewritten.
 """
 
 from __future__ import annotations
@@ -111,13 +112,11 @@ def _session(cell_dir: Path) -> dict[str, Any]:
     from icb_kedro.grid.session import (
         _check_targets_untouched,
         _run_session,
-        _slice_inputs,
         _stat_targets,
     )
 
     request = pickle.loads((cell_dir / REQUEST).read_bytes())
     cell, layout, linked = request["cell"], request["layout"], request["linked"]
-    _slice_inputs(cell, layout, cell_dir, linked)
     before = _stat_targets(linked.values())
     results = _run_session(cell, layout, cell_dir) if cell.pipelines else {}
     _check_targets_untouched(cell, before)

@@ -13,7 +13,7 @@ surface, declared in ``conf/<env>/parameters_grid.yml`` (key ``grid``):
   the product of its axes; a cell depends on the ``prepare`` cell and on the cell of its
   ``after`` stage with the same axis values.
 
-Strings in ``runtime_params``, ``namespaces``, ``results`` and ``slice_inputs`` are templates
+Strings in ``runtime_params``, ``namespaces`` and ``results`` are templates
 filled per cell: ``{held_out}``, ``{namespace}`` (``icb_kedro.paths.namespace_for``),
 ``{trial}``, ``{n_bins}``. A string that is exactly one placeholder keeps the value's type
 (``"{trial}"`` -> ``0``).
@@ -29,31 +29,14 @@ from dataclasses import asdict, dataclass, field
 from itertools import product
 from typing import Any
 
+from icb_kedro.grid.parameters import GridConfig, Selection
 from icb_kedro.grid.templating import fill_template, nest_dotted
 from icb_kedro.paths import namespace_for
 
 AXES: tuple[str, ...] = ("held_out", "n_bins", "trial")
 PREPARE_ID = "prepare"
 # Kedro session.run selection arguments a stage may set (names as in KedroSession.run).
-SELECTION_KEYS: tuple[str, ...] = (
-    "tags",
-    "node_names",
-    "from_nodes",
-    "to_nodes",
-    "from_inputs",
-    "to_outputs",
-    "namespaces",
-)
-_STAGE_KEYS = {
-    "axes",
-    "after",
-    "pipelines",
-    "runtime_params",
-    "results",
-    "slice_inputs",
-    "only_missing_outputs",
-    *SELECTION_KEYS,
-}
+SELECTION_KEYS: tuple[str, ...] = tuple(Selection.model_fields)
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -73,7 +56,6 @@ class Cell:
     # kind -> dataset name, or a list of names concatenated (fold_metrics / predictions follow
     # schema.py; with predictions only, fold_metrics is derived by evaluation.summary).
     results: dict[str, str | list[str]] = field(default_factory=dict, hash=False)
-    slice_inputs: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     only_missing_outputs: bool = False
     depends_on: tuple[str, ...] = ()
     # prepare only: an existing Kedro project whose data/ already holds the foundation outputs.
@@ -190,32 +172,26 @@ def build_grid(config: Mapping[str, Any], cohorts: Sequence[str], trials: Sequen
     Raises ValueError naming the offending key for unknown stage keys or axes, an ``after``
     stage that does not exist or spans axes this stage lacks, or empty axes.
     """
-    name = str(config.get("name") or "grid")
+    config = GridConfig.of(config, "params:grid").settings()  # unknown keys refused there
+    name = config["name"]
     cohorts = list(cohorts)
     if not cohorts:
         raise ValueError(
             "grid: no held-out cohorts (grid.cohorts is empty or the data directory has no cohorts)"
         )
-    n_bins_values = [int(b) for b in (config.get("n_bins") or [])]
+    n_bins_values = list(config["n_bins"])
     axis_values: dict[str, list[Any]] = {
         "held_out": cohorts,
         "n_bins": n_bins_values,
         "trial": list(trials),
     }
 
-    prepare_cfg = dict(config.get("prepare") or {})
-    prepare = _prepare_cell(prepare_cfg)
+    prepare = _prepare_cell(config["prepare"])
     cells: list[Cell] = [prepare]
-    models = config.get("models") or {}
-    if not isinstance(models, Mapping):
-        raise ValueError(
-            f"grid.models must be a mapping of model name -> settings, got {type(models).__name__}"
-        )
-    for model, model_cfg in models.items():
-        model_cfg = model_cfg or {}
-        if not model_cfg.get("enabled", True):
+    for model, model_cfg in config["models"].items():
+        if not model_cfg["enabled"]:
             continue
-        stages = model_cfg.get("stages") or {}
+        stages = model_cfg["stages"]
         if not stages:
             raise ValueError(f"grid.models.{model}: no stages")
         cells.extend(_model_cells(str(model), stages, axis_values, prepare.cell_id))
@@ -225,18 +201,15 @@ def build_grid(config: Mapping[str, Any], cohorts: Sequence[str], trials: Sequen
 
 
 def _prepare_cell(cfg: Mapping[str, Any]) -> Cell:
-    unknown = set(cfg) - {"pipelines", "runtime_params", "link_from", *SELECTION_KEYS}
-    if unknown:
-        raise ValueError(f"grid.prepare: unknown keys {sorted(unknown)}")
-    selection = {k: [str(v) for v in cfg[k]] for k in SELECTION_KEYS if cfg.get(k)}
-    runtime = dict(cfg.get("runtime_params") or {})
-    link_from = cfg.get("link_from")
+    selection = {k: [str(v) for v in cfg[k]] for k in SELECTION_KEYS if cfg[k]}
+    runtime = dict(cfg["runtime_params"])
+    link_from = cfg["link_from"]
     return Cell(
         cell_id=PREPARE_ID,
         model=PREPARE_ID,
         stage=PREPARE_ID,
         # With link_from the foundation outputs come from an existing project: nothing to run.
-        pipelines=() if link_from else tuple(cfg.get("pipelines") or ()),
+        pipelines=() if link_from else tuple(cfg["pipelines"]),
         selection=selection,
         runtime_params=runtime,
         link_from=str(link_from) if link_from else None,
@@ -250,24 +223,14 @@ def _model_cells(
     stage_axes: dict[str, list[str]] = {}
     for stage, cfg in stages.items():
         where = f"grid.models.{model}.stages.{stage}"
-        cfg = dict(cfg or {})
-        unknown = set(cfg) - _STAGE_KEYS
-        if unknown:
-            raise ValueError(
-                f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_STAGE_KEYS)}"
-            )
-        axes = list(cfg.get("axes") or [])
-        bad = [a for a in axes if a not in AXES]
-        if bad:
-            raise ValueError(f"{where}.axes: unknown axes {bad}; allowed: {list(AXES)}")
-        axes = [a for a in AXES if a in axes]  # canonical order -> stable ids
+        axes = [a for a in AXES if a in cfg["axes"]]  # canonical order -> stable ids
         for axis in axes:
             if not axis_values[axis]:
                 raise ValueError(
                     f"{where} spans axis {axis!r} but the grid has no {axis} values "
                     f"(grid.{axis if axis != 'held_out' else 'cohorts'})"
                 )
-        after = cfg.get("after")
+        after = cfg["after"]
         if after is not None:
             if after not in stage_axes:
                 raise ValueError(
@@ -281,9 +244,7 @@ def _model_cells(
                     f"{stage!r} lacks"
                 )
         stage_axes[stage] = axes
-        pipelines = tuple(str(p) for p in (cfg.get("pipelines") or ()))
-        if not pipelines:
-            raise ValueError(f"{where}.pipelines: name at least one registered pipeline")
+        pipelines = tuple(cfg["pipelines"])  # at least one (grid.parameters.Stage)
         for values in product(*(axis_values[a] for a in axes)):
             point = dict(zip(axes, values, strict=True))
             held_out, n_bins, trial = point.get("held_out"), point.get("n_bins"), point.get("trial")
@@ -319,22 +280,14 @@ def _model_cells(
                     selection={
                         k: [str(v) for v in fill(_as_list(cfg[k]), k)]
                         for k in SELECTION_KEYS
-                        if cfg.get(k)
+                        if cfg[k]
                     },
-                    runtime_params=nest_dotted(
-                        fill(dict(cfg.get("runtime_params") or {}), "runtime_params")
-                    ),
+                    runtime_params=nest_dotted(fill(dict(cfg["runtime_params"]), "runtime_params")),
                     results={
                         str(k): [str(x) for x in v] if isinstance(v, list) else str(v)
-                        for k, v in fill(dict(cfg.get("results") or {}), "results").items()
+                        for k, v in fill(dict(cfg["results"]), "results").items()
                     },
-                    slice_inputs={
-                        str(k): dict(v)
-                        for k, v in fill(
-                            dict(cfg.get("slice_inputs") or {}), "slice_inputs"
-                        ).items()
-                    },
-                    only_missing_outputs=bool(cfg.get("only_missing_outputs", False)),
+                    only_missing_outputs=cfg["only_missing_outputs"],
                     depends_on=tuple(depends),
                 )
             )

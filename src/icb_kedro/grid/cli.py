@@ -166,7 +166,7 @@ def slurm(env, overrides, project, select) -> None:
     settings = _settings(env, overrides, project)
     grid, layout, fps = plan_grid(settings, select or None)
     written = write_slurm_scripts(
-        grid, layout, fps, settings.project_root, settings.grid.get("slurm") or {}, env
+        grid, layout, fps, settings.project_root, settings.grid["slurm"], env
     )
     for name, path in written.items():
         click.echo(f"{name}: {path}")

@@ -25,7 +25,7 @@ class GridSettings:
 
     project_root: Path
     env: str
-    grid: dict[str, Any]
+    grid: dict[str, Any]  # GridConfig(...).settings(): every key present
     data_dir: Path
     cohorts: list[str]
     trials: list[int]
@@ -35,16 +35,16 @@ class GridSettings:
 
     @property
     def engine(self) -> dict[str, Any]:
-        return dict(self.grid.get("engine") or {})
+        return dict(self.grid["engine"])
 
     @property
     def workdir(self) -> Path:
-        path = Path(self.grid.get("workdir") or "data/09_grid")
+        path = Path(self.grid["workdir"])
         return path if path.is_absolute() else self.project_root / path
 
     @property
     def name(self) -> str:
-        return str(self.grid.get("name") or "grid")
+        return str(self.grid["name"])
 
     @property
     def root(self) -> Path:
@@ -54,7 +54,7 @@ class GridSettings:
     def scheduler_address(self) -> str | None:
         """``$ICB_DASK_SCHEDULER`` wins over ``grid.engine.scheduler_address``; None =
         LocalCluster."""
-        return os.environ.get(SCHEDULER_ENV) or self.engine.get("scheduler_address") or None
+        return os.environ.get(SCHEDULER_ENV) or self.engine["scheduler_address"] or None
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -111,13 +111,17 @@ def load_settings(
             f"no 'grid' parameters in {root / 'conf'} for env {env!r} "
             "(conf/base/parameters_grid.yml)"
         )
-    grid = deep_merge(parameters["grid"], overrides or {})
+    from icb_kedro.grid.parameters import GridConfig
+
+    grid = GridConfig.of(
+        deep_merge(parameters["grid"], overrides or {}), "params:grid (with --set)"
+    ).settings()
 
     data_dir = resolve_data_dir(root)
     if not (data_dir / "cohorts").is_dir():
         raise ValueError(f"data directory {data_dir} has no cohorts/ folder (set {DATA_DIR_ENV})")
     available = discover_cohorts(data_dir)
-    cohorts = list(grid.get("cohorts") or available)
+    cohorts = list(grid["cohorts"] or available)
     unknown = sorted(set(cohorts) - set(discover_cohorts_unfiltered(data_dir)))
     if unknown:
         raise ValueError(
@@ -130,7 +134,7 @@ def load_settings(
     lodocv = (parameters.get("folds") or {}).get("lodocv") or {}
     kfold, paper = lodocv.get("kfold") or {}, lodocv.get("paper") or {}
     n_kfold = int(kfold["n_splits"]) * int(kfold["n_repeats"]) if kfold else None
-    trials = resolve_trials(grid.get("trials"), n_kfold)
+    trials = resolve_trials(grid["trials"], n_kfold)
     existing = set(range(n_kfold or 0)) | {
         PAPER_TRIAL_OFFSET + t for t in range(int(paper.get("n_trials") or 0))
     }
@@ -151,7 +155,7 @@ def load_settings(
     experiment = ((mlflow_cfg.get("tracking") or {}).get("experiment") or {}).get(
         "name"
     ) or PACKAGE_NAME
-    experiment = (grid.get("mlflow") or {}).get("experiment") or experiment
+    experiment = grid["mlflow"]["experiment"] or experiment
     return GridSettings(
         project_root=root,
         env=env,

@@ -168,30 +168,21 @@ def make_client(settings: GridSettings) -> tuple[Any, Any]:
     address = settings.scheduler_address()
     if address:
         return Client(address), None
-    threads = int(engine.get("threads_per_worker", 1))
-    if threads != 1:
-        raise ValueError(
-            f"grid.engine.threads_per_worker={threads}: each worker runs one cell at a time "
-            "(its claim, and the cores its session process uses); scale with n_workers"
-        )
-    n_workers = int(engine.get("n_workers", 2))
-    if n_workers < 1:
-        raise ValueError(f"grid.engine.n_workers must be >= 1, got {n_workers}")
+    # threads_per_worker is 1 (grid.parameters.Engine): one cell at a time per worker.
+    n_workers = engine["n_workers"]
     # A worker that dies (OOM, segfault, pre-emption) gets its cell re-run elsewhere up to
     # allowed_failures times; that is Dask's own accounting, separate from retries=.
-    with dask.config.set(
-        {"distributed.scheduler.allowed-failures": int(engine.get("allowed_failures", 3))}
-    ):
+    with dask.config.set({"distributed.scheduler.allowed-failures": engine["allowed_failures"]}):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            memory_limit=engine.get("memory_limit", "auto"),
-            dashboard_address=engine.get("dashboard_address"),
+            memory_limit=engine["memory_limit"],
+            dashboard_address=engine["dashboard_address"],
             silence_logs=logging.WARNING,
             # Environment of the worker processes (set by their nannies before any import),
             # e.g. one BLAS/XLA thread each when n_workers already fills the CPU cores.
-            env={str(k): str(v) for k, v in (engine.get("worker_env") or {}).items()},
+            env={str(k): str(v) for k, v in engine["worker_env"].items()},
         )
     return Client(cluster), cluster
 
@@ -310,7 +301,7 @@ def run_grid(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     started = time.perf_counter()
-    retries = int(settings.engine.get("retries", 1) if retries is None else retries)
+    retries = int(settings.engine["retries"] if retries is None else retries)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     grid, layout, fps = plan_grid(settings, select)
@@ -357,11 +348,7 @@ def run_grid(
     # not overwrite results/*.parquet with its part only.
     whole = build_grid(settings.grid, settings.cohorts, settings.trials) if select else grid
     report.results = merge_results(whole, layout, fps)
-    use_mlflow = (
-        bool((settings.grid.get("mlflow") or {}).get("enabled", True))
-        if log_mlflow is None
-        else log_mlflow
-    )
+    use_mlflow = bool(settings.grid["mlflow"]["enabled"]) if log_mlflow is None else log_mlflow
     if use_mlflow and any(len(t) for t in report.results.values()):
         from icb_kedro.grid.tracking import log_grid
 

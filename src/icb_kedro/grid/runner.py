@@ -145,11 +145,7 @@ def _run_claimed_cell(cell: Cell, layout: GridLayout, expected: str) -> CellOutc
 
     started = time.perf_counter()
     environ = {**layout.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cell_dir / 'mlflow.db'}"}
-    results = (
-        run_in_child(cell, layout, cell_dir, linked, environ)
-        if cell.pipelines or cell.slice_inputs
-        else {}
-    )
+    results = run_in_child(cell, layout, cell_dir, linked, environ) if cell.pipelines else {}
     wall_s = time.perf_counter() - started
 
     rows = _write_results(cell, cell_dir, results)
@@ -345,7 +341,7 @@ def _validate_result(cell: Cell, kind: str, table: pd.DataFrame) -> None:
         raise CellError(
             f"cell {cell.cell_id!r}: result {kind!r} has cohorts {sorted(set(table['cohort']))}, "
             f"expected only {cell.held_out!r}; restrict the stage to this held-out cohort "
-            "(namespaces / slice_inputs)"
+            "(namespaces / runtime_params folds.cells)"
         )
     if (
         cell.trial is not None

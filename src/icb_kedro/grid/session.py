@@ -1,5 +1,5 @@
 """The Kedro session of one grid cell (run inside its child process, see ``cell_session``):
-the cell's runtime parameters and configuration, its sliced inputs, the guard against
+the cell's runtime parameters and configuration, the guard against
 overwriting what its dependencies produced, and its result tables."""
 
 from __future__ import annotations
@@ -73,50 +73,6 @@ def full_runtime_params(cell: Cell, layout: GridLayout) -> dict[str, Any]:
     return completed
 
 
-def _slice_inputs(cell: Cell, layout: GridLayout, cell_dir: Path, linked: dict[str, Path]) -> None:
-    """Replace linked parquet inputs by the rows of this cell (e.g. ``lodocv_folds`` of one trial).
-
-    This is how a pipeline that loops over every fold of its input runs one cell's folds
-    only, with no parameter of its own for that.
-    """
-    if not cell.slice_inputs:
-        return
-    from kedro.io.catalog_config_resolver import CatalogConfigResolver
-
-    # Resolves plain entries and dataset factories ("lodocv_folds_{cohort}") alike.
-    resolver = CatalogConfigResolver(config=copy.deepcopy(cell_config(layout, "catalog")))
-    for dataset, filters in cell.slice_inputs.items():
-        where = f"cell {cell.cell_id!r}: slice_inputs.{dataset}"
-        entry = resolver.resolve_pattern(dataset)
-        if not entry or "MemoryDataset" in str(entry.get("type")):
-            raise CellError(f"{where}: no such dataset in the catalog")
-        if entry.get("type") not in _PARQUET_TYPES or "filepath" not in entry:
-            raise CellError(
-                f"{where}: only pandas.ParquetDataset inputs can be sliced, got {entry.get('type')}"
-            )
-        rel = Path(entry["filepath"])
-        if rel.is_absolute():
-            raise CellError(
-                f"{where}: filepath {rel} is outside the project; only project data can be sliced"
-            )
-        path = cell_dir / rel
-        key = path.relative_to(cell_dir / "data").as_posix() if rel.parts[:1] == ("data",) else None
-        if key not in linked:
-            raise CellError(f"{where}: {rel} is not an output of a dependency of this cell")
-        table = pd.read_parquet(path)
-        keep = pd.Series(True, index=table.index)
-        for column, wanted in filters.items():
-            if column not in table.columns:
-                raise CellError(f"{where}: column {column!r} not in {list(table.columns)}")
-            values = wanted if isinstance(wanted, list) else [wanted]
-            keep &= table[column].isin(values)
-        if not keep.any():
-            raise CellError(f"{where}: no row matches {filters}")
-        path.unlink()
-        table[keep].reset_index(drop=True).to_parquet(path)
-        del linked[key]
-
-
 def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, Any]:
     """One Kedro session for the cell; returns its result tables by kind."""
     from kedro.framework.project import pipelines
@@ -172,7 +128,7 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
 def _guard_overwrites(cell: Cell, selected: Any, catalog: Any) -> None:
     """Refuse to run a node that would write over a dependency's output (shared via symlink).
 
-    Before the run only dependency outputs (and sliced inputs) exist in a fresh cell folder,
+    Before the run only dependency outputs exist in a fresh cell folder,
     so an output that already exists belongs to another cell.
     """
     clashes = []

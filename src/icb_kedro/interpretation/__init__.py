@@ -1,7 +1,8 @@
 """Which genes drive the predictions, and do they matter for survival.
 
 Library functions on plain arrays, frames and callables (no Kedro, no MLflow), used by
-``icb_kedro.pipelines.interpretation``:
+``icb_kedro.pipelines.interpretation``, whose nodes parse the parameters: settings arrive
+as the typed models of ``icb_kedro.pipelines.interpretation.config``, never as dicts.
 
 - :mod:`.shap_analysis`: SHAP values (Tree / Kernel explainers) on a fold's test rows,
   gene rankings, top-k intersections across models, beeswarm and bar plots.

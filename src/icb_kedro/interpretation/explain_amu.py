@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import shap_analysis
-from icb_kedro.interpretation.explain_baselines import setting_params
 from icb_kedro.interpretation.outcomes import gene_set_dict
-from icb_kedro.interpretation.shap_tables import _shap_frame, empty_shap_table, explain_rows
+from icb_kedro.interpretation.shap_tables import empty_shap_table, explain_rows, shap_frame
 from icb_kedro.schema import LABEL, SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Embeddings, Shap, ShapRun
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def _amu_fitted(weights: Mapping[str, Any] | None, fold_id: str) -> Any | None:
 
 
 def _amu_kernel_shap(
-    fitted: Any, x_train: np.ndarray, x_rows: np.ndarray, shap_params: dict[str, Any], seed: int
+    fitted: Any, x_train: np.ndarray, x_rows: np.ndarray, settings: ShapRun, seed: int
 ) -> np.ndarray:
     from icb_kedro.models.amu.train import load_network, predict_proba
 
@@ -42,9 +44,9 @@ def _amu_kernel_shap(
         lambda x: predict_proba(fitted, x, batch_size=256, network=network),
         x_train,
         x_rows,
-        n_background=int(shap_params["n_background"]),
-        nsamples=int(shap_params["nsamples"]),
-        l1_reg=shap_params.get("l1_reg", "num_features(20)"),
+        n_background=settings.n_background,
+        nsamples=settings.nsamples,  # an int or "auto" (2 x genes + 2048)
+        l1_reg=settings.l1_reg,
         seed=seed,
     )
 
@@ -57,7 +59,7 @@ def _fold_shap_frame(
     labels: pd.Series,
     fold: Any,
     genes: Any,
-    shap_params: dict[str, Any],
+    settings: ShapRun,
 ) -> pd.DataFrame:
     """Kernel SHAP of one fold network on its explained test ``rows`` (background from
     ``train_keys``), as a SHAP table of that fold."""
@@ -65,10 +67,10 @@ def _fold_shap_frame(
         fitted,
         features.loc[train_keys].to_numpy(),
         features.loc[rows].to_numpy(),
-        shap_params,
+        settings,
         fold.seed,
     )
-    return _shap_frame(
+    return shap_frame(
         "amu",
         fold.protocol,
         fold.held_out,
@@ -86,7 +88,7 @@ def explain_amu_study(
     amu_holdout_folds: pd.DataFrame,
     weights: Mapping[str, Any] | None,
     amu_params: dict[str, Any],
-    shap_params: dict[str, Any],
+    shap: Shap,
 ) -> pd.DataFrame:
     """KernelSHAP of the AMU networks of the study setting (the AMU paper's 160 genes).
 
@@ -98,8 +100,8 @@ def explain_amu_study(
     from icb_kedro.models.amu.features import SCALE_RATIO, amu_features
 
     genes = [c for c in amu_matrix.columns if c not in (SAMPLE_KEY, LABEL)]
-    shap_params = setting_params(shap_params, "study", "amu")
-    if weights is None or "amu" not in shap_params.get("models", []):
+    settings = shap.run("study", "amu")
+    if weights is None or "amu" not in settings.models:
         return empty_shap_table(genes)
     values = amu_features(
         amu_matrix, genes, SCALE_RATIO, float(amu_params["study"].get("pseudo_count", 1e-6))
@@ -107,7 +109,7 @@ def explain_amu_study(
     features = pd.DataFrame(values, index=amu_matrix[SAMPLE_KEY].to_numpy(), columns=genes)
     labels = amu_matrix.set_index(SAMPLE_KEY)[LABEL]
     parts = []
-    for fold in iter_amu_holdout_folds(amu_holdout_folds, shap_params.get("n_trials", 1)):
+    for fold in iter_amu_holdout_folds(amu_holdout_folds, settings.n_trials):
         fitted = _amu_fitted(weights, f"{fold.protocol}|{fold.held_out}|{fold.trial}")
         if fitted is None:
             logger.warning(
@@ -121,11 +123,9 @@ def explain_amu_study(
                 "the persisted AMU study network was trained on other genes than "
                 "amu_matrix's columns"
             )
-        rows = explain_rows(fold.test_keys, labels, shap_params.get("max_explain_rows"), fold.seed)
+        rows = explain_rows(fold.test_keys, labels, settings.max_explain_rows, fold.seed)
         parts.append(
-            _fold_shap_frame(
-                fitted, features, fold.train_keys, rows, labels, fold, genes, shap_params
-            )
+            _fold_shap_frame(fitted, features, fold.train_keys, rows, labels, fold, genes, settings)
         )
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
 
@@ -135,29 +135,27 @@ def explain_amu_cohorts(
     expression_standardized: pd.DataFrame,
     lodocv_folds: pd.DataFrame,
     amu_params: dict[str, Any],
-    shap_params: dict[str, Any],
+    shap: Shap,
     *weights: Mapping[str, Any] | None,
 ) -> pd.DataFrame:
     """KernelSHAP of the AMU networks fitted per LODOCV fold (``amu_weights_fold_*``, one
     ``{fold id: network dict}`` per held-out cohort; ``None`` for a cohort not run)."""
     from icb_kedro.models.amu.features import amu_features
 
-    shap_params = setting_params(shap_params, "cohorts", "amu")
+    settings = shap.run("cohorts", "amu")
     networks: dict[str, Any] = {}
     for per_cohort in weights:
         networks.update(per_cohort or {})
-    if not networks or "amu" not in shap_params.get("models", []):
+    if not networks or "amu" not in settings.models:
         return empty_shap_table()
     cohorts = amu_params["cohorts"]
     source = cohorts.get("expression", "harmonized_expression")
     table = harmonized_expression if source == "harmonized_expression" else expression_standardized
     scale = {"harmonized_expression": "log2_tpm1", "expression_standardized": "zscore"}[source]
     labels = table.set_index(SAMPLE_KEY)[LABEL]
-    protocol, wanted = shap_params["protocol"], shap_params.get("cohorts")
+    protocol, wanted = settings.protocol, settings.cohorts
     parts, genes = [], []
-    for fold in iter_protocol_folds(
-        lodocv_folds, [protocol], 1, max_trials=shap_params.get("n_trials", 1)
-    ):
+    for fold in iter_protocol_folds(lodocv_folds, [protocol], 1, max_trials=settings.n_trials):
         if wanted and fold.held_out not in wanted:
             continue
         fitted = _amu_fitted(networks, f"{fold.protocol}|{fold.held_out}|{fold.trial}")
@@ -175,22 +173,23 @@ def explain_amu_cohorts(
         rows = explain_rows(
             [k for k in fold.test_keys if k in features.index],
             labels,
-            shap_params.get("max_explain_rows"),
+            settings.max_explain_rows,
             fold.seed,
         )
         parts.append(
-            _fold_shap_frame(fitted, features, train_keys, rows, labels, fold, genes, shap_params)
+            _fold_shap_frame(fitted, features, train_keys, rows, labels, fold, genes, settings)
         )
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
 
 
 def amu_embedding_table(
-    weights: Mapping[str, Any] | None, gene_embeddings: pd.DataFrame | None, params: dict[str, Any]
+    weights: Mapping[str, Any] | None, gene_embeddings: pd.DataFrame | None, fold: str
 ) -> pd.DataFrame | None:
     """The gene embedding to analyse: the study fold network's 160 x 20 table (trained on
     that fold's training rows, the AMU paper's setting) if persisted, else the exported
-    ``amu_gene_embeddings`` of the final cohort model. Indexed by gene."""
-    fitted = _amu_fitted(weights, params.get("fold", "amu_holdout|AMU|0"))
+    ``amu_gene_embeddings`` of the final cohort model. Indexed by gene. ``fold``: the study
+    fold id (``embeddings.fold``)."""
+    fitted = _amu_fitted(weights, fold)
     if fitted is not None:
         return pd.DataFrame(fitted.gene_embeddings(), index=list(fitted.features))
     if gene_embeddings is not None and len(gene_embeddings):
@@ -199,13 +198,13 @@ def amu_embedding_table(
 
 
 def amu_initial_embedding_table(
-    weights: Mapping[str, Any] | None, params: dict[str, Any]
+    weights: Mapping[str, Any] | None, fold: str
 ) -> pd.DataFrame | None:
     """The table the analysed study fold network was initialised with (same seed and config,
     rebuilt exactly); None when the embedding analysed is an exported table (no seed)."""
     from icb_kedro.interpretation.embeddings import initial_embedding
 
-    fitted = _amu_fitted(weights, params.get("fold", "amu_holdout|AMU|0"))
+    fitted = _amu_fitted(weights, fold)
     return initial_embedding(fitted) if fitted is not None else None
 
 
@@ -214,7 +213,7 @@ def analyse_amu_embeddings(
     gene_embeddings: pd.DataFrame | None,
     amu_matrix: pd.DataFrame,
     gene_sets: pd.DataFrame,
-    params: dict[str, Any],
+    params: Embeddings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Gene map (t-SNE + cluster), neighbour pairs with co-expression / co-membership,
     the permutation-test summary, and the cosine-similarity and Euclidean-distance matrices
@@ -228,14 +227,12 @@ def analyse_amu_embeddings(
     from icb_kedro.interpretation import embeddings
 
     empty = pd.DataFrame()
-    table = amu_embedding_table(weights, gene_embeddings, params)
+    table = amu_embedding_table(weights, gene_embeddings, params.fold)
     if table is None:
         return empty, empty, empty, empty
-    seed = int(params.get("seed", 0))
-    clusters = embeddings.cluster_genes(table, int(params["n_clusters"]))
-    gene_map = embeddings.tsne_map(table, float(params["perplexity"]), seed).merge(
-        clusters, on="gene"
-    )
+    seed = params.seed
+    clusters = embeddings.cluster_genes(table, params.n_clusters)
+    gene_map = embeddings.tsne_map(table, params.perplexity, seed).merge(clusters, on="gene")
     genes = [g for g in table.index if g in amu_matrix.columns]
     ratios = amu_matrix[genes].astype(float)
     correlation = embeddings.coexpression(
@@ -246,18 +243,17 @@ def analyse_amu_embeddings(
     def neighbour_statistics(
         frame: pd.DataFrame,
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        found = embeddings.nearest_neighbour_pairs(frame, int(params["n_neighbours"]))
+        found = embeddings.nearest_neighbour_pairs(frame, params.n_neighbours)
         return (
             found,
             *embeddings.compare_neighbours(
-                found, correlation, membership, int(params["n_permutations"]), seed
+                found, correlation, membership, params.n_permutations, seed
             ),
         )
 
     pairs, per_pair, summary = neighbour_statistics(table)
-    initial = amu_initial_embedding_table(
-        weights, params
-    )  # None exactly when `table` is the exported fallback
+    # None exactly when `table` is the exported fallback
+    initial = amu_initial_embedding_table(weights, params.fold)
     if initial is not None:
         initial_pairs, _, initial_summary = neighbour_statistics(initial)
         drift = embeddings.embedding_drift(table, initial)

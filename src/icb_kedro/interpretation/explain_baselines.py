@@ -5,15 +5,19 @@ on that fold's test rows with a training-row background."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import shap_analysis
-from icb_kedro.interpretation.shap_tables import _shap_frame, empty_shap_table, explain_rows
+from icb_kedro.interpretation.shap_tables import empty_shap_table, explain_rows, shap_frame
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Shap, ShapRun
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +52,14 @@ def _logged_best_params(
 
 
 def setting_params(
-    shap_params: dict[str, Any], setting: str, model: str | None = None
+    shap: Shap | Mapping[str, Any], setting: str, model: str | None = None
 ) -> dict[str, Any]:
-    """The shared SHAP settings, updated with one setting's block (``study`` / ``cohorts``)
-    and then with the model's block under ``per_model`` (KernelSHAP sizes of slow models)."""
-    if setting not in SETTINGS:
-        raise ValueError(f"unknown SHAP setting {setting!r}; expected one of {SETTINGS}")
-    common = {k: v for k, v in shap_params.items() if k not in (*SETTINGS, "per_model")}
-    merged = {**common, **(shap_params.get(setting) or {})}
-    if model is not None:
-        merged.update((shap_params.get("per_model") or {}).get(model) or {})
-    return merged
+    """:meth:`Shap.run <icb_kedro.pipelines.interpretation.config.Shap.run>` (the shared SHAP
+    settings, one setting's block, then ``per_model.<model>``) as a plain dict, for logs and
+    callers holding the raw block; the explainers use ``Shap.run`` itself."""
+    from icb_kedro.pipelines.interpretation.config import Shap
+
+    return Shap.of(shap, "params:interpretation.shap").run(setting, model).model_dump()
 
 
 def _tree_shap_through_pipeline(
@@ -94,7 +95,7 @@ def _selected_gene_mask(estimator: Any) -> np.ndarray | None:
 
 
 def _kernel_shap_over_selected_genes(
-    estimator: Any, x_train: np.ndarray, x_rows: np.ndarray, settings: dict[str, Any], seed: int
+    estimator: Any, x_train: np.ndarray, x_rows: np.ndarray, settings: ShapRun, seed: int
 ) -> np.ndarray:
     """KernelSHAP of a fitted baseline over the genes its ``select`` step kept (e.g. 128 of
     1,719), exactly 0 for the others.
@@ -118,9 +119,9 @@ def _kernel_shap_over_selected_genes(
         predict_kept,
         x_train[:, kept],
         x_rows[:, kept],
-        n_background=int(settings["n_background"]),
-        nsamples=settings["nsamples"],
-        l1_reg=settings.get("l1_reg", "num_features(20)"),
+        n_background=settings.n_background,
+        nsamples=settings.nsamples,
+        l1_reg=settings.l1_reg,
         seed=seed,
     )
     return values
@@ -136,7 +137,7 @@ def explain_baseline(
     amu_holdout_folds: pd.DataFrame,
     search_log: pd.DataFrame | None,
     baselines_params: dict[str, Any],
-    shap_params: dict[str, Any],
+    shap: Shap,
 ) -> pd.DataFrame:
     """SHAP values of one baseline (``svm`` / ``xgboost``) on the test rows of its folds.
 
@@ -159,7 +160,7 @@ def explain_baseline(
     )
     from icb_kedro.models.baselines.fold_fit import fit_predict_fold
 
-    settings = setting_params(shap_params, setting, model)
+    settings = shap.run(setting, model)
     model_params = baselines_params["models"].get(model)
     if model_params is None:
         raise ValueError(
@@ -174,7 +175,7 @@ def explain_baseline(
             columns=genes,
         )
         labels = amu_matrix.set_index(SAMPLE_KEY)[LABEL]
-        folds = iter_amu_holdout_folds(amu_holdout_folds, settings.get("n_trials", 1))
+        folds = iter_amu_holdout_folds(amu_holdout_folds, settings.n_trials)
         smote = bool(baselines_params["amu_holdout"].get("smote", False))
         n_features = baselines_params["amu_holdout"].get(
             "n_features"
@@ -184,13 +185,13 @@ def explain_baseline(
             expression, gene_panels, baselines_params["panel"]
         )
         folds = iter_protocol_folds(
-            lodocv_folds, [settings["protocol"]], 1, max_trials=settings.get("n_trials", 1)
+            lodocv_folds, [settings.protocol], 1, max_trials=settings.n_trials
         )
         smote = False
         n_features = baselines_params.get("n_features")
-    if model not in settings.get("models", []):
+    if model not in settings.models:
         return empty_shap_table(genes)
-    wanted = settings.get("cohorts")
+    wanted = settings.cohorts
     parts = []
     for fold in folds:
         if wanted and fold.held_out not in wanted:
@@ -200,7 +201,7 @@ def explain_baseline(
         logged = _logged_best_params(search_log, model, fold.protocol, fold.held_out, fold.trial)
         x_train = features.loc[fold.train_keys].to_numpy(float)
         y_train = labels.loc[fold.train_keys].astype(int).to_numpy()
-        rows = explain_rows(fold.test_keys, labels, settings.get("max_explain_rows"), seed)
+        rows = explain_rows(fold.test_keys, labels, settings.max_explain_rows, seed)
         x_rows = features.loc[rows].to_numpy(float)
         fit = fit_predict_fold(
             spec,
@@ -223,7 +224,7 @@ def explain_baseline(
         else:
             values = _kernel_shap_over_selected_genes(estimator, x_train, x_rows, settings, seed)
         parts.append(
-            _shap_frame(
+            shap_frame(
                 model,
                 fold.protocol,
                 fold.held_out,
@@ -244,6 +245,3 @@ def explain_baseline(
             "logged" if logged is not None else "searched",
         )
     return pd.concat(parts, ignore_index=True) if parts else empty_shap_table(genes)
-
-
-SETTINGS: tuple[str, ...] = ("study", "cohorts")

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import shap_analysis
-from icb_kedro.interpretation.explain_baselines import setting_params
-from icb_kedro.interpretation.shap_tables import _shap_frame, empty_shap_table, explain_rows
+from icb_kedro.interpretation.shap_tables import empty_shap_table, explain_rows, shap_frame
 from icb_kedro.schema import LABEL, SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Ic2bertImportance, Shap, ShapRun
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +56,10 @@ def _ic2bert_input(
     bundle: Any,
     harmonized_expression: pd.DataFrame,
     expression_standardized: pd.DataFrame,
-    params: dict[str, Any],
+    params: Ic2bertImportance,
 ) -> pd.DataFrame:
     """The expression table a bundle was trained on (its metadata, else ``params.expression``)."""
-    source = INPUT_TRANSFORMS.get(
-        str(bundle.metadata.get("input_transform")),
-        params.get("expression", "expression_standardized"),
-    )
+    source = INPUT_TRANSFORMS.get(str(bundle.metadata.get("input_transform")), params.expression)
     tables = {
         "harmonized_expression": harmonized_expression,
         "expression_standardized": expression_standardized,
@@ -84,7 +83,7 @@ def _ic2bert_predictor(bundle: Any) -> Any:
 
 
 def _ic2bert_fold_importance(
-    bundle: Any, x_test: np.ndarray, labels: np.ndarray, seed: int, params: dict[str, Any]
+    bundle: Any, x_test: np.ndarray, labels: np.ndarray, seed: int, params: Ic2bertImportance
 ) -> pd.DataFrame:
     """Attention, permutation and combined importance of one fine-tuned model on its test rows."""
     from icb_kedro.interpretation import importance
@@ -103,11 +102,9 @@ def _ic2bert_fold_importance(
     drop = pd.DataFrame({"gene": genes, "auroc_drop": np.nan, "base_auroc": np.nan})
     if labels.min() != labels.max():
         candidates = genes
-        if params.get("permutation_genes"):
+        if params.permutation_genes is not None:
             candidates = (
-                attention.sort_values(ascending=False)
-                .index[: int(params["permutation_genes"])]
-                .tolist()
+                attention.sort_values(ascending=False).index[: params.permutation_genes].tolist()
             )
         columns = [genes.index(g) for g in candidates]
         predict = _ic2bert_predictor(bundle)
@@ -122,7 +119,7 @@ def _ic2bert_fold_importance(
             x_test[:, columns],
             labels,
             candidates,
-            n_repeats=int(params["n_repeats"]),
+            n_repeats=params.n_repeats,
             seed=seed,
         )
         permutation.loc[candidates] = drop.set_index("gene")["auroc_drop"]
@@ -131,20 +128,53 @@ def _ic2bert_fold_importance(
             "interpretation: IC2Bert test rows hold one class; permutation importance left at 0"
         )
     combined = importance.combine_importance(
-        attention,
-        permutation,
-        float(params["attention_weight"]),
-        float(params["permutation_weight"]),
+        attention, permutation, params.attention_weight, params.permutation_weight
     )
     return combined.merge(drop[["gene", "auroc_drop", "base_auroc"]], on="gene", how="left")
+
+
+def _ic2bert_fold_shap(
+    bundle: Any, table: pd.DataFrame, fold: Any, settings: ShapRun
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """KernelSHAP of one fine-tuned bundle on (at most ``settings.max_explain_rows``) test
+    rows of its fold, background from the fold's training rows: (rows, values, inputs).
+
+    KernelSHAP takes no NaN: the genes the explained rows measure are explained, over
+    background rows that measure them too; a gene the cohort does not measure is [MISSING]
+    in every coalition, so its SHAP value is exactly 0.
+    """
+    genes = list(bundle.genes)
+    explain = explain_rows(fold.test_keys, table[LABEL], settings.max_explain_rows, fold.seed)
+    x_rows = table.loc[explain, genes].to_numpy(float)
+    measured = ~np.isnan(x_rows).any(axis=0)
+    background = table.loc[fold.train_keys, genes].to_numpy(float)[:, measured]
+    background = background[~np.isnan(background).any(axis=1)]
+    predict = _ic2bert_predictor(bundle)
+
+    def predict_measured(x: np.ndarray) -> np.ndarray:
+        full = np.full((len(x), len(genes)), np.nan)
+        full[:, measured] = x
+        return predict(full)
+
+    values = np.zeros_like(x_rows)
+    values[:, measured] = shap_analysis.kernel_shap_values(
+        predict_measured,
+        background,
+        x_rows[:, measured],
+        n_background=settings.n_background,
+        nsamples=settings.nsamples,  # an int or "auto" (2 x measured genes + 2048)
+        l1_reg=settings.l1_reg,
+        seed=fold.seed,
+    )
+    return explain, values, x_rows
 
 
 def explain_ic2bert(
     harmonized_expression: pd.DataFrame,
     expression_standardized: pd.DataFrame,
     lodocv_folds: pd.DataFrame,
-    params: dict[str, Any],
-    shap_params: dict[str, Any],
+    params: Ic2bertImportance,
+    shap: Shap,
     *bundles: Mapping[str, Any] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """IC2Bert importance (attention, permutation, combined) and KernelSHAP per held-out cohort.
@@ -157,7 +187,7 @@ def explain_ic2bert(
     attention when set, the others get 0: a cost cap, stated in the report); combined =
     0.4 x attention + 0.6 x permutation (spec 2.6).
     """
-    settings = setting_params(shap_params, "cohorts", "ic2bert")
+    settings = shap.run("cohorts", "ic2bert")
     rows, shap_parts = [], []
     for held_out, bundle in sorted(ic2bert_fold_bundles(bundles).items()):
         protocol, trial = str(bundle.metadata["protocol"]), int(bundle.metadata["trial"])
@@ -178,39 +208,11 @@ def explain_ic2bert(
         rows.append(
             scores.assign(held_out=held_out, protocol=protocol, trial=trial, n_test=len(labels))
         )
-        if "ic2bert" in settings.get("models", []) and (
-            not settings.get("cohorts") or held_out in settings["cohorts"]
-        ):
-            explain = explain_rows(
-                fold.test_keys, table[LABEL], settings.get("max_explain_rows"), fold.seed
-            )
-            x_rows = table.loc[explain, genes].to_numpy(float)
-            # KernelSHAP takes no NaN: explain the genes the explained rows measure, over
-            # background rows that measure them too; a gene the cohort does not measure is
-            # [MISSING] in every coalition, so its SHAP value is exactly 0.
-            measured = ~np.isnan(x_rows).any(axis=0)
-            background = table.loc[fold.train_keys, genes].to_numpy(float)[:, measured]
-            background = background[~np.isnan(background).any(axis=1)]
-            predict = _ic2bert_predictor(bundle)
-
-            def predict_measured(x: np.ndarray, measured=measured, predict=predict) -> np.ndarray:
-                full = np.full((len(x), len(genes)), np.nan)
-                full[:, measured] = x
-                return predict(full)
-
-            values = np.zeros_like(x_rows)
-            values[:, measured] = shap_analysis.kernel_shap_values(
-                predict_measured,
-                background,
-                x_rows[:, measured],
-                n_background=int(settings["n_background"]),
-                nsamples=int(settings["nsamples"]),
-                l1_reg=settings.get("l1_reg", "num_features(20)"),
-                seed=fold.seed,
-            )
+        if "ic2bert" in settings.models and (not settings.cohorts or held_out in settings.cohorts):
+            explain, values, x_rows = _ic2bert_fold_shap(bundle, table, fold, settings)
             y_rows = table.loc[explain, LABEL].astype(int).to_numpy()
             shap_parts.append(
-                _shap_frame(
+                shap_frame(
                     "ic2bert", protocol, held_out, trial, explain, y_rows, values, x_rows, genes
                 )
             )
@@ -223,14 +225,16 @@ def explain_ic2bert(
     return importance_table, shap_table
 
 
-def ic2bert_top_k_frequency(importance_table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def ic2bert_top_k_frequency(
+    importance_table: pd.DataFrame, params: Ic2bertImportance
+) -> pd.DataFrame:
     """The paper's Table 7: per gene, in how many held-out cohorts' top-k it is."""
     from icb_kedro.interpretation import importance
 
     if importance_table.empty:
-        return pd.DataFrame(columns=["gene", *[f"top{k}" for k in params["top_k"]], "n_groups"])
+        return pd.DataFrame(columns=["gene", *[f"top{k}" for k in params.top_k], "n_groups"])
     return importance.top_k_frequency(
-        importance_table, params["top_k"], score="combined", group="held_out"
+        importance_table, params.top_k, score="combined", group="held_out"
     )
 
 

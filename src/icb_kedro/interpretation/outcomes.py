@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from icb_kedro.interpretation import enrichment, survival
-from icb_kedro.interpretation.shap_tables import _loaded, _top, _top_union
+from icb_kedro.interpretation.shap_tables import loaded, top_gene_union, top_genes
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Enrichment, Survival
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ GENE_SET_COLUMNS: tuple[str, ...] = ("gene_set", "gene")
 
 def parse_signature_sets(signature_files: Mapping[str, Any]) -> pd.DataFrame:
     """The shipped signature files as a long ``gene_set, gene`` table (metadata file skipped)."""
-    texts = {name: _loaded(value) for name, value in signature_files.items()}
+    texts = {name: loaded(value) for name, value in signature_files.items()}
     texts = {
         name: text.decode("utf-8") if isinstance(text, bytes) else str(text)
         for name, text in texts.items()
@@ -42,20 +45,20 @@ def gene_set_dict(gene_sets: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def enrich_top_genes(
-    rankings: pd.DataFrame, gene_sets: pd.DataFrame, params: dict[str, Any]
+    rankings: pd.DataFrame, gene_sets: pd.DataFrame, params: Enrichment
 ) -> pd.DataFrame:
     """ORA of each model's top-k genes (background: that model's input panel) and, per
     setting, of the union of the models' top-k genes (background: the union of their panels)."""
-    k = int(params["top_k"])
+    k = params.top_k
     sets = gene_set_dict(gene_sets)
     queries: list[tuple[str, str, list[str], list[str]]] = []
     for setting, rows in rankings.groupby("setting", sort=True):
         models = sorted(rows["model"].unique())
         for model in models:
             mine = rows[rows["model"] == model]
-            queries.append((setting, model, _top_union(mine, k), sorted(mine["gene"])))
+            queries.append((setting, model, top_gene_union(mine, k), sorted(mine["gene"])))
         if len(models) > 1:
-            queries.append((setting, "union", _top_union(rows, k), sorted(set(rows["gene"]))))
+            queries.append((setting, "union", top_gene_union(rows, k), sorted(set(rows["gene"]))))
     columns = ["setting", "query", "top_k", *enrichment.ENRICHMENT_COLUMNS]
     parts = [
         enrichment.over_representation(query, sets, background).assign(
@@ -71,31 +74,31 @@ def cox_random_gene_null(
     expression: pd.DataFrame,
     clinical: pd.DataFrame,
     gene_panels: pd.DataFrame,
-    params: dict[str, Any],
+    params: Survival,
 ) -> pd.DataFrame:
     """The selected genes' Cox results against as many random genes of the common panel
     (``survival.random_gene_null``; settings ``interpretation.survival.random_gene_null``)."""
-    settings = params.get("random_gene_null") or {}
+    settings = params.random_gene_null
     fitted = cox[cox["p_value"].notna()] if len(cox) else cox
     if fitted.empty:
         return pd.DataFrame(columns=list(survival.NULL_COLUMNS))
-    pool = gene_panels.loc[gene_panels["panel"] == settings.get("panel", "common"), "gene"].tolist()
+    pool = gene_panels.loc[gene_panels["panel"] == settings.panel, "gene"].tolist()
     return survival.random_gene_null(
         fitted,
         expression,
         clinical,
         pool,
-        n_random=int(settings.get("n_genes", 40)),
-        n_sets=int(settings.get("n_sets", 1000)),
-        alpha=float(settings.get("alpha", 0.05)),
-        seed=int(settings.get("seed", 0)),
-        penalizer=float(params.get("penalizer", 0.0)),
-        min_events=int(params.get("min_events", 5)),
+        n_random=settings.n_genes,
+        n_sets=settings.n_sets,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        penalizer=params.penalizer,
+        min_events=params.min_events,
     )
 
 
 def cox_top_genes(
-    rankings: pd.DataFrame, expression: pd.DataFrame, clinical: pd.DataFrame, params: dict[str, Any]
+    rankings: pd.DataFrame, expression: pd.DataFrame, clinical: pd.DataFrame, params: Survival
 ) -> pd.DataFrame:
     """Cohort-stratified Cox PH per top gene (union of every model's top-k) on OS and PFS.
 
@@ -106,8 +109,7 @@ def cox_top_genes(
     columns = [*survival.COX_COLUMNS, "models"]
     if rankings.empty:
         return pd.DataFrame(columns=columns)
-    k = int(params["top_k"])
-    top = _top(rankings, k)
+    top = top_genes(rankings, params.top_k)
     models_of = (
         (top["setting"] + ":" + top["model"])
         .groupby(top["gene"])
@@ -119,9 +121,9 @@ def cox_top_genes(
         expression,
         clinical,
         present,
-        endpoints=params["endpoints"],
-        penalizer=float(params.get("penalizer", 0.0)),
-        min_events=int(params.get("min_events", 5)),
+        endpoints=params.endpoints,
+        penalizer=params.penalizer,
+        min_events=params.min_events,
     )
     absent = [
         {
@@ -133,7 +135,7 @@ def cox_top_genes(
             "n_excluded": 0,
             "note": "gene not measured in the cohorts",
         }
-        for e in params["endpoints"]
+        for e in params.endpoints
         for g in genes
         if g not in present
     ]
@@ -180,7 +182,7 @@ def choose_predictions(
 
 
 def km_by_model(
-    predictions: pd.DataFrame | None, clinical: pd.DataFrame, params: dict[str, Any]
+    predictions: pd.DataFrame | None, clinical: pd.DataFrame, params: Survival
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """KM of predicted responders vs non-responders for every model and endpoint.
 
@@ -208,11 +210,11 @@ def km_by_model(
         return pd.DataFrame(columns=columns), {}
     rows, figures = [], {}
     for model, part in predictions.groupby("model", sort=True):
-        protocol = next((p for p in params["km_protocols"] if p in set(part["protocol"])), None)
+        protocol = next((p for p in params.km_protocols if p in set(part["protocol"])), None)
         if protocol is None:
             continue
         chosen = part[part["protocol"] == protocol]
-        for endpoint in params["endpoints"]:
+        for endpoint in params.endpoints:
             summary, figure = survival.kaplan_meier_by_prediction(
                 chosen, clinical, endpoint, title=f"{model} ({protocol})"
             )
@@ -225,11 +227,11 @@ def km_by_model(
 
 def km_summary(
     clinical: pd.DataFrame,
-    params: dict[str, Any],
+    params: Survival,
     all_predictions: pd.DataFrame | None = None,
     *model_predictions: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    """Node: the KM summary table (the report draws the curves from the same inputs)."""
+    """The KM summary table (the report draws the curves from the same inputs)."""
     chosen = choose_predictions(all_predictions, dict(enumerate(model_predictions)))
     table, _ = km_by_model(chosen, clinical, params)
     return table

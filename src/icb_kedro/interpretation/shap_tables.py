@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icb_kedro.interpretation import shap_analysis
 from icb_kedro.schema import SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Rankings
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ RANKING_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _loaded(value: Any) -> Any:
+def loaded(value: Any) -> Any:
     """A PartitionedDataset entry is a load callable; everything else is the value itself."""
     return value() if callable(value) else value
 
@@ -81,7 +84,7 @@ def explain_rows(
     return sorted(chosen)
 
 
-def _shap_frame(
+def shap_frame(
     model: str,
     protocol: str,
     cohort: str,
@@ -165,16 +168,11 @@ def rank_genes(*shap_tables: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)[list(RANKING_COLUMNS)]
 
 
-def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
-    """Per (protocol, model): how stable each gene's top-k place is
+def shap_stability(shap_tables: Sequence[pd.DataFrame | None], params: Rankings) -> pd.DataFrame:
+    """Per (protocol, model): how stable each gene's top ``params.stability_k`` place is
     (``shap_analysis.top_k_stability``: bootstrap of the explained rows within folds, and
     agreement between folds)."""
-    *shap_tables, params = shap_tables_and_params
-    k, n_boot, seed = (
-        int(params.get("stability_k", 20)),
-        int(params.get("stability_n_boot", 200)),
-        int(params.get("seed", 0)),
-    )
+    k, n_boot, seed = params.stability_k, params.stability_n_boot, params.seed
     rows = []
     for protocol, model, shap_rows, _, present, values in _explained(
         shap_tables, warn=False
@@ -190,23 +188,23 @@ def shap_stability(*shap_tables_and_params) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)[columns]
 
 
-def top_gene_overlap(rankings: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def top_gene_overlap(rankings: pd.DataFrame, params: Rankings) -> pd.DataFrame:
     """Per setting and k in ``params.top_k``: genes in any model's top-k and how many
     models list them."""
     columns = ["setting", "k", "n_models_compared", "gene", "n_models", "models", "in_all"]
     parts = []
     for setting, rows in rankings.groupby("setting", sort=True):
         by_model = {model: part for model, part in rows.groupby("model", sort=True)}
-        for k in params["top_k"]:
+        for k in params.top_k:
             table = shap_analysis.top_gene_overlap(by_model, int(k))
             parts.append(table.assign(setting=setting, k=int(k), n_models_compared=len(by_model)))
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
-def _top(rankings: pd.DataFrame, k: int) -> pd.DataFrame:
+def top_genes(rankings: pd.DataFrame, k: int) -> pd.DataFrame:
     """Rows of each model's top-k genes with a non-zero attribution."""
     return rankings[(rankings["rank"] <= k) & (rankings["mean_abs_shap"] > 0)]
 
 
-def _top_union(rankings: pd.DataFrame, k: int) -> list[str]:
-    return sorted(set(_top(rankings, k)["gene"]))
+def top_gene_union(rankings: pd.DataFrame, k: int) -> list[str]:
+    return sorted(set(top_genes(rankings, k)["gene"]))

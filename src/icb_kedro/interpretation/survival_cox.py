@@ -6,7 +6,7 @@ therapy differ), with the gene z-scored within each cohort so the hazard ratio i
 within-cohort standard deviation. HR, 95% Wald CI, p and BH q per endpoint. The AMU paper
 fitted unstratified univariable Cox models on pooled cohorts (CD80 HR 0.761, CCR3 HR
 0.134); pooling cohorts with different follow-up confounds cohort with gene, hence the
-strata. :func:`plot_forest` draws the table; ``_fit_cox`` is the one Cox fit also used by
+strata. :func:`plot_forest` draws the table; ``fit_cox`` is the one Cox fit also used by
 the Kaplan-Meier analysis (:mod:`icb_kedro.interpretation.survival_km`).
 """
 
@@ -49,7 +49,7 @@ def _zscore_within(values: pd.Series, groups: pd.Series) -> pd.Series:
     return z.fillna(0.0)
 
 
-def _fit_cox(frame: pd.DataFrame, covariate: str, penalizer: float, strata: str | None) -> dict:
+def fit_cox(frame: pd.DataFrame, covariate: str, penalizer: float, strata: str | None) -> dict:
     from lifelines import CoxPHFitter
 
     model = CoxPHFitter(penalizer=penalizer)
@@ -128,7 +128,7 @@ def cox_per_gene(
                 base["note"] = f"fewer than {min_events} events"
             else:
                 try:
-                    estimate = _fit_cox(frame, "z", penalizer, COHORT)
+                    estimate = fit_cox(frame, "z", penalizer, COHORT)
                 except Exception as error:  # lifelines raises several types on non-convergence
                     base["note"] = f"fit failed: {type(error).__name__}"
             rows.append({**base, **estimate})

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from icb_kedro.schema import COHORT, SAMPLE_KEY
 
-from .survival_cox import _fit_cox
+from .survival_cox import fit_cox
 from .survival_data import survival_frame
 
 
@@ -93,7 +93,7 @@ def kaplan_meier_by_prediction(
         ]
         frame = frame[frame.groupby(COHORT)["event"].transform("sum") > 0]
         try:
-            fit = _fit_cox(frame, "responder", 0.0, COHORT)
+            fit = fit_cox(frame, "responder", 0.0, COHORT)
             summary.update(
                 hr=fit["hr"], ci_low=fit["ci_low"], ci_high=fit["ci_high"], cox_p=fit["p_value"]
             )

@@ -11,7 +11,7 @@ import pandas as pd
 
 from icb_kedro.io.validation import InputDataError, find_non_numeric
 
-from .raw_tables import _duplicates, _header_and_body
+from .raw_tables import duplicate_positions, header_and_body
 
 #: Gene columns of the AMU study's matrix (its 160-mRNA panel).
 AMU_N_GENES = 160
@@ -28,10 +28,10 @@ def parse_amu_matrix(
     Values are constituent ratios: each sample's 160 TPM values rescaled to sum to 1. They
     are relative abundances, NOT TPM and not logged; models log them (see models/amu).
     """
-    header, body = _header_and_body(raw, source)
+    header, body = header_and_body(raw, source)
     if label_column not in header:
         raise InputDataError(f"{source}: no {label_column!r} column")
-    dup = _duplicates(header)
+    dup = duplicate_positions(header)
     if dup:
         raise InputDataError(f"{source}: duplicate gene column(s) {sorted(dup)}")
     gene_headers = [h for h in header if h != label_column]

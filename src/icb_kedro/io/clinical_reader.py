@@ -14,20 +14,20 @@ import pandera.pandas as pa
 
 from icb_kedro.io.validation import CLINICAL_SCHEMA, InputDataError, raise_schema_errors
 
-from .raw_tables import _duplicates, _header_and_body
+from .raw_tables import duplicate_positions, header_and_body
 
 
 def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Clinical TSV -> typed table; unknown response/RECIST codes and duplicates are errors."""
-    header, body = _header_and_body(raw, source)
+    header, body = header_and_body(raw, source)
     if "sample_id" not in header:
         raise InputDataError(f"{source}: no 'sample_id' column (columns: {header})")
-    dup = _duplicates(header)
+    dup = duplicate_positions(header)
     if dup:
         raise InputDataError(f"{source}: duplicate column name(s) {sorted(dup)}")
     body = body.apply(lambda s: s.str.strip() if s.dtype == object else s).replace({"": np.nan})
     body["sample_id"] = body["sample_id"].astype(str)
-    dup_ids = _duplicates(body["sample_id"].tolist())
+    dup_ids = duplicate_positions(body["sample_id"].tolist())
     if dup_ids:
         where = {s: [p + 2 for p in pos] for s, pos in dup_ids.items()}
         raise InputDataError(f"{source}: duplicate sample_id(s) (file line numbers): {where}")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from icb_kedro.io.validation import LOG2_TPM_FLOOR, SCALE_TOLERANCE, InputDataError
 
-from .raw_tables import _duplicates, _header_and_body
+from .raw_tables import duplicate_positions, header_and_body
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def parse_expression(
     if scale not in SCALES:
         raise ValueError(f"expression scale must be one of {sorted(SCALES)}, got {scale!r}")
     offset, scale_name = SCALES[scale]
-    header, body = _header_and_body(raw, source)
+    header, body = header_and_body(raw, source)
     if not header or header[0] != "gene":
         raise InputDataError(
             f"{source}: first column must be 'gene' (gene-major layout), found {header[:1]}"
@@ -74,7 +74,7 @@ def parse_expression(
             f"{source}: empty sample id (or NA/NULL, which reads as missing) in the header at "
             f"column(s) {[i + 2 for i, s in enumerate(samples) if s == '']}"
         )
-    dup_samples = _duplicates(samples)
+    dup_samples = duplicate_positions(samples)
     if dup_samples:
         where = {s: [p + 2 for p in pos] for s, pos in dup_samples.items()}
         raise InputDataError(
@@ -87,7 +87,7 @@ def parse_expression(
             f"{source}: column 'gene' is empty (or NA/NULL, which reads as missing) on line(s) "
             f"{lines[:10]}"
         )
-    dup_genes = _duplicates(genes.tolist())
+    dup_genes = duplicate_positions(genes.tolist())
     if dup_genes:
         where = {g: [p + 2 for p in pos] for g, pos in list(dup_genes.items())[:10]}
         raise InputDataError(f"{source}: duplicate gene id(s) (file line numbers): {where}")

@@ -4,7 +4,7 @@ Raw files arrive through Kedro ``PartitionedDataset``s read with ``header=None, 
 so that nothing is coerced or renamed behind our back (pandas would silently rename a
 duplicated sample column ``Pt1`` to ``Pt1.1``): the header is row 0 and is checked by the
 parsers (``expression_reader``, ``clinical_reader``, ``amu_matrix_reader``), which split it
-off with ``_header_and_body`` and find repeated ids with ``_duplicates``. A file that cannot
+off with ``header_and_body`` and find repeated ids with ``duplicate_positions``. A file that cannot
 be read fails with an error naming it (:func:`load_partition`).
 """
 
@@ -43,7 +43,7 @@ def load_partition(loader: Callable[[], pd.DataFrame] | pd.DataFrame, source: st
         ) from exc
 
 
-def _header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.DataFrame]:
+def header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.DataFrame]:
     if raw.shape[0] < 2:
         raise InputDataError(f"{source}: file has a header but no data rows")
     header = [str(h).strip() if pd.notna(h) else "" for h in raw.iloc[0].tolist()]
@@ -52,7 +52,7 @@ def _header_and_body(raw: pd.DataFrame, source: str) -> tuple[list[str], pd.Data
     return header, body
 
 
-def _duplicates(values: list[str]) -> dict[str, list[int]]:
+def duplicate_positions(values: list[str]) -> dict[str, list[int]]:
     seen: dict[str, list[int]] = {}
     for pos, value in enumerate(values):
         seen.setdefault(value, []).append(pos)

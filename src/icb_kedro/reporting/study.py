@@ -11,8 +11,8 @@ themselves live in ``sections_results``, ``sections_genes`` and ``sections_biolo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,12 @@ from icb_kedro.reporting.sections_results import section_cohorts, section_perfor
 from icb_kedro.reporting.sections_training import section_amu_training, section_ic2bert_training
 from icb_kedro.reporting.study_inputs import StudyInputs
 from icb_kedro.reporting.study_plots import plot_panel_coverage, plot_pca_before_after
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.interpretation.config import Survival
+
+# A report input named predictions_<model>: one scored model's predictions (any model).
+MODEL_PREFIX = "predictions_"
 
 _METHODS = """
 **Leakage.** Every fitted quantity (scalers, SMOTE, bins, thresholds, hyper-parameters, \
@@ -141,6 +147,8 @@ class ReportSources:
     The interpretation pipeline passes them as one mapping (``build_report(params,
     **sources)``); a name the report does not know is refused. ``None`` (the default) means
     the pipeline that writes it has not been run: the section says "not run".
+    ``predictions_<model>`` is the predictions table of any scored model (the registry's
+    ``scored_models``: the shipped three and any plug-in), gathered in ``model_predictions``.
     """
 
     # the data chain (always there)
@@ -152,9 +160,7 @@ class ReportSources:
     clinical_table: pd.DataFrame | None = None
     # the model pipelines and the evaluation
     all_predictions: pd.DataFrame | None = None
-    predictions_baselines: pd.DataFrame | None = None
-    predictions_amu: pd.DataFrame | None = None
-    predictions_ic2bert: pd.DataFrame | None = None
+    model_predictions: Mapping[str, pd.DataFrame | None] = field(default_factory=dict)
     results_cohort_summary: pd.DataFrame | None = None
     results_overall_summary: pd.DataFrame | None = None
     results_comparisons: pd.DataFrame | None = None
@@ -189,14 +195,17 @@ class ReportSources:
 
     @classmethod
     def from_mapping(cls, sources: Mapping[str, Any]) -> ReportSources:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(sources) - known)
+        tables = {k: v for k, v in sources.items() if not k.startswith(MODEL_PREFIX)}
+        known = {f.name for f in fields(cls)} - {"model_predictions"}
+        unknown = sorted(set(tables) - known)
         if unknown:
             raise ValueError(
                 f"build_report: unknown report input(s) {unknown}; the report reads "
-                f"{sorted(known)} (icb_kedro.reporting.study.ReportSources)"
+                f"{sorted(known)} and {MODEL_PREFIX}<model> "
+                "(icb_kedro.reporting.study.ReportSources)"
             )
-        return cls(**sources)
+        models = {k.removeprefix(MODEL_PREFIX): v for k, v in sources.items() if k not in tables}
+        return cls(**tables, model_predictions=models)
 
     @property
     def shap_tables(self) -> tuple[pd.DataFrame | None, ...]:
@@ -207,8 +216,8 @@ def _not_run(sources: ReportSources) -> dict[str, str]:
     """What the report cannot show, and why (the report's "not run" list)."""
     not_run = {
         f"{name} predictions": "the pipeline has not been run"
-        for name in ("baselines", "amu", "ic2bert")
-        if getattr(sources, f"predictions_{name}") is None
+        for name, table in sources.model_predictions.items()
+        if table is None
     }
     for name, table in (
         ("AMU SHAP (study)", sources.shap_study_amu),
@@ -249,17 +258,13 @@ def _shap_tables_by_key(sources: ReportSources, not_run: dict[str, str]) -> dict
 
 
 def study_inputs(
-    sources: ReportSources, *, n_boot: int, seed: int, survival: Mapping[str, Any]
+    sources: ReportSources, *, n_boot: int, seed: int, survival: Survival
 ) -> StudyInputs:
     """What each section shows, derived from the sources: the evaluation's summaries (or
     fallback ones bootstrapped here with ``n_boot``/``seed``), Kaplan-Meier figures by
     ``survival`` (``params:interpretation.survival``), harmonization figures."""
     not_run = _not_run(sources)
-    model_predictions = {
-        "baselines": sources.predictions_baselines,
-        "amu": sources.predictions_amu,
-        "ic2bert": sources.predictions_ic2bert,
-    }
+    model_predictions = dict(sources.model_predictions)
     predictions = choose_predictions(sources.all_predictions, model_predictions)
     current = evaluation_is_current(sources.all_predictions, model_predictions)
     if not current and predictions is not None:
@@ -329,7 +334,7 @@ def study_report(
     dpi: int,
     n_boot: int,
     seed: int,
-    survival: Mapping[str, Any],
+    survival: Survival,
 ) -> tuple[str, dict[str, Any]]:
     """The self-contained HTML study report and its figures (``<name>.png`` -> image).
 

@@ -230,10 +230,8 @@ def test_fused_training_is_bit_identical_on_one_and_two_threads() -> None:
 def test_lone_fits_get_the_idle_threads_on_the_fused_engine_only() -> None:
     from icb_kedro.models.amu.train_config import lone_fit_threads
 
-    fused = {"engine": "fused", "num_threads": 1}
-    assert lone_fit_threads(fused, n_jobs=2, n_fits=1)["num_threads"] == 2
-    assert lone_fit_threads(fused, n_jobs=2, n_fits=5)["num_threads"] == 1  # every worker busy
-    assert (
-        lone_fit_threads({"engine": "eager", "num_threads": 1}, n_jobs=2, n_fits=1)["num_threads"]
-        == 1
-    )
+    fused = TrainConfig(engine="fused", num_threads=1)
+    assert lone_fit_threads(fused, n_jobs=2, n_fits=1).num_threads == 2
+    assert lone_fit_threads(fused, n_jobs=2, n_fits=5).num_threads == 1  # every worker busy
+    eager = TrainConfig(engine="eager", num_threads=1)
+    assert lone_fit_threads(eager, n_jobs=2, n_fits=1).num_threads == 1

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.models.amu.runner import FoldData, run_folds
+from icb_kedro.models.amu.train_config import TrainConfig
 from icb_kedro.schema import PREDICTION_COLUMNS
 
 from .conftest import TINY_MODEL, separable_data
@@ -34,7 +35,7 @@ def _folds() -> list[FoldData]:
 
 def test_run_folds_contract_and_parallel_equals_serial() -> None:
     genes = [f"G{i}" for i in range(8)]
-    train = {"epochs": 2, "num_threads": 1}
+    train = TrainConfig(epochs=2, num_threads=1)
     serial, weights = run_folds(_folds(), genes, TINY_MODEL, train, n_jobs=1)
     parallel, weights_parallel = run_folds(_folds(), genes, TINY_MODEL, train, n_jobs=2)
     assert list(serial.columns) == list(PREDICTION_COLUMNS)

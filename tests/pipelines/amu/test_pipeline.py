@@ -36,6 +36,7 @@ def test_pipeline_structure_one_namespace_per_cohort() -> None:
         "expression_standardized",
         "gene_panels",
         "params:amu",
+        "params:folds.cells",
         *(f"lodocv_folds_fold_{c}" for c in COHORTS),
     }
 
@@ -57,6 +58,7 @@ def pipeline_run(synthetic_inputs) -> DataCatalog:
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()
     catalog["params:amu"] = tiny_params()
+    catalog["params:folds.cells"] = {}  # every (held-out cohort, trial) cell
     SequentialRunner().run(pipeline, catalog)
     return catalog
 

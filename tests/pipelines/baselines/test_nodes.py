@@ -10,6 +10,7 @@ from icb_kedro.evaluation.protocols import iter_amu_holdout_folds, iter_protocol
 from icb_kedro.models.baselines import deployment, fold_tables, protocol_runs
 from icb_kedro.panels import select_panel_features
 from icb_kedro.pipelines.baselines import nodes
+from icb_kedro.pipelines.baselines.config import BaselinesConfig
 from icb_kedro.schema import PREDICTION_COLUMNS, gene_columns
 
 from .conftest import SENTINEL, fit_model, panel_features
@@ -237,7 +238,7 @@ def test_transfer_search_on_source_rows_is_shared_and_never_sees_the_held_out_co
     assert (
         log.loc[this, "best_params"].to_numpy() == bad_log.loc[this, "best_params"].to_numpy()
     ).all()
-    with pytest.raises(ValueError, match="transfer_search must be one of"):
+    with pytest.raises(ValueError, match=r"params:baselines: 'transfer_search': Input should be"):
         fit_model(synthetic_inputs, {**tiny_params, "transfer_search": "all"}, "logreg")
 
 
@@ -250,7 +251,7 @@ def test_amu_matrix_baselines_see_every_gene_unless_told_otherwise(
     real = protocol_runs.run_model_folds
 
     def spy(spec, table, folds, settings, **kwargs):
-        seen[kwargs.get("smote", False)] = settings["n_features"]
+        seen[kwargs.get("smote", False)] = settings.n_features
         return real(spec, table, folds, settings, **kwargs)
 
     monkeypatch.setattr(protocol_runs, "run_model_folds", spy)
@@ -277,19 +278,23 @@ def test_the_deployed_baseline_is_the_best_enabled_family_by_held_out_auroc(tiny
         {"logreg": 0.62, "svm": 0.70, "rf": 0.66, "adaboost": 0.90, "sig_IFNG": 0.95}
     )
     # adaboost is disabled in tiny_params and signatures are not model families: svm wins.
-    assert deployment.choose_deployment_family(table, tiny_params) == (
+    assert deployment.choose_deployment_family(table, parsed(tiny_params)) == (
         "svm",
         pytest.approx(0.70),
         2,
     )
     tiny_params["registry"] = {"model": "logreg"}
-    assert deployment.choose_deployment_family(table, tiny_params)[0] == "logreg"
+    assert deployment.choose_deployment_family(table, parsed(tiny_params))[0] == "logreg"
     tiny_params["registry"] = {"model": "mlp"}
     with pytest.raises(ValueError, match="'mlp' has no 'loco' results"):
-        deployment.choose_deployment_family(table, tiny_params)
+        deployment.choose_deployment_family(table, parsed(tiny_params))
     tiny_params["registry"] = {"selection_protocol": "transfer"}
     with pytest.raises(ValueError, match="no 'transfer' results"):
-        deployment.choose_deployment_family(table, tiny_params)
+        deployment.choose_deployment_family(table, parsed(tiny_params))
+
+
+def parsed(params: dict) -> BaselinesConfig:
+    return BaselinesConfig.of(params, "params:baselines")
 
 
 def test_the_deployed_baseline_scores_a_whole_cohort_and_refuses_what_it_cannot_score(

@@ -35,6 +35,7 @@ def test_pipeline_reads_the_foundation_datasets_and_writes_the_shared_results():
         "params:baselines.panel",
         "params:baselines.signatures",
         "params:baselines.evaluation",
+        "params:folds.cells",
     }
     expected = {
         "predictions_baselines",
@@ -61,6 +62,7 @@ def pipeline_run(synthetic_inputs) -> DataCatalog:
     for name in pipeline.all_outputs():
         catalog[name] = KeptDataset()
     catalog["params:baselines"] = TINY_PARAMS
+    catalog["params:folds.cells"] = {}  # every (held-out cohort, trial) cell
     for key in ("panel", "signatures", "evaluation"):
         catalog[f"params:baselines.{key}"] = TINY_PARAMS[key]
     SequentialRunner().run(pipeline, catalog)

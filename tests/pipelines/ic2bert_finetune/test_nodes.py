@@ -130,7 +130,7 @@ def test_registry_record(world, finetune_params) -> None:
     model, record = register_best_model(best, finetune_params, "CohortA")
     assert model is best
     assert best["metadata"]["input_transform"] == "cohort_zscore"  # trained on per-cohort z-scores
-    assert input_transform({"input": "harmonized_expression"}) == "none"
+    assert input_transform("harmonized_expression") == "none"
     assert record.loc[0, "model_name"] == "icb_ic2bert_fold_CohortA" and record.loc[0, "trial"] == 0
     with pytest.raises(ValueError, match="registered for"):
         register_best_model(best, finetune_params, "CohortB")

@@ -53,7 +53,8 @@ def test_registered_pipeline_includes_upstream_and_valid_namespaces(registered_p
 def test_finetune_nodes_run_on_synthetic_cohorts(world, finetune_params) -> None:
     datasets = {
         "params:ic2bert_finetune": finetune_params,
-        "params:tokenization": world["tokenization"],
+        "params:tokenization.input": world["tokenization"]["input"],
+        "params:folds.cells": {},  # every (held-out cohort, trial) cell
     }
     for cohort, item in world["cohorts"].items():
         ns = namespace_for(cohort)

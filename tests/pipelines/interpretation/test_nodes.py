@@ -448,9 +448,14 @@ def _coverage(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_report_refuses_a_source_it_does_not_know(interpretation_params):
-    """The report node takes one mapping of sources: a misspelt name fails loudly, naming it."""
-    with pytest.raises(ValueError, match=r"unknown report input\(s\) \['predictions_amu_v2'\]"):
-        nodes.build_report(interpretation_params, predictions_amu_v2=pd.DataFrame())
+    """The report node takes one mapping of sources: a misspelt name fails loudly, naming it;
+    ``predictions_<model>`` is any scored model's table (a plug-in's too)."""
+    from icb_kedro.reporting.study import ReportSources
+
+    with pytest.raises(ValueError, match=r"unknown report input\(s\) \['rankingz'\]"):
+        nodes.build_report(interpretation_params, rankingz=pd.DataFrame())
+    sources = ReportSources.from_mapping({"predictions_toy": None, "predictions_amu": None})
+    assert sources.model_predictions == {"toy": None, "amu": None}
 
 
 def test_km_and_report_with_missing_models(synthetic_study, interpretation_params):
@@ -478,7 +483,9 @@ def test_km_and_report_with_missing_models(synthetic_study, interpretation_param
         expression_standardized=study["expression_standardized"],
         expression_combat=study["expression_combat"],
         clinical_table=study["clinical_table"],
-        predictions_baselines=predictions,  # every other model pipeline: not run (None)
+        predictions_baselines=predictions,  # the other model pipelines: not run (None)
+        predictions_amu=None,
+        predictions_ic2bert=None,
         **{
             f"shap_{s}_{m}": no_shap
             for s in ("study", "cohorts")

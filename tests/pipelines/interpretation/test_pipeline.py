@@ -201,4 +201,10 @@ def test_the_report_node_is_wired_to_every_source_the_report_reads():
         n for n in create_pipeline(cohorts=COHORTS).nodes if n.name == "interpretation_report"
     )
     wired = set(node._inputs) - {"params"}
-    assert wired == {f.name for f in fields(ReportSources)}
+    models = {f"predictions_{m}" for m in ("baselines", "ic2bert", "amu")}
+    assert wired == {f.name for f in fields(ReportSources)} - {"model_predictions"} | models
+    # The registry wires every scored model (a plug-in's predictions_<name> too).
+    toy = create_pipeline(cohorts=COHORTS, models=["baselines", "toy"])
+    (report,) = [n for n in toy.nodes if n.name == "interpretation_report"]
+    assert {"predictions_toy", "predictions_baselines"} <= set(report.inputs)
+    assert "predictions_amu" not in report.inputs

@@ -20,6 +20,7 @@ import pandas as pd
 from icb_kedro.schema import COHORT, LABEL
 
 from .inputs import cohort_features, network_config
+from .train_config import TrainConfig, lone_fit_threads, with_seed  # plain data, no Paddle
 
 logger = logging.getLogger(__name__)
 
@@ -33,25 +34,24 @@ def fit_final_model(
     panel: str,
     pseudo_count: float,
     model: Mapping[str, Any] | None,
-    train_config: dict[str, Any],
-    n_jobs: Any,
+    train_config: TrainConfig,
+    n_jobs: int,
     seed: int,
 ) -> dict[str, Any]:
     """The deployable AMU: every labelled sample of the cohorts, cohort settings (one fit,
     so it gets every worker's threads: the fused engine's numbers do not depend on them).
 
     No model is chosen by test scores: its expected performance is what the loco/transfer
-    protocols measured with the same settings.
+    protocols measured with the same settings. ``model``: the network settings (``amu.model``;
+    ``n_genes`` comes from the panel); ``train_config``: the recipe, fitted with ``seed``.
     """
     from icb_kedro.models.amu.train import fit_network
-    from icb_kedro.models.amu.train_config import TrainConfig, lone_fit_threads
 
     features, labels, genes, scale = cohort_features(
         harmonized_expression, expression_standardized, gene_panels, source, panel, pseudo_count
     )
     labelled = labels[labels.notna()].astype(int)
-    settings = lone_fit_threads(train_config, n_jobs, n_fits=1)
-    config = TrainConfig.from_dict({**settings, "seed": seed})
+    config = with_seed(lone_fit_threads(train_config, n_jobs, n_fits=1), seed)
     fitted = fit_network(
         features.loc[labelled.index].to_numpy(),
         labelled.to_numpy(),

@@ -24,6 +24,7 @@ from icb_kedro.evaluation.protocols import iter_amu_holdout_folds, iter_protocol
 from icb_kedro.schema import SAMPLE_KEY, gene_columns
 
 from .inputs import cohort_features, network_config, sample_labels
+from .train_config import TrainConfig  # plain data, no Paddle
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def run_study_setting(
     test_size: float,
     pseudo_count: float,
     model: Mapping[str, Any] | None,
-    train_config: dict[str, Any],
+    train_config: TrainConfig,
     threshold_method: str,
     n_jobs: int,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -83,6 +84,8 @@ def run_study_setting(
     the training rows. ``amu_holdout_leaky`` (the paper's protocol, run only when listed
     in ``amu.study.protocols``): responders duplicated before a random 80/20 split with the
     same seeds, no SMOTE; it exists to measure how much leakage inflates the AUROC.
+    ``model``: the network settings (``amu.model``; ``n_genes`` comes from the matrix);
+    ``train_config``: the recipe, each fold fitted with its own seed.
     """
     from icb_kedro.models.amu.features import SCALE_RATIO, amu_features
     from icb_kedro.models.amu.runner import (
@@ -164,9 +167,9 @@ def run_held_out_cohort(
     panel: str,
     pseudo_count: float,
     protocols: Sequence[str],
-    n_repeats: Any,
+    n_repeats: int | None | Mapping[str, int | None],
     model: Mapping[str, Any] | None,
-    train_config: dict[str, Any],
+    train_config: TrainConfig,
     threshold_method: str,
     n_jobs: int,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from sklearn.model_selection import train_test_split
 
 from icb_kedro.evaluation.metrics import auroc, fit_threshold
 from icb_kedro.schema import SAMPLE_KEY, empty_predictions, prediction_frame
+
+from .train_config import TrainConfig, lone_fit_threads  # plain data, no Paddle
 
 logger = logging.getLogger(__name__)
 
@@ -130,16 +132,15 @@ def run_fold(
     fold: FoldData,
     features: list[str],
     model_config: dict[str, Any],
-    train_config: dict[str, Any],
+    train_config: TrainConfig,
     threshold_method: str = "youden",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Fit on the fold's training rows, score its test rows; threshold fitted on training rows."""
-    from .train import fit_predict  # Paddle loads here, in the worker
-    from .train_config import TrainConfig
+    """Fit on the fold's training rows, score its test rows; threshold fitted on training rows.
 
-    config = TrainConfig.from_dict(
-        {**train_config, "seed": fold.seed, "smote": train_config.get("smote", True) and fold.smote}
-    )
+    ``train_config``'s seed is replaced by the fold's, and SMOTE is off where the fold says so."""
+    from .train import fit_predict  # Paddle loads here, in the worker
+
+    config = replace(train_config, seed=fold.seed, smote=train_config.smote and fold.smote)
     fitted, p_train, p_test = fit_predict(
         fold.X_train,
         fold.y_train,
@@ -194,11 +195,14 @@ def run_folds(
     folds: Sequence[FoldData],
     features: list[str],
     model_config: dict[str, Any],
-    train_config: dict[str, Any],
+    train_config: TrainConfig,
     threshold_method: str = "youden",
     n_jobs: int = 1,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """All folds (largest first, over ``n_jobs`` processes); predictions + weights by fold id."""
+    """All folds (largest first, over ``n_jobs`` processes); predictions + weights by fold id.
+
+    ``model_config``: the network settings with ``n_genes`` (``inputs.network_config``);
+    ``train_config``: the recipe, each fold fitted with its own seed."""
     if not folds:
         return empty_predictions(), {}
     ids = [f.fold_id for f in folds]
@@ -212,8 +216,6 @@ def run_folds(
     progress = tqdm(
         total=len(ordered), desc=f"AMU {ordered[0].protocol}…", unit="fold", leave=False
     )
-    from .train_config import lone_fit_threads
-
     # Fewer folds than workers (loco: one fold per cohort node): the idle workers' threads go
     # to the fits (fused engine only: its numbers do not depend on the thread count).
     train_config = lone_fit_threads(train_config, n_jobs, len(ordered))

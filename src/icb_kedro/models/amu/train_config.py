@@ -2,19 +2,23 @@
 
 :class:`TrainConfig` holds the training recipe's knobs (epochs, batch, Adam with coupled L2,
 the two-step learning-rate decay, training-row standardisation and SMOTE, seed, CPU threads,
-engine), validated on construction and read from the ``amu.train`` parameters with
-:meth:`TrainConfig.from_dict`; :func:`with_seed` gives one per fold/trial and
+engine), validated on construction (:meth:`TrainConfig.from_dict` reads a plain mapping of
+them); :func:`with_seed` gives one per fold/trial and
 :func:`lone_fit_threads` hands idle workers' threads to the fits when there are fewer fits
 than worker processes. The recipe itself is described in :mod:`icb_kedro.models.amu.train`.
+
+:class:`TrainConfig` is the source of truth for the recipe's defaults and checks: the typed
+``params:amu`` block (``icb_kedro.pipelines.amu.config``) takes its ``amu.train`` defaults
+from it and builds one with :meth:`~icb_kedro.pipelines.amu.config.AmuConfig.train_config`.
+Plain data: importing this module loads no Paddle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .model import ENGINES
+from .architecture import ENGINES, Engine
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class TrainConfig:
     # "fused": AMU's encoder layers run as one fused CPU node each (models/amu/fused.py; same
     # parameters and initialisation, ~7x the training throughput); "eager": Paddle's own layers.
     # The CNN has no encoder and ignores it.
-    engine: str = "fused"
+    engine: Engine = "fused"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -77,7 +81,7 @@ class TrainConfig:
         return epochs
 
 
-def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) -> dict[str, Any]:
+def lone_fit_threads(train_config: TrainConfig, n_jobs: int, n_fits: int) -> TrainConfig:
     """``train_config`` with the idle workers' threads given to its fits when there are fewer
     fits than worker processes (e.g. loco: one fold per cohort node; the final model).
 
@@ -86,12 +90,9 @@ def lone_fit_threads(train_config: Mapping[str, Any], n_jobs: int, n_fits: int) 
     it keeps its configured threads and its results stay independent of ``n_jobs``.
     """
     n_jobs, n_fits = max(1, int(n_jobs)), max(1, int(n_fits))
-    if train_config.get("engine", "fused") != "fused" or n_fits >= n_jobs:
-        return dict(train_config)
-    return {
-        **train_config,
-        "num_threads": int(train_config.get("num_threads", 1)) * (n_jobs // n_fits),
-    }
+    if train_config.engine != "fused" or n_fits >= n_jobs:
+        return train_config
+    return replace(train_config, num_threads=int(train_config.num_threads) * (n_jobs // n_fits))
 
 
 def with_seed(config: TrainConfig, seed: int) -> TrainConfig:

@@ -10,8 +10,7 @@ registered as ``icb_baseline`` (``models.baselines.pyfunc.BaselinePyfunc``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,6 +19,9 @@ from icb_kedro.models.baselines.fold_fit import fit_predict_fold, params_to_json
 from icb_kedro.models.baselines.fold_tables import fit_settings, labelled_matrix
 from icb_kedro.schema import COHORT
 
+if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
+    from icb_kedro.pipelines.baselines.config import BaselinesConfig
+
 logger = logging.getLogger(__name__)
 
 #: Families the deployed baseline is chosen from (the CNN belongs to AMU's study setting).
@@ -27,16 +29,13 @@ DEPLOYABLE_FAMILIES: tuple[str, ...] = ("logreg", "svm", "rf", "adaboost", "xgbo
 
 
 def choose_deployment_family(
-    cohort_table: pd.DataFrame, params: Mapping[str, Any]
+    cohort_table: pd.DataFrame, config: BaselinesConfig
 ) -> tuple[str, float, int]:
     """(family, its mean AUROC over held-out cohorts, number of cohorts) under
     ``baselines.registry``: ``model: best`` = the enabled family with the highest mean
     ``selection_protocol`` (zero-shot ``loco``) AUROC; or a family name."""
-    registry = params.get("registry") or {}
-    protocol = registry.get("selection_protocol", "loco")
-    enabled = [
-        m for m in DEPLOYABLE_FAMILIES if (params["models"].get(m) or {}).get("enabled", False)
-    ]
+    protocol = config.registry.selection_protocol
+    enabled = [m for m in DEPLOYABLE_FAMILIES if m in config.models and config.models[m].enabled]
     rows = cohort_table[
         (cohort_table["protocol"] == protocol) & cohort_table["model"].isin(enabled)
     ]
@@ -46,7 +45,7 @@ def choose_deployment_family(
             f"baselines.registry: no {protocol!r} results of the families {enabled} to choose the "
             "deployed baseline from"
         )
-    wanted = registry.get("model", "best")
+    wanted = config.registry.model
     if wanted == "best":
         wanted = str(means["mean"].idxmax())
     elif wanted not in means.index:
@@ -58,7 +57,7 @@ def choose_deployment_family(
 
 
 def refit_deployment_baseline(
-    features: pd.DataFrame, cohort_table: pd.DataFrame, params: dict[str, Any]
+    features: pd.DataFrame, cohort_table: pd.DataFrame, config: BaselinesConfig
 ):
     """The registered baseline (``icb_baseline``): the chosen family refitted on every labelled
     patient of the panel, with the same pipeline, inner-CV search and threshold rule as a fold.
@@ -68,28 +67,28 @@ def refit_deployment_baseline(
     """
     from icb_kedro.models.baselines.pyfunc import BaselinePyfunc
 
-    family, mean_auroc, n_cohorts = choose_deployment_family(cohort_table, params)
-    spec = model_spec_from_params(family, params["models"][family])
+    family, mean_auroc, n_cohorts = choose_deployment_family(cohort_table, config)
+    spec = model_spec_from_params(family, config.models[family])
     table, labels = labelled_matrix(features)
     labelled = labels.notna().to_numpy()
     x, y = table.to_numpy(float)[labelled], labels[labelled].to_numpy(int)
-    settings = fit_settings(params)
-    seed = int((params.get("registry") or {}).get("seed", 0)) + int(settings["seed_offset"])
+    settings = fit_settings(config)
+    seed = int(config.registry.seed) + int(settings.seed_offset)
     fit = fit_predict_fold(
         spec,
         x,
         y,
         x[:1],
         seed=seed,
-        inner_splits=settings["inner_cv_splits"],
-        n_jobs=settings["n_jobs"],
-        threshold_method=settings["threshold_method"],
-        threshold_source=settings["threshold_source"],
-        n_features=settings["n_features"],
-        calibration=settings["calibration"],
+        inner_splits=settings.inner_cv_splits,
+        n_jobs=settings.n_jobs,
+        threshold_method=settings.threshold_method,
+        threshold_source=settings.threshold_source,
+        n_features=settings.n_features,
+        calibration=settings.calibration,
     )
     cohorts = sorted(features.loc[labelled, COHORT].unique())
-    protocol = (params.get("registry") or {}).get("selection_protocol", "loco")
+    protocol = config.registry.selection_protocol
     metadata = {
         "family": family,
         "protocol": "final",

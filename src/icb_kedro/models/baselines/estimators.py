@@ -19,9 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel
+
+if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
+    from icb_kedro.pipelines.baselines.config import ModelConfig
 
 MODEL_FAMILIES: tuple[str, ...] = ("logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn")
 SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "none")
@@ -58,11 +62,14 @@ class ModelSpec:
 
 
 def expand_candidates(values: Any, where: str) -> list[Any]:
-    """A grid entry: a list, or ``{start, stop, step}`` meaning ``range(start, stop, step)``.
+    """A grid entry: a list, or ``{start, stop, step}`` meaning ``range(start, stop, step)``
+    (a mapping or the typed ``GridRange``).
 
     Lists given for tuple-valued parameters (e.g. MLP ``hidden_layer_sizes`` from YAML)
     are turned into tuples, as scikit-learn expects.
     """
+    if isinstance(values, BaseModel):  # config.GridRange
+        values = values.model_dump()
     if isinstance(values, Mapping):
         if set(values) != {"start", "stop", "step"}:
             raise ValueError(
@@ -80,21 +87,25 @@ def expand_candidates(values: Any, where: str) -> list[Any]:
     return candidates
 
 
-def model_spec_from_params(name: str, params: Mapping[str, Any]) -> ModelSpec:
-    """Build a :class:`ModelSpec` from its ``parameters_baselines.yml`` entry."""
+def model_spec_from_params(name: str, params: Mapping[str, Any] | ModelConfig) -> ModelSpec:
+    """Build a :class:`ModelSpec` from its ``parameters_baselines.yml`` entry
+    (``params:baselines.models.<name>``: the typed ``ModelConfig`` or the plain mapping, as
+    ``interpretation.explain_baselines`` passes it, parsed here)."""
+    from icb_kedro.pipelines.baselines.config import ModelConfig
+
+    config = ModelConfig.of(params, f"params:baselines.models.{name}")
     grid = {
         key: expand_candidates(values, f"baselines.models.{name}.grid.{key}")
-        for key, values in (params.get("grid") or {}).items()
+        for key, values in (config.grid or {}).items()
     }
-    protocols = params.get("protocols")
     return ModelSpec(
         name=name,
-        family=params.get("family", name),
-        params=dict(params.get("params") or {}),
-        search=params.get("search", "grid" if grid else "none"),
+        family=config.family or name,
+        params=dict(config.params or {}),
+        search=config.search or ("grid" if grid else "none"),
         grid=grid,
-        n_iter=int(params.get("n_iter", 10)),
-        protocols=tuple(protocols) if protocols is not None else None,
+        n_iter=config.n_iter,
+        protocols=config.protocols,
     )
 
 

@@ -4,14 +4,15 @@ Every model and every signature is scored on the same test rows of the same fold
 (``iter_protocol_folds`` / ``iter_amu_holdout_folds``): this module turns the wide input
 tables into (features, labels) and a fold into its training/test arrays (refusing rows
 without features or labels), selects the LODOCV folds a run scores, reads the fit settings
-from ``params:baselines``, and stacks the per-fold ``schema.PREDICTION_COLUMNS`` tables
-into the one checked, sorted table all summaries derive from.
+from ``params:baselines`` (:class:`FitSettings`), and stacks the per-fold
+``schema.PREDICTION_COLUMNS`` tables into the one checked, sorted table all summaries
+derive from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ from icb_kedro.schema import (
     empty_predictions,
     gene_columns,
 )
+
+if TYPE_CHECKING:  # the config's package imports this module's callers (no cycle at run time)
+    from icb_kedro.pipelines.baselines.config import BaselinesConfig
 
 
 def amu_log_features(amu_matrix: pd.DataFrame, pseudo_count: float) -> pd.DataFrame:
@@ -83,32 +87,45 @@ def stack_predictions(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def lodocv_folds_of(
-    lodocv_folds: pd.DataFrame, protocols: list[str], params: Mapping[str, Any]
+    lodocv_folds: pd.DataFrame, protocols: list[str], config: BaselinesConfig
 ) -> list[FoldSpec]:
-    """The LODOCV folds to score: ``params.n_trials`` trials,
-    held-out cohorts in ``params.held_out`` (null = all)."""
-    wanted = params.get("held_out")
+    """The LODOCV folds to score: the first ``config.n_repeats`` repeats,
+    held-out cohorts in ``config.held_out`` (null = all)."""
+    wanted = config.held_out
     if wanted:
         unknown = sorted(set(wanted) - set(lodocv_folds["held_out"]))
         if unknown:
             raise ValueError(
                 f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}"
             )
-        lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(wanted)]
-    return list(iter_protocol_folds(lodocv_folds, protocols, params.get("n_repeats")))
+        lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(list(wanted))]
+    return list(iter_protocol_folds(lodocv_folds, protocols, config.n_repeats))
 
 
-def fit_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FitSettings:
     """The fold-fit settings of ``params:baselines`` (inner CV, threshold, jobs, seeds)."""
-    return {
-        "inner_cv_splits": params["inner_cv"]["n_splits"],
-        "n_jobs": params.get("n_jobs", 1),
-        "threshold_method": params["threshold"]["method"],
-        "threshold_source": params["threshold"]["source"],
-        "seed_offset": params.get("seed_offset", 0),
-        "n_features": params.get("n_features"),
-        "calibration": params.get("calibration", "none"),
-    }
+
+    inner_cv_splits: int
+    n_jobs: int
+    threshold_method: str
+    threshold_source: str
+    seed_offset: int
+    n_features: int | None  # ANOVA-F genes kept per fold (None = every gene)
+    calibration: str
+
+
+def fit_settings(config: BaselinesConfig) -> FitSettings:
+    """The fold-fit settings of ``params:baselines``."""
+    return FitSettings(
+        inner_cv_splits=config.inner_cv.n_splits,
+        n_jobs=config.n_jobs,
+        threshold_method=config.threshold.method,
+        threshold_source=config.threshold.source,
+        seed_offset=config.seed_offset,
+        n_features=config.n_features,
+        calibration=config.calibration,
+    )
 
 
 def combine_prediction_tables(*tables: pd.DataFrame) -> pd.DataFrame:

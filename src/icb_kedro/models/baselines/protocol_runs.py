@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from icb_kedro.models.baselines.fold_fit import (
     search_hyperparameters,
 )
 from icb_kedro.models.baselines.fold_tables import (
+    FitSettings,
     amu_log_features,
     fit_settings,
     fold_arrays,
@@ -39,12 +41,15 @@ from icb_kedro.models.baselines.fold_tables import (
 )
 from icb_kedro.schema import prediction_frame
 
+if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
+    from icb_kedro.pipelines.baselines.config import BaselinesConfig
+
 logger = logging.getLogger(__name__)
 
 # With transfer_search: source, these protocols of a held-out cohort share one search on its
 # source rows: loco trains on exactly those rows, transfer on them plus the target's 80%.
 SHARED_SEARCH_PROTOCOLS: tuple[str, ...] = ("transfer", "loco")
-TRANSFER_SEARCH_SCOPES: tuple[str, ...] = ("fold", "source")
+TRANSFER_SEARCH_SCOPES: tuple[str, ...] = ("fold", "source")  # typed in BaselinesConfig
 SEARCH_LOG_COLUMNS: tuple[str, ...] = (
     "model",
     "protocol",
@@ -70,7 +75,7 @@ def _fit_fold_task(
     spec: ModelSpec,
     arrays: tuple,
     seed: int,
-    settings: Mapping[str, Any],
+    settings: FitSettings,
     smote: bool,
     fixed_params: dict[str, Any] | None,
 ) -> FoldFit:
@@ -82,14 +87,14 @@ def _fit_fold_task(
         y_train,
         x_test,
         seed=seed,
-        inner_splits=int(settings["inner_cv_splits"]),
+        inner_splits=int(settings.inner_cv_splits),
         n_jobs=1,
-        threshold_method=settings["threshold_method"],
-        threshold_source=settings["threshold_source"],
+        threshold_method=settings.threshold_method,
+        threshold_source=settings.threshold_source,
         smote=smote,
-        n_features=settings.get("n_features"),
+        n_features=settings.n_features,
         fixed_params=fixed_params,
-        calibration=settings["calibration"],
+        calibration=settings.calibration,
     )
     return fit._replace(estimator=None)
 
@@ -99,15 +104,15 @@ def _search_task(
     x_train: np.ndarray,
     y_train: np.ndarray,
     seed: int,
-    settings: Mapping[str, Any],
+    settings: FitSettings,
 ) -> SearchResult:
     return search_hyperparameters(
         spec,
         x_train,
         y_train,
         seed=seed,
-        inner_splits=int(settings["inner_cv_splits"]),
-        n_features=settings.get("n_features"),
+        inner_splits=int(settings.inner_cv_splits),
+        n_features=settings.n_features,
     )
 
 
@@ -118,7 +123,7 @@ def _parallel(tasks: list, n_jobs: int, description: str) -> list:
 
 
 def search_on_source_rows(
-    spec: ModelSpec, table: pd.DataFrame, loco_folds: list[FoldSpec], settings: Mapping[str, Any]
+    spec: ModelSpec, table: pd.DataFrame, loco_folds: list[FoldSpec], settings: FitSettings
 ) -> dict[str, SearchResult]:
     """Hyper-parameters per held-out cohort, searched on its source rows (= its loco training rows).
 
@@ -130,11 +135,11 @@ def search_on_source_rows(
         return {}
     features, labels = labelled_matrix(table)
     arrays = [fold_arrays(features, labels, fold) for fold in loco_folds]
-    seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in loco_folds]
+    seeds = [int(fold.seed) + int(settings.seed_offset) for fold in loco_folds]
     tasks = [
         delayed(_search_task)(spec, a[0], a[1], seed, settings) for a, seed in zip(arrays, seeds)
     ]
-    results = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name} source search")
+    results = _parallel(tasks, settings.n_jobs, f"baselines {spec.name} source search")
     return {fold.held_out: result for fold, result in zip(loco_folds, results)}
 
 
@@ -142,13 +147,13 @@ def run_model_folds(
     spec: ModelSpec,
     table: pd.DataFrame,
     folds: Iterable[FoldSpec],
-    settings: Mapping[str, Any],
+    settings: FitSettings,
     smote: bool = False,
     shared_search: Mapping[str, SearchResult] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit and score ``spec`` on every fold; return (predictions, search log).
 
-    Folds run in ``settings["n_jobs"]`` processes (joblib); each fold is seeded by its own
+    Folds run in ``settings.n_jobs`` processes (joblib); each fold is seeded by its own
     seed, so results do not depend on the number of processes or their order.
     ``shared_search`` (held-out cohort -> result of :func:`search_on_source_rows`) gives the
     hyper-parameters of that cohort's transfer and loco folds instead of a per-fold search.
@@ -157,7 +162,7 @@ def run_model_folds(
     features, labels = labelled_matrix(table)
     folds = list(folds)
     arrays = [fold_arrays(features, labels, fold) for fold in folds]  # validates every fold first
-    seeds = [int(fold.seed) + int(settings.get("seed_offset", 0)) for fold in folds]
+    seeds = [int(fold.seed) + int(settings.seed_offset) for fold in folds]
     shared = [
         shared_search.get(f.held_out) if f.protocol in SHARED_SEARCH_PROTOCOLS else None
         for f in folds
@@ -168,7 +173,7 @@ def run_model_folds(
         )
         for a, seed, s in zip(arrays, seeds, shared)
     ]
-    fits = _parallel(tasks, settings.get("n_jobs", 1), f"baselines {spec.name}")
+    fits = _parallel(tasks, settings.n_jobs, f"baselines {spec.name}")
     predictions, log = [], []
     for fold, (_, _, _, y_test), seed, fit, search in zip(folds, arrays, seeds, fits, shared):
         predictions.append(prediction_frame(spec.name, fold, y_test, fit.y_prob, fit.threshold))
@@ -204,49 +209,44 @@ def fit_model_on_protocols(
     lodocv_folds: pd.DataFrame,
     amu_matrix: pd.DataFrame,
     amu_holdout_folds: pd.DataFrame,
-    params: dict[str, Any],
+    config: BaselinesConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One baseline model on every configured protocol: (predictions, search log).
 
     LODOCV protocols use ``features`` (the per-cohort standardized panel); ``amu_holdout``
     uses log constituent ratios of the AMU matrix with SMOTE inside the training rows
-    (``params.amu_holdout.smote``). ``params.transfer_search``: ``fold`` = every fold
+    (``config.amu_holdout.smote``). ``config.transfer_search``: ``fold`` = every fold
     searches on its own training rows; ``source`` = one search per held-out cohort on its
     source rows, shared by its loco fold and its transfer folds (see
     :func:`search_on_source_rows`). A disabled model returns empty tables.
     """
-    model_params = params["models"].get(model_name)
-    if model_params is None:
+    model_config = config.models.get(model_name)
+    if model_config is None:
         raise ValueError(
-            f"baselines.models has no entry {model_name!r}; it has {sorted(params['models'])}"
+            f"baselines.models has no entry {model_name!r}; it has {sorted(config.models)}"
         )
-    if not model_params.get("enabled", True):
+    if not model_config.enabled:
         logger.info("baselines: model %s is disabled", model_name)
         return stack_predictions([]), pd.DataFrame(columns=list(SEARCH_LOG_COLUMNS))
-    spec = model_spec_from_params(model_name, model_params)
-    wanted = [p for p in params["protocols"] if spec.protocols is None or p in spec.protocols]
-    settings = fit_settings(params)
+    spec = model_spec_from_params(model_name, model_config)
+    wanted = [p for p in config.protocols if spec.protocols is None or p in spec.protocols]
+    settings = fit_settings(config)
     parts = []
     lodocv = [p for p in wanted if p != AMU_PROTOCOL]
     if lodocv:
-        scope = params.get("transfer_search", "fold")
-        if scope not in TRANSFER_SEARCH_SCOPES:
-            raise ValueError(
-                f"baselines.transfer_search must be one of {TRANSFER_SEARCH_SCOPES}, got {scope!r}"
-            )
         shared = {}
-        if scope == "source" and "transfer" in lodocv:
+        if config.transfer_search == "source" and "transfer" in lodocv:
             shared = search_on_source_rows(
-                spec, features, lodocv_folds_of(lodocv_folds, ["loco"], params), settings
+                spec, features, lodocv_folds_of(lodocv_folds, ["loco"], config), settings
             )
-        folds = lodocv_folds_of(lodocv_folds, lodocv, params)
+        folds = lodocv_folds_of(lodocv_folds, lodocv, config)
         parts.append(run_model_folds(spec, features, folds, settings, shared_search=shared))
     if AMU_PROTOCOL in wanted:
-        amu = params["amu_holdout"]
-        table = amu_log_features(amu_matrix, float(amu["pseudo_count"]))
-        folds = iter_amu_holdout_folds(amu_holdout_folds, amu.get("n_trials"))
-        amu_settings = {**settings, "n_features": amu.get("n_features")}  # all 160 genes by default
-        parts.append(run_model_folds(spec, table, folds, amu_settings, smote=bool(amu["smote"])))
+        amu = config.amu_holdout
+        table = amu_log_features(amu_matrix, float(amu.pseudo_count))
+        folds = iter_amu_holdout_folds(amu_holdout_folds, amu.n_trials)
+        amu_settings = replace(settings, n_features=amu.n_features)  # all 160 genes by default
+        parts.append(run_model_folds(spec, table, folds, amu_settings, smote=bool(amu.smote)))
     predictions = stack_predictions([p for p, _ in parts if len(p)])
     log = (
         pd.concat([log for _, log in parts], ignore_index=True)

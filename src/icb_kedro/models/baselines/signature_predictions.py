@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from icb_kedro.models.baselines.signatures import (
 from icb_kedro.panels import select_panel_features
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY, prediction_frame
 
+if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
+    from icb_kedro.pipelines.baselines.config import BaselinesConfig, Signatures
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,14 +46,19 @@ logger = logging.getLogger(__name__)
 
 
 def panel_signature_coverage(
-    signatures: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]
+    signatures: pd.DataFrame, gene_panels: pd.DataFrame, settings: Signatures
 ) -> pd.DataFrame:
-    """``signature_coverage``: which signatures are scored on the panel, which fail and why."""
-    genes = gene_panels.loc[gene_panels["panel"] == params["panel"], "gene"].tolist()
+    """``signature_coverage``: which signatures are scored on the panel, which fail and why
+    (``settings`` = ``params:baselines.signatures``)."""
+    genes = gene_panels.loc[gene_panels["panel"] == settings.panel, "gene"].tolist()
     if not genes:
-        raise ValueError(f"signature panel {params['panel']!r} is empty or unknown")
+        raise ValueError(f"signature panel {settings.panel!r} is empty or unknown")
+    include = settings.include_below_coverage
     coverage = signature_coverage(
-        signatures, genes, float(params["min_coverage"]), params.get("include_below_coverage")
+        signatures,
+        genes,
+        float(settings.min_coverage),
+        None if include is None else list(include),
     )
     failed = coverage[coverage["status"] == "failed"]
     logger.info(
@@ -67,18 +75,18 @@ def cohort_signature_scores(
     gene_panels: pd.DataFrame,
     signatures: pd.DataFrame,
     coverage: pd.DataFrame,
-    params: dict[str, Any],
+    settings: Signatures,
 ) -> pd.DataFrame:
     """Every sample's score for every scored signature: ``sample_key, cohort, label,
-    sig_<NAME>...``.
+    sig_<NAME>...`` (``settings`` = ``params:baselines.signatures``).
 
     Scores are per sample (ssGSEA ranks genes within a sample; weighted means use the
     label-free within-cohort z-scores), so they are computed once and reused by every fold.
     """
-    raw = select_panel_features(harmonized_expression, gene_panels, params["panel"]).set_index(
+    raw = select_panel_features(harmonized_expression, gene_panels, settings.panel).set_index(
         SAMPLE_KEY
     )
-    z = select_panel_features(expression_standardized, gene_panels, params["panel"]).set_index(
+    z = select_panel_features(expression_standardized, gene_panels, settings.panel).set_index(
         SAMPLE_KEY
     )
     if not raw.index.equals(z.index):
@@ -94,8 +102,8 @@ def cohort_signature_scores(
         raw[COHORT],
         signatures,
         coverage,
-        min_subset_coverage=float(params["min_coverage"]),
-        ssgsea_weight=float(params["ssgsea_weight"]),
+        min_subset_coverage=float(settings.min_coverage),
+        ssgsea_weight=float(settings.ssgsea_weight),
     )
     return pd.concat([raw[[COHORT, LABEL]], scores], axis=1).reset_index()
 
@@ -132,7 +140,7 @@ def _signature_fold_predictions(
 
 
 def lodocv_signature_predictions(
-    signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]
+    signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, config: BaselinesConfig
 ) -> pd.DataFrame:
     """Signature "predictions" on every LODOCV fold's test rows (same rows as the models).
 
@@ -140,12 +148,12 @@ def lodocv_signature_predictions(
     on the fold's training rows; ``y_prob`` = sigmoid of the standardized score (a monotone
     map: AUROC/AUPRC are the signature's own; Brier is not meaningful, see signatures.py).
     """
-    lodocv = [p for p in params["protocols"] if p != AMU_PROTOCOL]
+    lodocv = [p for p in config.protocols if p != AMU_PROTOCOL]
     if not lodocv or not any(c.startswith(MODEL_PREFIX) for c in signature_scores.columns):
         return stack_predictions([])
-    folds = lodocv_folds_of(lodocv_folds, lodocv, params)
+    folds = lodocv_folds_of(lodocv_folds, lodocv, config)
     return _signature_fold_predictions(
-        signature_scores, folds, params["threshold"]["method"], "baselines signatures"
+        signature_scores, folds, config.threshold.method, "baselines signatures"
     )
 
 
@@ -167,7 +175,7 @@ def _amu_genes(amu_matrix: pd.DataFrame) -> list[str]:
 
 
 def amu_signature_coverage(
-    signatures: pd.DataFrame, amu_matrix: pd.DataFrame, params: dict[str, Any]
+    signatures: pd.DataFrame, amu_matrix: pd.DataFrame, settings: Signatures
 ) -> pd.DataFrame:
     """``baselines_amu_signature_coverage``: the coverage table against the AMU matrix's genes.
 
@@ -179,7 +187,7 @@ def amu_signature_coverage(
     genes = _amu_genes(amu_matrix)
     if not genes:
         raise ValueError(f"amu_matrix has no gene columns; it has {list(amu_matrix.columns)}")
-    coverage = signature_coverage(signatures, genes, float(params["min_coverage"]))
+    coverage = signature_coverage(signatures, genes, float(settings.min_coverage))
     for method, reason in AMU_UNSCORABLE_METHODS.items():
         rows = (coverage["method"] == method) & coverage["status"].str.startswith("scored")
         coverage.loc[rows, "reason"] = coverage.loc[rows, "reason"] + "; but " + reason
@@ -199,19 +207,19 @@ def score_signatures_on_amu_matrix(
     amu_matrix: pd.DataFrame,
     signatures: pd.DataFrame,
     amu_coverage: pd.DataFrame,
-    params: dict[str, Any],
+    config: BaselinesConfig,
 ) -> pd.DataFrame:
     """Every AMU sample's score for every signature scored on the AMU matrix.
 
     Same layout as :func:`cohort_signature_scores` (``sample_key, cohort, label, sig_<NAME>...``,
     cohort ``"AMU"``). Inputs of :func:`score_signatures`: the "log expression" is
-    ln(ratio + ``params.amu_holdout.pseudo_count``), the models' AMU encoding (per sample,
+    ln(ratio + ``config.amu_holdout.pseudo_count``), the models' AMU encoding (per sample,
     ranks are those of the TPM values: a constituent ratio is a sample's TPM over its sum);
     the z-scores are those log ratios standardized per gene over all AMU samples (label-free;
     the AMU matrix is one cohort, as the cohorts are standardized within themselves).
     ssGSEA ranks the z-scores within each sample, as on the cohorts.
     """
-    table = amu_log_features(amu_matrix, float(params["amu_holdout"]["pseudo_count"])).set_index(
+    table = amu_log_features(amu_matrix, float(config.amu_holdout.pseudo_count)).set_index(
         SAMPLE_KEY
     )
     if table.index.duplicated().any():
@@ -222,21 +230,21 @@ def score_signatures_on_amu_matrix(
     z = (logged - logged.mean()) / sd.where(
         sd > 0.0, np.inf
     )  # per gene (column); constant genes -> 0
-    settings = params["signatures"]
+    settings = config.signatures
     scores = score_signatures(
         logged,
         z,
         table[COHORT],
         signatures,
         amu_coverage,
-        min_subset_coverage=float(settings["min_coverage"]),
-        ssgsea_weight=float(settings["ssgsea_weight"]),
+        min_subset_coverage=float(settings.min_coverage),
+        ssgsea_weight=float(settings.ssgsea_weight),
     )
     return pd.concat([table[[COHORT, LABEL]], scores], axis=1).reset_index()
 
 
 def amu_signature_predictions(
-    amu_signature_scores: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
+    amu_signature_scores: pd.DataFrame, amu_holdout_folds: pd.DataFrame, config: BaselinesConfig
 ) -> pd.DataFrame:
     """Signature "predictions" on every ``amu_holdout`` fold's test rows (the models' rows).
 
@@ -244,11 +252,11 @@ def amu_signature_predictions(
     protocol ``amu_holdout``, cohort ``"AMU"``. Empty when ``amu_holdout`` is not a
     configured protocol or no signature passed the coverage rule on the AMU matrix.
     """
-    if AMU_PROTOCOL not in params["protocols"] or not any(
+    if AMU_PROTOCOL not in config.protocols or not any(
         c.startswith(MODEL_PREFIX) for c in amu_signature_scores.columns
     ):
         return stack_predictions([])
-    folds = iter_amu_holdout_folds(amu_holdout_folds, params["amu_holdout"].get("n_trials"))
+    folds = iter_amu_holdout_folds(amu_holdout_folds, config.amu_holdout.n_trials)
     return _signature_fold_predictions(
-        amu_signature_scores, folds, params["threshold"]["method"], "baselines signatures (AMU)"
+        amu_signature_scores, folds, config.threshold.method, "baselines signatures (AMU)"
     )

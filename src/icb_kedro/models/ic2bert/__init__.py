@@ -4,7 +4,8 @@ Model: ``config`` (architecture settings, no JAX), ``tokenizer`` (per-gene quant
 numpy), ``model`` (hk.Modules), ``masking``, ``weights`` (initial parameters, host copies,
 the classification head), ``checkpoint`` (orbax resumable state, model bundles), ``predict``
 (probabilities, pooled features, attention importance), ``readout`` (linear readouts),
-``pyfunc`` (MLflow). Training: ``train_config`` (settings and size tiers, no JAX), ``optim``
+``pyfunc`` (MLflow). Training: ``train_config`` (settings and size tiers, no JAX; typed as
+parameter blocks give them in ``settings``), ``optim``
 (TrainingState, the optax chain), ``batching``, ``losses``, ``pretrain_loop``,
 ``finetune_loop`` (``train`` only re-exports ``init_params`` for older callers).
 The pipelines' protocols: ``pretraining`` (one held-out cohort's pretraining run);

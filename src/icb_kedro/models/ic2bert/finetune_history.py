@@ -1,8 +1,8 @@
-"""Fine-tuning history tables of the IC2Bert protocols (``ic2bert_*_history``).
+"""Fine-tuning history tables of the IC2Bert protocols (``ic2bert_*history_frame``).
 
-One row per epoch of a fine-tuning (``_history``: its losses, inner-validation AUROC, chosen
-epoch and how it was chosen) or one row per linear-readout fit (``_readout_history``: its
-inner-CV AUROC), in ``HISTORY_COLUMNS``; ``_auroc`` is the AUROC they (and the learning check)
+One row per epoch of a fine-tuning (``history_frame``: its losses, inner-validation AUROC, chosen
+epoch and how it was chosen) or one row per linear-readout fit (``readout_history``: its
+inner-CV AUROC), in ``HISTORY_COLUMNS``; ``auroc_or_nan`` is the AUROC they (and the learning check)
 report, NaN when the rows hold one class.
 """
 
@@ -29,7 +29,7 @@ HISTORY_COLUMNS = (
 )
 
 
-def _history(
+def history_frame(
     result,
     held_out: str,
     protocol: str,
@@ -55,13 +55,13 @@ def _history(
     return table[list(HISTORY_COLUMNS)]
 
 
-def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+def auroc_or_nan(y: np.ndarray, p: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def _readout_history(
+def readout_history(
     readout, held_out: str, model: str, protocol: str, trial: int, member: str, train_auroc: float
 ) -> pd.DataFrame:
     """One history row of a linear-readout fit: its inner-CV AUROC (training rows) and fit."""

@@ -30,7 +30,7 @@ from icb_kedro.models.ic2bert.batching import (
     predict_logits_with,
     steps_per_epoch,
 )
-from icb_kedro.models.ic2bert.losses import _bce, loss_weights, weighted_focal_loss
+from icb_kedro.models.ic2bert.losses import binary_cross_entropy, loss_weights, weighted_focal_loss
 from icb_kedro.models.ic2bert.model import IC2BertConfig, build_model
 from icb_kedro.models.ic2bert.optim import (
     StepHyper,
@@ -173,7 +173,7 @@ def _supervised_loop(
             val_logits = predict_logits_with(
                 predict, state.params, inputs[val_idx], config.eval_batch_size
             )
-            row["val_loss"] = _bce(labels[val_idx], val_logits)
+            row["val_loss"] = binary_cross_entropy(labels[val_idx], val_logits)
             row["val_auroc"] = (
                 float(roc_auc_score(labels[val_idx], val_logits))
                 if selection == "inner_val_auroc"

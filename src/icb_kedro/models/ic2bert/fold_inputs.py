@@ -7,13 +7,16 @@ Pure pandas/numpy: the bundle class is imported inside ``fold_bundle`` (no JAX a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.ic2bert_finetune.config import FinetuneParams
 
 MODEL = "ic2bert"
 ENSEMBLE_MODEL = "ic2bert_ensemble"
@@ -36,7 +39,7 @@ def fold_bundle(pretrained: dict[str, Any], held_out: str):
     return bundle
 
 
-def _labels(tokens: pd.DataFrame, keys: list[str]) -> np.ndarray:
+def labels_of(tokens: pd.DataFrame, keys: list[str]) -> np.ndarray:
     labels = tokens.set_index(SAMPLE_KEY).loc[list(keys), LABEL]
     if labels.isna().any():
         raise ValueError(
@@ -45,11 +48,11 @@ def _labels(tokens: pd.DataFrame, keys: list[str]) -> np.ndarray:
     return labels.astype(int).to_numpy()
 
 
-def _cohort_of(tokens: pd.DataFrame) -> pd.Series:
+def cohort_of(tokens: pd.DataFrame) -> pd.Series:
     return tokens.set_index(SAMPLE_KEY)[COHORT]
 
 
-def _cohort_size(tokens: pd.DataFrame, held_out: str) -> int:
+def cohort_size(tokens: pd.DataFrame, held_out: str) -> int:
     """Labelled samples of the held-out cohort: what sets its size tier (small < 50 ...).
 
     The original's cohort files held labelled patients only (``ICB_Response``), so its tier
@@ -71,21 +74,21 @@ def _folds_of(folds: pd.DataFrame, held_out: str) -> pd.DataFrame:
     return rows
 
 
-def _specs(
+def fold_specs(
     folds: pd.DataFrame, protocol: str, held_out: str, n_repeats: Any = None
 ) -> list[FoldSpec]:
     return list(iter_protocol_folds(_folds_of(folds, held_out), [protocol], n_repeats))
 
 
-def _transfer_protocols(params: dict[str, Any]) -> list[str]:
-    return list(params.get("transfer_protocols") or ["transfer"])
+def _transfer_protocols(params: FinetuneParams) -> list[str]:
+    return list(params.transfer_protocols)
 
 
-def _transfer_specs(folds: pd.DataFrame, held_out: str, params: dict[str, Any]) -> list[FoldSpec]:
+def _transfer_specs(folds: pd.DataFrame, held_out: str, params: FinetuneParams) -> list[FoldSpec]:
     """The transfer folds of h: out-of-fold K-fold (``transfer``) and, where configured, the
     paper's 80/20 splits (``transfer_paper``), each as many repeats as ``n_repeats`` says."""
     return list(
         iter_protocol_folds(
-            _folds_of(folds, held_out), _transfer_protocols(params), params.get("n_repeats")
+            _folds_of(folds, held_out), _transfer_protocols(params), params.n_repeats
         )
     )

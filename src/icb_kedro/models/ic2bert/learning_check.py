@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from icb_kedro.models.ic2bert.finetune_history import _auroc
+from icb_kedro.models.ic2bert.finetune_history import auroc_or_nan
 
 LEARNING_CHECK_COLUMNS = (
     "model",
@@ -59,7 +59,9 @@ def learning_check_table(predictions: pd.DataFrame, history: pd.DataFrame) -> pd
             & (fit["cohort"] == cohort)
             & fit["trial"].isin(splits.groups)
         ]
-        split_aurocs = [_auroc(g["y_true"].to_numpy(), g["y_prob"].to_numpy()) for _, g in splits]
+        split_aurocs = [
+            auroc_or_nan(g["y_true"].to_numpy(), g["y_prob"].to_numpy()) for _, g in splits
+        ]
         rows.append(
             {
                 "model": model,
@@ -71,7 +73,7 @@ def learning_check_table(predictions: pd.DataFrame, history: pd.DataFrame) -> pd
                 "n_test": len(group),
                 "train_auroc": pd.to_numeric(fitted["train_auroc"]).mean(),
                 "inner_cv_auroc": pd.to_numeric(fitted["inner_cv_auroc"]).mean(),
-                "test_auroc": _auroc(group["y_true"].to_numpy(), group["y_prob"].to_numpy()),
+                "test_auroc": auroc_or_nan(group["y_true"].to_numpy(), group["y_prob"].to_numpy()),
                 "test_auroc_split_mean": float(np.nanmean(split_aurocs))
                 if np.isfinite(split_aurocs).any()
                 else float("nan"),

@@ -2,9 +2,10 @@
 
 ``loss_weights`` picks focal loss or BCE by tier and class balance and sets the focal weights;
 ``weighted_focal_loss`` is the per-row loss (gamma = 0 and weights (1, 1) give plain BCE);
-``_bce`` is the numpy BCE of inner-validation logits. Deliberate difference from the original
-code (spec section 3, item 12): focal-loss alpha weights the minority class (alpha = 1 -
-positive rate for the positive class); the original's alpha = positive rate does the opposite.
+``binary_cross_entropy`` is the numpy BCE of inner-validation logits. Deliberate difference
+from the original code (spec section 3, item 12): focal-loss alpha weights the minority
+class (alpha = 1 - positive rate for the positive class); the original's alpha = positive
+rate does the opposite.
 Focal alpha/gamma are traced inputs of the jitted update (no recompilation per fine-tuning).
 """
 
@@ -48,7 +49,7 @@ def weighted_focal_loss(logits, labels, pos_weight, neg_weight, gamma):
     return alpha_t * (1.0 - p_t) ** gamma * bce
 
 
-def _bce(labels: np.ndarray, logits: np.ndarray) -> float:
+def binary_cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
     p = 1.0 / (1.0 + np.exp(-logits))
     p = np.clip(p, 1e-7, 1 - 1e-7)
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))

@@ -9,34 +9,31 @@ linear readouts (C by inner CV, optional Platt scaling) on training rows only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from icb_kedro.models.ic2bert.finetune_history import _auroc
+from icb_kedro.models.ic2bert.finetune_history import auroc_or_nan
 from icb_kedro.models.ic2bert.fold_inputs import MODEL, RANDOM_MODEL, TOKEN_LR_MODEL, fold_bundle
 from icb_kedro.models.ic2bert.tokenizer import token_matrix
 from icb_kedro.schema import SAMPLE_KEY
 
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.ic2bert_finetune.config import FinetuneParams
 
-def readout_of(params: dict[str, Any]) -> str:
-    from icb_kedro.models.ic2bert.readout import READOUTS
 
-    kind = params.get("readout", "per_gene_expected_bin")
-    if kind not in READOUTS or kind == "tokens":
-        raise ValueError(
-            "ic2bert_finetune.readout must be one of "
-            f"{[r for r in READOUTS if r != 'tokens']}, got {kind!r}"
-        )
-    return kind
+def readout_of(params: FinetuneParams) -> str:
+    """The configured readout (one of ``readout.READOUTS`` but ``tokens``: checked by the
+    typed block)."""
+    return params.readout
 
 
 FEATURE_META = ("arm", SAMPLE_KEY)
 
 
 def readout_features_by_arm(
-    tokens: pd.DataFrame, pretrained: dict[str, Any], params: dict[str, Any], held_out: str
+    tokens: pd.DataFrame, pretrained: dict[str, Any], params: FinetuneParams, held_out: str
 ) -> pd.DataFrame:
     """Frozen readout features of every sample, per arm: IC2Bert (pretrained encoder) and its
     ablations (random-init encoder, the token bins). One node per held-out cohort, shared by
@@ -54,8 +51,7 @@ def readout_features_by_arm(
     if kind == "pooled_head":
         return pd.DataFrame(columns=list(FEATURE_META))
     bundle = fold_bundle(pretrained, held_out)
-    ablations = params.get("ablations") or {}
-    settings = _readout_settings(params)
+    ablations, settings = params.ablations, params.linear_readout
     keys = tokens[SAMPLE_KEY].tolist()
     matrix = token_matrix(tokens, keys)
 
@@ -65,15 +61,15 @@ def readout_features_by_arm(
             bundle.config,
             model_params,
             matrix,
-            settings["batch_size"],
-            settings["context"],
-            settings["context_seed"],
+            settings.batch_size,
+            settings.context,
+            params.seed,  # the context partition's seed
         )
 
     arms = {MODEL: read(kind, bundle.params)}
-    if ablations.get("random_init", True):
-        arms[RANDOM_MODEL] = read(kind, init_params(bundle.config, int(params.get("seed", 0))))
-    if ablations.get("token_lr", True):
+    if ablations.random_init:
+        arms[RANDOM_MODEL] = read(kind, init_params(bundle.config, params.seed))
+    if ablations.token_lr:
         arms[TOKEN_LR_MODEL] = read("tokens", bundle.params)
     frames = []
     for arm, values in arms.items():
@@ -86,32 +82,15 @@ def readout_features_by_arm(
     return pd.concat(frames, ignore_index=True)
 
 
-def _readout_settings(params: dict[str, Any]) -> dict[str, Any]:
-    readout = params.get("linear_readout") or {}
-    if readout.get("calibration", "none") not in ("none", "platt"):
-        raise ValueError(
-            "ic2bert_finetune.linear_readout.calibration must be none or platt, "
-            f"got {readout['calibration']!r}"
-        )
-    return {
-        "Cs": tuple(float(c) for c in readout.get("Cs", (0.001, 0.01, 0.1, 1.0))),
-        "n_splits": int(readout.get("n_splits", 5)),
-        "context": int(readout.get("context", 0)),
-        "context_seed": int(params.get("seed", 0)),
-        "batch_size": int(readout.get("batch_size", 8)),
-        "calibration": str(readout.get("calibration", "none")),
-    }
-
-
 class _ReadoutArms:
     """The readout features of one held-out cohort (``readout_features_by_arm``) by arm, and
     the linear readouts fitted on them (training rows only)."""
 
     def __init__(
-        self, features: pd.DataFrame, params: dict[str, Any], arms: tuple[str, ...] | None = None
+        self, features: pd.DataFrame, params: FinetuneParams, arms: tuple[str, ...] | None = None
     ) -> None:
         self.kind = readout_of(params)
-        self.settings = _readout_settings(params)
+        self.settings, self.context_seed = params.linear_readout, params.seed
         columns = [c for c in features.columns if c not in FEATURE_META]
         self.features, self.row = {}, {}
         for arm, rows in features.groupby("arm", sort=False):
@@ -135,15 +114,15 @@ class _ReadoutArms:
         x = self.features[model][self.rows(model, keys)]
         kind = "tokens" if model == TOKEN_LR_MODEL else self.kind
         readout, oof = fit_linear_readout(
-            x, y, kind, self.settings["Cs"], self.settings["n_splits"], seed
+            x, y, kind, self.settings.Cs, self.settings.n_splits, seed
         )
         readout = dataclasses.replace(
             readout,
-            context=self.settings["context"],
-            context_seed=self.settings["context_seed"],
-            batch_size=self.settings["batch_size"],
+            context=self.settings.context,
+            context_seed=self.context_seed,
+            batch_size=self.settings.batch_size,
         )
-        if self.settings["calibration"] == "platt":
+        if self.settings.calibration == "platt":
             # Post-hoc Platt scaling on the training rows' out-of-fold probabilities; for a
             # logistic readout it is a rescaling of the readout's own coefficients, so the
             # registered model carries it with no extra step.
@@ -155,7 +134,7 @@ class _ReadoutArms:
                 readout, coef=slope * readout.coef, intercept=intercept + slope * readout.intercept
             )
             oof = platt_scale(oof, intercept, slope)
-        return readout, oof, _auroc(y, readout.predict_proba(x))
+        return readout, oof, auroc_or_nan(y, readout.predict_proba(x))
 
     def predict(self, model: str, readout, keys) -> np.ndarray:
         return readout.predict_proba(self.features[model][self.rows(model, keys)])

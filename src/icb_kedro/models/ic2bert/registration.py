@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from icb_kedro.evaluation.protocols import FoldSpec
-from icb_kedro.models.ic2bert.fold_inputs import _cohort_of
+from icb_kedro.models.ic2bert.fold_inputs import cohort_of
 from icb_kedro.paths import ic2bert_model_name, namespace_for
 
 REGISTRY_COLUMNS = (
@@ -27,20 +27,20 @@ REGISTRY_COLUMNS = (
 )
 
 
-def input_transform(tokenization: dict[str, Any] | None) -> str:
-    """How the registered model must preprocess a new cohort to match its training input."""
-    source = (tokenization or {}).get("input", "expression_standardized")
+def input_transform(source: str) -> str:
+    """How the registered model must preprocess a new cohort to match its training input
+    (``source``: the ``tokenization.input`` table it was trained on)."""
     return "cohort_zscore" if source == "expression_standardized" else "none"
 
 
 def _provenance(tokens: pd.DataFrame, held_out: str, n_rows: int) -> dict[str, Any]:
     """What the registered model was trained on (its registry tags and description)."""
-    others = sorted(set(_cohort_of(tokens)) - {held_out})
+    others = sorted(set(cohort_of(tokens)) - {held_out})
     return {"pretrain_cohorts": ", ".join(others), "n_finetune_rows": int(n_rows)}
 
 
 def _transfer_bundle(
-    bundle, model_params, tokenization, spec: FoldSpec, threshold: float, **metadata
+    bundle, model_params, source: str, spec: FoldSpec, threshold: float, **metadata
 ) -> dict[str, Any]:
     """The registered transfer model of a held-out cohort: its weights, the fold's tokenizer
     and what it was chosen by (never a test score)."""
@@ -55,7 +55,7 @@ def _transfer_bundle(
             "protocol": spec.protocol,
             "trial": int(spec.trial),
             "threshold": float(threshold),
-            "input_transform": input_transform(tokenization),
+            "input_transform": input_transform(source),
             "n_genes": len(bundle.genes),
             **metadata,
         },
@@ -63,15 +63,16 @@ def _transfer_bundle(
 
 
 def finetuned_bundle(
-    bundle, pick, tokens: pd.DataFrame, held_out: str, tokenization: dict[str, Any] | None
+    bundle, pick, tokens: pd.DataFrame, held_out: str, source: str
 ) -> dict[str, Any]:
     """The registered bundle of a fine-tuned transfer trial (``pick.model``: its
-    ``FinetuneResult``; ``pick.score``: minus its inner-validation loss)."""
+    ``FinetuneResult``; ``pick.score``: minus its inner-validation loss; ``source``: the
+    input table, ``input_transform``)."""
     result = pick.model
     return _transfer_bundle(
         bundle,
         result.params,
-        tokenization,
+        source,
         pick.spec,
         pick.threshold,
         stage="fine-tuned",
@@ -89,14 +90,14 @@ def readout_bundle(
     readout_kind: str,
     tokens: pd.DataFrame,
     held_out: str,
-    tokenization: dict[str, Any] | None,
+    source: str,
 ) -> dict[str, Any]:
     """The registered bundle of a linear-readout transfer trial: the pretrained encoder and
     the fitted readout (``pick.model``; ``pick.score``: its inner-CV AUROC)."""
     return _transfer_bundle(
         bundle,
         bundle.params,
-        tokenization,
+        source,
         pick.spec,
         pick.threshold,
         stage="pretrained encoder + linear readout",

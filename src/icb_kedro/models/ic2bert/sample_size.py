@@ -12,7 +12,7 @@ each draw, ``sample_size_readouts`` fits IC2Bert's linear readout; the summary
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,15 +20,24 @@ import pandas as pd
 from icb_kedro.evaluation.metrics import binary_metrics
 from icb_kedro.evaluation.protocols import FoldSpec
 from icb_kedro.models.ic2bert.finetune_fits import (
-    _fit_full,
-    _predict_with,
-    _score,
-    _train_source_model,
+    fit_full,
+    predict_with,
+    score_keys,
+    train_source_model,
 )
-from icb_kedro.models.ic2bert.fold_inputs import MODEL, _cohort_of, _cohort_size, _labels, _specs
+from icb_kedro.models.ic2bert.fold_inputs import (
+    MODEL,
+    cohort_of,
+    cohort_size,
+    fold_specs,
+    labels_of,
+)
 from icb_kedro.models.ic2bert.readout_arms import _ReadoutArms
 from icb_kedro.models.ic2bert.tokenizer import token_matrix
 from icb_kedro.schema import SAMPLE_KEY
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.ic2bert_finetune.config import FinetuneParams, SampleSize
 
 SAMPLE_SIZE_COLUMNS = ("cohort", "n_train", "repeat", "trial", SAMPLE_KEY, "y_true", "y_prob")
 
@@ -56,45 +65,39 @@ class SampleSizeDesign(NamedTuple):
 
 
 def sample_size_design(
-    tokens: pd.DataFrame, folds: pd.DataFrame, section: dict[str, Any], held_out: str
+    tokens: pd.DataFrame, folds: pd.DataFrame, section: SampleSize, held_out: str
 ) -> SampleSizeDesign:
     """The split, h's training rows and the sizes n of the analysis (``section``:
     ``params.sample_size``)."""
     # The paper's analysis: one 80/20 split (transfer_paper split number ``trial``), its 80 %
     # subsampled to n training patients, its 20 % scored.
-    paper_split = int(section.get("trial", 0))
+    paper_split = section.trial
     spec = next(
-        (s for s in _specs(folds, "transfer_paper", held_out) if s.repeat == paper_split), None
+        (s for s in fold_specs(folds, "transfer_paper", held_out) if s.repeat == paper_split), None
     )
     if spec is None:
         raise ValueError(
             f"sample_size.trial {paper_split} is not an 80/20 split of {held_out!r} "
             "(folds.lodocv.paper.n_trials)"
         )
-    cohort = _cohort_of(tokens)
+    cohort = cohort_of(tokens)
     target = np.asarray([k for k in spec.train_keys if cohort[k] == held_out])
-    y_target = _labels(tokens, list(target))
-    y_test = _labels(tokens, spec.test_keys)
+    y_target = labels_of(tokens, list(target))
+    y_test = labels_of(tokens, spec.test_keys)
     largest = 2 * int(min((y_target == 1).sum(), (y_target == 0).sum()))
-    sizes = sorted(
-        {
-            int(n)
-            for n in section.get("n_train", [2, 4, 8])
-            if 0 < int(n) <= largest and int(n) % 2 == 0
-        }
-    )
-    loco = _specs(folds, "loco", held_out, None)[0]
+    sizes = sorted({int(n) for n in section.n_train if 0 < int(n) <= largest and int(n) % 2 == 0})
+    loco = fold_specs(folds, "loco", held_out, None)[0]
     return SampleSizeDesign(spec, target, y_target, y_test, sizes, loco.train_keys)
 
 
 def _balanced_draws(
-    design: SampleSizeDesign, section: dict[str, Any], seed: int
+    design: SampleSizeDesign, section: SampleSize, seed: int
 ) -> Iterator[tuple[int, int, list]]:
     """(n, repeat, sorted keys) of every draw: n/2 responders and n/2 non-responders of h's
     training rows, ``section.repeats`` draws per n, each from its own seeded generator."""
     target, y_target = design.target, design.y_target
     for n in design.sizes:
-        for repeat in range(int(section.get("repeats", 3))):
+        for repeat in range(section.repeats):
             rng = np.random.default_rng([seed, n, repeat])
             chosen = sorted(
                 [
@@ -125,20 +128,19 @@ def _rows(
 def sample_size_readouts(
     features: pd.DataFrame,
     tokens: pd.DataFrame,
-    params: dict[str, Any],
+    params: FinetuneParams,
     held_out: str,
     design: SampleSizeDesign,
 ) -> pd.DataFrame:
     """The analysis with IC2Bert's linear readout (on its readout ``features``) fitted on the
     source rows (n = 0) and on each balanced draw."""
-    section = params.get("sample_size") or {}
-    seed = int(params.get("seed", 0))
+    section, seed = params.sample_size, params.seed
     spec, source_keys = design.spec, design.source_keys
     arms = _ReadoutArms(features, params, arms=(MODEL,))
-    readout, _, _ = arms.fit(MODEL, source_keys, _labels(tokens, source_keys), seed)
+    readout, _, _ = arms.fit(MODEL, source_keys, labels_of(tokens, source_keys), seed)
     rows = [_rows(held_out, design, 0, 0, arms.predict(MODEL, readout, spec.test_keys))]
     for n, repeat, chosen in _balanced_draws(design, section, seed):
-        readout, _, _ = arms.fit(MODEL, chosen, _labels(tokens, chosen), seed + 1000 * n + repeat)
+        readout, _, _ = arms.fit(MODEL, chosen, labels_of(tokens, chosen), seed + 1000 * n + repeat)
         rows.append(
             _rows(held_out, design, n, repeat, arms.predict(MODEL, readout, spec.test_keys))
         )
@@ -146,14 +148,13 @@ def sample_size_readouts(
 
 
 def sample_size_finetuned(
-    bundle, tokens: pd.DataFrame, params: dict[str, Any], held_out: str, design: SampleSizeDesign
+    bundle, tokens: pd.DataFrame, params: FinetuneParams, held_out: str, design: SampleSizeDesign
 ) -> pd.DataFrame:
     """The analysis with the pooled head: the zero-shot head (``params.zero_shot``) for n = 0,
     h's pretrained model fine-tuned on each balanced draw."""
     from icb_kedro.models.ic2bert.predict import pooled_features
 
-    section = params.get("sample_size") or {}
-    seed = int(params.get("seed", 0))
+    section, seed = params.sample_size, params.seed
     spec, source_keys = design.spec, design.source_keys
     keys = sorted(set(source_keys) | set(spec.test_keys))
     features = dict(
@@ -163,25 +164,23 @@ def sample_size_finetuned(
             strict=True,
         )
     )
-    zero = params.get("zero_shot") or {}
-    head_params, _, _ = _train_source_model(
+    zero = params.zero_shot
+    head_params, _, _ = train_source_model(
         bundle, features, tokens, source_keys, params, zero, seed
     )
-    y_zero = _predict_with(bundle, head_params, features, tokens, spec.test_keys, zero, params)
+    y_zero = predict_with(bundle, head_params, features, tokens, spec.test_keys, zero, params)
     rows = [_rows(held_out, design, 0, 0, y_zero)]
     for n, repeat, chosen in _balanced_draws(design, section, seed):
-        result, _ = _fit_full(
+        result, _ = fit_full(
             bundle,
             bundle.params,
             chosen,
             tokens,
             params,
             seed + 1000 * n + repeat,
-            _cohort_size(tokens, held_out),
+            cohort_size(tokens, held_out),
         )
-        y_prob = _score(
-            bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64))
-        )
+        y_prob = score_keys(bundle, result.params, spec.test_keys, tokens, params.eval_batch_size)
         rows.append(_rows(held_out, design, n, repeat, y_prob))
     return pd.concat(rows, ignore_index=True)[list(SAMPLE_SIZE_COLUMNS)]
 

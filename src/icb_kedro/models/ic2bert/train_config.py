@@ -1,10 +1,15 @@
-"""Training settings of IC2Bert (model_spec.md 2.4, 2.5): frozen dataclasses built from
-the pipelines' parameter dicts, no JAX.
+"""Training settings of IC2Bert (model_spec.md 2.4, 2.5): frozen dataclasses, no JAX.
 
 ``OptimizerConfig`` (the paper's AdamW + warm-up/cosine + clipping recipe), ``MaskingConfig``,
 ``PretrainConfig`` and ``FinetuneConfig``; ``pretrain_config`` / ``finetune_config`` build them
-from (nested) parameter dicts, unknown keys being errors; ``size_tier`` / ``tier_config`` pick
-the fine-tuning tier of a cohort by its size (spec 2.5: small < 50, medium 50-99, large >= 100).
+from (nested) dicts of the keys given, unknown keys being errors; ``size_tier`` / ``tier_config``
+pick the fine-tuning tier of a cohort by its size (spec 2.5: small < 50, medium 50-99,
+large >= 100) and merge its settings over ``common``.
+
+Source of truth: these dataclasses hold the defaults (and consistency checks) of the
+algorithm-level settings. The typed parameter blocks (``pipelines.ic2bert_pretrain.config``,
+``pipelines.ic2bert_finetune.config``) take their field defaults from here (``default_of``)
+and build these dataclasses from the keys a block sets, through the functions below.
 Deliberate difference from the original code (spec section 3, item 14): pretraining length
 is a number of epochs from config, not a token budget.
 """
@@ -90,6 +95,8 @@ class FinetuneConfig:
     max_epochs: int = 100
     min_epochs: int = 40
     patience: int = 20
+    # Without an ``optimizer`` key; a given one is completed from OptimizerConfig's defaults
+    # (weight_decay 0.01, clip_norm 1.0), not from this.
     optimizer: OptimizerConfig = OptimizerConfig(
         peak_lr=1e-4, warmup_steps=100, weight_decay=0.015, clip_norm=0.5
     )
@@ -115,6 +122,16 @@ class FinetuneConfig:
             raise ValueError(f"invalid fine-tuning settings: {self}")
         if not 0.0 < self.inner_val_fraction < 1.0:
             raise ValueError(f"inner_val_fraction must be in (0, 1), got {self.inner_val_fraction}")
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (what the typed blocks show)."""
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    raise ValueError(f"{cls.__name__}.{name} has no default")
 
 
 def _build(cls, values: dict[str, Any] | None):
@@ -151,7 +168,13 @@ def tier_config(
     n_samples: int, tiers: dict[str, dict[str, Any]], common: dict[str, Any] | None = None
 ) -> FinetuneConfig:
     """The FinetuneConfig of the tier of ``n_samples`` (tier values override ``common``)."""
-    tier = size_tier(n_samples)
+    return named_tier_config(size_tier(n_samples), tiers, common)
+
+
+def named_tier_config(
+    tier: str, tiers: dict[str, dict[str, Any]], common: dict[str, Any] | None = None
+) -> FinetuneConfig:
+    """The FinetuneConfig of ``tier``: its keys over ``common``'s (the optimizer key by key)."""
     if tier not in tiers:
         raise ValueError(f"no settings for fine-tuning tier {tier!r}; configured: {sorted(tiers)}")
     merged = {**(common or {}), **tiers[tier]}

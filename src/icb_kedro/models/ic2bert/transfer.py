@@ -12,24 +12,27 @@ score), which ``registration`` packages into the model bundle.
 from __future__ import annotations
 
 import logging
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 
 from icb_kedro.evaluation.metrics import fit_threshold
 from icb_kedro.evaluation.protocols import FoldSpec
-from icb_kedro.models.ic2bert.finetune_fits import _fit_full, _inner_val_loss, _score
-from icb_kedro.models.ic2bert.finetune_history import _auroc, _history, _readout_history
+from icb_kedro.models.ic2bert.finetune_fits import fit_full, inner_val_loss, score_keys
+from icb_kedro.models.ic2bert.finetune_history import auroc_or_nan, history_frame, readout_history
 from icb_kedro.models.ic2bert.fold_inputs import (
     MODEL,
-    _cohort_of,
-    _cohort_size,
-    _labels,
     _transfer_protocols,
     _transfer_specs,
+    cohort_of,
+    cohort_size,
+    labels_of,
 )
 from icb_kedro.models.ic2bert.readout_arms import _ReadoutArms
 from icb_kedro.schema import prediction_frame
+
+if TYPE_CHECKING:
+    from icb_kedro.pipelines.ic2bert_finetune.config import FinetuneParams
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class TransferPick(NamedTuple):
 
 
 def keep_registered(
-    best: TransferPick | None, candidate: TransferPick, params: dict[str, Any]
+    best: TransferPick | None, candidate: TransferPick, params: FinetuneParams
 ) -> TransferPick | None:
     """The registered trial so far: the best-scoring split of the first transfer protocol (one
     protocol per registered model); a tie keeps the earlier split."""
@@ -57,38 +60,36 @@ def keep_registered(
     return best
 
 
-def _finetune_trial(bundle, tokens, cohort, spec: FoldSpec, params, held_out):
+def _finetune_trial(bundle, tokens, cohort, spec: FoldSpec, params: FinetuneParams, held_out):
     """Fine-tune h's pretrained model on the trial's target_train rows, then score its test
     rows once: (prediction table, history, ``TransferPick``)."""
     train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
-    result, threshold = _fit_full(
+    result, threshold = fit_full(
         bundle,
         bundle.params,
         train_keys,
         tokens,
         params,
         spec.seed,
-        _cohort_size(tokens, held_out),
+        cohort_size(tokens, held_out),
     )
     # Test rows enter only now, after the epoch was chosen on the inner validation split.
-    y_prob = _score(
-        bundle, result.params, spec.test_keys, tokens, int(params.get("eval_batch_size", 64))
-    )
+    y_prob = score_keys(bundle, result.params, spec.test_keys, tokens, params.eval_batch_size)
     table = prediction_frame(
         MODEL,
         spec,
-        _labels(tokens, spec.test_keys),
+        labels_of(tokens, spec.test_keys),
         y_prob,
         threshold,
         n_train=len(train_keys),
     )
-    y_train = _labels(tokens, train_keys)
-    train_auroc = _auroc(
+    y_train = labels_of(tokens, train_keys)
+    train_auroc = auroc_or_nan(
         y_train,
-        _score(bundle, result.params, train_keys, tokens, int(params.get("eval_batch_size", 64))),
+        score_keys(bundle, result.params, train_keys, tokens, params.eval_batch_size),
     )
-    history = _history(result, held_out, spec.protocol, spec.trial, train_auroc=train_auroc)
-    score = -_inner_val_loss(result)  # the registered trial: lowest inner-validation loss
+    history = history_frame(result, held_out, spec.protocol, spec.trial, train_auroc=train_auroc)
+    score = -inner_val_loss(result)  # the registered trial: lowest inner-validation loss
     logger.info(
         "IC2Bert transfer %s trial %d: best epoch %d (%s %.3f)",
         held_out,
@@ -101,14 +102,14 @@ def _finetune_trial(bundle, tokens, cohort, spec: FoldSpec, params, held_out):
 
 
 def transfer_finetuned(
-    bundle, tokens: pd.DataFrame, folds: pd.DataFrame, params: dict[str, Any], held_out: str
+    bundle, tokens: pd.DataFrame, folds: pd.DataFrame, params: FinetuneParams, held_out: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, TransferPick]:
     """Every transfer trial fine-tuned and scored: (predictions, histories, registered pick).
 
-    The registered trial has the lowest inner-validation loss (``_inner_val_loss``) among the
+    The registered trial has the lowest inner-validation loss (``inner_val_loss``) among the
     splits of the first transfer protocol.
     """
-    cohort = _cohort_of(tokens)
+    cohort = cohort_of(tokens)
     tables, histories, best = [], [], None
     for spec in _transfer_specs(folds, held_out, params):
         table, history, pick = _finetune_trial(bundle, tokens, cohort, spec, params, held_out)
@@ -123,7 +124,7 @@ def transfer_finetuned(
 def transfer_readouts(
     tokens: pd.DataFrame,
     folds: pd.DataFrame,
-    params: dict[str, Any],
+    params: FinetuneParams,
     held_out: str,
     features: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame, TransferPick]:
@@ -134,12 +135,12 @@ def transfer_readouts(
     AUROC among the splits of the first transfer protocol.
     """
     arms = _ReadoutArms(features, params)
-    cohort = _cohort_of(tokens)
-    method = params.get("threshold_method", "youden")
+    cohort = cohort_of(tokens)
+    method = params.threshold_method
     tables, histories, best = [], [], None
     for spec in _transfer_specs(folds, held_out, params):
         train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
-        y_train, y_test = _labels(tokens, train_keys), _labels(tokens, spec.test_keys)
+        y_train, y_test = labels_of(tokens, train_keys), labels_of(tokens, spec.test_keys)
         for model in arms.features:
             readout, oof, train_auroc = arms.fit(model, train_keys, y_train, spec.seed)
             threshold = fit_threshold(y_train, oof, method)  # out-of-fold, training rows only
@@ -148,7 +149,7 @@ def transfer_readouts(
                 prediction_frame(model, spec, y_test, y_prob, threshold, n_train=len(train_keys))
             )
             histories.append(
-                _readout_history(
+                readout_history(
                     readout, held_out, model, spec.protocol, spec.trial, "", train_auroc
                 )
             )

@@ -1,10 +1,12 @@
 """Nodes of the amu pipeline: thin wrappers around ``icb_kedro.models.amu``.
 
-Each node unpacks ``params:amu`` and calls the algorithm: ``models.amu.protocol_runs`` (the
-study setting, its leakage audit, one held-out cohort), ``models.amu.results`` (combined
-predictions, learning check, report), ``models.amu.final_model`` (the deployable model, its
-gene embeddings and pyfunc), ``models.amu.plots``; the cohorts' feature choice
-(``amu.cohorts.expression``) is described in ``models.amu.inputs``.
+Each node parses ``params:amu`` at its boundary (``config.AmuConfig``: unknown keys, wrong
+types and choices are refused, defaults filled in) and calls the algorithm with typed
+values: ``models.amu.protocol_runs`` (the study setting, its leakage audit, one held-out
+cohort), ``models.amu.results`` (combined predictions, learning check, report),
+``models.amu.final_model`` (the deployable model, its gene embeddings and pyfunc),
+``models.amu.plots``; the cohorts' feature choice (``amu.cohorts.expression``) is described
+in ``models.amu.inputs``.
 
 Paddle is imported only inside ``icb_kedro.models.amu.{model,train,cnn,pyfunc}``; the
 nodes that need it import those modules lazily, so building the pipeline (kedro viz,
@@ -13,6 +15,7 @@ nodes that need it import those modules lazily, so building the pipeline (kedro 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -20,57 +23,46 @@ import pandas as pd
 from icb_kedro.evaluation.summary import cohort_summary, fold_metrics, overall_summary
 from icb_kedro.models.amu.final_model import fit_final_model, gene_embedding_table, pyfunc_model
 from icb_kedro.models.amu.protocol_runs import (
-    HONEST_PROTOCOL,
     audit_leaky_splits,
     run_held_out_cohort,
     run_study_setting,
 )
 from icb_kedro.models.amu.results import combined_predictions, learning_table, report_markdown
 
-# ----------------------------------------------------------------------------- helpers
+from .config import AmuConfig
 
-
-def _train_settings(params: dict[str, Any], setting: str) -> dict[str, Any]:
-    """``amu.train`` updated with the setting's overrides (``amu.<setting>.train``)."""
-    return {**params.get("train", {}), **(params.get(setting, {}).get("train") or {})}
-
-
-def _n_trials(value: Any) -> int | None:
-    return None if value in (None, "null", "all") else int(value)
-
+# ``params:amu`` as Kedro gives it (a dict), or already parsed; each node parses it at its
+# boundary with AmuConfig.of (typo, type and choice errors name the key).
+AmuParams = Mapping[str, Any] | AmuConfig
 
 # ----------------------------------------------------------------------------- study setting
 
 
 def leakage_audit(
-    amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
+    amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: AmuParams
 ) -> pd.DataFrame:
     """``amu_leakage_audit``: validation rows of the paper's protocol that copy training rows."""
-    study = params["study"]
-    return audit_leaky_splits(
-        amu_matrix,
-        amu_holdout_folds,
-        _n_trials(study.get("n_trials")),
-        float(study.get("test_size", 0.2)),
-    )
+    study = AmuConfig.of(params, "params:amu").study
+    return audit_leaky_splits(amu_matrix, amu_holdout_folds, study.n_trials, study.test_size)
 
 
 def run_study_protocols(
-    amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
+    amu_matrix: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: AmuParams
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The AMU study setting (``amu.study``): predictions and fitted weights."""
-    study = params["study"]
+    config = AmuConfig.of(params, "params:amu")
+    study = config.study
     return run_study_setting(
         amu_matrix,
         amu_holdout_folds,
-        protocols=list(study.get("protocols", [HONEST_PROTOCOL])),
-        n_trials=_n_trials(study.get("n_trials")),
-        test_size=float(study.get("test_size", 0.2)),
-        pseudo_count=float(study.get("pseudo_count", 1e-6)),
-        model=params.get("model"),
-        train_config=_train_settings(params, "study"),
-        threshold_method=params.get("threshold_method", "youden"),
-        n_jobs=int(params.get("n_jobs", 1)),
+        protocols=list(study.protocols),
+        n_trials=study.n_trials,
+        test_size=study.test_size,
+        pseudo_count=study.pseudo_count,
+        model=config.network(),
+        train_config=config.train_config("study"),
+        threshold_method=config.threshold_method,
+        n_jobs=config.n_jobs,
     )
 
 
@@ -82,26 +74,27 @@ def run_cohort_protocols(
     expression_standardized: pd.DataFrame,
     gene_panels: pd.DataFrame,
     lodocv_folds: pd.DataFrame,
-    params: dict[str, Any],
+    params: AmuParams,
     held_out: str,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """transfer / loco / within folds of one held-out cohort: predictions and fitted weights."""
-    cohorts = params["cohorts"]
+    config = AmuConfig.of(params, "params:amu")
+    cohorts = config.cohorts
     return run_held_out_cohort(
         harmonized_expression,
         expression_standardized,
         gene_panels,
         lodocv_folds,
         held_out,
-        source=cohorts.get("expression", "harmonized_expression"),
-        panel=cohorts.get("panel", "amu160"),
-        pseudo_count=float(cohorts.get("pseudo_count", 1e-6)),
-        protocols=list(cohorts.get("protocols", [])),
-        n_repeats=cohorts.get("n_repeats"),
-        model=params.get("model"),
-        train_config=_train_settings(params, "cohorts"),
-        threshold_method=params.get("threshold_method", "youden"),
-        n_jobs=int(params.get("n_jobs", 1)),
+        source=cohorts.expression,
+        panel=cohorts.panel,
+        pseudo_count=cohorts.pseudo_count,
+        protocols=list(cohorts.protocols),
+        n_repeats=cohorts.n_repeats,
+        model=config.network(),
+        train_config=config.train_config("cohorts"),
+        threshold_method=config.threshold_method,
+        n_jobs=config.n_jobs,
     )
 
 
@@ -124,13 +117,11 @@ def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     return fold_metrics(predictions)
 
 
-def summarize(
-    predictions: pd.DataFrame, params: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarize(predictions: pd.DataFrame, params: AmuParams) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cohort and overall summaries (evaluation layer: means over trials,
     patient bootstrap CIs)."""
-    summary = params.get("summary", {})
-    n_boot, seed = int(summary.get("n_boot", 1000)), int(summary.get("seed", 0))
+    summary = AmuConfig.of(params, "params:amu").summary
+    n_boot, seed = summary.n_boot, summary.seed
     return cohort_summary(predictions, n_boot=n_boot, seed=seed), overall_summary(
         predictions, n_boot=n_boot, seed=seed
     )
@@ -166,22 +157,23 @@ def train_final_model(
     harmonized_expression: pd.DataFrame,
     expression_standardized: pd.DataFrame,
     gene_panels: pd.DataFrame,
-    params: dict[str, Any],
+    params: AmuParams,
 ) -> dict[str, Any]:
     """``amu_final_model``: the deployable AMU, fitted on every labelled cohort sample with
     the cohort settings (``models.amu.final_model.fit_final_model``)."""
-    cohorts = params["cohorts"]
+    config = AmuConfig.of(params, "params:amu")
+    cohorts = config.cohorts
     return fit_final_model(
         harmonized_expression,
         expression_standardized,
         gene_panels,
-        source=cohorts.get("expression", "harmonized_expression"),
-        panel=cohorts.get("panel", "amu160"),
-        pseudo_count=float(cohorts.get("pseudo_count", 1e-6)),
-        model=params.get("model"),
-        train_config=_train_settings(params, "cohorts"),
-        n_jobs=params.get("n_jobs", 1),
-        seed=int(params.get("final_model", {}).get("seed", 0)),
+        source=cohorts.expression,
+        panel=cohorts.panel,
+        pseudo_count=cohorts.pseudo_count,
+        model=config.network(),
+        train_config=config.train_config("cohorts"),
+        n_jobs=config.n_jobs,
+        seed=config.final_model.seed,
     )
 
 

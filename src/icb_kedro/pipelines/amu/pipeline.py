@@ -18,7 +18,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
-from icb_kedro.wiring import bind
+from icb_kedro.wiring import CELLS, bind, on_fold_cells
 
 from .nodes import (
     build_pyfunc_model,
@@ -40,7 +40,7 @@ from .nodes import (
 def _cohort_node(cohort: str) -> Node:
     ns = namespace_for(cohort)
     return Node(
-        bind(run_cohort_protocols, held_out=cohort),
+        on_fold_cells(bind(run_cohort_protocols, held_out=cohort), "lodocv_folds"),
         inputs={
             "harmonized_expression": "harmonized_expression",
             "expression_standardized": "expression_standardized",
@@ -49,6 +49,7 @@ def _cohort_node(cohort: str) -> Node:
             # valid kedro-viz namespace that no outside node interrupts.
             "lodocv_folds": f"lodocv_folds_{ns}",
             "params": "params:amu",
+            "cells": CELLS,
         },
         outputs=[f"amu_predictions_{ns}", f"amu_weights_{ns}"],
         name="amu_run_cohort_protocols",

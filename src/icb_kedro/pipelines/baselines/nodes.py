@@ -8,6 +8,10 @@ model on every fold of every protocol; ``deployment``: the registered baseline;
 ``icb_kedro.reporting.baselines_summary``. Every model and every signature is scored on the
 same test rows of the same folds (``iter_protocol_folds`` / ``iter_amu_holdout_folds``) and
 written as one ``schema.PREDICTION_COLUMNS`` table, from which all summaries derive.
+
+Each node parses its parameters here (``params:baselines`` -> ``config.BaselinesConfig``,
+its ``signatures`` / ``evaluation`` sub-blocks -> ``Signatures`` / ``BaselinesEvaluation``)
+and passes the typed objects on.
 """
 
 from __future__ import annotations
@@ -38,6 +42,23 @@ from icb_kedro.models.baselines.signature_predictions import (
 )
 from icb_kedro.reporting.baselines_summary import baselines_summary_markdown, protocol_figures
 
+from .config import BaselinesConfig, BaselinesEvaluation, Signatures
+
+BLOCK = "params:baselines"
+
+
+def _config(params: dict[str, Any] | BaselinesConfig) -> BaselinesConfig:
+    return BaselinesConfig.of(params, BLOCK)
+
+
+def _signatures(params: dict[str, Any] | Signatures) -> Signatures:
+    return Signatures.of(params, f"{BLOCK}.signatures")
+
+
+def _evaluation(params: dict[str, Any] | BaselinesEvaluation) -> BaselinesEvaluation:
+    return BaselinesEvaluation.of(params, f"{BLOCK}.evaluation")
+
+
 # ----------------------------------------------------------------------------- models
 
 
@@ -52,7 +73,7 @@ def fit_predict_model(
     """One baseline model on every configured protocol: (predictions, search log); see
     :func:`icb_kedro.models.baselines.protocol_runs.fit_model_on_protocols`."""
     return fit_model_on_protocols(
-        model_name, features, lodocv_folds, amu_matrix, amu_holdout_folds, params
+        model_name, features, lodocv_folds, amu_matrix, amu_holdout_folds, _config(params)
     )
 
 
@@ -64,7 +85,7 @@ def fit_deployment_baseline(
 ):
     """The registered baseline (``icb_baseline``): the chosen family refitted on every labelled
     patient (:func:`icb_kedro.models.baselines.deployment.refit_deployment_baseline`)."""
-    return refit_deployment_baseline(features, cohort_table, params)
+    return refit_deployment_baseline(features, cohort_table, _config(params))
 
 
 # ----------------------------------------------------------------------------- signatures
@@ -79,7 +100,7 @@ def check_signature_coverage(
     signatures: pd.DataFrame, gene_panels: pd.DataFrame, params: dict[str, Any]
 ) -> pd.DataFrame:
     """``signature_coverage``: which signatures are scored on the panel, which fail and why."""
-    return panel_signature_coverage(signatures, gene_panels, params)
+    return panel_signature_coverage(signatures, gene_panels, _signatures(params))
 
 
 def compute_signature_scores(
@@ -93,7 +114,12 @@ def compute_signature_scores(
     """Every sample's score for every scored signature: ``sample_key, cohort, label,
     sig_<NAME>...`` (see ``models.baselines.signature_predictions.cohort_signature_scores``)."""
     return cohort_signature_scores(
-        harmonized_expression, expression_standardized, gene_panels, signatures, coverage, params
+        harmonized_expression,
+        expression_standardized,
+        gene_panels,
+        signatures,
+        coverage,
+        _signatures(params),
     )
 
 
@@ -101,7 +127,7 @@ def predict_signatures(
     signature_scores: pd.DataFrame, lodocv_folds: pd.DataFrame, params: dict[str, Any]
 ) -> pd.DataFrame:
     """Signature "predictions" on every LODOCV fold's test rows (same rows as the models)."""
-    return lodocv_signature_predictions(signature_scores, lodocv_folds, params)
+    return lodocv_signature_predictions(signature_scores, lodocv_folds, _config(params))
 
 
 # --------------------------------------------------------------------- signatures on the AMU matrix
@@ -111,7 +137,7 @@ def check_amu_signature_coverage(
     signatures: pd.DataFrame, amu_matrix: pd.DataFrame, params: dict[str, Any]
 ) -> pd.DataFrame:
     """``baselines_amu_signature_coverage``: the coverage table against the AMU matrix's genes."""
-    return amu_signature_coverage(signatures, amu_matrix, params)
+    return amu_signature_coverage(signatures, amu_matrix, _signatures(params))
 
 
 def score_amu_signatures(
@@ -121,14 +147,14 @@ def score_amu_signatures(
     params: dict[str, Any],
 ) -> pd.DataFrame:
     """Every AMU sample's score for every signature scored on the AMU matrix."""
-    return score_signatures_on_amu_matrix(amu_matrix, signatures, amu_coverage, params)
+    return score_signatures_on_amu_matrix(amu_matrix, signatures, amu_coverage, _config(params))
 
 
 def predict_amu_signatures(
     amu_signature_scores: pd.DataFrame, amu_holdout_folds: pd.DataFrame, params: dict[str, Any]
 ) -> pd.DataFrame:
     """Signature "predictions" on every ``amu_holdout`` fold's test rows (the models' rows)."""
-    return amu_signature_predictions(amu_signature_scores, amu_holdout_folds, params)
+    return amu_signature_predictions(amu_signature_scores, amu_holdout_folds, _config(params))
 
 
 # ----------------------------------------------------------------------------- results
@@ -151,21 +177,24 @@ def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
 
 def summarize_cohorts(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per (model, protocol, cohort): mean/sd over trials and a patient-bootstrap 95% CI."""
-    return cohort_summary(predictions, n_boot=int(params["n_boot"]), seed=int(params["seed"]))
+    config = _evaluation(params)
+    return cohort_summary(predictions, n_boot=config.n_boot, seed=config.seed)
 
 
 def summarize_overall(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per (model, protocol): unweighted mean over cohorts with a CI."""
-    return overall_summary(predictions, n_boot=int(params["n_boot"]), seed=int(params["seed"]))
+    config = _evaluation(params)
+    return overall_summary(predictions, n_boot=config.n_boot, seed=config.seed)
 
 
 def compare_models(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Paired AUROC comparisons (DeLong + paired bootstrap per cohort, combined across cohorts)."""
+    config = _evaluation(params)
     return paired_comparisons(
         predictions,
-        reference_model=params.get("reference_model"),
-        n_boot=int(params["n_boot"]),
-        seed=int(params["seed"]),
+        reference_model=config.reference_model,
+        n_boot=config.n_boot,
+        seed=config.seed,
     )
 
 
@@ -179,9 +208,11 @@ def write_summary_markdown(
     amu_coverage: pd.DataFrame | None = None,
 ) -> str:
     """The baselines report: settings, signature coverage (cohort panel and AMU matrix), then
-    the shared evaluation section."""
+    the shared evaluation section (the reporting module reads the parsed block as a plain
+    mapping, defaults filled in)."""
+    settings = _config(params).model_dump()
     return baselines_summary_markdown(
-        overall, cohort_table, comparisons, coverage, search_log, params, amu_coverage
+        overall, cohort_table, comparisons, coverage, search_log, settings, amu_coverage
     )
 
 

@@ -14,7 +14,7 @@ from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.models.baselines.estimators import MODEL_FAMILIES
 from icb_kedro.panels import select_panel_features
-from icb_kedro.wiring import bind
+from icb_kedro.wiring import CELLS, bind, on_fold_cells
 
 from .nodes import (
     check_amu_signature_coverage,
@@ -42,13 +42,14 @@ PLOTTED_PROTOCOLS: tuple[str, ...] = ("transfer", "loco", "within", "amu_holdout
 
 def _model_node(model: str) -> Node:
     return Node(
-        bind(fit_predict_model, model_name=model),
+        on_fold_cells(bind(fit_predict_model, model_name=model), "lodocv_folds"),
         inputs={
             "features": "baselines_features",
             "lodocv_folds": "lodocv_folds",
             "amu_matrix": "amu_matrix",
             "amu_holdout_folds": "amu_holdout_folds",
             "params": "params:baselines",
+            "cells": CELLS,
         },
         outputs=[f"baselines_predictions_{model}", f"baselines_search_log_{model}"],
         name=f"baselines_fit_{model}",
@@ -93,8 +94,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="baselines_score_signatures",
         ),
         Node(
-            predict_signatures,
-            ["baselines_signature_scores", "lodocv_folds", "params:baselines"],
+            on_fold_cells(predict_signatures, "lodocv_folds"),
+            {
+                "signature_scores": "baselines_signature_scores",
+                "lodocv_folds": "lodocv_folds",
+                "params": "params:baselines",
+                "cells": CELLS,
+            },
             "baselines_predictions_signatures",
             name="baselines_predict_signatures",
         ),

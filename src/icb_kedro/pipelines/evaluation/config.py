@@ -30,3 +30,7 @@ class EvaluationConfig(Config):
     reference_models: tuple[str, ...] = ("ic2bert", "amu", "logreg")
     meta_analysis: MetaAnalysis = MetaAnalysis()
     calibration: Calibration = Calibration()
+
+
+# The parameter block(s) this module types, found by hooks.typed_parameters.
+BLOCKS: dict[str, type[Config]] = {"evaluation": EvaluationConfig}

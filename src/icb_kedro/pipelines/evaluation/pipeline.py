@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
+from icb_kedro.wiring import MODEL_PIPELINES
+
 from .nodes import (
     assess_calibration,
     build_results_table,
@@ -23,8 +25,6 @@ from .nodes import (
     plot_results,
     summarize_results,
 )
-
-MODEL_PIPELINES = ("baselines", "ic2bert", "amu")
 
 
 def create_pipeline(models: Sequence[str] = MODEL_PIPELINES, **kwargs) -> Pipeline:

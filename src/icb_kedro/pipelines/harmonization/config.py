@@ -37,3 +37,7 @@ class HarmonizationConfig(Config):
     def panel_specs(self) -> dict[str, dict] | None:
         """The panels as the plain mapping ``panels.build_panels`` reads."""
         return None if self.panels is None else {k: v.model_dump() for k, v in self.panels.items()}
+
+
+# The parameter block(s) this module types, found by hooks.typed_parameters.
+BLOCKS: dict[str, type[Config]] = {"harmonization": HarmonizationConfig}

@@ -27,6 +27,9 @@ item 8); test rows are tokenized and labelled only after that, scored once.
 The protocols live in ``icb_kedro.models.ic2bert`` (``transfer``, ``within``, ``loco``,
 ``sample_size``, ``registration``, ``learning_check``, ``figures``); a node picks the
 readout variant, resolves its optional inputs and calls them. JAX is imported lazily there.
+Each node parses ``params:ic2bert_finetune`` into ``config.FinetuneParams`` (a typo or a bad
+value fails here, and ``hooks.ParametersCheckHook`` already at run start) and hands the typed
+block to those modules.
 """
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ from icb_kedro.models.ic2bert.transfer import transfer_finetuned, transfer_reado
 from icb_kedro.models.ic2bert.within import train_within
 from icb_kedro.schema import empty_predictions
 
+from .config import Ablations, FinetuneParams
+
+WHERE = "params:ic2bert_finetune"
+
+
+def _parsed(params: dict[str, Any] | FinetuneParams) -> FinetuneParams:
+    return FinetuneParams.of(params, WHERE)
+
 
 # --------------------------------------------------------------------------- per fold
 def readout_features_table(
@@ -59,7 +70,7 @@ def readout_features_table(
     """Frozen readout features of every sample, per arm (IC2Bert and its ablations), shared by
     the transfer, zero-shot and sample-size nodes; empty for the ``pooled_head`` readout
     (``models.ic2bert.readout_arms.readout_features_by_arm``)."""
-    return readout_features_by_arm(tokens, pretrained, params, held_out)
+    return readout_features_by_arm(tokens, pretrained, _parsed(params), held_out)
 
 
 def finetune_transfer(
@@ -68,25 +79,27 @@ def finetune_transfer(
     pretrained: dict[str, Any],
     params: dict[str, Any],
     held_out: str,
-    tokenization: dict[str, Any] | None = None,
+    model_input: str = "expression_standardized",
     features: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The paper's transfer protocol for one held-out cohort, every trial.
 
     Returns predictions (``transfer``), fine-tuning histories, and the model bundle of the
     trial with the best inner-validation score (the one registered for this cohort; the
-    choice never looks at test rows). ``tokenization`` (its ``input``) tells the bundle how
-    new data must be scaled (``registration.input_transform``).
+    choice never looks at test rows). ``model_input`` (``params:tokenization.input``, the
+    table the model was trained on; typed and checked with its block at run start) tells the
+    bundle how new data must be scaled (``registration.input_transform``).
     """
+    config = _parsed(params)
     bundle = fold_bundle(pretrained, held_out)
-    kind = readout_of(params)
+    kind = readout_of(config)
     if kind == "pooled_head":
-        predictions, history, pick = transfer_finetuned(bundle, tokens, folds, params, held_out)
-        return predictions, history, finetuned_bundle(bundle, pick, tokens, held_out, tokenization)
+        predictions, history, pick = transfer_finetuned(bundle, tokens, folds, config, held_out)
+        return predictions, history, finetuned_bundle(bundle, pick, tokens, held_out, model_input)
     if features is None:
-        features = readout_features_by_arm(tokens, pretrained, params, held_out)
-    predictions, history, pick = transfer_readouts(tokens, folds, params, held_out, features)
-    chosen = readout_bundle(bundle, pick, kind, tokens, held_out, tokenization)
+        features = readout_features_by_arm(tokens, pretrained, config, held_out)
+    predictions, history, pick = transfer_readouts(tokens, folds, config, held_out, features)
+    chosen = readout_bundle(bundle, pick, kind, tokens, held_out, model_input)
     return predictions, history, chosen
 
 
@@ -102,12 +115,11 @@ def finetune_within(
     Only the architecture, tokenizer and token table of the fold are reused (both label-free
     and fitted without h); the pretrained weights are not.
     """
-    within = params.get("within") or {}
-    if not within.get("enabled", True):
+    config = _parsed(params)
+    if not config.within.enabled:
         return empty_predictions(), empty_history()
     bundle = fold_bundle(pretrained, held_out)
-    n_repeats = within.get("n_repeats", params.get("n_repeats"))
-    return train_within(bundle, tokens, folds, params, held_out, n_repeats)
+    return train_within(bundle, tokens, folds, config, held_out, config.within_repeats())
 
 
 def zero_shot_and_ensemble(
@@ -120,12 +132,13 @@ def zero_shot_and_ensemble(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``loco`` predictions of the zero-shot head (model ``ic2bert``) and the
     per-source ensemble."""
+    config = _parsed(params)
     bundle = fold_bundle(pretrained, held_out)
-    if readout_of(params) == "pooled_head":
-        return loco_finetuned(bundle, tokens, folds, params, held_out)
+    if readout_of(config) == "pooled_head":
+        return loco_finetuned(bundle, tokens, folds, config, held_out)
     if features is None:
-        features = readout_features_by_arm(tokens, pretrained, params, held_out)
-    return loco_readouts(tokens, folds, params, held_out, features)
+        features = readout_features_by_arm(tokens, pretrained, config, held_out)
+    return loco_readouts(tokens, folds, config, held_out, features)
 
 
 def sample_size_analysis(
@@ -143,19 +156,19 @@ def sample_size_analysis(
     (``repeats`` draws per n, n up to the largest balanced size) and score target_test;
     n_train = 0 is the zero-shot head (other cohorts' labels only).
     """
-    section = params.get("sample_size") or {}
-    if held_out not in (section.get("cohorts") or []):
+    config = _parsed(params)
+    if held_out not in config.sample_size.cohorts:
         return sizes.empty_sample_size_table()
     bundle = fold_bundle(pretrained, held_out)
-    design = sizes.sample_size_design(tokens, folds, section, held_out)
-    if readout_of(params) == "pooled_head":
-        return sizes.sample_size_finetuned(bundle, tokens, params, held_out, design)
+    design = sizes.sample_size_design(tokens, folds, config.sample_size, held_out)
+    if readout_of(config) == "pooled_head":
+        return sizes.sample_size_finetuned(bundle, tokens, config, held_out, design)
     if features is None:  # IC2Bert's own arm is all this analysis reads
-        ablations = {"random_init": False, "token_lr": False}
+        ablations = Ablations(random_init=False, token_lr=False)
         features = readout_features_by_arm(
-            tokens, pretrained, {**params, "ablations": ablations}, held_out
+            tokens, pretrained, config.model_copy(update={"ablations": ablations}), held_out
         )
-    return sizes.sample_size_readouts(features, tokens, params, held_out, design)
+    return sizes.sample_size_readouts(features, tokens, config, held_out, design)
 
 
 def register_best_model(
@@ -196,10 +209,8 @@ def compute_fold_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
 def summarize_cohorts(predictions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     from icb_kedro.evaluation.summary import cohort_summary
 
-    evaluation = params.get("evaluation") or {}
-    return cohort_summary(
-        predictions, n_boot=int(evaluation.get("n_boot", 1000)), seed=int(evaluation.get("seed", 0))
-    )
+    evaluation = _parsed(params).evaluation
+    return cohort_summary(predictions, n_boot=evaluation.n_boot, seed=evaluation.seed)
 
 
 def learning_check(predictions: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
-from icb_kedro.wiring import bind, fold_inputs
+from icb_kedro.wiring import CELLS, bind, fold_inputs, on_fold_cells
 
 from .nodes import (
     combine_predictions,
@@ -51,10 +51,13 @@ def _fold_node(func, cohort: str, outputs, name: str, features: bool = True) -> 
         "folds": "folds",
         "pretrained": "ic2bert_pretrained",
         "params": PARAMS,
+        "cells": CELLS,
     }
     if features:
         inputs["features"] = "ic2bert_readout_features"
-    return Node(bind(func, held_out=cohort), inputs=inputs, outputs=outputs, name=name)
+    return Node(
+        on_fold_cells(bind(func, held_out=cohort)), inputs=inputs, outputs=outputs, name=name
+    )
 
 
 def fold_pipeline(cohort: str) -> Pipeline:
@@ -72,13 +75,14 @@ def fold_pipeline(cohort: str) -> Pipeline:
                 name="ic2bert_readout_features",
             ),
             Node(
-                bind(finetune_transfer, held_out=cohort),
+                on_fold_cells(bind(finetune_transfer, held_out=cohort)),
                 inputs={
                     "tokens": "ic2bert_tokens",
                     "folds": "folds",
+                    "cells": CELLS,
                     "pretrained": "ic2bert_pretrained",
                     "params": PARAMS,
-                    "tokenization": "params:tokenization",
+                    "model_input": "params:tokenization.input",
                     "features": "ic2bert_readout_features",
                 },
                 outputs=[
@@ -121,7 +125,7 @@ def fold_pipeline(cohort: str) -> Pipeline:
         namespace=ns,
         inputs=fold_inputs(cohort),
         outputs=exposed,
-        parameters={PARAMS, "params:tokenization"},
+        parameters={PARAMS, "params:tokenization.input", CELLS},
     )
 
 

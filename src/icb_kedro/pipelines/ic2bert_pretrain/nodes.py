@@ -18,45 +18,29 @@ from icb_kedro.models.ic2bert.pretraining import (
     pretrain_held_out,
     pretraining_pool,
 )
-from icb_kedro.models.ic2bert.train_config import pretrain_config
 from icb_kedro.paths import namespace_for, project_root
 
-MODEL_KEYS = (
-    "d_model",
-    "gene_dim",
-    "n_layers",
-    "n_heads",
-    "ffn_dim",
-    "dropout",
-    "attention",
-    "matmul_dtype",
-    "dropout_rng",
-    "scan_layers",
-)
+from .config import PretrainConfig
+
+WHERE = "params:ic2bert_pretrain"
 
 
-def model_config_from(params: dict[str, Any], tokenizer: pd.DataFrame):
+def model_config_from(params: PretrainConfig | dict[str, Any], tokenizer: pd.DataFrame):
     """IC2BertConfig from ``params.model``; genes and bins always come from the tokenizer."""
-    from icb_kedro.models.ic2bert.config import IC2BertConfig
     from icb_kedro.models.ic2bert.tokenizer import QuantileBins
 
     bins = QuantileBins.from_frame(tokenizer)
-    model = dict(params.get("model") or {})
-    unknown = sorted(set(model) - set(MODEL_KEYS))
-    if unknown:
-        raise ValueError(
-            f"unknown ic2bert_pretrain.model keys {unknown}; allowed {list(MODEL_KEYS)}"
-        )
-    return IC2BertConfig(n_genes=len(bins.genes), n_bins=bins.n_bins, **model), bins
+    config = PretrainConfig.of(params, WHERE)
+    return config.architecture(len(bins.genes), bins.n_bins), bins
 
 
-def checkpoint_directory(params: dict[str, Any], held_out: str) -> Path | None:
+def checkpoint_directory(params: PretrainConfig | dict[str, Any], held_out: str) -> Path | None:
     """``<checkpoint_dir>/<namespace>/pretrain`` (relative paths from the project root), or None.
 
     Each run keeps its checkpoints in a sub-folder named by its fingerprint (see
     ``pretrain_fold``), so runs of other settings in the same folder never collide.
     """
-    root = params.get("checkpoint_dir")
+    root = PretrainConfig.of(params, WHERE).checkpoint_dir
     if not root:
         return None
     path = Path(root)
@@ -78,8 +62,9 @@ def pretrain_fold(
     history (one row per epoch) and the same history as MLflow metric histories
     (``models.ic2bert.pretraining.pretrain_held_out``).
     """
+    config = PretrainConfig.of(params, WHERE)
     train_keys, val_keys = pretraining_pool(tokens, pretrain_split, held_out)
-    model_config, bins = model_config_from(params, tokenizer)
+    model_config, bins = model_config_from(config, tokenizer)
     check_gene_order(tokens, bins)
     return pretrain_held_out(
         tokens,
@@ -87,10 +72,10 @@ def pretrain_fold(
         val_keys,
         model_config,
         bins,
-        pretrain_config(params.get("training")),
-        int(params.get("seed", 0)),
-        checkpoint_directory(params, held_out),
-        bool(params.get("resume", True)),
+        config.training_config(),
+        config.seed,
+        checkpoint_directory(config, held_out),
+        config.resume,
         held_out,
     )
 

@@ -32,3 +32,7 @@ class IngestionConfig(Config):
     scale_check: bool = True
     min_gene_overlap: float = Field(0.5, ge=0.0, le=1.0)
     recist_labels: dict[str, int] = {}
+
+
+# The parameter block(s) this module types, found by hooks.typed_parameters.
+BLOCKS: dict[str, type[Config]] = {"ingestion": IngestionConfig}

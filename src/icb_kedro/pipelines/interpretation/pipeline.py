@@ -21,10 +21,12 @@ nodes by the dataset names they share).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Node, Pipeline
 
 from icb_kedro.paths import discover_cohorts, namespace_for
-from icb_kedro.wiring import bind
+from icb_kedro.wiring import MODEL_PIPELINES, bind
 
 from .nodes import (
     analyse_amu_embeddings,
@@ -74,7 +76,7 @@ def _baseline_node(setting: str, model: str) -> Node:
     )
 
 
-def _base_pipeline(cohorts: list[str]) -> Pipeline:
+def _base_pipeline(cohorts: list[str], models: Sequence[str]) -> Pipeline:
     amu_fold_weights = [f"amu_weights_{namespace_for(c)}" for c in cohorts]
     ic2bert_models = [f"{namespace_for(c)}.ic2bert_best_model" for c in cohorts]
     report_inputs = {
@@ -85,9 +87,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
         "expression_combat": "expression_combat",
         "clinical_table": "clinical_table",
         "all_predictions": "all_predictions",
-        "predictions_baselines": "predictions_baselines",
-        "predictions_amu": "predictions_amu",
-        "predictions_ic2bert": "predictions_ic2bert",
+        **{f"predictions_{m}": f"predictions_{m}" for m in models},
         "results_cohort_summary": "results_cohort_summary",
         "results_overall_summary": "results_overall_summary",
         "results_comparisons": "results_comparisons",
@@ -245,7 +245,7 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
                     "clinical_table",
                     "params:interpretation.survival",
                     "all_predictions",
-                    *(f"predictions_{m}" for m in ("baselines", "amu", "ic2bert")),
+                    *(f"predictions_{m}" for m in models),
                 ],
                 "interpretation_km_summary",
                 name="interpretation_km_by_prediction",
@@ -260,6 +260,10 @@ def _base_pipeline(cohorts: list[str]) -> Pipeline:
     )
 
 
-def create_pipeline(cohorts: list[str] | None = None, **kwargs) -> Pipeline:
-    """The interpretation pipeline over ``cohorts`` (default: every cohort on disk)."""
-    return _base_pipeline(discover_cohorts() if cohorts is None else cohorts)
+def create_pipeline(
+    cohorts: list[str] | None = None, models: Sequence[str] = MODEL_PIPELINES, **kwargs
+) -> Pipeline:
+    """The interpretation pipeline over ``cohorts`` (default: every cohort on disk); the
+    report and the survival analysis read the predictions of ``models`` (the registry passes
+    every scored model, ``pipeline_registry.scored_models``)."""
+    return _base_pipeline(discover_cohorts() if cohorts is None else cohorts, models)

@@ -23,3 +23,7 @@ class PredictConfig(Config):
     input_layout: str = "gene_major"
     input_scale: str = "log2_tpm_milli"
     scale_check: bool = True
+
+
+# The parameter block(s) this module types, found by hooks.typed_parameters.
+BLOCKS: dict[str, type[Config]] = {"predict": PredictConfig}

@@ -23,3 +23,7 @@ class TokenizationConfig(Config):
     n_bins: int = Field(4, ge=2)
     mlm_val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
     seed: int = 0
+
+
+# The parameter block(s) this module types, found by hooks.typed_parameters.
+BLOCKS: dict[str, type[Config]] = {"tokenization": TokenizationConfig}
