@@ -229,6 +229,8 @@ def iter_protocol_folds(
         wanted = repeats_for(n_repeats, protocol)
         for held_out in cohorts:
             trials = by_fold.get((held_out, scheme), [])
+            if not trials and SELECTED_CELLS in folds.attrs:
+                continue  # the run's folds.cells chose none of this protocol's splits
             if not trials:
                 raise ValueError(
                     f"lodocv_folds has no {scheme} splits of held-out cohort {held_out!r}, which "
@@ -241,6 +243,11 @@ def iter_protocol_folds(
                 chosen = [t for t in trials if t[0] in first]
             for repeat, trial, seed, roles in chosen[: max_trials or None]:
                 yield _fold(protocol, held_out, trial, seed, roles, repeat)
+
+
+# ``DataFrame.attrs`` key of a fold table reduced by :func:`select_cells` (pandas carries
+# attrs through the row selections the fold loops make).
+SELECTED_CELLS = "folds.cells"
 
 
 def select_cells(
@@ -256,6 +263,8 @@ def select_cells(
     selection that leaves nothing, or names a trial the table does not hold, is an error,
     never an empty run.
     """
+    if held_out is None and trials is None:
+        return folds
     keep = pd.Series(True, index=folds.index)
     if held_out is not None:
         present = sorted(folds["held_out"].unique())
@@ -275,7 +284,11 @@ def select_cells(
                 f"{present[:12]}{' ...' if len(present) > 12 else ''})"
             )
         keep &= folds["trial"].isin(list(trials))
-    return folds if keep.all() else folds[keep].reset_index(drop=True)
+    selected = folds[keep].reset_index(drop=True)
+    # Marks a part chosen on purpose: a protocol whose splits it left out (transfer_paper's
+    # 80/20 trials when K-fold trial 3 is chosen) is then skipped, not an error.
+    selected.attrs[SELECTED_CELLS] = {"held_out": held_out, "trials": trials}
+    return selected
 
 
 def pretrain_pool_keys(folds: pd.DataFrame, held_out: str) -> list[str]:

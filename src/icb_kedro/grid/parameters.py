@@ -107,9 +107,9 @@ class Slurm(Config):
 
     partition: str | None = None
     account: str | None = None
-    time: str | None = None
+    time: str | int | None = None  # SLURM accepts minutes as a number too
     cpus_per_task: int | None = Field(None, ge=1)
-    mem: str | None = None
+    mem: str | int | None = None  # e.g. 32G, or megabytes as a number
     gpus: int = Field(0, ge=0)  # --gres=gpu:<n> for model waves; never for the prepare wave
     max_parallel: int = Field(0, ge=0)  # --array=...%max_parallel; 0 = no limit
     python: str = "python"

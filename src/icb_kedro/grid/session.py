@@ -4,7 +4,6 @@ overwriting what its dependencies produced, and its result tables."""
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -15,12 +14,6 @@ import pandas as pd
 
 from icb_kedro.grid.cells import Cell
 from icb_kedro.grid.layout import CellError, GridLayout
-
-_PARQUET_TYPES = {
-    "pandas.ParquetDataset",
-    "kedro_datasets.pandas.ParquetDataset",
-    "icb_kedro.datasets.ParquetDataset",
-}
 
 
 @lru_cache(maxsize=8)
@@ -38,41 +31,6 @@ def cell_config(layout: GridLayout, key: str) -> dict[str, Any]:
     return _cached_config(str(layout.conf_source), layout.env, key, os.environ.get("ICB_DATA_DIR"))
 
 
-def env_parameter_keys(conf_source: Path, env: str) -> set[str]:
-    """Top-level parameter keys defined by the files of one config environment itself."""
-    import yaml
-
-    keys: set[str] = set()
-    for path in (Path(conf_source) / env).rglob("parameters*"):
-        if path.is_file() and path.suffix in (".yml", ".yaml"):
-            keys.update((yaml.safe_load(path.read_text()) or {}).keys())
-    return keys
-
-
-def full_runtime_params(cell: Cell, layout: GridLayout) -> dict[str, Any]:
-    """The cell's runtime params, completed where Kedro would otherwise drop base parameters.
-
-    Kedro (1.7) merges runtime params into each environment's parameters, then merges the
-    environments per top-level key, destructively. With ``env != base`` a runtime param such
-    as ``ingestion.cohorts`` for a block the env does not define would become the env's whole
-    ``ingestion`` block and replace base's. For such blocks the full base block is passed,
-    deep-merged with the override; blocks the env defines in full are left to Kedro.
-    """
-    if not cell.runtime_params or layout.env == "base":
-        return dict(cell.runtime_params)
-    from icb_kedro.grid.config import deep_merge
-
-    own_keys = env_parameter_keys(Path(layout.conf_source), layout.env)
-    completed: dict[str, Any] = {}
-    for key, value in cell.runtime_params.items():
-        if key in own_keys or not isinstance(value, Mapping):
-            completed[key] = value
-            continue
-        base = copy.deepcopy(cell_config(layout, "parameters").get(key))
-        completed[key] = deep_merge(base, value) if isinstance(base, Mapping) else value
-    return completed
-
-
 def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, Any]:
     """One Kedro session for the cell; returns its result tables by kind."""
     from kedro.framework.project import pipelines
@@ -85,7 +43,9 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
         project_path=cell_dir,
         env=layout.env,
         conf_source=layout.conf_source,
-        runtime_params=full_runtime_params(cell, layout) or None,
+        # Merged into the env's parameters, then soft-merged over base (settings.py), so a
+        # dotted override such as folds.cells.trials keeps the rest of its block.
+        runtime_params=dict(cell.runtime_params) or None,
     ) as session:
         pipelines.set_requested(list(cell.pipelines))
         context = session.load_context()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from icb_kedro.evaluation.protocols import select_cells
+from icb_kedro.evaluation.protocols import iter_protocol_folds, select_cells
 from icb_kedro.pipelines.baselines.pipeline import create_pipeline
 from icb_kedro.pipelines.folds.config import FoldCells, FoldsConfig
 from icb_kedro.wiring import CELLS
@@ -48,12 +48,31 @@ def test_one_cell_scores_the_rows_of_the_full_run_for_that_cell(synthetic_inputs
     )
     # No selection (the default) is the full run; the fold table itself is never rewritten.
     pd.testing.assert_frame_equal(_run(node, synthetic_inputs, params, {}), full)
+    # baselines.held_out (conf/light names two cohorts) and the cell's cohort intersect.
+    both = {**params, "held_out": [COHORTS[0], COHORTS[1]]}
+    again = _run(node, synthetic_inputs, both, {"held_out": [COHORTS[1]], "trials": [2]})
+    pd.testing.assert_frame_equal(again, cell)
+    with pytest.raises(ValueError, match="baselines.held_out names cohorts that are not in"):
+        _run(node, synthetic_inputs, both, {"held_out": [COHORTS[2]]})
+
+
+def test_a_protocol_whose_splits_the_selection_left_out_is_skipped(synthetic_inputs) -> None:
+    """K-fold trial 1 chosen: transfer_paper's 80/20 splits (trials 1000+) are not in the run,
+    which is no error then, but is one on a whole table that lacks them."""
+    folds = synthetic_inputs["lodocv_folds"]
+    chosen = select_cells(folds, [COHORTS[0]], [1])
+    specs = list(iter_protocol_folds(chosen, ["transfer", "transfer_paper", "loco"]))
+    assert [(s.protocol, s.trial) for s in specs] == [("transfer", 1), ("loco", 1)]
+    kfold_only = folds[folds["scheme"] == "kfold"]
+    with pytest.raises(ValueError, match="no holdout splits"):
+        list(iter_protocol_folds(kfold_only, ["transfer_paper"]))
 
 
 def test_a_selection_that_keeps_nothing_or_names_an_absent_trial_fails() -> None:
     folds = pd.DataFrame({"held_out": ["A", "A", "B"], "trial": [0, 1, 0], "x": [1, 2, 3]})
-    assert select_cells(folds) is folds
-    assert select_cells(folds, ["A"], [1])["x"].tolist() == [2]
+    assert select_cells(folds) is folds and select_cells(folds, None, None) is folds
+    chosen = select_cells(folds, ["A"], [1])
+    assert chosen["x"].tolist() == [2] and chosen.attrs["folds.cells"]["trials"] == [1]
     with pytest.raises(ValueError, match=r"folds.cells.held_out=\['C'\] keeps none .*--namespaces"):
         select_cells(folds, ["C"])
     with pytest.raises(ValueError, match=r"folds.cells.trials \[7\] are not in the table"):

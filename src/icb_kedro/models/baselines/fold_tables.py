@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from icb_kedro.evaluation.protocols import FoldSpec, iter_protocol_folds
+from icb_kedro.evaluation.protocols import SELECTED_CELLS, FoldSpec, iter_protocol_folds
 from icb_kedro.evaluation.summary import validate_predictions
 from icb_kedro.models.amu.features import log_constituent_ratios  # numpy only, no Paddle
 from icb_kedro.schema import (
@@ -90,13 +90,22 @@ def lodocv_folds_of(
     lodocv_folds: pd.DataFrame, protocols: list[str], config: BaselinesConfig
 ) -> list[FoldSpec]:
     """The LODOCV folds to score: the first ``config.n_repeats`` repeats,
-    held-out cohorts in ``config.held_out`` (null = all)."""
+    held-out cohorts in ``config.held_out`` (null = all).
+
+    A table that ``folds.cells`` reduced (``protocols.select_cells``) may hold fewer cohorts
+    than ``held_out`` names: those two selections intersect, and only an empty intersection
+    is an error. On a whole table a name it lacks is a typo and an error.
+    """
     wanted = config.held_out
     if wanted:
-        unknown = sorted(set(wanted) - set(lodocv_folds["held_out"]))
+        present = set(lodocv_folds["held_out"])
+        unknown = sorted(set(wanted) - present)
+        if SELECTED_CELLS in lodocv_folds.attrs:
+            unknown = [] if present & set(wanted) else unknown
         if unknown:
             raise ValueError(
                 f"baselines.held_out names cohorts that are not in lodocv_folds: {unknown}"
+                f" (it holds {sorted(present)})"
             )
         lodocv_folds = lodocv_folds[lodocv_folds["held_out"].isin(list(wanted))]
     return list(iter_protocol_folds(lodocv_folds, protocols, config.n_repeats))

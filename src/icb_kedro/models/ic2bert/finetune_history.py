@@ -1,4 +1,4 @@
-"""Fine-tuning history tables of the IC2Bert protocols (``ic2bert_*history_frame``).
+"""Fine-tuning history tables of the IC2Bert protocols (``ic2bert_*_history``).
 
 One row per epoch of a fine-tuning (``history_frame``: its losses, inner-validation AUROC, chosen
 epoch and how it was chosen) or one row per linear-readout fit (``readout_history``: its

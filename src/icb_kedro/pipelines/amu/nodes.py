@@ -31,9 +31,9 @@ from icb_kedro.models.amu.results import combined_predictions, learning_table, r
 
 from .config import AmuConfig
 
-# ``params:amu`` as Kedro gives it (a dict), or already parsed; each node parses it at its
-# boundary with AmuConfig.of (typo, type and choice errors name the key).
-AmuParams = Mapping[str, Any] | AmuConfig
+# ``params:amu`` as Kedro gives it (a plain mapping; AmuConfig.of also passes a parsed block
+# through). Not annotated as a union with the model: Kedro would warn that it cannot check it.
+AmuParams = Mapping[str, Any]
 
 # ----------------------------------------------------------------------------- study setting
 

@@ -45,19 +45,23 @@ HISTORY_KINDS = ("ic2bert_transfer_history", "ic2bert_within_history", "ic2bert_
 OTHER_KINDS = ("ic2bert_sample_size_predictions", "ic2bert_registry_record")
 
 
-def _fold_node(func, cohort: str, outputs, name: str, features: bool = True) -> Node:
+def _fold_node(
+    func, cohort: str, outputs, name: str, features: bool = True, cells: bool = True
+) -> Node:
+    """A node of one held-out cohort; ``cells``: it scores the folds ``params:folds.cells``
+    selects (the sample-size analysis has a fixed design of its own and reads every fold)."""
     inputs = {
         "tokens": "ic2bert_tokens",
         "folds": "folds",
         "pretrained": "ic2bert_pretrained",
         "params": PARAMS,
-        "cells": CELLS,
     }
     if features:
         inputs["features"] = "ic2bert_readout_features"
-    return Node(
-        on_fold_cells(bind(func, held_out=cohort)), inputs=inputs, outputs=outputs, name=name
-    )
+    func = bind(func, held_out=cohort)
+    if cells:
+        func, inputs["cells"] = on_fold_cells(func), CELLS
+    return Node(func, inputs=inputs, outputs=outputs, name=name)
 
 
 def fold_pipeline(cohort: str) -> Pipeline:
@@ -110,6 +114,7 @@ def fold_pipeline(cohort: str) -> Pipeline:
                 cohort,
                 "ic2bert_sample_size_predictions",
                 "ic2bert_sample_size_analysis",
+                cells=False,
             ),
             Node(
                 bind(register_best_model, held_out=cohort),
