@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from icb_kedro.evaluation.protocols import select_cells
+from icb_kedro.evaluation.protocols import FoldCells, select_cells
 from icb_kedro.paths import namespace_for
 
 # The shipped models' predictions (``predictions_<model>``), in the evaluation's row order;
@@ -69,8 +69,6 @@ def on_fold_cells(func: Callable, folds: str = "folds") -> Callable:
 
     @functools.wraps(func)
     def selected(*args: Any, **kwargs: Any) -> Any:
-        from icb_kedro.pipelines.folds.config import FoldCells  # the folds package imports us
-
         cells = FoldCells.of(kwargs.pop("cells", None), CELLS)
         arguments = signature.bind(*args, **kwargs).arguments
         arguments[folds] = select_cells(

@@ -26,7 +26,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import pandas as pd
+from pydantic import field_validator
 
+from icb_kedro.config import Config
 from icb_kedro.schema import (
     COHORT,
     FOLD_COLUMNS,
@@ -243,6 +245,22 @@ def iter_protocol_folds(
                 chosen = [t for t in trials if t[0] in first]
             for repeat, trial, seed, roles in chosen[: max_trials or None]:
                 yield _fold(protocol, held_out, trial, seed, roles, repeat)
+
+
+class FoldCells(Config):
+    """``params:folds.cells``: the (held-out cohort, trial) cells the fold-looping model nodes
+    score; null = all. The cell axis of a run: ``kedro run --params folds.cells.trials=3``
+    scores trial 3 only; the grid runs one cell per session this way. In the namespaced
+    pipelines (amu, ic2bert_*) the held-out cohort is also the namespace
+    (``--namespaces fold_<cohort>``)."""
+
+    held_out: tuple[str, ...] | None = None
+    trials: tuple[int, ...] | None = None
+
+    @field_validator("held_out", "trials", mode="before")
+    @classmethod
+    def _one_is_a_list_of_one(cls, value):  # --params folds.cells.trials=3 gives a scalar
+        return [value] if isinstance(value, str | int) else value
 
 
 # ``DataFrame.attrs`` key of a fold table reduced by :func:`select_cells` (pandas carries

@@ -14,6 +14,7 @@ from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import shap_analysis
 from icb_kedro.interpretation.outcomes import gene_set_dict
 from icb_kedro.interpretation.shap_tables import empty_shap_table, explain_rows, shap_frame
+from icb_kedro.models.amu.parameters import AmuConfig
 from icb_kedro.schema import LABEL, SAMPLE_KEY
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def explain_amu_study(
     amu_matrix: pd.DataFrame,
     amu_holdout_folds: pd.DataFrame,
     weights: Mapping[str, Any] | None,
-    amu_params: dict[str, Any],
+    amu_params: Mapping[str, Any] | AmuConfig,
     shap: Shap,
 ) -> pd.DataFrame:
     """KernelSHAP of the AMU networks of the study setting (the AMU paper's 160 genes).
@@ -103,9 +104,8 @@ def explain_amu_study(
     settings = shap.run("study", "amu")
     if weights is None or "amu" not in settings.models:
         return empty_shap_table(genes)
-    values = amu_features(
-        amu_matrix, genes, SCALE_RATIO, float(amu_params["study"].get("pseudo_count", 1e-6))
-    )
+    pseudo_count = AmuConfig.of(amu_params, "params:amu").study.pseudo_count
+    values = amu_features(amu_matrix, genes, SCALE_RATIO, pseudo_count)
     features = pd.DataFrame(values, index=amu_matrix[SAMPLE_KEY].to_numpy(), columns=genes)
     labels = amu_matrix.set_index(SAMPLE_KEY)[LABEL]
     parts = []
@@ -134,7 +134,7 @@ def explain_amu_cohorts(
     harmonized_expression: pd.DataFrame,
     expression_standardized: pd.DataFrame,
     lodocv_folds: pd.DataFrame,
-    amu_params: dict[str, Any],
+    amu_params: Mapping[str, Any] | AmuConfig,
     shap: Shap,
     *weights: Mapping[str, Any] | None,
 ) -> pd.DataFrame:
@@ -148,8 +148,8 @@ def explain_amu_cohorts(
         networks.update(per_cohort or {})
     if not networks or "amu" not in settings.models:
         return empty_shap_table()
-    cohorts = amu_params["cohorts"]
-    source = cohorts.get("expression", "harmonized_expression")
+    cohorts = AmuConfig.of(amu_params, "params:amu").cohorts  # as the amu pipeline read it
+    source = cohorts.expression
     table = harmonized_expression if source == "harmonized_expression" else expression_standardized
     scale = {"harmonized_expression": "log2_tpm1", "expression_standardized": "zscore"}[source]
     labels = table.set_index(SAMPLE_KEY)[LABEL]
@@ -165,7 +165,7 @@ def explain_amu_cohorts(
         # AMU's missing-gene policy (amu nodes): cohorts lacking panel genes were left out.
         measured = table[genes].notna().all(axis=1).to_numpy()
         features = pd.DataFrame(
-            amu_features(table[measured], genes, scale, float(cohorts.get("pseudo_count", 1e-6))),
+            amu_features(table[measured], genes, scale, cohorts.pseudo_count),
             index=table.loc[measured, SAMPLE_KEY].to_numpy(),
             columns=genes,
         )

@@ -14,6 +14,7 @@ import pandas as pd
 from icb_kedro.evaluation.protocols import iter_protocol_folds
 from icb_kedro.interpretation import shap_analysis
 from icb_kedro.interpretation.shap_tables import empty_shap_table, explain_rows, shap_frame
+from icb_kedro.models.baselines.parameters import BaselinesConfig
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def explain_baseline(
     amu_matrix: pd.DataFrame,
     amu_holdout_folds: pd.DataFrame,
     search_log: pd.DataFrame | None,
-    baselines_params: dict[str, Any],
+    baselines_params: Mapping[str, Any] | BaselinesConfig,
     shap: Shap,
 ) -> pd.DataFrame:
     """SHAP values of one baseline (``svm`` / ``xgboost``) on the test rows of its folds.
@@ -161,14 +162,14 @@ def explain_baseline(
     from icb_kedro.models.baselines.fold_fit import fit_predict_fold
 
     settings = shap.run(setting, model)
-    model_params = baselines_params["models"].get(model)
+    # The baselines' own typed block: the same settings the baselines pipeline fitted with.
+    config = BaselinesConfig.of(baselines_params, "params:baselines")
+    model_params = config.models.get(model)
     if model_params is None:
-        raise ValueError(
-            f"baselines.models has no entry {model!r}; it has {sorted(baselines_params['models'])}"
-        )
+        raise ValueError(f"baselines.models has no entry {model!r}; it has {sorted(config.models)}")
     if setting == "study":
         genes = [c for c in amu_matrix.columns if c not in (SAMPLE_KEY, LABEL)]
-        pseudo_count = float(baselines_params["amu_holdout"]["pseudo_count"])
+        pseudo_count = config.amu_holdout.pseudo_count
         features = pd.DataFrame(
             log_ratio_features(amu_matrix[genes].to_numpy(float), pseudo_count),
             index=amu_matrix[SAMPLE_KEY].to_numpy(),
@@ -176,19 +177,15 @@ def explain_baseline(
         )
         labels = amu_matrix.set_index(SAMPLE_KEY)[LABEL]
         folds = iter_amu_holdout_folds(amu_holdout_folds, settings.n_trials)
-        smote = bool(baselines_params["amu_holdout"].get("smote", False))
-        n_features = baselines_params["amu_holdout"].get(
-            "n_features"
-        )  # as the baselines pipeline: all 160
+        smote = config.amu_holdout.smote
+        n_features = config.amu_holdout.n_features  # as the baselines pipeline: all 160
     else:
-        features, labels, genes = _baseline_features(
-            expression, gene_panels, baselines_params["panel"]
-        )
+        features, labels, genes = _baseline_features(expression, gene_panels, config.panel)
         folds = iter_protocol_folds(
             lodocv_folds, [settings.protocol], 1, max_trials=settings.n_trials
         )
         smote = False
-        n_features = baselines_params.get("n_features")
+        n_features = config.n_features
     if model not in settings.models:
         return empty_shap_table(genes)
     wanted = settings.cohorts
@@ -196,7 +193,7 @@ def explain_baseline(
     for fold in folds:
         if wanted and fold.held_out not in wanted:
             continue
-        seed = int(fold.seed) + int(baselines_params.get("seed_offset", 0))
+        seed = int(fold.seed) + config.seed_offset
         spec = model_spec_from_params(model, model_params)
         logged = _logged_best_params(search_log, model, fold.protocol, fold.held_out, fold.trial)
         x_train = features.loc[fold.train_keys].to_numpy(float)
@@ -212,10 +209,10 @@ def explain_baseline(
             smote=smote,
             fixed_params=logged,
             n_features=n_features,
-            inner_splits=int(baselines_params["inner_cv"]["n_splits"]),
-            n_jobs=int(baselines_params.get("n_jobs", 1)),
+            inner_splits=config.inner_cv.n_splits,
+            n_jobs=config.n_jobs,
             # The threshold is not used here: in-sample skips the out-of-fold refits.
-            threshold_method=baselines_params["threshold"]["method"],
+            threshold_method=config.threshold.method,
             threshold_source="in_sample",
         )
         estimator = fit.estimator

@@ -16,9 +16,7 @@ from icb_kedro.evaluation.protocols import LODOCV_PROTOCOLS
 from icb_kedro.models.amu.architecture import ENGINES
 from icb_kedro.models.amu.architecture import AmuConfig as Architecture
 from icb_kedro.models.amu.inputs import EXPRESSION_SCALES
-from icb_kedro.models.amu.protocol_runs import STUDY_PROTOCOLS
-from icb_kedro.models.amu.train_config import TrainConfig
-from icb_kedro.pipelines.amu.config import (
+from icb_kedro.models.amu.parameters import (
     AmuConfig,
     CohortProtocol,
     Expression,
@@ -26,6 +24,8 @@ from icb_kedro.pipelines.amu.config import (
     ThresholdMethod,
     Train,
 )
+from icb_kedro.models.amu.protocol_runs import STUDY_PROTOCOLS
+from icb_kedro.models.amu.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 ENVS = ("base", "light", "paper")

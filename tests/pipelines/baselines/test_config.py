@@ -9,9 +9,9 @@ from typing import get_args
 import pandas as pd
 import pytest
 
+from icb_kedro.models.baselines import parameters as typed
 from icb_kedro.models.baselines.estimators import model_spec_from_params
 from icb_kedro.models.baselines.fold_tables import fit_settings
-from icb_kedro.pipelines.baselines import config as typed
 from icb_kedro.pipelines.baselines import nodes
 from icb_kedro.pipelines.baselines.config import BaselinesConfig, ModelConfig
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from icb_kedro.evaluation.protocols import iter_protocol_folds, select_cells
+from icb_kedro.evaluation.protocols import FoldCells, iter_protocol_folds, select_cells
 from icb_kedro.pipelines.baselines.pipeline import create_pipeline
-from icb_kedro.pipelines.folds.config import FoldCells, FoldsConfig
+from icb_kedro.pipelines.folds.config import FoldsConfig
 from icb_kedro.wiring import CELLS
 
 from .conftest import COHORTS, panel_features

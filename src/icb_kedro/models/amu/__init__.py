@@ -13,5 +13,5 @@ check, report), ``final_model`` (the deployable model). Imports run one way (est
 train -> model, cnn; no circle). This package imports nothing heavy itself: import the
 submodule you need (Paddle loads with ``model``/``cnn``/``train``/``paddle_runtime``/
 ``estimators``/``pyfunc``). ``architecture`` and ``train_config`` hold the defaults of the
-typed ``params:amu`` block (``icb_kedro.pipelines.amu.config``).
+typed ``params:amu`` block (``icb_kedro.models.amu.parameters``).
 """

@@ -1,6 +1,6 @@
 """AMU's architecture hyper-parameters (:class:`AmuConfig`) and its encoder engines.
 
-Plain data, no Paddle: the typed ``params:amu`` block (``icb_kedro.pipelines.amu.config``)
+Plain data, no Paddle: the typed ``params:amu`` block (``icb_kedro.models.amu.parameters``)
 reads its ``amu.model`` defaults and checks from here without loading Paddle.
 :mod:`icb_kedro.models.amu.model` builds the network from it (and re-exports it).
 """

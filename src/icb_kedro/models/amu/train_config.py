@@ -8,8 +8,8 @@ them); :func:`with_seed` gives one per fold/trial and
 than worker processes. The recipe itself is described in :mod:`icb_kedro.models.amu.train`.
 
 :class:`TrainConfig` is the source of truth for the recipe's defaults and checks: the typed
-``params:amu`` block (``icb_kedro.pipelines.amu.config``) takes its ``amu.train`` defaults
-from it and builds one with :meth:`~icb_kedro.pipelines.amu.config.AmuConfig.train_config`.
+``params:amu`` block (``icb_kedro.models.amu.parameters``) takes its ``amu.train`` defaults
+from it and builds one with :meth:`~icb_kedro.models.amu.parameters.AmuConfig.train_config`.
 Plain data: importing this module loads no Paddle.
 """
 

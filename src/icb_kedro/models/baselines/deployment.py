@@ -10,17 +10,14 @@ registered as ``icb_baseline`` (``models.baselines.pyfunc.BaselinePyfunc``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from icb_kedro.models.baselines.estimators import model_spec_from_params
 from icb_kedro.models.baselines.fold_fit import fit_predict_fold, params_to_json
 from icb_kedro.models.baselines.fold_tables import fit_settings, labelled_matrix
+from icb_kedro.models.baselines.parameters import BaselinesConfig
 from icb_kedro.schema import COHORT
-
-if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
-    from icb_kedro.pipelines.baselines.config import BaselinesConfig
 
 logger = logging.getLogger(__name__)
 

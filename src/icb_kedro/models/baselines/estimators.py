@@ -19,13 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
-    from icb_kedro.pipelines.baselines.config import ModelConfig
+from icb_kedro.models.baselines.parameters import ModelConfig
 
 MODEL_FAMILIES: tuple[str, ...] = ("logreg", "svm", "rf", "adaboost", "xgboost", "mlp", "cnn")
 SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "none")
@@ -91,8 +90,6 @@ def model_spec_from_params(name: str, params: Mapping[str, Any] | ModelConfig) -
     """Build a :class:`ModelSpec` from its ``parameters_baselines.yml`` entry
     (``params:baselines.models.<name>``: the typed ``ModelConfig`` or the plain mapping, as
     ``interpretation.explain_baselines`` passes it, parsed here)."""
-    from icb_kedro.pipelines.baselines.config import ModelConfig
-
     config = ModelConfig.of(params, f"params:baselines.models.{name}")
     grid = {
         key: expand_candidates(values, f"baselines.models.{name}.grid.{key}")

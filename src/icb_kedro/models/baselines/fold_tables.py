@@ -12,7 +12,6 @@ derive from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import pandas as pd
 from icb_kedro.evaluation.protocols import SELECTED_CELLS, FoldSpec, iter_protocol_folds
 from icb_kedro.evaluation.summary import validate_predictions
 from icb_kedro.models.amu.features import log_constituent_ratios  # numpy only, no Paddle
+from icb_kedro.models.baselines.parameters import BaselinesConfig
 from icb_kedro.schema import (
     COHORT,
     LABEL,
@@ -28,9 +28,6 @@ from icb_kedro.schema import (
     empty_predictions,
     gene_columns,
 )
-
-if TYPE_CHECKING:  # the config's package imports this module's callers (no cycle at run time)
-    from icb_kedro.pipelines.baselines.config import BaselinesConfig
 
 
 def amu_log_features(amu_matrix: pd.DataFrame, pseudo_count: float) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,10 +39,8 @@ from icb_kedro.models.baselines.fold_tables import (
     lodocv_folds_of,
     stack_predictions,
 )
+from icb_kedro.models.baselines.parameters import BaselinesConfig
 from icb_kedro.schema import prediction_frame
-
-if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
-    from icb_kedro.pipelines.baselines.config import BaselinesConfig
 
 logger = logging.getLogger(__name__)
 

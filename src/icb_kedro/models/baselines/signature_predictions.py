@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from icb_kedro.models.baselines.fold_tables import (
     lodocv_folds_of,
     stack_predictions,
 )
+from icb_kedro.models.baselines.parameters import BaselinesConfig, Signatures
 from icb_kedro.models.baselines.signature_coverage import signature_coverage
 from icb_kedro.models.baselines.signatures import (
     MODEL_PREFIX,
@@ -35,9 +35,6 @@ from icb_kedro.models.baselines.signatures import (
 )
 from icb_kedro.panels import select_panel_features
 from icb_kedro.schema import COHORT, LABEL, SAMPLE_KEY, prediction_frame
-
-if TYPE_CHECKING:  # the config's package imports this module (no cycle at run time)
-    from icb_kedro.pipelines.baselines.config import BaselinesConfig, Signatures
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from icb_kedro.config import Config
+from icb_kedro.evaluation.protocols import FoldCells
 
 
 class KFoldSplits(Config):
@@ -37,24 +38,9 @@ class AmuHoldoutFolds(Config):
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
 
 
-class FoldCells(Config):
-    """``params:folds.cells``: the (held-out cohort, trial) cells the fold-looping model nodes
-    score; null = all. The cell axis of a run: ``kedro run --params folds.cells.trials=3``
-    scores trial 3 only; the grid runs one cell per session this way. In the namespaced
-    pipelines (amu, ic2bert_*) the held-out cohort is also the namespace
-    (``--namespaces fold_<cohort>``)."""
-
-    held_out: tuple[str, ...] | None = None
-    trials: tuple[int, ...] | None = None
-
-    @field_validator("held_out", "trials", mode="before")
-    @classmethod
-    def _one_is_a_list_of_one(cls, value):  # --params folds.cells.trials=3 gives a scalar
-        return [value] if isinstance(value, str | int) else value
-
-
 class FoldsConfig(Config):
-    """``params:folds``."""
+    """``params:folds`` (``cells``: ``evaluation.protocols.FoldCells``, read by the model
+    pipelines through ``wiring.on_fold_cells``)."""
 
     lodocv: LodocvFolds = LodocvFolds()
     amu_holdout: AmuHoldoutFolds = AmuHoldoutFolds()
