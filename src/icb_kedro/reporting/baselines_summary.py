@@ -9,32 +9,31 @@ protocol was not run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pandas as pd
 from matplotlib.figure import Figure
 
 from icb_kedro.evaluation.protocols import AMU_PROTOCOL
 from icb_kedro.evaluation.summary import summary_markdown
+from icb_kedro.models.baselines.parameters import BaselinesConfig
 from icb_kedro.models.baselines.signature_predictions import AMU_UNSCORABLE_METHODS
 
 
-def _settings_line(params: Mapping[str, Any]) -> str:
+def _settings_line(config: BaselinesConfig) -> str:
+    amu = config.amu_holdout
     features = (
         "all genes"
-        if params.get("n_features") is None
-        else f"the {params['n_features']} genes with the largest ANOVA F"
+        if config.n_features is None
+        else f"the {config.n_features} genes with the largest ANOVA F"
     )
+    amu_genes = "all genes" if amu.n_features is None else f"{amu.n_features} genes"
     return (
-        f"Models: panel `{params['panel']}` of the per-cohort standardized expression, {features} "
+        f"Models: panel `{config.panel}` of the per-cohort standardized expression, {features} "
         "(selected on each fold's training rows), hyper-parameters by "
-        f"{params['inner_cv']['n_splits']}-fold inner CV on training rows (transfer: "
-        f"`{params.get('transfer_search', 'fold')}` rows), decision threshold "
-        f"`{params['threshold']['method']}` on `{params['threshold']['source']}` training "
-        f"probabilities; AMU matrix: ln(ratio + {params['amu_holdout']['pseudo_count']:g}), "
-        f"{'all genes' if params['amu_holdout'].get('n_features') is None else str(params['amu_holdout']['n_features']) + ' genes'}"  # noqa: E501
-        f"{', SMOTE inside training rows' if params['amu_holdout'].get('smote') else ''}."
+        f"{config.inner_cv.n_splits}-fold inner CV on training rows (transfer: "
+        f"`{config.transfer_search}` rows), decision threshold "
+        f"`{config.threshold.method}` on `{config.threshold.source}` training "
+        f"probabilities; AMU matrix: ln(ratio + {amu.pseudo_count:g}), {amu_genes}"
+        f"{', SMOTE inside training rows' if amu.smote else ''}."
     )
 
 
@@ -44,22 +43,22 @@ def baselines_summary_markdown(
     comparisons: pd.DataFrame,
     coverage: pd.DataFrame,
     search_log: pd.DataFrame,
-    params: dict[str, Any],
+    config: BaselinesConfig,
     amu_coverage: pd.DataFrame | None = None,
 ) -> str:
     """The baselines report: settings, signature coverage (cohort panel and AMU matrix), then
-    the shared evaluation section."""
+    the shared evaluation section (``config``: the typed ``params:baselines``)."""
     lines = [
         "# Baselines: classical models and published signatures",
         "",
-        _settings_line(params),
+        _settings_line(config),
         "",
     ]
     scored = coverage[coverage["status"].str.startswith("scored")]
     failed = coverage[coverage["status"] == "failed"]
     lines.append(
         f"Signatures: {len(scored)} of {len(coverage)} scored ({', '.join(scored['signature'])}); "
-        f"{len(failed)} failed the coverage rule (> {params['signatures']['min_coverage']:.0%} of "
+        f"{len(failed)} failed the coverage rule (> {config.signatures.min_coverage:.0%} of "
         "genes in the panel) or cannot be computed:"
     )
     lines.append("")
@@ -69,12 +68,12 @@ def baselines_summary_markdown(
         f"- {row.signature} (scored below coverage): {row.reason}"
         for row in below.itertuples(index=False)
     ]
-    if amu_coverage is not None and AMU_PROTOCOL in params["protocols"]:
+    if amu_coverage is not None and AMU_PROTOCOL in config.protocols:
         amu_scored = amu_coverage[amu_coverage["status"].str.startswith("scored")]
         lines += [
             "",
             "Signatures on the AMU matrix (`amu_holdout`, its genes as ln(ratio + "
-            f"{params['amu_holdout']['pseudo_count']:g}), z-scored over its samples): "
+            f"{config.amu_holdout.pseudo_count:g}), z-scored over its samples): "
             f"{len(amu_scored)} of {len(amu_coverage)} scored "
             f"({', '.join(amu_scored['signature']) or 'none'}), by the same coverage rule; "
             "the others fail it (table `baselines_amu_signature_coverage`).",
@@ -83,7 +82,7 @@ def baselines_summary_markdown(
         unscorable = amu_coverage[
             amu_coverage["method"].isin(list(AMU_UNSCORABLE_METHODS))
             & (amu_coverage["status"] == "failed")
-            & (amu_coverage["coverage"] > float(params["signatures"]["min_coverage"]))
+            & (amu_coverage["coverage"] > config.signatures.min_coverage)
         ]
         listed = pd.concat([amu_scored, unscorable])
         lines += [

@@ -208,11 +208,9 @@ def write_summary_markdown(
     amu_coverage: pd.DataFrame | None = None,
 ) -> str:
     """The baselines report: settings, signature coverage (cohort panel and AMU matrix), then
-    the shared evaluation section (the reporting module reads the parsed block as a plain
-    mapping, defaults filled in)."""
-    settings = _config(params).model_dump()
+    the shared evaluation section."""
     return baselines_summary_markdown(
-        overall, cohort_table, comparisons, coverage, search_log, settings, amu_coverage
+        overall, cohort_table, comparisons, coverage, search_log, _config(params), amu_coverage
     )
 
 
