@@ -80,11 +80,12 @@ def test_attention_kernel_gradients_with_dropout_match_finite_differences() -> N
     scale, p_drop, key = np.float32(2**-0.5), 0.3, np.uint32(12345)
 
     def loss(q_, k_, v_) -> float:
-        out, _ = kernels.attention_forward(q_, k_, v_, scale, p_drop, key, 16)
+        out, _, _ = kernels.attention_forward(q_, k_, v_, scale, p_drop, key, 16)
         return float((out.astype(np.float64) * weights).sum())
 
-    out, lse = kernels.attention_forward(q, k, v, scale, p_drop, key, 16)
-    grads = kernels.attention_backward(q, k, v, lse, weights, scale, p_drop, key, 16)
+    out, lse, mask = kernels.attention_forward(q, k, v, scale, p_drop, key, 16)
+    assert 0.5 < mask.mean() < 0.9  # the mask the backward pass reads: 1 = kept (p_drop 0.3)
+    grads = kernels.attention_backward(q, k, v, out, lse, mask, weights, scale, p_drop, 16)
     step = 1e-2
     for which, grad in enumerate(grads):
         for index in [(0, 0, 0, 0), (1, 5, 2, 1), (0, 11, 1, 0), (1, 3, 0, 1)]:
@@ -172,9 +173,14 @@ def test_kernels_are_deterministic_on_two_threads() -> None:
     scale, key = np.float32(0.7), np.uint32(11)
     runs = []
     for _ in range(4):
-        out, lse = kernels.attention_forward(q, k, v, scale, 0.1, key, 48)
+        out, lse, mask = kernels.attention_forward(q, k, v, scale, 0.1, key, 48)
         runs.append(
-            (out, lse, *kernels.attention_backward(q, k, v, lse, grad, scale, 0.1, key, 48))
+            (
+                out,
+                lse,
+                mask,
+                *kernels.attention_backward(q, k, v, out, lse, mask, grad, scale, 0.1, 48),
+            )
         )
     for run in runs[1:]:
         for first, again in zip(runs[0], run, strict=True):

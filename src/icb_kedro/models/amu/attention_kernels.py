@@ -107,9 +107,12 @@ def block_scores(qs, k, b, j, h, out):
 def attention_forward(q, k, v, scale, p_drop, key, block):
     """softmax(scale q kᵀ) with inverted dropout, times v; q, k, v [B, G, H, D] -> out [B, G, H, D].
 
-    Also returns each row's log-sum-exp [B, H, G] for the backward pass. Paddle's layout
-    before its head transpose, so no transpose is needed on either side. ``block`` query rows
-    are processed at once (:func:`attention_block`); results do not depend on it (tested).
+    Also returns each row's log-sum-exp [B, H, G] and the dropout mask (1 = kept, uint8
+    [B * H, blocks, G keys, block rows]; empty without dropout) for the backward pass: one
+    byte per probability (8 MB per layer at batch 32 and 160 genes) instead of hashing every
+    element again there. Paddle's layout before its head transpose, so no transpose is needed
+    on either side. ``block`` query rows are processed at once (:func:`attention_block`);
+    results do not depend on it (tested).
     """
     B, G, H, D = q.shape
     out = np.empty((B, G, H, D), np.float32)
@@ -118,6 +121,11 @@ def attention_forward(q, k, v, scale, p_drop, key, block):
     keep_scale = np.float32(1.0 / (1.0 - p_drop))
     dropping = p_drop > 0
     nb = block
+    n_blocks = -(-G // block)
+    if dropping:
+        mask = np.empty((B * H, n_blocks, G, block), np.uint8)
+    else:
+        mask = np.empty((0, 0, 0, 0), np.uint8)
     for bh in prange(B * H):
         b = bh // H
         h = bh - b * H
@@ -149,9 +157,11 @@ def attention_forward(q, k, v, scale, p_drop, key, block):
                     shifted[r] = e
                 if dropping:
                     base = np.uint32((bh * G + i0) * G + j)
+                    kept = mask[bh, i0 // block, j]
                     for r in range(nb):
-                        keep = keep_bits(key, base + np.uint32(r * G)) >= threshold
-                        shifted[r] = shifted[r] * keep_scale if keep else np.float32(0.0)
+                        kept[r] = keep_bits(key, base + np.uint32(r * G)) >= threshold
+                    for r in range(nb):
+                        shifted[r] *= keep_scale * np.float32(kept[r])
                 for d in range(D):
                     vd = v[b, j, h, d]
                     for r in range(nb):
@@ -161,26 +171,31 @@ def attention_forward(q, k, v, scale, p_drop, key, block):
                 inv = np.float32(1.0) / total[r]
                 for d in range(D):
                     out[b, i0 + r, h, d] = acc[d, r] * inv
-    return out, lse
+    return out, lse, mask
 
 
 @njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
-def attention_backward(q, k, v, lse, dout, scale, p_drop, key, block):
+def attention_backward(q, k, v, out, lse, mask, dout, scale, p_drop, block):
+    """dq, dk, dv of :func:`attention_forward`, given its output, log-sum-exps and dropout mask.
+
+    One pass over the keys per block of query rows: the softmax's row term
+    D_i = sum_j P_ij dP_ij equals dO_i . O_i (FlashAttention-2, Dao 2023: dropout included,
+    since O_i = sum_j P_ij m_ij V_j and dP_ij = m_ij dO_i . V_j), so it is known before the
+    keys are visited and the score gradients need neither a second pass nor a stored row of
+    probabilities. Probabilities are recomputed from the log-sum-exp; the dropout mask is
+    the forward pass's.
+    """
     B, G, H, D = q.shape
     dq = np.empty_like(q)
     dk = np.empty_like(k)
     dv = np.empty_like(v)
-    threshold = drop_threshold(p_drop)
     keep_scale = np.float32(1.0 / (1.0 - p_drop))
     dropping = p_drop > 0
     nb = block
     for bh in prange(B * H):
         b = bh // H
         h = bh - b * H
-        probs = np.empty(
-            (G, block), np.float32
-        )  # softmax probabilities, then d score [key j, row r]
-        dprobs = np.empty((G, block), np.float32)
+        dscores = np.empty((G, block), np.float32)  # d score [key j, row r]
         weights = np.empty((G, block), np.float32)  # dropped probabilities
         qs = np.empty((D, block), np.float32)
         qraw = np.empty((D, block), np.float32)
@@ -188,7 +203,7 @@ def attention_backward(q, k, v, lse, dout, scale, p_drop, key, block):
         acc = np.empty((D, block), np.float32)
         row_lse = np.empty(block, np.float32)
         row_dot = np.empty(block, np.float32)
-        kept = np.empty(block, np.float32)
+        probs = np.empty(block, np.float32)
         shifted = np.empty(block, np.float32)
         mantissa = np.empty(block, np.float32)
         exponent_bits = np.empty(block, np.int32)
@@ -201,41 +216,40 @@ def attention_backward(q, k, v, lse, dout, scale, p_drop, key, block):
             load_block(dout, b, i0, h, G, np.float32(1.0), grad_out)  # zero past G: no contribution
             for r in range(nb):
                 row_lse[r] = lse[b, h, i0 + r] if i0 + r < G else np.float32(0.0)
-            row_dot[:] = np.float32(0.0)
+            load_block(out, b, i0, h, G, np.float32(1.0), acc)
+            for r in range(nb):
+                row_dot[r] = grad_out[0, r] * acc[0, r]
+            for d in range(1, D):
+                for r in range(nb):
+                    row_dot[r] += grad_out[d, r] * acc[d, r]
+            acc[:] = np.float32(0.0)
             for j in range(G):
                 block_scores(qs, k, b, j, h, shifted)
                 for r in range(nb):
                     shifted[r] -= row_lse[r]
                 exp_parts(shifted, mantissa, exponent_bits, np.float32(0.0))
                 for r in range(nb):
-                    probs[j, r] = mantissa[r] * two_pow[r]
+                    probs[r] = mantissa[r] * two_pow[r]
                 block_scores(grad_out, v, b, j, h, shifted)  # d(dropped probability) = dout . v[j]
                 if dropping:
-                    base = np.uint32((bh * G + i0) * G + j)
+                    keep = mask[bh, i0 // block, j]
                     for r in range(nb):
-                        keep = keep_bits(key, base + np.uint32(r * G)) >= threshold
-                        kept[r] = keep_scale if keep else np.float32(0.0)
-                    for r in range(nb):
-                        shifted[r] *= kept[r]
-                        weights[j, r] = probs[j, r] * kept[r]
+                        kept = keep_scale * np.float32(keep[r])
+                        shifted[r] *= kept
+                        weights[j, r] = probs[r] * kept
                 else:
                     for r in range(nb):
-                        weights[j, r] = probs[j, r]
+                        weights[j, r] = probs[r]
                 for r in range(nb):
-                    dprobs[j, r] = shifted[r]
-                    row_dot[r] += probs[j, r] * shifted[r]
-            acc[:] = np.float32(0.0)
-            for j in range(G):
-                for r in range(nb):
-                    probs[j, r] = probs[j, r] * (dprobs[j, r] - row_dot[r]) * scale  # d score
+                    dscores[j, r] = probs[r] * (shifted[r] - row_dot[r]) * scale
                 for d in range(D):
                     kd = k[b, j, h, d]
                     for r in range(nb):
-                        acc[d, r] += probs[j, r] * kd
+                        acc[d, r] += dscores[j, r] * kd
             for r in range(min(block, G - i0)):
                 for d in range(D):
                     dq[b, i0 + r, h, d] = acc[d, r]
-            dk_sum += np.dot(probs, qraw.T)  # sum over the block's rows: one small GEMM each
+            dk_sum += np.dot(dscores, qraw.T)  # sum over the block's rows: one small GEMM each
             dv_sum += np.dot(weights, grad_out.T)
         for j in range(G):
             for d in range(D):
@@ -321,12 +335,12 @@ def residual_layer_norm_backward(dout, normed, rstd, gamma, p_drop, key):
 
 @njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
 def relu_dropout_forward(pre, bias, p_drop, key):
-    """dropout(relu(pre + bias)) on [N, F] in place of ``pre``; returns it and the gradient gate.
+    """dropout(relu(pre + bias)) on [N, F], in place of ``pre``.
 
-    gate = 1/(1-p) where the unit is active and kept, else 0: the backward pass is one multiply.
+    A unit's gradient passes (times 1/(1-p)) exactly where its output is positive: active and
+    kept, so the backward pass needs no stored gate (:func:`relu_dropout_backward`).
     """
     N, F = pre.shape
-    gate = np.empty_like(pre)
     threshold = drop_threshold(p_drop)
     keep_scale = np.float32(1.0 / (1.0 - p_drop))
     dropping = p_drop > 0
@@ -338,6 +352,33 @@ def relu_dropout_forward(pre, bias, p_drop, key):
             if dropping:
                 keep = keep_bits(key, base + np.uint32(c)) >= threshold
                 g = g * keep_scale if keep else np.float32(0.0)
-            gate[r, c] = g
             pre[r, c] = value * g
-    return pre, gate
+    return pre
+
+
+# Row chunks of a column sum: a fixed split, so the sum's order (and every bit of it) does not
+# depend on the thread count.
+SUM_CHUNKS = 64
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def relu_dropout_backward(dhidden, hidden, p_drop):
+    """The gradient through :func:`relu_dropout_forward` (in place of ``dhidden``) and its
+    column sums (the bias gradient), in one pass over [N, F].
+    """
+    N, F = dhidden.shape
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    size = -(-N // SUM_CHUNKS)
+    partial = np.zeros((SUM_CHUNKS, F), np.float32)
+    for chunk in prange(SUM_CHUNKS):
+        sums = partial[chunk]
+        for r in range(chunk * size, min(N, (chunk + 1) * size)):
+            for c in range(F):
+                g = dhidden[r, c] * keep_scale if hidden[r, c] > 0 else np.float32(0.0)
+                dhidden[r, c] = g
+                sums[c] += g
+    total = np.zeros(F, np.float32)
+    for chunk in range(SUM_CHUNKS):
+        for c in range(F):
+            total[c] += partial[chunk, c]
+    return dhidden, total

@@ -9,9 +9,12 @@ the feed-forward, and numba kernels (``attention_kernels``) for the rest. The at
 kernel does a block of query rows at once, flash-attention style (Dao et al. 2022):
 scores, a vectorised exp, the row's log-sum-exp kept for the backward pass, dropout and the
 weighted sum of values; the backward pass recomputes the probabilities from the
-log-sum-exp instead of storing [B, H, G, G] tensors. Dropout masks come from a counter
-hash of each element's index and a per-call key drawn from Paddle's seeded generator, so
-the backward pass regenerates the forward mask exactly and ``paddle.seed`` fixes them all.
+log-sum-exp instead of storing [B, H, G, G] float tensors, and takes the softmax's row term
+from the forward output (FlashAttention-2's D_i = dO_i . O_i), so it is one pass over the
+keys. Dropout masks come from a counter hash of each element's index and a per-call key
+drawn from Paddle's seeded generator, so ``paddle.seed`` fixes them all; the attention
+mask is kept as one byte per probability for the backward pass (hashing every element
+again there cost a third of its time).
 
 What differs from the eager path, and why it does not change the model:
 - Same parameters and names (``FusedEncoderLayer`` subclasses Paddle's
@@ -99,7 +102,7 @@ def encoder_layer_forward(
         for part in np.split(qkv, 3, axis=1)
     )
     scale = np.float32(head_dim**-0.5)
-    attended, lse = kernels.attention_forward(
+    attended, lse, mask = kernels.attention_forward(
         q, k, v, scale, p_attn, seeds[0], kernels.attention_block(length)
     )
     attended = attended.reshape(-1, width)
@@ -108,14 +111,15 @@ def encoder_layer_forward(
     y1, normed1, rstd1 = kernels.residual_layer_norm_forward(
         rows, projected, p_res, seeds[1], g1, be1, eps
     )
-    hidden, gate = kernels.relu_dropout_forward(y1 @ w1, b1, p_act, seeds[2])
+    hidden = kernels.relu_dropout_forward(y1 @ w1, b1, p_act, seeds[2])
     ffn = hidden @ w2
     ffn += b2
     y, normed2, rstd2 = kernels.residual_layer_norm_forward(y1, ffn, p_res, seeds[3], g2, be2, eps)
     cache = {
-        "rows": rows, "w_qkv": w_qkv, "q": q, "k": k, "v": v, "lse": lse, "scale": scale,
+        "rows": rows, "w_qkv": w_qkv, "q": q, "k": k, "v": v, "lse": lse, "mask": mask,
+        "scale": scale,
         "attended": attended, "normed1": normed1, "rstd1": rstd1, "y1": y1, "hidden": hidden,
-        "gate": gate, "normed2": normed2, "rstd2": rstd2, "params": params, "rates": rates,
+        "normed2": normed2, "rstd2": rstd2, "params": params, "rates": rates,
         "seeds": seeds, "shape": x.shape,
     }  # fmt: skip
     return y.reshape(x.shape), cache
@@ -128,7 +132,7 @@ def encoder_layer_backward(
     kernels = _kernels()
     wq, bq, wk, bk, wv, bv, wo, bo, w1, b1, w2, b2, g1, be1, g2, be2 = cache["params"]
     batch, length, width = cache["shape"]
-    p_attn, _, p_res = cache["rates"]
+    p_attn, p_act, p_res = cache["rates"]
     seeds = cache["seeds"]
     dy = dy.reshape(-1, width)
     dg2, dbe2 = (dy * cache["normed2"]).sum(axis=0), dy.sum(axis=0)
@@ -137,7 +141,7 @@ def encoder_layer_backward(
     )
     dw2 = cache["hidden"].T @ dffn
     dhidden = dffn @ w2.T
-    dhidden *= cache["gate"]  # ReLU and dropout
+    dhidden, db1 = kernels.relu_dropout_backward(dhidden, cache["hidden"], p_act)
     dw1 = cache["y1"].T @ dhidden
     dy1 += dhidden @ w1.T
     dg1, dbe1 = (dy1 * cache["normed1"]).sum(axis=0), dy1.sum(axis=0)
@@ -150,11 +154,12 @@ def encoder_layer_backward(
         cache["q"],
         cache["k"],
         cache["v"],
+        cache["attended"].reshape(cache["q"].shape),
         cache["lse"],
+        cache["mask"],
         dattended,
         cache["scale"],
         p_attn,
-        seeds[0],
         kernels.attention_block(length),
     )
     dqkv = np.concatenate(
@@ -166,7 +171,7 @@ def encoder_layer_backward(
     grads = [
         dw_qkv[:, :width], db_qkv[:width], dw_qkv[:, width : 2 * width], db_qkv[width : 2 * width],
         dw_qkv[:, 2 * width :], db_qkv[2 * width :], dwo, dprojected.sum(axis=0),
-        dw1, dhidden.sum(axis=0), dw2, dffn.sum(axis=0), dg1, dbe1, dg2, dbe2,
+        dw1, db1, dw2, dffn.sum(axis=0), dg1, dbe1, dg2, dbe2,
     ]  # fmt: skip
     return drows.reshape(batch, length, width), grads
 
