@@ -279,7 +279,9 @@ def select_cells(
     What the grid's per-cell slicing of the fold tables did, as a view: the iterators above
     then yield exactly the chosen folds (a repeat's other trials are simply absent). A
     selection that leaves nothing, or names a trial the table does not hold, is an error,
-    never an empty run.
+    never an empty run; so is a held-out name that a table of several cohorts lacks (a typo
+    next to a valid name). A one-cohort table (a namespaced pipeline's) cannot tell a typo
+    from another namespace's cohort: there only "keeps nothing" is checked.
     """
     if held_out is None and trials is None:
         return folds
@@ -287,6 +289,12 @@ def select_cells(
     if held_out is not None:
         present = sorted(folds["held_out"].unique())
         keep &= folds["held_out"].isin(list(held_out))
+        unknown = sorted(set(held_out) - set(present))
+        if unknown and len(present) > 1:
+            raise ValueError(
+                f"{name}: folds.cells.held_out names {unknown}, not held-out cohorts of this "
+                f"table (its cohorts: {present})"
+            )
         if not keep.any():
             raise ValueError(
                 f"{name}: folds.cells.held_out={list(held_out)} keeps none of its held-out "

@@ -73,8 +73,12 @@ def test_a_selection_that_keeps_nothing_or_names_an_absent_trial_fails() -> None
     assert select_cells(folds) is folds and select_cells(folds, None, None) is folds
     chosen = select_cells(folds, ["A"], [1])
     assert chosen["x"].tolist() == [2] and chosen.attrs["folds.cells"]["trials"] == [1]
+    with pytest.raises(ValueError, match=r"names \['Bb'\], not held-out cohorts .*\['A', 'B'\]"):
+        select_cells(folds, ["A", "Bb"])  # a typo next to a valid name: not silently ignored
+    one_cohort = folds[folds["held_out"] == "A"]  # a namespaced pipeline's table
+    assert select_cells(one_cohort, ["A", "B"])["x"].tolist() == [1, 2]  # B: another namespace
     with pytest.raises(ValueError, match=r"folds.cells.held_out=\['C'\] keeps none .*--namespaces"):
-        select_cells(folds, ["C"])
+        select_cells(one_cohort, ["C"])
     with pytest.raises(ValueError, match=r"folds.cells.trials \[7\] are not in the table"):
         select_cells(folds, ["B"], [0, 7])
     # `--params folds.cells.trials=3` gives a scalar; the typed block takes it as one cell.
