@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-ATTENTION_IMPLEMENTATIONS = ("fused", "einsum")
+ATTENTION_IMPLEMENTATIONS = ("fused", "einsum", "chunked")
 MATMUL_DTYPES = ("float32", "bfloat16")
 DROPOUT_RNGS = ("hash", "threefry")
 
@@ -25,10 +25,14 @@ class IC2BertConfig:
     n_heads: int = 4  # H
     ffn_dim: int = 256  # F
     dropout: float = 0.1
-    # "einsum": explicit softmax(QK^T / sqrt(K)) V; "fused": jax.nn.dot_product_attention.
-    # Same function. On this CPU (XLA:CPU, jax 0.10) the explicit form is the faster one:
-    # 6.9 s vs 11.1 s per paper-size pretraining step (benchmarks/ic2bert_throughput.py).
+    # "einsum": explicit softmax(QK^T / sqrt(K)) V; "fused": jax.nn.dot_product_attention;
+    # "chunked": blocks of ``attention_chunk`` query rows, probabilities recomputed in the
+    # backward pass (``attention.chunked_attention``). Same function (to float32 rounding).
+    # On this CPU (XLA:CPU, jax 0.10) einsum beat fused (6.9 s vs 11.1 s per paper-size
+    # pretraining step), and chunked beats einsum on long panels (measured in
+    # benchmarks/ic2bert_throughput.py); on a GPU, fused may use cuDNN's flash attention.
     attention: str = "einsum"
+    attention_chunk: int = 256  # query rows per block of the "chunked" attention
     # Matmul input dtype. bfloat16 only pays off where XLA:CPU emits native BF16 dot
     # products; here (AVX-512 BF16 present) it measured no faster than float32 (11.5 vs
     # 11.1 s per step), so float32 is the default; accumulation, softmax, LayerNorm and
@@ -54,6 +58,8 @@ class IC2BertConfig:
             raise ValueError(
                 f"attention must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}"
             )
+        if self.attention_chunk < 1:
+            raise ValueError(f"attention_chunk must be >= 1, got {self.attention_chunk}")
         if self.matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(
                 f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}"

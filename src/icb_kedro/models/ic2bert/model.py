@@ -44,6 +44,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from icb_kedro.models.ic2bert.attention import chunked_attention
 from icb_kedro.models.ic2bert.config import IC2BertConfig
 
 __all__ = ["IC2Bert", "IC2BertConfig", "IC2BertOutput", "build_model", "count_parameters"]
@@ -155,7 +156,19 @@ class SelfAttention(hk.Module):
         q, k, v = heads("query"), heads("key"), heads("value")
         probs = None
         dtype = jnp.dtype(c.matmul_dtype)
-        if return_probs or c.attention == "einsum":
+        if c.attention == "chunked" and not return_probs:
+            to_heads = lambda t: t.transpose(0, 2, 1, 3)  # noqa: E731 - [B, L, H, K] <-> [B, H, L, K]
+            attended = to_heads(
+                chunked_attention(
+                    to_heads(q),
+                    to_heads(k),
+                    to_heads(v),
+                    1.0 / math.sqrt(c.head_dim),
+                    c.attention_chunk,
+                    c.matmul_dtype,
+                )
+            )  # [B, L, H, K]
+        elif return_probs or c.attention == "einsum":
             scale = 1.0 / math.sqrt(c.head_dim)
             logits = jnp.einsum(
                 "blhk,bmhk->bhlm",

@@ -79,7 +79,8 @@ class ModelSettings(Config):
     ffn_dim: int = Field(default_of(IC2BertConfig, "ffn_dim"), ge=1)
     dropout: float = Field(default_of(IC2BertConfig, "dropout"), ge=0.0, lt=1.0)
     # config.ATTENTION_IMPLEMENTATIONS, MATMUL_DTYPES, DROPOUT_RNGS (a test keeps them equal).
-    attention: Literal["fused", "einsum"] = default_of(IC2BertConfig, "attention")
+    attention: Literal["fused", "einsum", "chunked"] = default_of(IC2BertConfig, "attention")
+    attention_chunk: int = Field(default_of(IC2BertConfig, "attention_chunk"), ge=1)
     matmul_dtype: Literal["float32", "bfloat16"] = default_of(IC2BertConfig, "matmul_dtype")
     dropout_rng: Literal["hash", "threefry"] = default_of(IC2BertConfig, "dropout_rng")
     scan_layers: bool = default_of(IC2BertConfig, "scan_layers")
