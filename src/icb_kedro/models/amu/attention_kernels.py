@@ -14,11 +14,10 @@ _UINT32_RANGE = 4294967296.0
 # fastmath without "reassoc": LLVM may not reorder a floating-point sum, so every result is a
 # fixed function of the inputs. With full fastmath two runs on 2 threads differed by ~4e-7:
 # whether a reduction took its vector or its scalar path depended on where the thread's
-# buffers lay. Speed comes from the layout instead. The forward pass holds a block of query
-# rows "key-major" ([key j, row r]), so every inner loop runs across rows, elementwise, and
-# nothing reduces across a SIMD register. The backward pass works row by row (its dK and dV
-# accumulate across rows, elementwise over keys) and reduces dQ and the softmax's row dot
-# product in 8 fixed lanes.
+# buffers lay. Speed comes from the layout instead. Both passes hold a block of query rows
+# "key-major" ([key j, row r]), so every inner loop runs across rows, elementwise, and nothing
+# reduces across a SIMD register; the backward pass's sums over rows (dK, dV) are one small
+# GEMM per block, and its softmax row term comes from the forward output (no reduction).
 EXACT_ORDER = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 
 
