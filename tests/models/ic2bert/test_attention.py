@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icb_kedro.models.ic2bert.attention import chunked_attention
+from icb_kedro.models.ic2bert.attention import block_rows, chunked_attention
 
 
 def _explicit(q, k, v, scale):
@@ -45,3 +45,10 @@ def test_it_jits_and_keeps_no_quadratic_residual() -> None:
     assert max(sizes) <= q.size
     fn = jax.jit(jax.grad(lambda a: chunked_attention(a, k, v, 0.5, 64).sum()))
     assert np.isfinite(np.asarray(fn(q))).all()
+
+
+def test_blocks_are_even_and_never_longer_than_the_sequence() -> None:
+    assert block_rows(983, 256) == 246  # 4 blocks, 1 padded row, not 4 x 256 (41 padded)
+    assert block_rows(100, 256) == 100  # a short panel: one block of its own length
+    assert block_rows(300, 256) == 150
+    assert block_rows(256, 256) == 256 and block_rows(40, 7) == 7

@@ -38,6 +38,13 @@ def _unblock(x: jax.Array, length: int) -> jax.Array:
     return x.transpose(1, 2, 0, 3, 4).reshape(batch, heads, n * chunk, width)[:, :, :length]
 
 
+def block_rows(length: int, chunk: int) -> int:
+    """Query rows per block: at most ``chunk``, spread evenly so the padding stays under one row
+    per block (983 rows, chunk 256: 4 blocks of 246, not 4 of 256 with 41 padded rows)."""
+    n_blocks = -(-length // max(1, chunk))
+    return -(-length // n_blocks)
+
+
 def _matmul(spec: str, a: jax.Array, b: jax.Array, dtype: str) -> jax.Array:
     """einsum with inputs in ``dtype`` and float32 accumulation (as the model's CastLinear)."""
     dt = jnp.dtype(dtype)
@@ -48,12 +55,14 @@ def _matmul(spec: str, a: jax.Array, b: jax.Array, dtype: str) -> jax.Array:
 def chunked_attention(
     q: jax.Array, k: jax.Array, v: jax.Array, scale: float, chunk: int, dtype: str = "float32"
 ) -> jax.Array:
-    """softmax(scale q k^T) v for q, k, v [B, H, L, K] -> [B, H, L, K], ``chunk`` query rows at
-    a time."""
+    """softmax(scale q k^T) v for q, k, v [B, H, L, K] -> [B, H, L, K], at most ``chunk`` query
+    rows at a time (:func:`block_rows`)."""
     return _forward(q, k, v, scale, chunk, dtype)[0]
 
 
 def _forward(q, k, v, scale, chunk, dtype):
+    chunk = block_rows(q.shape[2], chunk)
+
     def block(q_block):
         scores = _matmul("bhqk,bhmk->bhqm", q_block * scale, k, dtype)  # [B, H, chunk, L]
         row_max = scores.max(axis=-1)
@@ -74,6 +83,7 @@ def _forward_with_residuals(q, k, v, scale, chunk, dtype):
 
 def _backward(scale, chunk, dtype, residuals, d_out):
     q, k, v, out, lse = residuals
+    chunk = block_rows(q.shape[2], chunk)
     row_term = (d_out * out).sum(axis=-1)  # D_i = dO_i . O_i = sum_j P_ij dP_ij
 
     def block(carry, xs):
