@@ -32,7 +32,7 @@ class IC2BertConfig:
     # pretraining step), and chunked beats einsum on long panels (measured in
     # benchmarks/ic2bert_throughput.py); on a GPU, fused may use cuDNN's flash attention.
     attention: str = "einsum"
-    attention_chunk: int = 256  # query rows per block of the "chunked" attention
+    attention_chunk: int = 256  # at most this many query rows per block ("chunked")
     # Matmul input dtype. bfloat16 only pays off where XLA:CPU emits native BF16 dot
     # products; here (AVX-512 BF16 present) it measured no faster than float32 (11.5 vs
     # 11.1 s per step), so float32 is the default; accumulation, softmax, LayerNorm and
