@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from icb_kedro.grid.cells import build_grid
+from icb_kedro.grid.session import select_nodes
 
 ENVS = ("base", "light", "paper")
 
@@ -31,17 +32,10 @@ def registered_pipelines():
 def test_every_stage_selects_nodes_that_write_its_results(
     env, make_settings, registered_pipelines
 ) -> None:
-    from kedro.pipeline import Pipeline
-
     settings = make_settings(f"shipped_{env}", env=env)
-    models = {name: {"enabled": True} for name in settings.grid["models"]}
+    every_model_on = {k: {**v, "enabled": True} for k, v in settings.grid["models"].items()}
     grid = build_grid(
-        {
-            **settings.grid,
-            "models": {k: {**settings.grid["models"][k], **v} for k, v in models.items()},
-        },
-        settings.cohorts[:1],
-        settings.trials[:1],
+        {**settings.grid, "models": every_model_on}, settings.cohorts[:1], settings.trials[:1]
     )
     checked = set()
     for cell in grid.cells:
@@ -49,13 +43,7 @@ def test_every_stage_selects_nodes_that_write_its_results(
             continue
         checked.add((cell.model, cell.stage))
         where = f"{env}: grid stage {cell.model}.{cell.stage} (cell {cell.cell_id})"
-        whole = sum((registered_pipelines[p] for p in cell.pipelines), Pipeline([]))
-        selected = whole.filter(
-            **{
-                ("node_namespaces" if k == "namespaces" else k): v
-                for k, v in cell.selection.items()
-            }
-        )
+        selected = select_nodes(cell, registered_pipelines)
         assert selected.nodes, f"{where}: {cell.selection} keeps no node of {cell.pipelines}"
         written = selected.all_outputs()
         for kind, names in cell.results.items():

@@ -36,7 +36,6 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
     from kedro.framework.project import pipelines
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
-    from kedro.pipeline import Pipeline
 
     bootstrap_project(cell_dir)
     with KedroSession.create(
@@ -55,12 +54,7 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
                 f"cell {cell.cell_id!r}: pipelines {missing} are not registered (have "
                 f"{sorted(pipelines)})"
             )
-        selected = sum((pipelines[p] for p in cell.pipelines), Pipeline([])).filter(
-            **{
-                ("node_namespaces" if k == "namespaces" else k): v
-                for k, v in cell.selection.items()
-            }
-        )
+        selected = select_nodes(cell, pipelines)
         if not selected.nodes:
             raise CellError(
                 f"cell {cell.cell_id!r}: the selection {cell.selection} of {cell.pipelines} "
@@ -83,6 +77,16 @@ def _run_session(cell: Cell, layout: GridLayout, cell_dir: Path) -> dict[str, An
 
         results["fold_metrics"] = fold_metrics(results["predictions"])
     return results
+
+
+def select_nodes(cell: Cell, pipelines: Mapping[str, Any]) -> Any:
+    """The nodes a cell runs: its pipelines under its Kedro selection (``session.run``'s
+    ``namespaces`` is ``Pipeline.filter``'s ``node_namespaces``)."""
+    from kedro.pipeline import Pipeline
+
+    return sum((pipelines[p] for p in cell.pipelines), Pipeline([])).filter(
+        **{("node_namespaces" if k == "namespaces" else k): v for k, v in cell.selection.items()}
+    )
 
 
 def _guard_overwrites(cell: Cell, selected: Any, catalog: Any) -> None:
