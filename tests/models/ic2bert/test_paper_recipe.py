@@ -54,10 +54,14 @@ def test_paper_environment_is_the_papers_recipe(paper_params) -> None:
         12,
         set(),
     )  # the other panels as conf/base
+    assert paper_params["tokenization"]["panel"] == "ic2bert_prior"  # conf/base reads common
     finetune = paper_params["ic2bert_finetune"]
     assert (
         finetune["readout"] == "pooled_head" and finetune["n_repeats"] is None
     )  # every repeat: 10 K-fold rounds, 10 paper splits
+    # Fine-tuned on h's training rows only in both transfer protocols (conf/base adds the
+    # labelled sources to `transfer`'s readout).
+    assert finetune["transfer_rows"] == {"transfer": "target", "transfer_paper": "target"}
     tiers = {
         n: train_config.tier_config(n, finetune["tiers"], finetune["common"]) for n in (20, 60, 120)
     }

@@ -89,6 +89,29 @@ def test_interrupted_pretraining_resumes_to_the_same_numbers(
     assert list(other.history["epoch"]) == [1]
 
 
+def test_mlm_validation_in_training_contexts_scores_every_masked_position(
+    tiny_config, token_data
+) -> None:
+    """A ``gene_subset`` model is validated in one seeded partition of the panel into
+    contexts of that length (``context_chunks``: every gene in exactly one chunk); a context
+    as long as the panel is the whole-panel pass."""
+    from icb_kedro.models.ic2bert.predict import context_chunks
+
+    chunks = context_chunks(12, 5, seed=3)
+    assert [len(c) for c in chunks] == [4, 4, 4]
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(12))
+    assert all((np.diff(c) > 0).all() for c in chunks)  # sorted within a chunk
+    tokens = token_data[0]
+    params = weights.init_params(tiny_config, 0)
+    masks = pretrain_loop.mlm_validation_masks(tokens[:40], tiny_config.n_bins, 0)
+    whole = pretrain_loop.evaluate_mlm(tiny_config, params, masks, 16)
+    same = pretrain_loop.evaluate_mlm(tiny_config, params, masks, 16, context=12)
+    assert same == pytest.approx(whole, rel=1e-6)
+    chunked = pretrain_loop.evaluate_mlm(tiny_config, params, masks, 16, context=5, seed=3)
+    assert 0.0 <= chunked["val_accuracy"] <= 1.0 and np.isfinite(chunked["val_loss"])
+    assert chunked != pytest.approx(whole)  # shorter contexts: other predictions
+
+
 def test_pretraining_rejects_mask_ids_in_data(tiny_config, token_data) -> None:
     tokens = token_data[0].copy()
     tokens[0, 0] = tiny_config.mask_id

@@ -51,6 +51,7 @@ FINETUNE = {
     "seed": 0,
     "readout": "pooled_head",  # the paper's; the linear readouts: READOUT_PARAMS below
     "n_repeats": 1,  # one round of 3-fold (tokenization/synthetic.py): trials 0, 1, 2
+    "transfer_rows": {"transfer": "target"},  # as conf/paper: the pooled head fine-tunes on h only
     "threshold_method": "youden",
     "eval_batch_size": 16,
     "common": {
@@ -76,9 +77,10 @@ def finetune_params() -> dict[str, Any]:
 
 @pytest.fixture
 def readout_params() -> dict[str, Any]:
-    """The default (conf/base) readout: per-gene expected bins -> L2-LR, with the ablations."""
+    """The default (conf/base) readout: per-gene expected bins -> L2-LR, with the ablations,
+    transfer trained on the labelled sources + h's target_train (``transfer_rows`` default)."""
     return {
-        **copy.deepcopy(FINETUNE),
+        **{k: v for k, v in copy.deepcopy(FINETUNE).items() if k != "transfer_rows"},
         "readout": "per_gene_expected_bin",
         "linear_readout": {
             "Cs": [0.01, 1.0],

@@ -161,10 +161,12 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
     validate_predictions(predictions)
     assert set(predictions["model"]) == ARMS and set(predictions["protocol"]) == {"transfer"}
     for spec in iter_protocol_folds(folds, ["transfer"], 1):
-        target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
+        # The baselines' transfer rows: the labelled sources and h's target_train.
+        train = folds[(folds.trial == spec.trial) & folds.role.isin(["source", "target_train"])]
+        assert sorted(train["sample_key"]) == spec.train_keys
         for _, rows in predictions[predictions["trial"] == spec.trial].groupby("model"):
             assert sorted(rows["sample_key"]) == spec.test_keys  # the same test rows for every arm
-            assert (rows["n_train"] == len(target_train)).all()
+            assert (rows["n_train"] == len(train)).all()
     assert (
         history["selection"].str.startswith("readout_cv_auroc").all()
         and history["train_auroc"].between(0, 1).all()
@@ -179,6 +181,33 @@ def test_readout_transfer_scores_every_arm_on_the_same_rows_and_registers_the_re
     rows = predictions[(predictions["model"] == "ic2bert") & (predictions["trial"] == trial)]
     again = score_tokens(bundle, token_matrix(tokens, rows["sample_key"].tolist()), 16)
     np.testing.assert_allclose(again, rows["y_prob"].to_numpy(), rtol=1e-6)
+
+
+def test_transfer_rows_target_trains_the_readout_on_h_alone_and_never_on_its_test_rows(
+    world, readout_params
+) -> None:
+    """``transfer_rows: target`` (the paper's fine-tuning set): h's target_train only; either
+    setting keeps the split's test rows out of training (their labels flipped, nothing moves)."""
+    tokens, folds, pretrained = _fold(world)
+    params = {**readout_params, "transfer_rows": {"transfer": "target"}}
+    predictions, _, _ = finetune_transfer(tokens, folds, pretrained, params, "CohortA")
+    for spec in iter_protocol_folds(folds, ["transfer"], 1):
+        target_train = folds[(folds.trial == spec.trial) & (folds.role == "target_train")]
+        assert (
+            predictions.loc[predictions["trial"] == spec.trial, "n_train"] == len(target_train)
+        ).all()
+    spec = next(iter_protocol_folds(folds, ["transfer"], 1))
+    flipped = tokens.copy()
+    test_rows = flipped["sample_key"].isin(spec.test_keys)
+    flipped.loc[test_rows, "label"] = 1 - flipped.loc[test_rows, "label"]
+    for setting in ("target", "sources_and_target"):
+        params = {**readout_params, "transfer_rows": {"transfer": setting}}
+        first, _, _ = finetune_transfer(tokens, folds, pretrained, params, "CohortA")
+        again, _, _ = finetune_transfer(flipped, folds, pretrained, params, "CohortA")
+        trial = first["trial"] == spec.trial
+        np.testing.assert_array_equal(
+            first.loc[trial, "y_prob"].to_numpy(), again.loc[trial, "y_prob"].to_numpy()
+        )
 
 
 def test_readout_zero_shot_and_ensemble_use_no_label_of_the_held_out_cohort(

@@ -84,6 +84,19 @@ def _transfer_protocols(params: FinetuneParams) -> list[str]:
     return list(params.transfer_protocols)
 
 
+def transfer_train_keys(
+    spec: FoldSpec, cohort: pd.Series, held_out: str, params: FinetuneParams
+) -> list[str]:
+    """The rows a transfer split trains on (``params.transfer_rows[protocol]``):
+    ``sources_and_target`` = the split's own training rows, the labelled source cohorts and
+    h's target_train (what the baselines' ``transfer`` trains on, so the two compare on the
+    same rows); ``target`` = h's target_train only (the IC2Bert paper's fine-tuning, where the
+    sources were used label-free, by pretraining). A protocol not named there: ``target``."""
+    if params.transfer_rows.get(spec.protocol, "target") == "sources_and_target":
+        return list(spec.train_keys)
+    return [k for k in spec.train_keys if cohort[k] == held_out]
+
+
 def _transfer_specs(folds: pd.DataFrame, held_out: str, params: FinetuneParams) -> list[FoldSpec]:
     """The transfer folds of h: out-of-fold K-fold (``transfer``) and, where configured, the
     paper's 80/20 splits (``transfer_paper``), each as many repeats as ``n_repeats`` says."""

@@ -87,6 +87,17 @@ def pooled_features(
     return _batched(forward, params, tokens, batch_size)[1].astype(np.float32)
 
 
+def context_chunks(n_genes: int, context: int, seed: int = 0) -> list[np.ndarray]:
+    """One seeded partition of the panel's gene indices into sorted chunks of about
+    ``context`` genes (at most ``context``, spread evenly): how a model pretrained on random
+    ``gene_subset``-gene contexts is read (``expected_bin_features``) and validated
+    (``pretrain_loop.evaluate_mlm``). ``context`` 0 or >= n_genes: the whole panel."""
+    if not 0 < context < n_genes:
+        return [np.arange(n_genes)]
+    order = np.random.default_rng(seed).permutation(n_genes)
+    return [np.sort(c) for c in np.array_split(order, int(np.ceil(n_genes / context)))]
+
+
 def expected_bin_features(
     config: IC2BertConfig,
     params: hk.Params,
@@ -107,14 +118,8 @@ def expected_bin_features(
     """
     expected = _inference_functions(config)[2]
     tokens = np.asarray(tokens, np.int32)
-    n_genes = tokens.shape[1]
-    if not 0 < context < n_genes:
-        chunks = [np.arange(n_genes)]
-    else:
-        order = np.random.default_rng(seed).permutation(n_genes)
-        chunks = [np.sort(c) for c in np.array_split(order, int(np.ceil(n_genes / context)))]
     out = np.empty(tokens.shape, np.float64)
-    for chunk in chunks:
+    for chunk in context_chunks(tokens.shape[1], context, seed):
         ids = jnp.asarray(chunk, jnp.int32)
         out[:, chunk] = _batched(
             lambda p, t: expected(p, t, ids), params, tokens[:, chunk], batch_size

@@ -1,8 +1,10 @@
 """The transfer protocol of IC2Bert (the paper's LODOCV) for one held-out cohort h.
 
 Every transfer trial (``transfer`` K-fold and, where configured, ``transfer_paper`` 80/20
-splits) trains on h's ``target_train`` rows only (the source samples were used label-free, by
-pretraining) and scores ``target_test`` once, after the model was chosen on training rows:
+splits) trains on the rows ``transfer_rows`` names for its protocol
+(``fold_inputs.transfer_train_keys``: in conf/base ``transfer`` trains on the labelled sources
+plus h's ``target_train``, the baselines' rows, and ``transfer_paper`` on h's ``target_train``
+only, the paper's) and scores ``target_test`` once, after the model was chosen on training rows:
 ``transfer_finetuned`` fine-tunes h's pretrained model per trial (the paper's pooled head),
 ``transfer_readouts`` fits each arm's linear readout per trial. Both return the registered
 trial's pick (``TransferPick``, chosen by ``keep_registered`` on an inner score, never a test
@@ -27,6 +29,7 @@ from icb_kedro.models.ic2bert.fold_inputs import (
     cohort_of,
     cohort_size,
     labels_of,
+    transfer_train_keys,
 )
 from icb_kedro.models.ic2bert.readout_arms import _ReadoutArms
 from icb_kedro.schema import prediction_frame
@@ -61,9 +64,10 @@ def keep_registered(
 
 
 def _finetune_trial(bundle, tokens, cohort, spec: FoldSpec, params: FinetuneParams, held_out):
-    """Fine-tune h's pretrained model on the trial's target_train rows, then score its test
-    rows once: (prediction table, history, ``TransferPick``)."""
-    train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
+    """Fine-tune h's pretrained model on the trial's training rows (``transfer_train_keys``;
+    the size tier is h's), then score its test rows once: (prediction table, history,
+    ``TransferPick``)."""
+    train_keys = transfer_train_keys(spec, cohort, held_out, params)
     result, threshold = fit_full(
         bundle,
         bundle.params,
@@ -128,8 +132,9 @@ def transfer_readouts(
     held_out: str,
     features: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame, TransferPick]:
-    """Transfer with a linear readout: per trial, each arm's readout is fitted on h's
-    target_train rows (C by stratified CV on them) and scores target_test once.
+    """Transfer with a linear readout: per trial, each arm's readout is fitted on the trial's
+    training rows (``transfer_train_keys``; C by stratified CV on them) and scores target_test
+    once.
 
     Returns (predictions, histories, registered pick): IC2Bert's readout with the best inner-CV
     AUROC among the splits of the first transfer protocol.
@@ -139,7 +144,7 @@ def transfer_readouts(
     method = params.threshold_method
     tables, histories, best = [], [], None
     for spec in _transfer_specs(folds, held_out, params):
-        train_keys = [k for k in spec.train_keys if cohort[k] == held_out]  # target_train only
+        train_keys = transfer_train_keys(spec, cohort, held_out, params)
         y_train, y_test = labels_of(tokens, train_keys), labels_of(tokens, spec.test_keys)
         for model in arms.features:
             readout, oof, train_auroc = arms.fit(model, train_keys, y_train, spec.seed)

@@ -111,7 +111,9 @@ class FinetuneParams(Config):
 
     ``readout``: models.ic2bert.readout.READOUTS but ``tokens`` (an ablation arm only);
     ``transfer_protocols`` (empty: transfer): the first one's best split is registered;
-    ``threshold_method``: evaluation.metrics.THRESHOLD_METHODS.
+    ``transfer_rows``: which of a transfer split's labelled rows train the readout, per
+    protocol (``fold_inputs.transfer_train_keys``); ``threshold_method``:
+    evaluation.metrics.THRESHOLD_METHODS.
     """
 
     seed: int = 0
@@ -120,6 +122,9 @@ class FinetuneParams(Config):
     ablations: Ablations = Ablations()
     transfer_protocols: tuple[Literal["transfer", "transfer_paper"], ...] = ("transfer",)
     n_repeats: Repeats = None
+    transfer_rows: dict[
+        Literal["transfer", "transfer_paper"], Literal["target", "sources_and_target"]
+    ] = {"transfer": "sources_and_target", "transfer_paper": "target"}
     threshold_method: Literal["youden", "fixed", "prevalence"] = "youden"
     eval_batch_size: int = Field(64, ge=1)
     common: FinetuneSettings = FinetuneSettings()
