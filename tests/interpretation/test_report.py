@@ -120,3 +120,49 @@ def test_training_curves_and_rasterised_sections():
     assert set(figures) == {"a", "b"} and all(
         isinstance(v, bytes) and v.startswith(b"\x89PNG") for v in figures.values()
     )
+
+
+def test_pretraining_verdict_follows_the_paired_test_not_the_gap_between_means():
+    """IC2Bert 0.02 below its random-init ablation on the means but not significantly so
+    across cohorts: 'did not help measurably'; significantly below: 'hurt'; above both:
+    'helped'. Without the comparisons the means are compared with a margin (and it says so)."""
+    from icb_kedro.evaluation.comparisons import ALL_COHORTS
+    from icb_kedro.reporting.sections_training import pretraining_verdict
+
+    summary = pd.DataFrame(
+        {
+            "protocol": ["loco"] * 3,
+            "model": ["ic2bert", "ic2bert_random_init", "ic2bert_token_lr"],
+            "test_auroc": [0.623, 0.645, 0.630],
+        }
+    )
+
+    def comparisons(diff_random, q_random, diff_tokens=0.004, q_tokens=0.74):
+        # model_a - model_b as evaluation.comparisons stores them (ablation first here)
+        rows = [
+            ("ic2bert_random_init", diff_random, q_random),
+            ("ic2bert_token_lr", diff_tokens, q_tokens),
+        ]
+        return pd.DataFrame(
+            {
+                "protocol": "loco",
+                "cohort": ALL_COHORTS,
+                "model_a": [m for m, _, _ in rows],
+                "model_b": "ic2bert",
+                "diff": [d for _, d, _ in rows],
+                "ci_low": [d - 0.03 for _, d, _ in rows],
+                "ci_high": [d + 0.03 for _, d, _ in rows],
+                "q": [q for _, _, q in rows],
+                "significant": [q < 0.05 for _, _, q in rows],
+            }
+        )
+
+    (line,) = pretraining_verdict(summary, comparisons(0.012, 0.50))
+    assert "pretraining did not help measurably" in line
+    assert "vs ic2bert_random_init -0.012 [-0.042, 0.018], q 0.50" in line  # IC2Bert - ablation
+    (line,) = pretraining_verdict(summary, comparisons(0.036, 0.03))
+    assert "pretraining hurt" in line
+    (line,) = pretraining_verdict(summary, comparisons(-0.05, 0.01, -0.04, 0.02))
+    assert "pretraining helped" in line
+    (line,) = pretraining_verdict(summary)
+    assert "pretraining hurt" in line and "no paired comparison found" in line
