@@ -73,3 +73,22 @@ def test_readout_needs_both_classes() -> None:
     x, _ = _signal()
     with pytest.raises(ValueError, match="both classes"):
         fit_linear_readout(x[:10], np.zeros(10, int), "tokens")
+
+
+def test_anova_selection_keeps_the_informative_genes_and_sees_training_rows_only() -> None:
+    """``n_features``: the k genes with the largest F on the training rows (the 3 signal
+    genes here), carried in ``keep`` so the registered readout applies it; the test rows
+    never move it, and an unmeasured gene is never chosen."""
+    x, y = _signal()
+    x[:, 7] = np.nan
+    readout, oof = fit_linear_readout(x[:80], y[:80], "tokens", seed=0, n_features=3)
+    assert np.flatnonzero(readout.keep).tolist() == [0, 1, 2] and readout.coef.shape == (3,)
+    assert oof.shape == (80,) and readout.cv_auroc > 0.75
+    restored = LinearReadout.from_dict(readout.to_dict())
+    np.testing.assert_allclose(restored.predict_proba(x[80:]), readout.predict_proba(x[80:]))
+    x_other = x.copy()
+    x_other[80:] = 100.0
+    again, _ = fit_linear_readout(x_other[:80], y[:80], "tokens", seed=0, n_features=3)
+    assert again.to_dict() == readout.to_dict()
+    every, _ = fit_linear_readout(x[:80], y[:80], "tokens", seed=0, n_features=1000)
+    assert every.keep.sum() == x.shape[1] - 1  # k above the measured genes: all of them

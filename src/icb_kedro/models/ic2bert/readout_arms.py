@@ -114,7 +114,7 @@ class _ReadoutArms:
         x = self.features[model][self.rows(model, keys)]
         kind = "tokens" if model == TOKEN_LR_MODEL else self.kind
         readout, oof = fit_linear_readout(
-            x, y, kind, self.settings.Cs, self.settings.n_splits, seed
+            x, y, kind, self.settings.Cs, self.settings.n_splits, seed, self.settings.n_features
         )
         readout = dataclasses.replace(
             readout,

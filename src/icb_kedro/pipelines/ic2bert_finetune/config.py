@@ -36,8 +36,9 @@ Repeats = Count | dict[Literal["transfer", "loco", "within", "transfer_paper"], 
 class LinearReadoutSettings(Config):
     """``linear_readout``: L2 strengths searched (inverse, by stratified CV AUROC on the training
     rows), CV folds (capped by the minority class count; < 2: no CV, in-sample), the encoder's
-    context (genes per chunk; 0 = the whole panel) and batch when reading features, and the
-    calibration of the fitted readout (platt: on the training rows' out-of-fold probabilities).
+    context (genes per chunk; 0 = the whole panel) and batch when reading features, the
+    calibration of the fitted readout (platt: on the training rows' out-of-fold probabilities)
+    and ``n_features`` (ANOVA top-k on the training rows, null = every feature).
     """
 
     Cs: tuple[Annotated[float, Field(gt=0.0)], ...] = Field((0.001, 0.01, 0.1, 1.0), min_length=1)
@@ -45,6 +46,7 @@ class LinearReadoutSettings(Config):
     context: int = Field(0, ge=0)
     batch_size: int = Field(8, ge=1)
     calibration: Literal["none", "platt"] = "none"
+    n_features: int | None = Field(None, ge=1)
 
 
 class Ablations(Config):
