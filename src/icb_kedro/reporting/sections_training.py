@@ -68,7 +68,7 @@ def pretraining_verdict(
             )
             lines.append(
                 f"{protocol}: pretrained IC2Bert {ours:.3f} vs {compared}: pretraining "
-                f"{verdict} (paired difference across cohorts, random effects: {tests})."
+                f"{verdict} (paired IC2Bert - ablation, random effects: {tests})."
             )
             continue
         best = max(others.values())
@@ -90,9 +90,15 @@ def section_ic2bert_training(inputs: StudyInputs) -> Section:
     section = Section("IC2Bert: does it learn, and does pretraining help?")
     if present(inputs.learning_summary):
         summary = inputs.learning_summary
+        verdict = pretraining_verdict(summary, inputs.comparisons)
+        if any("random effects:" in line for line in verdict):
+            verdict.append(
+                "Paired differences combine the per-cohort differences by random effects, "
+                "weighted by each cohort's precision, so their sign can differ from the means'."
+            )
         section.add(
             Text(
-                " ".join(pretraining_verdict(summary, inputs.comparisons))
+                " ".join(verdict)
                 or "No ablation ran, so the benefit of pretraining is not measured."
             )
         )
