@@ -43,6 +43,58 @@ def test_fused_eval_outputs_equal_eager_to_1e5_on_the_published_model() -> None:
         np.testing.assert_allclose(fused(values).numpy(), eager(values).numpy(), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    ("config", "batch"),
+    [
+        (AmuConfig(), 32),  # the published model
+        (AmuConfig(n_genes=37, d_model=12, n_heads=3, n_layers=2, ffn_dim=24), 5),  # odd shapes
+    ],
+)
+def test_inference_kernel_equals_the_layer_by_layer_pass_and_eager(config, batch) -> None:
+    # Under no_grad the fused encoder runs one whole-stack kernel (eval_kernel); with
+    # gradients on, the same eval pass goes layer by layer through the autograd nodes.
+    eager, fused = _pair(config)
+    eager.eval()
+    fused.eval()
+    values = _expression(batch, config.n_genes, seed=4)
+    with paddle.no_grad():
+        kernel = fused(values).numpy()
+        reference = eager(values).numpy()
+    layer_by_layer = fused(values)
+    assert not layer_by_layer.stop_gradient  # the autograd path, not the kernel
+    np.testing.assert_allclose(kernel, layer_by_layer.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(kernel, reference, atol=1e-5, rtol=0)
+
+
+def test_inference_kernel_is_bit_identical_on_one_and_two_threads() -> None:
+    import numba
+
+    from icb_kedro.models.amu.fused import set_kernel_threads
+
+    _, fused = _pair(AmuConfig(n_layers=2))
+    fused.eval()
+    values = _expression(24, 160, seed=5)
+    outputs = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS), 1):
+        set_kernel_threads(threads)
+        with paddle.no_grad():
+            outputs.append(fused(values).numpy())
+    for again in outputs[1:]:
+        np.testing.assert_array_equal(outputs[0], again)
+
+
+def test_scalar_kernel_exp_is_accurate_over_the_softmax_range() -> None:
+    from numba import njit
+
+    from icb_kedro.models.amu.attention_kernels import EXACT_ORDER, exp_nonpositive
+
+    x = np.linspace(-87.0, 0.0, 4001, dtype=np.float32)
+    scalar = njit(fastmath=EXACT_ORDER)(
+        lambda v: np.array([exp_nonpositive(e) for e in v], np.float32)
+    )(x)
+    np.testing.assert_allclose(scalar, np.exp(x.astype(np.float64)), rtol=4e-6)
+
+
 def test_fused_gradients_equal_eager_without_dropout() -> None:
     eager, fused = _pair(AmuConfig(n_genes=40, n_layers=2, dropout=0.0, head_dropout=0.0))
     values = _expression(16, 40, seed=1)

@@ -7,7 +7,8 @@ use and cached on disk (``cache=True``) so later processes load machine code.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 _UINT32_RANGE = 4294967296.0
 
@@ -22,28 +23,56 @@ EXACT_ORDER = {"nnan", "ninf", "nsz", "arcp", "contract", "afn"}
 
 
 @njit(inline="always", fastmath=EXACT_ORDER)
-def exp_parts(s, mantissa, exponent_bits, shift):
-    """exp(s[j] - shift) = mantissa[j] * 2**n[j] for s[j] <= shift (+ rounding), float32.
+def exp_reduced(s):
+    """(p, n) with exp(s) = p * 2**n for s <= 0 (clamped at -87), float32 and int32.
 
-    Cody-Waite reduction x = n ln2 + f with |f| <= ln2/2 and a degree-6 Taylor polynomial
-    for e**f (relative error < 4e-6 down to exp(-87)); 2**n is returned as float32 exponent
-    bits in an int32 row that the caller views as float32 (numba cannot bit-cast a scalar,
-    an array view it can), which keeps the loop vectorisable.
+    Cody-Waite reduction s = n ln2 + f with |f| <= ln2/2 and a degree-6 Taylor polynomial
+    for e**f (relative error < 4e-6 down to exp(-87)).
+    """
+    x = max(s, np.float32(-87.0))
+    n = np.int32(x * np.float32(1.4426950408889634) - np.float32(0.5))
+    nf = np.float32(n)
+    f = x - nf * np.float32(0.693359375) + nf * np.float32(2.12194440e-4)
+    p = np.float32(1.0 / 720.0)
+    p = p * f + np.float32(1.0 / 120.0)
+    p = p * f + np.float32(1.0 / 24.0)
+    p = p * f + np.float32(1.0 / 6.0)
+    p = p * f + np.float32(0.5)
+    p = p * f + np.float32(1.0)
+    p = p * f + np.float32(1.0)
+    return p, n
+
+
+@njit(inline="always", fastmath=EXACT_ORDER)
+def exp_parts(s, mantissa, exponent_bits, shift):
+    """exp(s[j] - shift) = mantissa[j] * 2**n[j] for s[j] <= shift (:func:`exp_reduced`);
+    2**n is returned as float32 exponent bits in an int32 row that the caller views as
+    float32, which keeps the training kernels' loops vectorisable.
     """
     for j in range(s.size):
-        x = max(s[j] - shift, np.float32(-87.0))
-        n = np.int32(x * np.float32(1.4426950408889634) - np.float32(0.5))
-        nf = np.float32(n)
-        f = x - nf * np.float32(0.693359375) + nf * np.float32(2.12194440e-4)
-        p = np.float32(1.0 / 720.0)
-        p = p * f + np.float32(1.0 / 120.0)
-        p = p * f + np.float32(1.0 / 24.0)
-        p = p * f + np.float32(1.0 / 6.0)
-        p = p * f + np.float32(0.5)
-        p = p * f + np.float32(1.0)
-        p = p * f + np.float32(1.0)
+        p, n = exp_reduced(s[j] - shift)
         mantissa[j] = p
         exponent_bits[j] = (n + np.int32(127)) << np.int32(23)
+
+
+@intrinsic
+def bits_as_float32(typingctx, bits):
+    """The float32 whose bit pattern is the int32 ``bits`` (an LLVM bitcast: numba has no
+    scalar view)."""
+    signature = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return signature, codegen
+
+
+@njit(inline="always", fastmath=EXACT_ORDER)
+def exp_nonpositive(s):
+    """exp(s) for s <= 0 as one scalar expression (:func:`exp_reduced`), so a loop that
+    uses it stays one vectorised loop (the eval-mode kernel)."""
+    p, n = exp_reduced(s)
+    return p * bits_as_float32((n + np.int32(127)) << np.int32(23))
 
 
 def attention_block(n_tokens: int) -> int:

@@ -60,7 +60,11 @@ class AmuNet(nn.Layer):
             normalize_before=False,  # post-LN, as the original
         )
         # TransformerEncoder deep-copies the layer: 8 layers with separate weights, no final norm.
-        self.encoder = nn.TransformerEncoder(layer, config.n_layers)
+        # The fused encoder also runs inference as one whole-stack kernel (fused.FusedEncoder).
+        encoder_class = nn.TransformerEncoder
+        if engine == "fused":
+            from .fused import FusedEncoder as encoder_class
+        self.encoder = encoder_class(layer, config.n_layers)
         self.conv = nn.Conv1D(config.d_model, config.conv_channels, kernel_size=1, bias_attr=False)
         self.conv_dropout = nn.Dropout(config.head_dropout)
         self.batch_norm = nn.BatchNorm1D(config.conv_channels)  # Paddle momentum 0.9, eps 1e-5
