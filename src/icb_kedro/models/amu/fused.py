@@ -26,6 +26,11 @@ What differs from the eager path, and why it does not change the model:
 - exp is a degree-6 polynomial after Cody-Waite range reduction (relative error < 4e-6 over
   the softmax's range), not libm's.
 
+Inference (eval mode under ``paddle.no_grad``) skips the per-layer nodes: ``FusedEncoder``
+runs the whole stack in one kernel, one sample per thread, every intermediate in that core's
+cache (``eval_kernel``; the layer-by-layer pass wrote and read [B, G, 200] activations per
+layer). Any pass that records gradients stays layer by layer.
+
 The kernels are numba (already installed with shap), compiled on first use and cached on
 disk; ``numba`` is imported lazily so the eager path never needs it. BLAS runs on one
 thread inside a fused fit (``paddle_runtime.single_threaded_blas``).
