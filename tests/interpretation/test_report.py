@@ -102,6 +102,16 @@ def test_training_curves_and_rasterised_sections():
     assert len(single.axes[0].lines) == 2  # one curve per held-out cohort
     several = plot_mlm_accuracy(pd.concat([history.assign(n_bins=4), history.assign(n_bins=8)]))
     assert len(several.axes[0].lines) == 2 and "vs n_bins" in several.axes[0].get_title()
+    one_bin_count = plot_mlm_accuracy(history.assign(n_bins=4)).axes[0]
+    chance = one_bin_count.lines[-1]  # 2 cohort curves + the chance line at 1 / n_bins
+    assert len(one_bin_count.lines) == 3 and list(chance.get_ydata()) == [0.25, 0.25]
+    with_loss = plot_mlm_accuracy(history.assign(train_loss=[1.5, 1.3, 1.2] * 2), True)
+    assert [ax.get_ylabel() for ax in with_loss.axes] == [
+        "masked-token accuracy (validation)",
+        "training MLM loss",
+    ]
+    with pytest.raises(ValueError, match="train_loss"):
+        plot_mlm_accuracy(history, with_training_loss=True)
     sizes = pd.DataFrame(
         {
             "cohort": ["X_a"] * 4,

@@ -4,35 +4,57 @@ that write them as PNGs both draw them from here)."""
 
 from __future__ import annotations
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from icb_kedro.schema import COHORT, gene_columns
 
 
-def plot_mlm_accuracy(history: pd.DataFrame) -> Figure:
+def plot_mlm_accuracy(history: pd.DataFrame, with_training_loss: bool = False) -> Figure:
     """Masked-token validation accuracy by epoch: one line per n_bins (averaged over held-out
-    cohorts) when the history holds several bin counts, else one line per held-out cohort."""
-    needed = {"epoch", "val_accuracy"}
+    cohorts) when the history holds several bin counts, else one line per held-out cohort.
+
+    ``with_training_loss``: a second panel with the training MLM loss of the same groups (the
+    pretraining pipeline's PNG; the report shows the accuracy alone)."""
+    needed = {"epoch", "val_accuracy"} | ({"train_loss"} if with_training_loss else set())
     if not needed <= set(history.columns):
         raise ValueError(
             f"pretraining history lacks columns {sorted(needed - set(history.columns))}"
         )
     by_bins = "n_bins" in history.columns and history["n_bins"].nunique() > 1
     group = "n_bins" if by_bins else ("held_out" if "held_out" in history.columns else None)
-    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = figure.subplots()
-    groups = history.groupby(group, sort=True) if group else [("all", history)]
-    for key, rows in groups:
-        curve = rows.groupby("epoch")["val_accuracy"].mean()
-        label = f"{key} bins" if by_bins else str(key).rsplit("_", 1)[-1]
-        ax.plot(curve.index, curve.to_numpy(), marker="o", markersize=2, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("masked-token accuracy (validation)")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize="small")
+    figure = Figure(figsize=(12.5 if with_training_loss else 7.5, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2 if with_training_loss else 1, squeeze=False)[0]
+    groups = list(history.groupby(group, sort=True)) if group else [("all", history)]
+    # 13 held-out cohorts: tab20 so that no two curves share a colour (the default cycle has 10).
+    colors = matplotlib.colormaps["tab20"].colors if len(groups) > 10 else [None] * len(groups)
+    columns = ["val_accuracy", "train_loss"] if with_training_loss else ["val_accuracy"]
+    for ax, column in zip(axes, columns, strict=True):
+        for (key, rows), color in zip(groups, colors, strict=False):
+            curve = rows.groupby("epoch")[column].mean()
+            label = f"{key} bins" if by_bins else str(key).rsplit("_", 1)[-1]
+            ax.plot(
+                curve.index, curve.to_numpy(), marker="o", markersize=2, label=label, color=color
+            )
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("masked-token accuracy (validation)")
+    axes[0].set_ylim(0, 1)
     bins = sorted(history["n_bins"].unique()) if "n_bins" in history.columns else []
-    ax.set_title(
+    if len(bins) == 1:  # a model that guesses uniformly among the bins
+        axes[0].axhline(1 / bins[0], color="grey", ls="--", lw=1, label="chance (1 / n_bins)")
+    if with_training_loss:
+        axes[1].set_ylabel("training MLM loss")
+    # Outside the axes: with 13 held-out cohorts an inside legend covered the curves.
+    axes[-1].legend(
+        *axes[0].get_legend_handles_labels(),
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
+    axes[0].set_title(
         "IC2Bert pretraining: MLM accuracy "
         + ("vs n_bins" if by_bins else f"per held-out cohort{f' ({bins[0]} bins)' if bins else ''}")
     )

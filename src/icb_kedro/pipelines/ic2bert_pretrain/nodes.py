@@ -88,17 +88,8 @@ def combine_pretrain_histories(*histories: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_pretrain_curves(history: pd.DataFrame):
-    """Validation masked-token accuracy per epoch, one line per held-out cohort."""
-    import matplotlib.pyplot as plt
+    """Validation masked-token accuracy and training MLM loss per epoch, one line per held-out
+    cohort (``reporting.study_plots``, as the report draws it)."""
+    from icb_kedro.reporting.study_plots import plot_mlm_accuracy
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for held_out, rows in history.groupby("held_out"):
-        axes[0].plot(rows["epoch"], rows["val_accuracy"], marker="o", label=held_out)
-        axes[1].plot(rows["epoch"], rows["train_loss"], marker="o", label=held_out)
-    axes[0].set(
-        xlabel="epoch", ylabel="validation masked-token accuracy", title="IC2Bert pretraining"
-    )
-    axes[1].set(xlabel="epoch", ylabel="training MLM loss")
-    axes[0].legend(fontsize=7)
-    figure.tight_layout()
-    return figure
+    return plot_mlm_accuracy(history, with_training_loss=True)
