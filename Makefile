@@ -40,8 +40,8 @@ test: lint
 
 # Style is checked, not argued: ruff's lint rules (pyproject.toml) and its formatter, 100 columns.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run --no-browser
