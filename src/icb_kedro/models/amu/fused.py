@@ -248,8 +248,10 @@ def stacked_eval_weights(layers) -> tuple[np.ndarray, ...]:
     """The layers' weights for ``eval_kernel.encoder_forward_eval``: stacked over layers and
     transposed to act on feature-major [E, G] columns (Paddle's Linear is y = x W + b)."""
 
+    named = [dict(layer.named_parameters()) for layer in layers]
+
     def stack(name: str, transpose: bool = False) -> np.ndarray:
-        values = [dict(layer.named_parameters())[name].numpy() for layer in layers]
+        values = [parameters[name].numpy() for parameters in named]
         return np.ascontiguousarray(np.stack([v.T if transpose else v for v in values]), np.float32)
 
     def stack_qkv(kind: str, transpose: bool) -> np.ndarray:
