@@ -293,3 +293,46 @@ def test_lone_fits_get_the_idle_threads_on_the_fused_engine_only() -> None:
     assert lone_fit_threads(fused, n_jobs=2, n_fits=5).num_threads == 1  # every worker busy
     eager = TrainConfig(engine="eager", num_threads=1)
     assert lone_fit_threads(eager, n_jobs=2, n_fits=1).num_threads == 1
+
+
+def test_row_block_kernels_equal_numpy_and_do_not_depend_on_the_thread_count() -> None:
+    import numba
+
+    rng = np.random.default_rng(4)
+    n = 2 * kernels.ROW_BLOCK + 37  # a partial last block
+    x, dout = (rng.normal(size=(n, 20)).astype(np.float32) for _ in range(2))
+    w1, w2 = (rng.normal(size=s).astype(np.float32) * 0.2 for s in ((20, 50), (50, 20)))
+    b1, b2 = (rng.normal(size=s).astype(np.float32) * 0.1 for s in (50, 20))
+    runs = []
+    for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        numba.set_num_threads(threads)
+        hidden, out = kernels.ffn_forward(x, w1, b1, w2, b2, 0.0, np.uint32(0))
+        dx_ffn = np.zeros_like(x)
+        dw1, db1, dw2 = kernels.ffn_backward(dout, hidden, x, w1, w2, 0.0, dx_ffn)
+        dx_linear = np.zeros((n, 50), np.float32)
+        dw, db = kernels.linear_backward(dout, hidden, w2, dx_linear)
+        runs.append(
+            (
+                hidden,
+                out,
+                dx_ffn,
+                dw1,
+                db1,
+                dw2,
+                kernels.linear_forward(x, w1, b1),
+                dx_linear,
+                dw,
+                db,
+            )
+        )
+    for first, again in zip(*runs, strict=True):
+        np.testing.assert_array_equal(first, again)
+    x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+    h64 = np.maximum(x64 @ w1 + b1, 0.0)
+    dh64 = (d64 @ w2.T) * (h64 > 0)
+    expected = (
+        h64, h64 @ w2 + b2, dh64 @ w1.T, x64.T @ dh64, dh64.sum(axis=0), h64.T @ d64,
+        x64 @ w1 + b1, d64 @ w2.T, h64.T @ d64, d64.sum(axis=0),
+    )  # fmt: skip
+    for got, want in zip(runs[0], expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

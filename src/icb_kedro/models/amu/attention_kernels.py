@@ -333,80 +333,177 @@ def residual_layer_norm_forward(x, y, p_drop, key, gamma, beta, eps):
     return out, normed, rstd
 
 
-@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
-def residual_layer_norm_backward(dout, normed, rstd, gamma, p_drop, key):
-    """Gradients of :func:`residual_layer_norm_forward` w.r.t. x and y (not gamma/beta)."""
-    N, E = dout.shape
-    dx = np.empty_like(dout)
-    dy = np.empty_like(dout)
-    threshold = drop_threshold(p_drop)
-    keep_scale = np.float32(1.0 / (1.0 - p_drop))
-    dropping = p_drop > 0
-    for r in prange(N):
-        mean_d = np.float32(0.0)
-        mean_dn = np.float32(0.0)
-        for c in range(E):
-            dn = dout[r, c] * gamma[c]
-            mean_d += dn
-            mean_dn += dn * normed[r, c]
-        mean_d /= E
-        mean_dn /= E
-        for c in range(E):
-            g = rstd[r] * (dout[r, c] * gamma[c] - mean_d - normed[r, c] * mean_dn)
-            dx[r, c] = g
-            if dropping:
-                keep = keep_bits(key, np.uint32(r * E + c)) >= threshold
-                g = g * keep_scale if keep else np.float32(0.0)
-            dy[r, c] = g
-    return dx, dy
-
-
-@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
-def relu_dropout_forward(pre, bias, p_drop, key):
-    """dropout(relu(pre + bias)) on [N, F], in place of ``pre``.
-
-    A unit's gradient passes (times 1/(1-p)) exactly where its output is positive: active and
-    kept, so the backward pass needs no stored gate (:func:`relu_dropout_backward`).
-    """
-    N, F = pre.shape
-    threshold = drop_threshold(p_drop)
-    keep_scale = np.float32(1.0 / (1.0 - p_drop))
-    dropping = p_drop > 0
-    for r in prange(N):
-        base = np.uint32(r * F)
-        for c in range(F):
-            value = pre[r, c] + bias[c]
-            g = np.float32(1.0) if value > 0 else np.float32(0.0)
-            if dropping:
-                keep = keep_bits(key, base + np.uint32(c)) >= threshold
-                g = g * keep_scale if keep else np.float32(0.0)
-            pre[r, c] = value * g
-    return pre
-
-
 # Row chunks of a column sum: a fixed split, so the sum's order (and every bit of it) does not
 # depend on the thread count.
 SUM_CHUNKS = 64
 
 
 @njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
-def relu_dropout_backward(dhidden, hidden, p_drop):
-    """The gradient through :func:`relu_dropout_forward` (in place of ``dhidden``) and its
-    column sums (the bias gradient), in one pass over [N, F].
+def residual_layer_norm_backward(dout, normed, rstd, gamma, p_drop, key):
+    """Gradients of :func:`residual_layer_norm_forward`: w.r.t. x and y, and the column sums
+    the parameters need, in the same pass: dgamma, dbeta and the sum of dy over rows (the bias
+    gradient of the sublayer that produced y). Sums go by fixed row chunks (:data:`SUM_CHUNKS`).
     """
-    N, F = dhidden.shape
+    N, E = dout.shape
+    dx = np.empty_like(dout)
+    dy = np.empty_like(dout)
+    threshold = drop_threshold(p_drop)
     keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
     size = -(-N // SUM_CHUNKS)
-    partial = np.zeros((SUM_CHUNKS, F), np.float32)
+    partial = np.zeros((SUM_CHUNKS, 3, E), np.float32)  # dgamma, dbeta, sum of dy
     for chunk in prange(SUM_CHUNKS):
         sums = partial[chunk]
         for r in range(chunk * size, min(N, (chunk + 1) * size)):
-            for c in range(F):
-                g = dhidden[r, c] * keep_scale if hidden[r, c] > 0 else np.float32(0.0)
-                dhidden[r, c] = g
-                sums[c] += g
-    total = np.zeros(F, np.float32)
+            mean_d = np.float32(0.0)
+            mean_dn = np.float32(0.0)
+            for c in range(E):
+                dn = dout[r, c] * gamma[c]
+                mean_d += dn
+                mean_dn += dn * normed[r, c]
+            mean_d /= E
+            mean_dn /= E
+            for c in range(E):
+                dx[r, c] = rstd[r] * (dout[r, c] * gamma[c] - mean_d - normed[r, c] * mean_dn)
+            if dropping:
+                for c in range(E):
+                    keep = keep_bits(key, np.uint32(r * E + c)) >= threshold
+                    dy[r, c] = dx[r, c] * keep_scale if keep else np.float32(0.0)
+            else:
+                dy[r] = dx[r]
+            for c in range(E):
+                sums[0, c] += dout[r, c] * normed[r, c]
+                sums[1, c] += dout[r, c]
+                sums[2, c] += dy[r, c]
+    totals = np.zeros((3, E), np.float32)
     for chunk in range(SUM_CHUNKS):
-        for c in range(F):
-            total[c] += partial[chunk, c]
-    return dhidden, total
+        totals += partial[chunk]
+    return dx, dy, totals[0], totals[1], totals[2]
+
+
+# Rows per block of the feed-forward and projection kernels: a [128, 200] hidden block stays in
+# L2 between its GEMMs instead of a [B * G, 200] array going to memory and back after each one.
+ROW_BLOCK = 128
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def ffn_forward(x, w1, b1, w2, b2, p_drop, key):
+    """Paddle's feed-forward sublayer on rows of x [N, E]: hidden = dropout(relu(x w1 + b1)),
+    out = hidden w2 + b2; returns (hidden, out).
+
+    One row block (:data:`ROW_BLOCK`) per task, both GEMMs inside it (numba's np.dot: BLAS on
+    the calling thread), so both cores run GEMMs and the [N, F] hidden activation is written
+    once. A unit's gradient passes (times 1/(1-p)) exactly where its output is positive,
+    active and kept, so the backward pass needs no stored gate (:func:`ffn_backward`).
+    """
+    N, E = x.shape
+    F = w1.shape[1]
+    hidden = np.empty((N, F), np.float32)
+    out = np.empty((N, E), np.float32)
+    threshold = drop_threshold(p_drop)
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    dropping = p_drop > 0
+    for block in prange(-(-N // ROW_BLOCK)):
+        r0 = block * ROW_BLOCK
+        r1 = min(N, r0 + ROW_BLOCK)
+        pre = np.dot(x[r0:r1], w1)
+        for i in range(r1 - r0):
+            base = np.uint32((r0 + i) * F)
+            for c in range(F):
+                value = pre[i, c] + b1[c]
+                g = np.float32(1.0) if value > 0 else np.float32(0.0)
+                if dropping:
+                    keep = keep_bits(key, base + np.uint32(c)) >= threshold
+                    g = g * keep_scale if keep else np.float32(0.0)
+                pre[i, c] = value * g
+        hidden[r0:r1] = pre
+        projected = np.dot(pre, w2)
+        for i in range(r1 - r0):
+            for c in range(E):
+                out[r0 + i, c] = projected[i, c] + b2[c]
+    return hidden, out
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def ffn_backward(dout, hidden, x, w1, w2, p_drop, dx):
+    """Gradients of :func:`ffn_forward` given dL/dout: adds dL/dx into ``dx`` (in place) and
+    returns (dw1, db1, dw2), block by block as the forward pass. Per-block weight gradients are
+    summed in block order, so no bit depends on the thread count.
+    """
+    N, E = x.shape
+    F = w1.shape[1]
+    keep_scale = np.float32(1.0 / (1.0 - p_drop))
+    n_blocks = -(-N // ROW_BLOCK)
+    dw1_parts = np.empty((n_blocks, E, F), np.float32)
+    dw2_parts = np.empty((n_blocks, F, E), np.float32)
+    db1_parts = np.zeros((n_blocks, F), np.float32)
+    w1t = np.ascontiguousarray(w1.T)
+    w2t = np.ascontiguousarray(w2.T)
+    for block in prange(n_blocks):
+        r0 = block * ROW_BLOCK
+        r1 = min(N, r0 + ROW_BLOCK)
+        h = hidden[r0:r1]
+        d = dout[r0:r1]
+        dw2_parts[block] = np.dot(h.T, d)
+        dh = np.dot(d, w2t)
+        sums = db1_parts[block]
+        for i in range(r1 - r0):
+            for c in range(F):
+                g = dh[i, c] * keep_scale if h[i, c] > 0 else np.float32(0.0)
+                dh[i, c] = g
+                sums[c] += g
+        dw1_parts[block] = np.dot(x[r0:r1].T, dh)
+        dx[r0:r1] += np.dot(dh, w1t)
+    dw1 = np.zeros((E, F), np.float32)
+    dw2 = np.zeros((F, E), np.float32)
+    db1 = np.zeros(F, np.float32)
+    for block in range(n_blocks):
+        dw1 += dw1_parts[block]
+        dw2 += dw2_parts[block]
+        db1 += db1_parts[block]
+    return dw1, db1, dw2
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def linear_forward(x, w, b):
+    """x w + b on rows of x [N, I] (Paddle's Linear), one row block per task: the GEMMs run on
+    the kernels' threads instead of one BLAS thread beside idle ones."""
+    N = x.shape[0]
+    n_out = w.shape[1]
+    out = np.empty((N, n_out), np.float32)
+    for block in prange(-(-N // ROW_BLOCK)):
+        r0 = block * ROW_BLOCK
+        r1 = min(N, r0 + ROW_BLOCK)
+        product = np.dot(x[r0:r1], w)
+        for i in range(r1 - r0):
+            for c in range(n_out):
+                out[r0 + i, c] = product[i, c] + b[c]
+    return out
+
+
+@njit(parallel=True, fastmath=EXACT_ORDER, cache=True)
+def linear_backward(dout, x, w, dx):
+    """Gradients of :func:`linear_forward`: adds dout wᵀ into ``dx`` (in place) and returns
+    (dw, db); per-block sums are added in block order (no bit depends on the thread count)."""
+    N, n_in = x.shape
+    n_out = w.shape[1]
+    n_blocks = -(-N // ROW_BLOCK)
+    dw_parts = np.empty((n_blocks, n_in, n_out), np.float32)
+    db_parts = np.zeros((n_blocks, n_out), np.float32)
+    wt = np.ascontiguousarray(w.T)
+    for block in prange(n_blocks):
+        r0 = block * ROW_BLOCK
+        r1 = min(N, r0 + ROW_BLOCK)
+        d = dout[r0:r1]
+        dw_parts[block] = np.dot(x[r0:r1].T, d)
+        sums = db_parts[block]
+        for i in range(r1 - r0):
+            for c in range(n_out):
+                sums[c] += d[i, c]
+        dx[r0:r1] += np.dot(d, wt)
+    dw = np.zeros((n_in, n_out), np.float32)
+    db = np.zeros(n_out, np.float32)
+    for block in range(n_blocks):
+        dw += dw_parts[block]
+        db += db_parts[block]
+    return dw, db

@@ -54,7 +54,11 @@ def single_threaded_blas():
     The fused layers alternate numpy GEMMs with multi-threaded numba kernels; a second BLAS
     thread pool spinning between calls competed with the kernels' threads and made a
     training step ~30% slower (measured), while the GEMMs are small enough for one core.
+    The kernels' own GEMMs (numba's ``np.dot``) call SciPy's BLAS, a second library:
+    threadpoolctl limits only the libraries loaded when the context opens, so it is loaded
+    first (unlimited, its threads inside the kernels' threads made a step ~30x slower).
     """
+    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS so the limit covers it)
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
