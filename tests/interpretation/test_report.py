@@ -176,3 +176,22 @@ def test_pretraining_verdict_follows_the_paired_test_not_the_gap_between_means()
     assert "pretraining helped" in line
     (line,) = pretraining_verdict(summary)
     assert "pretraining hurt" in line and "no paired comparison found" in line
+
+    # The section adds the note on random-effects signs exactly when a verdict is the paired
+    # test's (decided from the comparisons, not from the wording of the verdict).
+    from icb_kedro.reporting.report import Text
+    from icb_kedro.reporting.sections_training import section_ic2bert_training
+    from icb_kedro.reporting.study_inputs import StudyInputs
+
+    def section_text(comparisons_table):
+        section = section_ic2bert_training(
+            StudyInputs(learning_summary=summary, comparisons=comparisons_table)
+        )
+        return " ".join(b.markdown for b in section.blocks if isinstance(b, Text))
+
+    note = "combine the per-cohort differences by random effects"
+    assert note in section_text(comparisons(0.012, 0.50))
+    assert note not in section_text(None)
+    only_one = comparisons(0.012, 0.50).iloc[:1]  # token-LR not compared: means, no note
+    assert note not in section_text(only_one)
+    assert "no paired comparison found" in section_text(only_one)

@@ -32,6 +32,18 @@ def _paired_difference(comparisons: pd.DataFrame | None, protocol: str, ablation
     return None
 
 
+def _paired_tests(
+    summary: pd.DataFrame, comparisons: pd.DataFrame | None, protocol: str
+) -> dict[str, tuple] | None:
+    """The paired test of IC2Bert against each ablation in ``summary`` for ``protocol``, or
+    None unless every one of them was compared (then the verdict falls back on the means)."""
+    present_models = set(summary.loc[summary["protocol"] == protocol, "model"])
+    paired = {
+        m: _paired_difference(comparisons, protocol, m) for m in ABLATIONS if m in present_models
+    }
+    return paired if paired and all(p is not None for p in paired.values()) else None
+
+
 def pretraining_verdict(
     summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, margin: float = 0.02
 ) -> list[str]:
@@ -54,8 +66,8 @@ def pretraining_verdict(
         if not others:
             continue
         compared = ", ".join(f"{m} {v:.3f}" for m, v in others.items())
-        paired = {m: _paired_difference(comparisons, protocol, m) for m in others}
-        if all(p is not None for p in paired.values()):
+        paired = _paired_tests(summary, comparisons, protocol)
+        if paired is not None:
             if all(p[4] and p[0] > 0 for p in paired.values()):
                 verdict = "helped"
             elif any(p[4] and p[0] < 0 for p in paired.values()):
@@ -91,7 +103,8 @@ def section_ic2bert_training(inputs: StudyInputs) -> Section:
     if present(inputs.learning_summary):
         summary = inputs.learning_summary
         verdict = pretraining_verdict(summary, inputs.comparisons)
-        if any("random effects:" in line for line in verdict):
+        protocols = summary.loc[summary["model"] == "ic2bert", "protocol"].unique()
+        if any(_paired_tests(summary, inputs.comparisons, p) is not None for p in protocols):
             verdict.append(
                 "Paired differences combine the per-cohort differences by random effects, "
                 "weighted by each cohort's precision, so their sign can differ from the means'."
