@@ -20,6 +20,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,13 +256,15 @@ def _run_dask(
     bar = _progress_bar(len(futures), layout, progress)
     for future in as_completed(list(futures.values())):
         cell_id = by_key[future.key]
-        if future.status == "finished":
+        # result(), not a branch on future.status: a future that finished on a worker that has
+        # died since reads "lost" with no exception, and result() waits for Dask to recompute it
+        # (its dependents need it anyway) where exception() returned None (a flaky crash here).
+        try:
             outcomes[cell_id] = future.result()
-        elif future.status == "cancelled":  # the cluster went away (or someone cancelled it)
+        except CancelledError:  # the cluster went away (or someone cancelled it)
             errors[cell_id] = f"cancelled by the Dask scheduler (status {future.status})"
-        else:
-            exc = future.exception()
-            errors[cell_id] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except Exception as exc:  # the cell's own error, re-raised with its remote traceback
+            errors[cell_id] = "".join(traceback.format_exception(exc))
         bar.update(1)
         bar.set_postfix(failed=len(errors))
     bar.close()
