@@ -9,6 +9,7 @@ supervised update); and the peak resident memory (``resource.getrusage``).
     .venv/bin/python benchmarks/ic2bert_throughput.py                 # paper size
     .venv/bin/python benchmarks/ic2bert_throughput.py --genes 376     # the shared cohorts' panel
     .venv/bin/python benchmarks/ic2bert_throughput.py --variants      # + the design alternatives
+    .venv/bin/python benchmarks/ic2bert_throughput.py --profile       # + where a step's time goes
 
 The machine may be shared: the load average is printed next to the figures, and every
 timing is the best of several repeats (the least disturbed one).
@@ -17,11 +18,17 @@ timing is the best of several repeats (the least disturbed one).
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import glob
+import gzip
+import json
 import os
+import re
 import resource
 import statistics
 import sys
+import tempfile
 import time
 
 import jax
@@ -121,8 +128,8 @@ def finetune_step_flops(config: IC2BertConfig, batch: int) -> float:
 
 
 def pretrain_step(
-    config: IC2BertConfig, batch: int, repeats: int, micro_batch: int
-) -> dict[str, float]:
+    config: IC2BertConfig, batch: int, repeats: int, micro_batch: int, profile: bool = False
+) -> dict:
     """The real pretraining update (masking + forward + backward + clip/AdamW), donated state."""
     update, _, init, _ = pretrain_loop._mlm_functions(
         config, train_config.MaskingConfig(), micro_batch
@@ -152,7 +159,42 @@ def pretrain_step(
         "median_step_s": median,
         "flops": flops,
         "tokens_per_s": batch * config.n_genes / best,
+        "profile": profile_op_kinds(step, repeats) if profile else None,
     }
+
+
+# XLA:CPU op names (HLO instruction names in the trace) -> what the time was spent on.
+_OP_KINDS = [
+    ("matmuls (YNNPACK / Eigen dots)", re.compile(r"^(ynn_fusion|dot|dot_general)\b")),
+    (
+        "layout copies (transposes, scan residual stacking and slicing)",
+        re.compile(r"(copy|dynamic-update-slice|dynamic-slice|transpose)"),
+    ),
+    ("exp (softmax)", re.compile(r"exponential")),
+]
+# Spans that enclose other ops (their time is already in their body's ops) and the
+# executor's own spans and the Python frames of the trace.
+_NOT_OPS = re.compile(r"^(while|call|conditional)\b|^(ThunkExecutor|\$|Slinky|Pjit)")
+
+
+def profile_op_kinds(step, repeats: int) -> list[tuple[str, float]]:
+    """Thread-milliseconds per step by kind of XLA op, from a ``jax.profiler`` trace of
+    ``repeats`` steps (ops on the two cores overlap, so the total can exceed the wall time)."""
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder, create_perfetto_trace=True):
+            for _ in range(repeats):
+                step()
+        (path,) = glob.glob(f"{folder}/**/*.trace.json.gz", recursive=True)
+        with gzip.open(path) as handle:
+            events = json.load(handle)["traceEvents"]
+    totals: collections.Counter = collections.Counter()
+    for event in events:
+        name = event.get("name", "")
+        if event.get("ph") != "X" or _NOT_OPS.search(name):
+            continue
+        kind = next((label for label, pattern in _OP_KINDS if pattern.search(name)), None)
+        totals[kind or "other fusions (elementwise, reductions)"] += event.get("dur", 0)
+    return [(kind, micros / 1e3 / repeats) for kind, micros in totals.most_common()]
 
 
 def finetune_step(
@@ -222,6 +264,11 @@ def main() -> None:
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--variants", action="store_true", help="also time the design alternatives")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the pretraining step's time by kind of XLA op (jax.profiler trace)",
+    )
+    parser.add_argument(
         "--huge-pages",
         action="store_true",
         help=(
@@ -248,7 +295,7 @@ def main() -> None:
     peak = peak_matmul_flops(args.matmul_size, max(args.repeats, 5))
     print(f"peak jnp.dot (float32 {args.matmul_size}^2): {peak / 1e9:.1f} GFLOP/s")
 
-    result = pretrain_step(config, args.batch, args.repeats, args.micro_batch)
+    result = pretrain_step(config, args.batch, args.repeats, args.micro_batch, args.profile)
     achieved = result["flops"] / result["step_s"]
     print(
         f"pretraining  genes={args.genes} batch={args.batch} (micro-batch {args.micro_batch}, "
@@ -258,6 +305,8 @@ def main() -> None:
         f"{result['flops'] / 1e9:.1f} GFLOP/step, {achieved / 1e9:.1f} GFLOP/s = "
         f"{achieved / peak:.0%} of peak matmul"
     )
+    for kind, milliseconds in result["profile"] or []:
+        print(f"  {milliseconds:8.1f} thread-ms per step  {kind}")
     for batch in args.finetune_batches:
         tuned = finetune_step(config, batch, args.repeats, args.micro_batch)
         fraction = tuned["flops"] / tuned["step_s"] / peak
