@@ -90,6 +90,8 @@ def test_champions_carry_the_measured_auroc_of_their_held_out_cohort(tmp_path):
         "held_out": "X",
         "pretrain_cohorts": "A, B",
         "n_finetune_rows": 32,
+        "n_finetune_rows_held_out": 12,
+        "protocol": "transfer",
         "n_genes": 937,
         "trial": 2,
         "selection": "readout_cv_auroc",
@@ -106,6 +108,8 @@ def test_champions_carry_the_measured_auroc_of_their_held_out_cohort(tmp_path):
     assert version.description.startswith(
         "IC2Bert for X: encoder pretrained (masked expression, no labels) on A, B;"
     )
+    # The transfer model saw part of its own cohort: the description says how much.
+    assert "on 32 labelled training patients, 12 of them from X itself" in version.description
     assert (
         version.description.count("Measured on X:") == 1
         and "transfer AUROC 0.651 [0.51, 0.77]" in version.description

@@ -166,6 +166,7 @@ REGISTERED_MODEL_TAGS = (
     "n_genes",
     "pretrain_cohorts",
     "n_finetune_rows",
+    "n_finetune_rows_held_out",
     "family",
     "selection_auroc",
     "n_train",
@@ -199,7 +200,9 @@ def registration_description(name: str, metadata: dict[str, Any]) -> str:
         f"IC2Bert for {metadata['held_out']}: encoder pretrained (masked expression, no labels) on "
         f"{metadata.get('pretrain_cohorts', 'the other cohorts')}; "
         f"{metadata.get('stage', 'fine-tuned')} on {metadata.get('n_finetune_rows', '?')} labelled "
-        f"training patients of {metadata['held_out']} (trial {metadata.get('trial', '?')}, chosen "
+        f"training patients, {metadata.get('n_finetune_rows_held_out', '?')} of them from "
+        f"{metadata['held_out']} itself (its {metadata.get('protocol', 'transfer')} split "
+        f"{metadata.get('trial', '?')}: scoring those patients again is in-sample; chosen "
         f"by {metadata.get('selection', '?')} on training rows only). Input: one whole cohort, "
         f"samples x {metadata.get('n_genes', '?')} panel genes, log2(TPM+1); absent genes enter as "
         "[MISSING]. Output: y_prob = P(responder)."

@@ -120,9 +120,15 @@ PROTOCOLS: tuple[str, ...] = (
 
 
 # Gene panels (table ``gene_panels``: columns ``panel, gene``; genes present in every cohort).
-PANEL_COMMON = "common"  # intersection of all selected cohorts (1,719 genes for the seven)
-PANEL_IC2BERT = "ic2bert_prior"  # the IC2Bert 983-gene prior restricted to the common panel
-PANEL_AMU = "amu160"  # the AMU 160 genes restricted to the common panel
+PANEL_COMMON = "common"  # intersection of all selected cohorts (1,719 genes for the 13)
+PANEL_IC2BERT = "ic2bert_prior"  # the IC2Bert 983-gene prior (harmonization.panels)
+PANEL_AMU = "amu160"  # the AMU 160 genes (harmonization.panels)
+
+# Expression scales: log2(TPM + offset), and a sample's TPM values sum to 1e6, so on any
+# subset of genes they sum to at most that (+ rounding of the values on file).
+TPM_TOTAL = 1e6
+TPM_TOTAL_TOLERANCE = 1e-3
+SCALE_TOLERANCE = 1e-6  # on the bounds log2(offset) and log2(TPM_TOTAL + offset)
 
 
 def gene_columns(frame) -> list[str]:

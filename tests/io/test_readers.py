@@ -134,6 +134,17 @@ def test_unknown_recist_code_and_negative_survival():
     assert "'survival_time_os'" in str(err.value)
 
 
+def test_unknown_strict_response_code_is_refused():
+    """``response_recist`` (optional) holds R / NR like ``response``: a free-text call there
+    would silently leave the sample unlabelled under the strict label rule."""
+    raw = raw_clinical()
+    raw[5] = ["response_recist", "R", "CR/PR", None]
+    with pytest.raises(InputDataError) as err:
+        parse_clinical(raw, CLIN)
+    assert "'response_recist'" in str(err.value) and "'CR/PR'" in str(err.value)
+    assert "line 3" in str(err.value)
+
+
 def test_duplicate_clinical_sample_ids():
     with pytest.raises(InputDataError, match=r"duplicate sample_id.*'S1': \[2, 3\]"):
         parse_clinical(raw_clinical(samples=("S1", "S1", "S3")), CLIN)
@@ -208,3 +219,35 @@ def test_amu_matrix_checks_ratios_labels_and_rows():
         InputDataError, match=r"amu.csv: 2 gene columns, the AMU study's matrix has 160"
     ):
         parse_amu_matrix(amu_raw([["0.25", "0.75", "1"]]), "amu.csv")
+
+
+def test_a_renamed_copy_of_a_real_cohort_is_refused_as_duplicate_samples(shared_data_dir):
+    """A cohort added twice under another name (or one patient filed in two cohorts) would
+    put test patients into their own training rows: refused, naming the pairs. The real
+    cohorts' distinct patients pass."""
+    from icb_kedro.io.validation import check_duplicate_samples
+    from icb_kedro.pipelines.predict.nodes import read_expression_file
+
+    hugo = read_expression_file(
+        {"input_path": str(shared_data_dir / "cohorts/Melanoma_PD1_Hugo2016.expression.tsv.gz")}
+    )
+    riaz = read_expression_file(
+        {
+            "input_path": str(
+                shared_data_dir / "cohorts/Melanoma_Nivolumab_Riaz2017.expression.tsv.gz"
+            )
+        }
+    )
+    genes = hugo.columns.intersection(riaz.columns)
+    keys = [f"Hugo:{s}" for s in hugo.index] + [f"Riaz:{s}" for s in riaz.index]
+    real = np.vstack([hugo[genes].to_numpy(), riaz[genes].to_numpy()])
+    check_duplicate_samples(real, keys, 0.999)  # distinct patients: no error
+    copy_keys = keys + [f"MyClinic:MC-{i:03d}" for i in range(len(hugo))]
+    with pytest.raises(
+        InputDataError, match=r"27 pair\(s\) of samples with Pearson r >= 0.999"
+    ) as err:
+        check_duplicate_samples(
+            np.vstack([real, hugo[genes].to_numpy()]), copy_keys, 0.999, block=50
+        )
+    assert f"Hugo:{hugo.index[0]} ~ MyClinic:MC-000: r = 1.0000" in str(err.value)
+    assert "... and 17 more" in str(err.value)

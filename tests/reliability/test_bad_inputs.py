@@ -77,15 +77,15 @@ REFUSED = {
                 [[10.0, 0.0, 3.0], [0.0, 25.0, 0.0], [5.0, 1.0, 0.0], [1200.0, 40.0, 7.0]]
             )
         },
-        ["invalid value", "'CXCL9'", "1200.0"],
+        ["invalid value", "'CXCL9'", "1200.0", "raw TPM or counts"],
     ),
     "log2(TPM+1) given as log2(TPM+0.001)": (
         {"values": np.log2(np.exp2(good_values()) - 0.001 + 1.0)},
-        ["do not look like log2(TPM+0.001)", "floor", "scale_check"],
+        ["do not look like log2(TPM+0.001)", "floor", "scale_check", "looks like log2(TPM+1)"],
     ),
     "ln(TPM+0.001)": (
         {"values": np.log(np.exp2(good_values()))},
-        ["do not look like log2(TPM+0.001)", "-6.908"],
+        ["do not look like log2(TPM+0.001)", "-6.908", "looks like ln(TPM+0.001)"],
     ),
     "TPM sums above 1e6": (
         {
@@ -142,8 +142,12 @@ def test_both_entry_points_say_the_same(tmp_path, case):
         with pytest.raises(InputDataError) as err:
             entry(path)
         messages.append(str(err.value))
-    # Identical, but for the config section a user would change (ingestion.* / predict.*).
-    assert messages[0] == messages[1].replace("set predict.", "set ingestion.")
+    # Identical, but for the config section a user would change (ingestion.* / predict.*) and
+    # predict's own setting for a file on another scale.
+    predict_only = " (or state its scale, predict.input_scale)"
+    assert messages[0] == messages[1].replace(predict_only, "").replace(
+        "set predict.", "set ingestion."
+    )
 
 
 def test_header_only_file(tmp_path):

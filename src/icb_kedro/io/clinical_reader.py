@@ -17,6 +17,15 @@ from icb_kedro.io.validation import CLINICAL_SCHEMA, InputDataError, raise_schem
 from .raw_tables import duplicate_positions, header_and_body
 
 
+def _stripped(column: pd.Series) -> pd.Series:
+    """Text cells without surrounding blanks; an empty cell is NaN (where() keeps the dtype:
+    ``replace({"": nan})`` downcast with a pandas FutureWarning per column)."""
+    if column.dtype != object:
+        return column
+    text = column.str.strip()
+    return text.where(text != "", np.nan)
+
+
 def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Clinical TSV -> typed table; unknown response/RECIST codes and duplicates are errors."""
     header, body = header_and_body(raw, source)
@@ -25,7 +34,7 @@ def parse_clinical(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     dup = duplicate_positions(header)
     if dup:
         raise InputDataError(f"{source}: duplicate column name(s) {sorted(dup)}")
-    body = body.apply(lambda s: s.str.strip() if s.dtype == object else s).replace({"": np.nan})
+    body = body.apply(_stripped)
     body["sample_id"] = body["sample_id"].astype(str)
     dup_ids = duplicate_positions(body["sample_id"].tolist())
     if dup_ids:

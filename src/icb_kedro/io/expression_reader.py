@@ -13,7 +13,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from icb_kedro.io.validation import LOG2_TPM_FLOOR, SCALE_TOLERANCE, InputDataError
+from icb_kedro.io.validation import LOG2_TPM_FLOOR, InputDataError
+from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, TPM_TOTAL_TOLERANCE
 
 from .raw_tables import duplicate_positions, header_and_body
 
@@ -30,9 +31,6 @@ SCALES: dict[str, tuple[float, str]] = {
     "log2_tpm_milli": (0.001, "log2(TPM+0.001)"),  # the shared cohort files
     "log2_tpm1": (1.0, "log2(TPM+1)"),
 }
-#: A sample's TPM values cannot sum above 1e6 (+ rounding of the values on file).
-TPM_TOTAL = 1e6
-TPM_TOTAL_TOLERANCE = 1e-3
 FLOOR_TOLERANCE = 1e-3
 
 
@@ -120,12 +118,23 @@ def parse_expression(
     if out_of_range.any():
         rows, cols = np.nonzero(out_of_range.T)  # sample-major, as the table below
         lines = [
-            f"  column {genes.iloc[c]!r}, sample {samples[r]!r}: value {numbers[c, r]!r} fails "
-            f"in_range({low}, {high})"
+            f"  column (sample) {samples[r]!r}, row (gene) {genes.iloc[c]!r}: value "
+            f"{float(numbers[c, r])}"
             for r, c in list(zip(rows, cols, strict=True))[:10]
         ]
         if len(rows) > 10:
             lines.append(f"  ... and {len(rows) - 10} more")
+        with np.errstate(invalid="ignore"):
+            if (numbers > high).any():
+                lines.append(
+                    f"  values above {ceiling:.2f} are impossible on this scale: raw TPM or "
+                    "counts, not logged?"
+                )
+            if (numbers < low).any():
+                lines.append(
+                    f"  values below {floor:.3f} are impossible on this scale: another log "
+                    "offset, or z-scores?"
+                )
         raise InputDataError(
             f"{source} (values must be {scale_name} in [{floor:.3f}, {ceiling:.2f}]): "
             f"{len(rows)} invalid value(s)\n" + "\n".join(lines)
@@ -169,13 +178,23 @@ def check_scale(
     measured = numbers[~np.isnan(numbers)]
     if not (np.abs(measured - floor) < FLOOR_TOLERANCE).any():
         r, c = np.unravel_index(np.nanargmin(numbers), numbers.shape)
+        smallest = float(numbers[r, c])
+        likely = next(
+            (
+                f" It looks like {name}, whose floor {value:.3f} it has."
+                for name, value in (("log2(TPM+1)", 0.0), ("ln(TPM+0.001)", float(np.log(0.001))))
+                if abs(smallest - value) < FLOOR_TOLERANCE
+            ),
+            "",
+        )
+        state_scale = " (or state its scale, predict.input_scale)" if setting == "predict" else ""
         raise InputDataError(
             f"{source}: values do not look like {scale_name}: none is at its floor {floor:.3f} (a "
             "TPM of 0; 4-22 % of every shared cohort's values are); the smallest is "
-            f"{numbers[r, c]:.3f} (column (sample) {samples[c]!r}, row (gene) {genes[r]!r}). "
+            f"{smallest:.3f} (column (sample) {samples[c]!r}, row (gene) {genes[r]!r}).{likely} "
             "log2(TPM+1) bottoms out at 0, ln(TPM+0.001) at -6.908, log2(TPM+0.001) at -9.966: "
-            "convert the file (or state its scale, predict.input_scale), or set "
-            f"{setting}.scale_check: false if it truly holds no zero TPM."
+            f"convert the file{state_scale}, or set {setting}.scale_check: false if it truly "
+            "holds no zero TPM."
         )
     totals = np.nansum(np.exp2(numbers) - offset, axis=0)
     over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))

@@ -2,9 +2,14 @@
 
 An MLflow pyfunc whose ``python_model`` is a class of this package is pickled *by reference*:
 without help it loads only where ``icb_kedro`` is importable. Every registered model therefore
-ships the few source files its class needs as MLflow ``code_paths`` (``code/icb_kedro/...``,
+ships the source files of ``icb_kedro.models`` as MLflow ``code_paths`` (``code/icb_kedro/...``,
 put first on ``sys.path`` by ``mlflow.pyfunc.load_model``), the pinned versions of the
-libraries those files import, a gene-panel signature and a synthetic input example.
+libraries its own family's files import, a gene-panel signature and a synthetic input example.
+Every family's code, not only its own: in one process the first model loaded provides
+``icb_kedro`` for all later ones (Python imports a package once), so a copy holding one family
+only made a second model of another family fail with ``No module named
+'icb_kedro.models.<family>'``. A few hundred kB per model; the other families' libraries are
+needed only by their own models.
 The integration tests load and serve such a model from a virtual environment that has
 neither icb_kedro nor Kedro. Where the project *is* installed and already imported, the
 model's partial copy must not stay first on ``sys.path`` (worker processes of joblib or Dask
@@ -35,14 +40,16 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/icb_kedro
 
-#: Source files every model family needs besides its own sub-package.
-COMMON_FILES = ("__init__.py", "schema.py", "models/__init__.py", "models/portable.py")
+#: Source files every model carries besides ``models/`` (see the module docstring).
+COMMON_FILES = ("__init__.py", "schema.py")
 
-#: Libraries the pyfunc code of each family imports (pinned to the versions that trained it).
+#: Libraries the pyfunc code of each family imports (pinned to the versions that trained it;
+#: cloudpickle unpickles the model object and warns on another version).
+_COMMON_REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn")
 FAMILY_REQUIREMENTS = {
-    "ic2bert": ("mlflow", "numpy", "pandas", "scikit-learn", "jax", "jaxlib", "dm-haiku"),
-    "amu": ("mlflow", "numpy", "pandas", "scikit-learn", "paddlepaddle"),
-    "baselines": ("mlflow", "numpy", "pandas", "scikit-learn", "imbalanced-learn", "xgboost"),
+    "ic2bert": (*_COMMON_REQUIREMENTS, "jax", "jaxlib", "dm-haiku"),
+    "amu": (*_COMMON_REQUIREMENTS, "paddlepaddle"),
+    "baselines": (*_COMMON_REQUIREMENTS, "imbalanced-learn", "xgboost"),
 }
 
 #: Rows of the synthetic input example: models that z-score a cohort refuse fewer than 10.
@@ -110,8 +117,9 @@ def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.D
     """The panel columns of ``frame`` as float64, absent genes as all-NaN columns.
 
     Refuses a non-table, an input with none of the panel genes (naming them: e.g. Ensembl IDs
-    instead of HGNC symbols), no rows, non-numeric or infinite values, and a gene missing for
-    some samples only (a gene is measured for the whole cohort or absent).
+    instead of HGNC symbols), no rows, non-numeric or infinite values, a gene missing for
+    some samples only (a gene is measured for the whole cohort or absent), and values not on
+    the log2(TPM+1) scale (:func:`check_log2_tpm1`).
     """
     from icb_kedro.schema import require_genes
 
@@ -145,7 +153,40 @@ def numeric_panel(frame: pd.DataFrame, genes: Sequence[str], model: str) -> pd.D
             f"input has missing values in gene {gene!r} for some samples only (e.g. {rows[:5]}); a "
             "gene is either measured for the whole cohort or absent"
         )
+    check_log2_tpm1(values, model)
     return values
+
+
+def check_log2_tpm1(values: pd.DataFrame, model: str) -> None:
+    """Refuse values that cannot be log2(TPM+1), with the tests that hold on any gene panel
+    (the reader's floor test needs the whole transcriptome): every value in [0, log2(1e6+1)],
+    and each sample's TPM over the panel summing to at most 1e6. The shared cohort files'
+    log2(TPM+0.001) (down to -9.97), z-scores (negative) and raw TPM or counts (above 19.93,
+    or summing past 1e6) all fail; scored as is, they gave other probabilities silently."""
+    from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, TPM_TOTAL_TOLERANCE
+
+    x = values.to_numpy(np.float64)
+    ceiling = float(np.log2(TPM_TOTAL + 1.0))
+    with np.errstate(invalid="ignore"):
+        outside = (x < -SCALE_TOLERANCE) | (x > ceiling + SCALE_TOLERANCE)
+    if outside.any():
+        r, c = np.argwhere(outside)[0]
+        raise ModelInputError(
+            f"{model} expects log2(TPM+1), in [0, {ceiling:.2f}]: {int(outside.sum())} value(s) "
+            f"are outside, e.g. {x[r, c]:.3f} (sample {values.index[r]!r}, gene "
+            f"{values.columns[c]!r}). log2(TPM+0.001), the shared cohort files' scale, goes down "
+            "to -9.966, z-scores are negative, raw TPM and counts go above: convert to log2(TPM+1)"
+        )
+    with np.errstate(over="ignore"):
+        totals = np.nansum(np.exp2(x) - 1.0, axis=1)
+    over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
+    if len(over):
+        listed = {values.index[i]: float(f"{totals[i]:.3g}") for i in over[:5]}
+        raise ModelInputError(
+            f"{model} expects log2(TPM+1), but the panel genes' TPM of {len(over)} sample(s) sum "
+            f"above 1e6 (sample: sum) {listed}; a sample's TPM sums to 1e6 over all its genes. "
+            "Un-logged TPM or counts do this: convert to log2(TPM+1)"
+        )
 
 
 def missing_panel_genes(frame: pd.DataFrame, genes: Sequence[str]) -> list[str]:
@@ -164,11 +205,12 @@ def pinned_requirements(family: str) -> list[str]:
     return pins
 
 
-def copy_model_code(family: str, destination: str | Path) -> Path:
-    """Copy the ``.py`` files ``family``'s pyfunc needs into ``destination/icb_kedro``."""
+def copy_model_code(destination: str | Path) -> Path:
+    """Copy the ``.py`` files registered models need into ``destination/icb_kedro``: the
+    common ones and every model family's (see the module docstring)."""
     target = Path(destination) / PACKAGE_ROOT.name
     sources = [PACKAGE_ROOT / name for name in COMMON_FILES]
-    sources += sorted((PACKAGE_ROOT / "models" / family).rglob("*.py"))
+    sources += sorted((PACKAGE_ROOT / "models").rglob("*.py"))
     for source in sources:
         copied = target / source.relative_to(PACKAGE_ROOT)
         copied.parent.mkdir(parents=True, exist_ok=True)
@@ -177,10 +219,10 @@ def copy_model_code(family: str, destination: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def model_code_paths(family: str) -> Iterator[list[str]]:
-    """``code_paths`` for ``mlflow.pyfunc.log_model``: a temporary copy of the model's code."""
+def model_code_paths() -> Iterator[list[str]]:
+    """``code_paths`` for ``mlflow.pyfunc.log_model``: a temporary copy of the models' code."""
     with tempfile.TemporaryDirectory(prefix="icb_model_code_") as tmp:
-        yield [str(copy_model_code(family, tmp))]
+        yield [str(copy_model_code(tmp))]
 
 
 def _is_model_code(entry: str) -> bool:
@@ -233,10 +275,11 @@ def gene_signature(
 def synthetic_input_example(
     genes: Sequence[str], n_rows: int = EXAMPLE_ROWS, seed: int = 0
 ) -> pd.DataFrame:
-    """A made-up cohort in the input layout (log2(TPM+1)-like values; no patient data is
-    stored with a model). MLflow derives the documented REST payload from it."""
+    """A made-up cohort in the input layout: log2(TPM+1) of TPM drawn around 30 per gene, so
+    it passes :func:`check_log2_tpm1` (no patient data is stored with a model). MLflow
+    derives the documented REST payload from it."""
     rng = np.random.default_rng(seed)
-    values = np.round(rng.gamma(2.0, 1.5, size=(n_rows, len(genes))), 3)
+    values = np.round(np.log2(rng.gamma(0.5, 60.0, size=(n_rows, len(genes))) + 1.0), 3)
     return pd.DataFrame(values, columns=list(genes), index=[f"example_{i}" for i in range(n_rows)])
 
 
@@ -255,7 +298,7 @@ def log_pyfunc(
     kwargs.setdefault("signature", gene_signature(genes, output_column, extra_inputs))
     kwargs.setdefault("pip_requirements", pinned_requirements(family))
     kwargs.setdefault("input_example", synthetic_input_example(genes))
-    with warnings.catch_warnings(), model_code_paths(family) as code_paths:
+    with warnings.catch_warnings(), model_code_paths() as code_paths:
         # The signature is explicit (the gene panel), so MLflow's advice to add predict()
         # type hints does not apply; the model object is pickled by reference to its code.
         warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")

@@ -63,3 +63,14 @@ def test_mlflow_pyfunc_round_trip(fitted_and_frame, tmp_path) -> None:
 def test_pyfunc_rejects_unknown_scale(fitted_and_frame) -> None:
     with pytest.raises(ValueError, match="input_scale"):
         AmuPyfuncModel(fitted_and_frame[0], "tpm")
+
+
+def test_pyfunc_refuses_input_on_another_scale(fitted_and_frame) -> None:
+    """A log2(TPM+1) model given the shared files' log2(TPM+0.001) refuses it, naming a value,
+    instead of scoring it as ratios of the wrong TPM."""
+    fitted, frame, _ = fitted_and_frame
+    model = AmuPyfuncModel(fitted, "log2_tpm1")
+    genes = list(fitted.features)
+    milli = frame.assign(**{g: np.log2(np.exp2(frame[g]) - 1 + 0.001) for g in genes})
+    with pytest.raises(ValueError, match=r"AMU expects log2\(TPM\+1\), in \[0, 19.93\]"):
+        model.predict(None, milli)

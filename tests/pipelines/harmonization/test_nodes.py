@@ -53,6 +53,9 @@ def test_response_recist_rule_is_the_strict_call():
     )  # a durable SD curated as R is NR here
     with pytest.raises(ValueError, match="harmonization.label"):
         response_labels(clinical, RECIST, "os")
+    # A user's cohort file without the column: the strict call from its RECIST codes.
+    derived = response_labels(clinical.drop(columns="response_recist"), RECIST, "response_recist")
+    assert derived.tolist()[:3] == [0, 1, 0] and pd.isna(derived.iloc[3])
 
 
 def _gene_major(sample_major: pd.DataFrame) -> pd.DataFrame:

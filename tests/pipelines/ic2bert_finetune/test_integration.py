@@ -93,6 +93,11 @@ def test_models_are_registered_and_the_predict_pipeline_scores_a_cohort(ic2bert_
         and "Melanoma_PD1_Hugo2016" in champion.tags["pretrain_cohorts"]
     )
     assert champion.description.startswith("IC2Bert for Kidney_ICB_Miao2018: encoder pretrained")
+    # A transfer model trains on the sources and part of its own cohort (target_train), so
+    # scoring that cohort's training patients again is in-sample: the version says how many.
+    n_rows, n_own = (int(champion.tags[t]) for t in ("n_finetune_rows", "n_finetune_rows_held_out"))
+    assert 0 < n_own < n_rows, (n_rows, n_own)
+    assert f"{n_own} of them from Kidney_ICB_Miao2018 itself" in champion.description
     assert "Measured on Kidney_ICB_Miao2018: transfer AUROC" in champion.description
     assert champion.tags["auroc_transfer"].startswith("0.") and "auroc_zero_shot" in champion.tags
     experiment = client.get_experiment_by_name("icb_kedro")

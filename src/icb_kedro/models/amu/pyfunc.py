@@ -23,13 +23,14 @@ import pandas as pd
 
 from icb_kedro.models.portable import (  # noqa: F401 - load_model: the flavor's loader
     ModelInputError,
+    check_log2_tpm1,
     load_model,
     log_pyfunc,
     release_code_path,
 )
 from icb_kedro.schema import SAMPLE_KEY
 
-from .features import PSEUDO_COUNT, SCALES, amu_features
+from .features import PSEUDO_COUNT, SCALE_LOG2_TPM1, SCALES, amu_features
 from .fitted_network import FittedNetwork
 from .train import load_network, predict_proba
 
@@ -104,6 +105,8 @@ class AmuPyfuncModel(mlflow.pyfunc.PythonModel):
                 f"AMU needs all {len(self.fitted.features)} panel genes for every sample; the "
                 f"input lacks or has missing values in {len(lacking)}: {', '.join(lacking[:20])}"
             )
+        if self.input_scale == SCALE_LOG2_TPM1:
+            check_log2_tpm1(model_input[self.genes].apply(pd.to_numeric, errors="coerce"), "AMU")
         features = amu_features(
             model_input, self.fitted.features, self.input_scale, self.pseudo_count
         )

@@ -33,10 +33,17 @@ def input_transform(source: str) -> str:
     return "cohort_zscore" if source == "expression_standardized" else "none"
 
 
-def _provenance(tokens: pd.DataFrame, held_out: str, n_rows: int) -> dict[str, Any]:
-    """What the registered model was trained on (its registry tags and description)."""
-    others = sorted(set(cohort_of(tokens)) - {held_out})
-    return {"pretrain_cohorts": ", ".join(others), "n_finetune_rows": int(n_rows)}
+def _provenance(tokens: pd.DataFrame, held_out: str, train_keys) -> dict[str, Any]:
+    """What the registered model was trained on (its registry tags and description): the
+    pretraining cohorts and its labelled training rows, counting those of h itself (a
+    transfer model saw h's ``target_train``: scoring those patients again is in-sample)."""
+    cohort = cohort_of(tokens)
+    others = sorted(set(cohort) - {held_out})
+    return {
+        "pretrain_cohorts": ", ".join(others),
+        "n_finetune_rows": len(train_keys),
+        "n_finetune_rows_held_out": int((cohort.loc[list(train_keys)] == held_out).sum()),
+    }
 
 
 def _transfer_bundle(
@@ -80,7 +87,7 @@ def finetuned_bundle(
         inner_val_loss=float(-pick.score),
         selection=result.selection,
         finetune_best_epoch=int(result.best_epoch),
-        **_provenance(tokens, held_out, pick.n_rows),
+        **_provenance(tokens, held_out, pick.train_keys),
     )
 
 
@@ -107,7 +114,7 @@ def readout_bundle(
         finetune_best_epoch=0,
         readout_kind=readout_kind,
         readout=pick.model.to_dict(),
-        **_provenance(tokens, held_out, pick.n_rows),
+        **_provenance(tokens, held_out, pick.train_keys),
     )
 
 

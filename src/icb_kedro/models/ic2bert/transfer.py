@@ -42,13 +42,14 @@ logger = logging.getLogger(__name__)
 
 class TransferPick(NamedTuple):
     """A transfer trial that may be registered: its selection score (higher is better), fold,
-    fitted model (a ``FinetuneResult`` or a ``LinearReadout``), threshold and training rows."""
+    fitted model (a ``FinetuneResult`` or a ``LinearReadout``), threshold and training rows
+    (sample keys: sources and / or h's own ``target_train``, ``transfer_train_keys``)."""
 
     score: float
     spec: FoldSpec
     model: Any
     threshold: float
-    n_rows: int
+    train_keys: tuple[str, ...]
 
 
 def keep_registered(
@@ -102,7 +103,7 @@ def _finetune_trial(bundle, tokens, cohort, spec: FoldSpec, params: FinetunePara
         result.selection,
         result.score,
     )
-    return table, history, TransferPick(score, spec, result, threshold, len(train_keys))
+    return table, history, TransferPick(score, spec, result, threshold, tuple(train_keys))
 
 
 def transfer_finetuned(
@@ -159,7 +160,7 @@ def transfer_readouts(
                 )
             )
             if model == MODEL:  # the registered model is IC2Bert's own readout
-                pick = TransferPick(readout.cv_auroc, spec, readout, threshold, len(train_keys))
+                pick = TransferPick(readout.cv_auroc, spec, readout, threshold, tuple(train_keys))
                 best = keep_registered(best, pick, params)
         logger.info(
             "IC2Bert transfer %s trial %d: readout %s fitted on %d rows",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from icb_kedro.config import Config
 
 
@@ -31,6 +33,8 @@ class HarmonizationConfig(Config):
 
     label: Literal["response", "response_recist"] = "response"
     recist_labels: dict[str, int] = {}
+    # Two samples this correlated are one sample twice (io.validation.check_duplicate_samples)
+    duplicate_correlation: float = Field(0.999, gt=0.0, le=1.0)
     panels: dict[str, PanelSpec] | None = None
     combat: Combat = Combat()
 

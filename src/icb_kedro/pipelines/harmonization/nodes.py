@@ -18,6 +18,7 @@ import pandas as pd
 
 from icb_kedro.io.readers import materialize
 from icb_kedro.io.scales import log2_tpm_plus_one
+from icb_kedro.io.validation import check_duplicate_samples
 from icb_kedro.schema import (
     COHORT,
     LABEL,
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 LABEL_RULES = ("response", "response_recist")
+#: The strict call from a RECIST code (the shared data's ``response_recist``; NE: none).
+STRICT_RECIST = {"CR": 1, "PR": 1, "SD": 0, "PD": 0}
 
 
 def response_labels(
@@ -45,20 +48,18 @@ def response_labels(
     ``response`` (default): the curated call (``response`` R/NR, which sometimes counts a
     durable SD as R); an empty response falls back to the RECIST map (SD stays unlabelled by
     default: it is ambiguous without durability and the curators left it).
-    ``response_recist``: the strict call, CR/PR vs SD/PD (column ``response_recist``; empty
-    where no RECIST is recorded, so those samples are unlabelled under this rule).
+    ``response_recist``: the strict call, CR/PR vs SD/PD (column ``response_recist``, or
+    from ``recist`` in a file without that column, e.g. a user's own cohort; empty where no
+    RECIST is recorded, so those samples are unlabelled under this rule).
     """
     if rule not in LABEL_RULES:
         raise ValueError(f"harmonization.label must be one of {LABEL_RULES}, got {rule!r}")
-    if rule == "response_recist":
-        column = (
-            clinical["response_recist"]
-            if "response_recist" in clinical
-            else pd.Series(np.nan, index=clinical.index)
-        )
-        return column.map({"R": 1, "NR": 0}).astype("Int8")
-    from_response = clinical["response"].map({"R": 1, "NR": 0})
     recist = clinical["recist"] if "recist" in clinical else pd.Series(np.nan, index=clinical.index)
+    if rule == "response_recist":
+        if "response_recist" not in clinical:
+            return recist.map(STRICT_RECIST).astype("Int8")
+        return clinical["response_recist"].map({"R": 1, "NR": 0}).astype("Int8")
+    from_response = clinical["response"].map({"R": 1, "NR": 0})
     from_recist = recist.map(dict(recist_labels))
     return from_response.fillna(from_recist).astype("Int8")
 
@@ -135,7 +136,11 @@ def build_harmonized_expression(
         clinical_frames.append(clin)
     table = pd.concat(frames, ignore_index=True)
     table[LABEL] = table[LABEL].astype("Int8")
-    n_common = int((gene_panels["panel"] == PANEL_COMMON).sum())
+    common = gene_panels.loc[gene_panels["panel"] == PANEL_COMMON, "gene"].tolist()
+    check_duplicate_samples(
+        table[common].to_numpy(), table[SAMPLE_KEY].tolist(), config.duplicate_correlation
+    )
+    n_common = len(common)
     logger.info(
         "harmonized %d samples x %d panel genes (%d in every cohort) from %d "
         "cohorts; label rule %s",
@@ -254,6 +259,16 @@ def summarize_cohorts(
     for cohort, group in harmonized_expression.groupby(COHORT, sort=True):
         clin = clinical_table[clinical_table[COHORT] == cohort]
         strict = response_labels(clin, config.recist_labels, "response_recist")
+        from_recist = 0
+        if config.label == "response":  # labels taken from recist where response is empty
+            labels = response_labels(clin, config.recist_labels, "response")
+            from_recist = int((clin["response"].isna() & labels.notna()).sum())
+        if from_recist:
+            logger.info(
+                "%s: %d label(s) from recist where response is empty (harmonization.recist_labels)",
+                cohort,
+                from_recist,
+            )
         row = {
             "cohort": cohort,
             "cancer": _joined(clin, "cancer_type"),
@@ -263,6 +278,7 @@ def summarize_cohorts(
             "n_R": int((group[LABEL] == 1).sum()),
             "n_NR": int((group[LABEL] == 0).sum()),
             "n_unlabelled": int(group[LABEL].isna().sum()),
+            "n_labelled_from_recist": from_recist,
             "n_R_recist": int((strict == 1).sum()),
             "n_NR_recist": int((strict == 0).sum()),
             "n_genes_on_file": int(report.loc[cohort, "n_genes"]),
