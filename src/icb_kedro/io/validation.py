@@ -102,18 +102,33 @@ _EXCEL_DATE = re.compile(
 )
 
 
+_VERSION_SUFFIX = re.compile(r"\.\d+$")
+
+
 def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
-    """The likely reason a cohort's gene ids do not match the other cohorts' (or '')."""
-    genes = list(genes)
+    """The likely reason a cohort's gene ids do not match the other cohorts' (or '').
+
+    Only ids no other cohort has count: the shared cohorts carry a few hundred Ensembl ids
+    of their own (genes without a symbol), which are no mistake wherever they match.
+    """
+    unmatched = [g for g in genes if g not in others]
     upper_others = {g.upper() for g in others}
-    case = [g for g in genes if g not in others and g.upper() in upper_others]
-    ensembl = [g for g in genes if g.upper().startswith(("ENSG", "ENST"))]
+    case = [g for g in unmatched if g.upper() in upper_others]
+    suffixed = [g for g in unmatched if _VERSION_SUFFIX.sub("", g) in others]
+    ensembl = [
+        g for g in unmatched if g.upper().startswith(("ENSG", "ENST")) and g not in suffixed
+    ]
     excel = [g for g in genes if _EXCEL_DATE.match(g)]
     hints = []
     if case:
         hints.append(
             f"{len(case)} id(s) match another cohort's only when case is ignored (e.g. "
             f"{case[:3]}): use HGNC symbols in upper case"
+        )
+    if suffixed:
+        hints.append(
+            f"{len(suffixed)} id(s) match another cohort's without their version suffix (e.g. "
+            f"{suffixed[:3]}): remove the '.N'"
         )
     if ensembl:
         hints.append(

@@ -130,9 +130,10 @@ def test_scores_with_a_saved_pyfunc_and_names_missing_genes(tmp_path) -> None:
         python_model=IC2BertPyfunc(bundle.to_dict()),
         signature=signature_for(bundle.genes),
     )
-    # A whole (small) cohort: the model z-scores its input rows per gene, as in training.
+    # A whole (small) cohort on log2(TPM+1): the model z-scores its input rows per gene, as
+    # in training.
     expression = pd.DataFrame(
-        rng.normal(size=(12, 3)), columns=GENES, index=[f"s{i}" for i in range(12)]
+        rng.normal(5.0, 1.0, size=(12, 3)), columns=GENES, index=[f"s{i}" for i in range(12)]
     )
     stored = sorted(
         (p.relative_to(model_path), p.stat().st_mtime_ns) for p in model_path.rglob("*")

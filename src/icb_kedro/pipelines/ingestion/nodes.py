@@ -63,6 +63,7 @@ def ingest_cohorts(
     folder = str(Path(config.data_dir) / "cohorts")
     requested = list(config.cohorts) if config.cohorts is not None else None
     cohorts = select_cohorts(list(raw_expression), list(raw_clinical), requested, folder)
+    logger.info("reading %d cohort(s) from %s (ICB_DATA_DIR)", len(cohorts), folder)
     policy = config.missing_values.policy
     expression_out, clinical_out, report_rows = {}, {}, []
     for cohort in cohorts:
