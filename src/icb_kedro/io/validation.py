@@ -115,9 +115,7 @@ def gene_id_hint(genes: Iterable[str], others: set[str]) -> str:
     upper_others = {g.upper() for g in others}
     case = [g for g in unmatched if g.upper() in upper_others]
     suffixed = [g for g in unmatched if _VERSION_SUFFIX.sub("", g) in others]
-    ensembl = [
-        g for g in unmatched if g.upper().startswith(("ENSG", "ENST")) and g not in suffixed
-    ]
+    ensembl = [g for g in unmatched if g.upper().startswith(("ENSG", "ENST")) and g not in suffixed]
     excel = [g for g in genes if _EXCEL_DATE.match(g)]
     hints = []
     if case:
