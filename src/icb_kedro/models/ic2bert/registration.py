@@ -8,6 +8,7 @@ one-row record (``REGISTRY_COLUMNS``) of a registered bundle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -33,7 +34,7 @@ def input_transform(source: str) -> str:
     return "cohort_zscore" if source == "expression_standardized" else "none"
 
 
-def _provenance(tokens: pd.DataFrame, held_out: str, train_keys) -> dict[str, Any]:
+def _provenance(tokens: pd.DataFrame, held_out: str, train_keys: Sequence[str]) -> dict[str, Any]:
     """What the registered model was trained on (its registry tags and description): the
     pretraining cohorts and its labelled training rows, counting those of h itself (a
     transfer model saw h's ``target_train``: scoring those patients again is in-sample)."""
