@@ -47,11 +47,13 @@ def _describe(failures: pd.DataFrame, row_name: str) -> str:
 
 
 def raise_schema_errors(err: pa.errors.SchemaErrors, source: str, row_name: str) -> None:
-    """Re-raise pandera's lazy errors as one readable message naming file, column and row."""
+    """Re-raise pandera's lazy errors as one readable message naming file, column and row
+    (without pandera's own error chained: its JSON report repeated the same cases over ~100
+    lines of the log)."""
     failures = err.failure_cases.copy()
     raise InputDataError(
         f"{source}: {len(failures)} invalid value(s)\n{_describe(failures, row_name)}"
-    ) from err
+    ) from None
 
 
 CLINICAL_SCHEMA = pa.DataFrameSchema(
