@@ -131,6 +131,15 @@ TPM_TOTAL_TOLERANCE = 1e-3
 SCALE_TOLERANCE = 1e-6  # on the bounds log2(offset) and log2(TPM_TOTAL + offset)
 
 
+def tpm_totals_over_limit(log_values: np.ndarray, offset: float, axis: int):
+    """(each sample's TPM sum, positions of the samples summing above ``TPM_TOTAL``) for
+    values log2(TPM + ``offset``) with samples along the other axis than ``axis``: a scale
+    check that holds on any gene subset (ingestion's reader, the registered models)."""
+    with np.errstate(over="ignore"):
+        totals = np.nansum(np.exp2(log_values) - offset, axis=axis)
+    return totals, np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
+
+
 def gene_columns(frame) -> list[str]:
     """Gene columns of a wide expression table (every column that is not metadata)."""
     return [c for c in frame.columns if c not in META_COLUMNS]

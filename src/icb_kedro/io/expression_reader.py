@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from icb_kedro.io.validation import LOG2_TPM_FLOOR, InputDataError
-from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, TPM_TOTAL_TOLERANCE
+from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, tpm_totals_over_limit
 
 from .raw_tables import duplicate_positions, header_and_body
 
@@ -196,8 +196,7 @@ def check_scale(
             f"convert the file{state_scale}, or set {setting}.scale_check: false if it truly "
             "holds no zero TPM."
         )
-    totals = np.nansum(np.exp2(numbers) - offset, axis=0)
-    over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
+    totals, over = tpm_totals_over_limit(numbers, offset, axis=0)
     if len(over):
         listed = {samples[i]: round(float(totals[i])) for i in over[:10]}
         raise InputDataError(

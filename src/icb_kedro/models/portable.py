@@ -163,7 +163,7 @@ def check_log2_tpm1(values: pd.DataFrame, model: str) -> None:
     and each sample's TPM over the panel summing to at most 1e6. The shared cohort files'
     log2(TPM+0.001) (down to -9.97), z-scores (negative) and raw TPM or counts (above 19.93,
     or summing past 1e6) all fail; scored as is, they gave other probabilities silently."""
-    from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, TPM_TOTAL_TOLERANCE
+    from icb_kedro.schema import SCALE_TOLERANCE, TPM_TOTAL, tpm_totals_over_limit
 
     x = values.to_numpy(np.float64)
     ceiling = float(np.log2(TPM_TOTAL + 1.0))
@@ -177,9 +177,7 @@ def check_log2_tpm1(values: pd.DataFrame, model: str) -> None:
             f"{values.columns[c]!r}). log2(TPM+0.001), the shared cohort files' scale, goes down "
             "to -9.966, z-scores are negative, raw TPM and counts go above: convert to log2(TPM+1)"
         )
-    with np.errstate(over="ignore"):
-        totals = np.nansum(np.exp2(x) - 1.0, axis=1)
-    over = np.flatnonzero(totals > TPM_TOTAL * (1 + TPM_TOTAL_TOLERANCE))
+    totals, over = tpm_totals_over_limit(x, 1.0, axis=1)
     if len(over):
         listed = {values.index[i]: float(f"{totals[i]:.3g}") for i in over[:5]}
         raise ModelInputError(

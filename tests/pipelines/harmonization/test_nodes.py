@@ -13,6 +13,7 @@ from icb_kedro.pipelines.harmonization.nodes import (
     log2_tpm_plus_one,
     response_labels,
     standardize_per_cohort,
+    summarize_cohorts,
 )
 from icb_kedro.schema import gene_columns
 
@@ -254,3 +255,20 @@ def test_combat_removes_cohort_shift_and_ignores_labels():
     flipped = table.assign(label=pd.array(1 - table["label"].astype(int), dtype="Int8"))
     np.testing.assert_allclose(combat_correct(flipped, {"enabled": True})[genes], corrected[genes])
     assert combat_correct(table, {"enabled": False}).equals(table)
+
+
+def test_cohort_summary_counts_the_labels_recist_gave() -> None:
+    """An empty ``response`` takes a label from ``recist`` (CR/PR -> R, PD -> NR; SD stays
+    unlabelled): the summary says how many, per cohort."""
+    expr, clin = cohort_frames()
+    clin["B"] = pd.DataFrame(
+        {"sample_id": ["s1", "s2"], "response": [None, "R"], "recist": ["PD", None]}
+    )
+    params = {"recist_labels": RECIST, "panels": {"common": {}}}
+    panels, coverage = build_gene_panels(expr, PRIOR, AMU, params)
+    table, clinical = build_harmonized_expression(expr, clin, panels, params)
+    report = pd.DataFrame({"cohort": ["A", "B"], "n_genes": [3, 2], "n_missing_values": [0, 0]})
+    summary, _ = summarize_cohorts(table, clinical, report, coverage, params)
+    counts = summary.set_index("cohort")
+    assert counts["n_labelled_from_recist"].to_dict() == {"A": 0, "B": 1}  # A's SD: unlabelled
+    assert counts.loc["B", "n_NR"] == 1 and counts.loc["A", "n_unlabelled"] == 1

@@ -260,9 +260,10 @@ def summarize_cohorts(
         clin = clinical_table[clinical_table[COHORT] == cohort]
         strict = response_labels(clin, config.recist_labels, "response_recist")
         from_recist = 0
-        if config.label == "response":  # labels taken from recist where response is empty
-            labels = response_labels(clin, config.recist_labels, "response")
-            from_recist = int((clin["response"].isna() & labels.notna()).sum())
+        if config.label == "response":  # the harmonized labels recist gave (response empty)
+            labelled = group.set_index(SAMPLE_KEY)[LABEL].notna()
+            empty = clin.set_index(SAMPLE_KEY)["response"].isna()
+            from_recist = int((empty & labelled.reindex(empty.index, fill_value=False)).sum())
         if from_recist:
             logger.info(
                 "%s: %d label(s) from recist where response is empty (harmonization.recist_labels)",
